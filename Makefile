@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both install first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+# Prefect on one machine: a private home in the checkout, no telemetry, time for a first database migration.
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= true
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+
+.PHONY: install run test lint format clean
+
+install: $(VENV)/.installed  ## create .venv and install the project with pinned versions
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	touch $@
+
+run: install  ## the pipeline end to end on the local backend
+	$(BIN)/mlops train
+
+test: install  ## the whole test suite
+	$(BIN)/python -m pytest
+
+lint: install  ## formatting, lint and types
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:  ## remove the local workspace and Prefect home (keeps .venv)
+	rm -rf .mlops .prefect

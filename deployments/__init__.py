@@ -1,0 +1,1 @@
+"""What turns flows into commands, scheduled and event-chained Prefect deployments, and CI entry points."""

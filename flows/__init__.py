@@ -1,0 +1,1 @@
+"""Prefect flows: one module per pipeline, each reading like its row of the design table."""

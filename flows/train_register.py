@@ -1,0 +1,88 @@
+"""The train-register flow: train (cached) → evaluate against the champion → register → promote."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, ConfigDict
+
+from infra.backend import Backend, ModelVersion, TrainOutput, open_backend
+from infra.settings import load_settings
+from model.gate import GatePolicy
+from model.layout import MODEL_FILE
+from tasks import (
+    TrainRequest,
+    evaluate_model,
+    find_champion,
+    promote_model,
+    publish_evaluation,
+    publish_model_card,
+    publish_model_json,
+    register_model,
+    resolve_training_inputs,
+    train_model,
+)
+
+
+class TrainRegisterResult(BaseModel):
+    """What a train-register run did. `promoted=False` is a normal, Completed outcome."""
+
+    model_config = ConfigDict(frozen=True)
+
+    promoted: bool
+    reason: str
+    cache_hit: bool
+    registered: ModelVersion | None = None
+    created: bool = False
+    champion: ModelVersion | None = None
+
+
+DEFAULT_GATE = GatePolicy()
+
+
+@flow(name="train-register")
+def train_register(
+    data: str | None = None, alpha: float | None = None, gate: GatePolicy = DEFAULT_GATE, force: bool = False
+) -> TrainRegisterResult:
+    """Train on `data` (default: the configured CSV), gate against the champion, register and promote.
+
+    `alpha` overrides the parameters file; `force` registers even when the gate says no
+    (MLOpsPython's ALLOW_RUN_CANCEL=false).
+    """
+    settings = load_settings()
+    backend = open_backend(settings)
+    # Train, served from the cache when data, code and parameters are unchanged
+    request = resolve_training_inputs(settings, backend.name, data, alpha)
+    candidate, cache_hit = _train(backend, request)
+    # Evaluate against the champion
+    champion = find_champion(backend, settings.model_name)
+    decision = evaluate_model(candidate, champion, gate, force)
+    publish_evaluation(request, candidate, champion, decision, cache_hit)
+    if not decision.promoted:
+        current = champion.model if champion else None
+        return TrainRegisterResult(promoted=False, reason=decision.reason, cache_hit=cache_hit, champion=current)
+    # Register and promote
+    registration = register_model(backend, settings, request, candidate, decision)
+    model = promote_model(backend, registration.model)
+    publish_model_card(model, request, candidate, champion, decision)
+    publish_model_json(model, settings.home)
+    return TrainRegisterResult(
+        promoted=True,
+        reason=decision.reason,
+        cache_hit=cache_hit,
+        registered=model,
+        created=registration.created,
+        champion=model,
+    )
+
+
+def _train(backend: Backend, request: TrainRequest) -> tuple[TrainOutput, bool]:
+    """Train, noting a cache hit; a cached result whose files are gone is trained again."""
+    state = train_model(backend, request, return_state=True)
+    candidate: TrainOutput = state.result()
+    cache_hit = state.name == "Cached"
+    if cache_hit and not (candidate.outputs / MODEL_FILE).is_file():
+        get_run_logger().warning("cached candidate %s is gone from disk; training again", candidate.outputs)
+        return train_model.with_options(refresh_cache=True)(backend, request), False
+    if cache_hit:
+        get_run_logger().info("training served from the cache (job %s): nothing changed", candidate.job_name)
+    return candidate, cache_hit

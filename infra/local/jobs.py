@@ -1,0 +1,113 @@
+"""Local training jobs: `python -m model.train` in a subprocess, laid out like an Azure ML job.
+
+    <home>/jobs/<job_name>/inputs/parameters.json
+    <home>/jobs/<job_name>/outputs/            model.joblib, metrics.json, environment.json, training.json
+    <home>/jobs/<job_name>/user_logs/std_log.txt
+
+A job whose outputs already exist is re-attached, not run again (as a retried Azure task would).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import model
+from infra.backend import TrainOutput, TrainSpec
+from infra.errors import JobFailedError, TransientBackendError
+from model import layout
+
+_LOG_TAIL_LINES = 20
+
+
+class LocalJobs:
+    """Runs training jobs under `root` (normally `<home>/jobs`) with the interpreter `python`."""
+
+    def __init__(self, root: Path, python: str = sys.executable) -> None:
+        self.root = root
+        self.python = python
+
+    def train(self, spec: TrainSpec) -> TrainOutput:
+        job = self.root / spec.job_name
+        outputs = job / "outputs"
+        if (outputs / layout.MODEL_FILE).is_file():
+            return _collect(spec.job_name, job, reattached=True)
+        (job / "inputs").mkdir(parents=True, exist_ok=True)
+        (job / "user_logs").mkdir(exist_ok=True)
+        params = job / "inputs" / "parameters.json"
+        params.write_text(json.dumps({"training": spec.parameters}, indent=2, sort_keys=True) + "\n")
+        staging = Path(tempfile.mkdtemp(prefix=".outputs-", dir=job))
+        try:
+            self._run(spec, params, staging, job / "user_logs" / "std_log.txt")
+            try:
+                os.rename(staging, outputs)
+            except OSError:
+                if not (outputs / layout.MODEL_FILE).is_file():  # not a concurrent run finishing first
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return _collect(spec.job_name, job, reattached=False)
+
+    def _run(self, spec: TrainSpec, params: Path, out: Path, log: Path) -> None:
+        command = [
+            self.python,
+            "-m",
+            "model.train",
+            "--data",
+            str(spec.data),
+            "--params",
+            str(params),
+            "--out",
+            str(out),
+        ]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_code_root(), os.environ.get("PYTHONPATH")]))}
+        with log.open("w") as log_file:
+            try:
+                result = subprocess.run(
+                    command,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    timeout=spec.timeout_seconds,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                msg = f"training job {spec.job_name} stopped after {spec.timeout_seconds:g} s (MLOPS_TRAIN_TIMEOUT_SECONDS); log: {log}"
+                raise JobFailedError(msg) from None
+        if result.returncode == 0:
+            return
+        tail = log.read_text(errors="replace").strip().splitlines()[-_LOG_TAIL_LINES:]
+        if result.returncode < 0:
+            msg = f"training job {spec.job_name} was killed by signal {-result.returncode}; log: {log}"
+            raise TransientBackendError(msg)
+        errors = [line.removeprefix("error: ") for line in tail if line.startswith("error: ")]
+        detail = errors[-1] if errors else "\n".join(tail)
+        raise JobFailedError(f"training job {spec.job_name} failed (exit {result.returncode}): {detail}")
+
+
+def _code_root() -> str:
+    """The folder holding the `model` package the caller imports, so the job runs the same code."""
+    return str(Path(model.__file__).resolve().parents[1])
+
+
+def _collect(job_name: str, job: Path, *, reattached: bool) -> TrainOutput:
+    outputs = job / "outputs"
+
+    def read(name: str) -> dict[str, object]:
+        document: dict[str, object] = json.loads((outputs / name).read_text())
+        return document
+
+    return TrainOutput(
+        job_name=job_name,
+        outputs=outputs,
+        metrics={k: float(v) for k, v in read(layout.METRICS_FILE).items()},  # type: ignore[arg-type]
+        environment=read(layout.ENVIRONMENT_FILE),
+        training=read(layout.TRAINING_FILE),
+        log=job / "user_logs" / "std_log.txt",
+        reattached=reattached,
+    )

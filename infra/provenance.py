@@ -1,0 +1,43 @@
+"""Fingerprints of what went into a model: the training code, the source revision, the CI build."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import model
+
+# Files of `model/` that change what training produces.
+_CODE_SUFFIXES = (".py", ".json")
+
+
+def code_sha256(package: Path | None = None) -> str:
+    """SHA-256 over the model package's source files (relative path and bytes, sorted)."""
+    root = package or Path(model.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix in _CODE_SUFFIXES and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def git_sha(cwd: Path | None = None) -> str | None:
+    """The source revision: CI's variable when set (GitHub, Azure DevOps), else `git rev-parse HEAD`, else None."""
+    for variable in ("GITHUB_SHA", "BUILD_SOURCEVERSION"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd or Path(model.__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    sha = result.stdout.strip()
+    return sha if result.returncode == 0 and sha else None

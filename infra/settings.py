@@ -1,0 +1,178 @@
+"""Typed settings: *where* things run. Read from `MLOPS_*` environment variables and `.env`.
+
+Nothing is read at import time: call `load_settings()`. A bad value raises `ConfigError` naming the
+variable, before any work starts. The README maps every MLOpsPython variable to its counterpart
+here, or says why it is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infra.errors import ConfigError
+
+ENV_PREFIX = "MLOPS_"
+_AZURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+
+
+def checkout_root() -> Path:
+    """The folder holding `pyproject.toml` when the project is installed from a checkout, else the working directory."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+
+
+def _azure(name: str) -> Any:
+    """Accept `MLOPS_AZURE_<NAME>` and the plain `AZURE_<NAME>` that Azure tooling already uses."""
+    return AliasChoices(f"{ENV_PREFIX}AZURE_{name}", f"AZURE_{name}")
+
+
+class Settings(BaseSettings):
+    """Every setting, with its environment variable `MLOPS_<FIELD>` (Azure ones also `AZURE_<NAME>`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", env_ignore_empty=True, validate_default=True, frozen=True
+    )
+
+    # ---- where things run ----
+    backend: Literal["local", "azureml"] = Field("local", description="`local` (no cloud) or `azureml`.")
+    home: Path = Field(
+        default_factory=lambda: checkout_root() / ".mlops",
+        description="Local workspace folder: registry, jobs, model files, endpoint state.",
+    )
+
+    # ---- the model (MODEL_NAME, EXPERIMENT_NAME) ----
+    model_name: str = Field("diabetes_regression_model.pkl", description="Registered model name (MODEL_NAME).")
+    experiment_name: str = Field("mlopspython", description="Experiment name, a tag on every model (EXPERIMENT_NAME).")
+    data_file: Path | None = Field(
+        None, description="Training CSV. Unset: scikit-learn's diabetes data, written to HOME/data/diabetes.csv."
+    )
+    params_file: Path = Field(
+        default_factory=lambda: Path(__file__).resolve().parents[1] / "model" / "parameters.json",
+        description="Hyperparameters file (MLOpsPython's parameters.json layout).",
+    )
+    train_timeout_seconds: float = Field(3600, gt=0, description="A training job running longer is stopped.")
+
+    # ---- CI provenance (BUILD_BUILDID, BUILD_URI) ----
+    build_id: str | None = Field(None, description="CI build id, a `BuildId` tag on registered models.")
+    build_uri: str | None = Field(None, description="CI build URL, a `BuildUri` tag on registered models.")
+
+    # ---- Azure ML (backend=azureml) ----
+    azure_subscription_id: str | None = Field(None, validation_alias=_azure("SUBSCRIPTION_ID"))
+    azure_tenant_id: str | None = Field(None, validation_alias=_azure("TENANT_ID"))
+    azure_resource_group: str = Field("mlops-RG", validation_alias=_azure("RESOURCE_GROUP"))
+    azure_workspace_name: str = Field("mlops-aml-ws", validation_alias=_azure("WORKSPACE_NAME"))
+    azure_location: str = Field("eastus", validation_alias=_azure("LOCATION"))
+    base_name: str = Field(
+        "mlops", description="Prefix of provisioned resource names (BASE_NAME): 3-10 letters/digits."
+    )
+    aml_env_name: str = Field("diabetes_regression_training_env", description="Training environment (AML_ENV_NAME).")
+    aml_env_name_scoring: str = Field("diabetes_regression_scoring_env", description="Scoring environment.")
+    aml_compute_cluster_name: str = Field("train-cluster")
+    aml_compute_cluster_sku: str = Field("STANDARD_DS2_V2")
+    aml_cluster_min_nodes: int = Field(0, ge=0)
+    aml_cluster_max_nodes: int = Field(4, ge=1)
+    aml_cluster_priority: Literal["lowpriority", "dedicated"] = "lowpriority"
+    aml_compute_cluster_name_scoring: str = Field("score-cluster")
+    aml_compute_cluster_sku_scoring: str = Field("STANDARD_DS2_V2")
+    aml_cluster_min_nodes_scoring: int = Field(0, ge=0)
+    aml_cluster_max_nodes_scoring: int = Field(4, ge=1)
+    aml_cluster_priority_scoring: Literal["lowpriority", "dedicated"] = "lowpriority"
+    dataset_name: str = Field("diabetes_ds", description="Training data asset name (DATASET_NAME).")
+    dataset_version: str = Field("latest", description="Training data asset version (DATASET_VERSION).")
+    datastore_name: str | None = Field(None, description="Datastore of the training data; unset = workspace default.")
+
+    @field_validator("model_name", "experiment_name", "dataset_name", "aml_env_name", "aml_env_name_scoring")
+    @classmethod
+    def _asset_name(cls, value: str) -> str:
+        if not _AZURE_NAME.match(value):
+            raise ValueError(
+                "must start with a letter or digit and hold only letters, digits, '-', '_' or '.' (at most 255)"
+            )
+        return value
+
+    @field_validator("base_name")
+    @classmethod
+    def _base_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9]{3,10}", value):
+            raise ValueError("must be 3 to 10 letters or digits (it prefixes storage account names)")
+        return value
+
+    @field_validator("home")
+    @classmethod
+    def _home(cls, value: Path) -> Path:
+        value = value.expanduser().resolve()
+        if value.exists() and not value.is_dir():
+            raise ValueError("exists and is not a folder")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        if self.aml_cluster_min_nodes > self.aml_cluster_max_nodes:
+            raise ValueError(_field_message("aml_cluster_min_nodes", "must not exceed MLOPS_AML_CLUSTER_MAX_NODES"))
+        if self.aml_cluster_min_nodes_scoring > self.aml_cluster_max_nodes_scoring:
+            raise ValueError(
+                _field_message("aml_cluster_min_nodes_scoring", "must not exceed MLOPS_AML_CLUSTER_MAX_NODES_SCORING")
+            )
+        if self.backend == "azureml" and not self.azure_subscription_id:
+            raise ValueError(_field_message("azure_subscription_id", "is required when MLOPS_BACKEND=azureml"))
+        return self
+
+    # ---- derived locations (all under `home`) ----
+    @property
+    def registry_path(self) -> Path:
+        return self.home / "registry.db"
+
+    @property
+    def default_data_file(self) -> Path:
+        return self.home / "data" / "diabetes.csv"
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a settings field."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _field_message(field: str, rule: str) -> str:
+    return f"{env_var(field)} {rule}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment, a dotenv file, and `overrides`.
+
+    The dotenv file is `MLOPS_ENV_FILE` when set (empty: none), else `.env` in the checkout and in
+    the working directory. The environment wins over the file.
+
+    Raises:
+        ConfigError: one line per bad variable, naming it, its value and the rule it breaks.
+    """
+    chosen = os.environ.get(f"{ENV_PREFIX}ENV_FILE")
+    if chosen is not None:
+        env_files = [Path(chosen)] if chosen else []
+        if chosen and not Path(chosen).is_file():
+            raise ConfigError(f"{ENV_PREFIX}ENV_FILE={chosen!r}: no such file")
+    else:
+        env_files = list(dict.fromkeys([checkout_root() / ".env", Path.cwd() / ".env"]))
+    try:
+        return Settings(_env_file=env_files or None, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not field:  # a cross-field rule already names its variable
+            lines.append(message)
+            continue
+        alias = Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
+        name = " or ".join(alias.choices) if isinstance(alias, AliasChoices) else env_var(field)  # type: ignore[arg-type]
+        lines.append(f"{name}={error.get('input')!r}: {message}")
+    return "invalid settings:\n  " + "\n  ".join(lines)

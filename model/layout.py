@@ -1,0 +1,6 @@
+"""File names of a trained model's folder, shared by everything that reads or writes one."""
+
+MODEL_FILE = "model.joblib"
+METRICS_FILE = "metrics.json"
+ENVIRONMENT_FILE = "environment.json"
+TRAINING_FILE = "training.json"

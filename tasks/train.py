@@ -1,0 +1,93 @@
+"""Tasks of the train stage: resolve the inputs, then train (cached on data, code and parameters)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
+from pydantic import BaseModel, ConfigDict
+
+from infra.backend import Backend, TrainOutput, TrainSpec
+from infra.provenance import code_sha256
+from infra.settings import Settings
+from model import environment
+from model.data import file_sha256, write_sample_csv
+from model.errors import DataValidationError
+from model.train import load_parameters
+from tasks._retry import retry_if_transient
+
+
+class TrainRequest(BaseModel):
+    """A training run and the fingerprints its cache key is made of."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: TrainSpec
+    data_sha256: str
+    code_sha256: str
+    cache_key: str
+
+
+@task(name="resolve-training-inputs", cache_policy=NO_CACHE)
+def resolve_training_inputs(
+    settings: Settings, backend_name: str, data: str | None, alpha: float | None
+) -> TrainRequest:
+    """Pick the data file (writing the diabetes sample if none is set), read the parameters, fingerprint both."""
+    data_file = Path(data) if data else settings.data_file
+    if data_file is None:
+        data_file = settings.default_data_file
+        if not data_file.is_file():
+            write_sample_csv(data_file)
+    if not data_file.is_file():
+        raise DataValidationError(f"{data_file}: no such training data file")
+    parameters = load_parameters(settings.params_file)
+    if alpha is not None:
+        parameters["alpha"] = alpha
+    data_hash, code_hash = file_sha256(data_file), code_sha256()
+    key_parts: dict[str, Any] = {
+        "data": data_hash,
+        "code": code_hash,
+        "parameters": parameters,
+        "environment": environment.capture(),
+        "backend": backend_name,
+        "home": str(settings.home),
+    }
+    cache_key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()
+    spec = TrainSpec(
+        job_name=f"train-{cache_key[:16]}",
+        data=data_file.resolve(),
+        parameters=parameters,
+        timeout_seconds=settings.train_timeout_seconds,
+    )
+    get_run_logger().info("training data %s (sha256 %s), parameters %s", data_file, data_hash[:12], parameters)
+    return TrainRequest(spec=spec, data_sha256=data_hash, code_sha256=code_hash, cache_key=cache_key)
+
+
+def _training_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:  # noqa: ARG001
+    request: TrainRequest = parameters["request"]
+    return f"train-model-{request.cache_key}"
+
+
+@task(
+    name="train-model",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_if_transient,
+    cache_key_fn=_training_cache_key,
+    persist_result=True,
+)
+def train_model(backend: Backend, request: TrainRequest) -> TrainOutput:
+    """Run the training job; a repeat with the same data, code and parameters is served from Prefect's cache."""
+    output = backend.jobs.train(request.spec)
+    how = "re-attached to finished job" if output.reattached else "trained"
+    get_run_logger().info("%s %s: %s", how, output.job_name, _format_metrics(output.metrics))
+    return output
+
+
+def _format_metrics(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{name}={value:.6g}" for name, value in sorted(metrics.items()))

@@ -1,0 +1,42 @@
+"""Test isolation: a private Prefect home, no developer `.env`, no stray MLOPS_ variables; one Prefect server per session."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Prefect reads these when first imported, so they are set before any test module imports it.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="mlops-tests-prefect-")
+atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "true"
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+os.environ.pop("PREFECT_API_URL", None)
+for _name in [n for n in os.environ if n.startswith("MLOPS_")]:
+    del os.environ[_name]
+os.environ["MLOPS_ENV_FILE"] = ""  # never read a developer's .env
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh MLOPS_HOME for one test."""
+    path = tmp_path / "mlops-home"
+    monkeypatch.setenv("MLOPS_HOME", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """A real Prefect server (SQLite, its own port) for the whole session; yields its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield str(PREFECT_API_URL.value())

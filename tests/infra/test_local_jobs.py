@@ -1,0 +1,77 @@
+"""Local training jobs: real subprocesses, re-attachment, and how failures are classified."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from infra.backend import TrainSpec
+from infra.errors import JobFailedError, TransientBackendError
+from infra.local.jobs import LocalJobs
+from model import layout
+from model.data import write_sample_csv
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_sample_csv(tmp_path_factory.mktemp("data") / "diabetes.csv")
+
+
+def _spec(data: Path, name: str = "train-test", **parameters: object) -> TrainSpec:
+    return TrainSpec(job_name=name, data=data, parameters={"alpha": 0.4, **parameters}, timeout_seconds=120)
+
+
+class TestTrain:
+    def test_runs_the_cli_and_collects_outputs(self, tmp_path: Path, data: Path) -> None:
+        output = LocalJobs(tmp_path / "jobs").train(_spec(data))
+        assert not output.reattached
+        assert output.metrics["mse"] == pytest.approx(3295.714938563238, rel=1e-9)
+        assert (output.outputs / layout.MODEL_FILE).is_file()
+        assert output.training["parameters"] == {"alpha": 0.4}
+        assert json.loads((tmp_path / "jobs" / "train-test" / "inputs" / "parameters.json").read_text()) == {
+            "training": {"alpha": 0.4}
+        }
+        assert output.log.is_file()
+        assert [p.name for p in output.outputs.parent.iterdir() if p.name.startswith(".outputs-")] == []
+
+    def test_a_finished_job_is_reattached_not_rerun(self, tmp_path: Path, data: Path) -> None:
+        jobs = LocalJobs(tmp_path / "jobs")
+        first = jobs.train(_spec(data))
+        stamp = (first.outputs / layout.MODEL_FILE).stat().st_mtime_ns
+        again = jobs.train(_spec(data))
+        assert again.reattached
+        assert (again.outputs / layout.MODEL_FILE).stat().st_mtime_ns == stamp
+        assert again.metrics == first.metrics
+
+
+class TestFailures:
+    def test_bad_input_is_a_job_failure_with_the_job_s_message(self, tmp_path: Path) -> None:
+        bad = tmp_path / "bad.csv"
+        bad.write_text("age,sex,bmi\n1,2,3\n")
+        with pytest.raises(JobFailedError, match=r"failed \(exit 2\): .*missing column\(s\) 'bp'"):
+            LocalJobs(tmp_path / "jobs").train(_spec(bad))
+        assert not (tmp_path / "jobs" / "train-test" / "outputs").exists()
+
+    def test_bad_parameter_is_a_job_failure(self, tmp_path: Path, data: Path) -> None:
+        with pytest.raises(JobFailedError, match=r"training\.alpha must be a non-negative number"):
+            LocalJobs(tmp_path / "jobs").train(_spec(data, alpha=-3))
+
+    def test_a_killed_job_is_transient(self, tmp_path: Path, data: Path) -> None:
+        """A job killed by a signal (the OOM killer, a node going away) may succeed on retry."""
+        crasher = tmp_path / "python-that-crashes"
+        crasher.write_text("#!/bin/sh\nkill -9 $$\n")
+        crasher.chmod(0o755)
+        with pytest.raises(TransientBackendError, match="killed by signal 9"):
+            LocalJobs(tmp_path / "jobs", python=str(crasher)).train(_spec(data))
+
+    def test_timeout_stops_the_job(self, tmp_path: Path, data: Path) -> None:
+        sleeper = tmp_path / "python-that-hangs"
+        sleeper.write_text("#!/bin/sh\nexec sleep 30\n")
+        sleeper.chmod(0o755)
+        spec = _spec(data).model_copy(update={"timeout_seconds": 0.5})
+        with pytest.raises(JobFailedError, match=r"stopped after 0\.5 s"):
+            LocalJobs(tmp_path / "jobs", python=str(sleeper)).train(spec)
+        assert os.listdir(tmp_path / "jobs" / "train-test" / "user_logs") == ["std_log.txt"]

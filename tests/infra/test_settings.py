@@ -1,0 +1,110 @@
+"""Settings: defaults, environment and .env parsing, and errors that name the variable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.errors import ConfigError
+from infra.settings import checkout_root, load_settings
+
+
+class TestDefaults:
+    def test_local_backend_and_home_in_the_checkout(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("MLOPS_HOME", raising=False)
+        settings = load_settings()
+        assert settings.backend == "local"
+        assert settings.home == checkout_root() / ".mlops"
+        assert settings.model_name == "diabetes_regression_model.pkl"
+        assert settings.experiment_name == "mlopspython"
+        assert settings.params_file.is_file()
+
+
+class TestSources:
+    def test_environment_variables(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "ws"))
+        monkeypatch.setenv("MLOPS_MODEL_NAME", "my-model")
+        monkeypatch.setenv("MLOPS_AML_CLUSTER_MAX_NODES", "8")
+        settings = load_settings()
+        assert (settings.home, settings.model_name, settings.aml_cluster_max_nodes) == (tmp_path / "ws", "my-model", 8)
+
+    def test_azure_names_users_know_are_accepted(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "sub-1")
+        monkeypatch.setenv("MLOPS_AZURE_RESOURCE_GROUP", "rg-1")
+        settings = load_settings()
+        assert (settings.azure_subscription_id, settings.azure_resource_group) == ("sub-1", "rg-1")
+
+    def test_env_file_is_read_and_environment_wins(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        env_file = tmp_path / "staging.env"
+        env_file.write_text("MLOPS_EXPERIMENT_NAME=from-file\nMLOPS_MODEL_NAME=file-model\n")
+        monkeypatch.setenv("MLOPS_ENV_FILE", str(env_file))
+        monkeypatch.setenv("MLOPS_MODEL_NAME", "env-model")
+        settings = load_settings()
+        assert (settings.experiment_name, settings.model_name) == ("from-file", "env-model")
+
+    def test_missing_env_file_is_an_error(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        monkeypatch.setenv("MLOPS_ENV_FILE", str(tmp_path / "nope.env"))
+        with pytest.raises(ConfigError, match="MLOPS_ENV_FILE"):
+            load_settings()
+
+
+class TestInvalidValues:
+    @pytest.mark.parametrize(
+        ("variable", "value", "expected"),
+        [
+            ("MLOPS_BACKEND", "nonsense", "MLOPS_BACKEND='nonsense': Input should be 'local' or 'azureml'"),
+            ("MLOPS_MODEL_NAME", "bad/name", "MLOPS_MODEL_NAME='bad/name'"),
+            ("MLOPS_AML_CLUSTER_MAX_NODES", "many", "MLOPS_AML_CLUSTER_MAX_NODES='many'"),
+            ("MLOPS_AML_CLUSTER_PRIORITY", "cheap", "MLOPS_AML_CLUSTER_PRIORITY='cheap'"),
+            ("MLOPS_BASE_NAME", "x", "MLOPS_BASE_NAME='x': must be 3 to 10 letters or digits"),
+            ("MLOPS_TRAIN_TIMEOUT_SECONDS", "-5", "MLOPS_TRAIN_TIMEOUT_SECONDS='-5'"),
+            (
+                "MLOPS_AML_CLUSTER_MIN_NODES",
+                "9",
+                "MLOPS_AML_CLUSTER_MIN_NODES must not exceed MLOPS_AML_CLUSTER_MAX_NODES",
+            ),
+            ("MLOPS_BACKEND", "azureml", "MLOPS_AZURE_SUBSCRIPTION_ID is required when MLOPS_BACKEND=azureml"),
+        ],
+    )
+    def test_error_names_the_variable(
+        self, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+    ) -> None:
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(ConfigError) as caught:
+            load_settings()
+        assert expected in str(caught.value)
+
+    def test_home_that_is_a_file(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        (tmp_path / "file").write_text("x")
+        monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "file"))
+        with pytest.raises(ConfigError, match=r"MLOPS_HOME=.*exists and is not a folder"):
+            load_settings()
+
+
+@pytest.mark.parametrize("command", [["status"], ["train"]])
+def test_mlops_refuses_to_start_with_a_bad_setting(command: list[str], tmp_path: Path) -> None:
+    """The command stops before any work: exit 2, the variable named, nothing written."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "MLOPS_ENV_FILE": "",
+        "MLOPS_BACKEND": "nonsense",
+        "MLOPS_HOME": str(tmp_path / "ws"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "deployments.cli", *command], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 2
+    assert "MLOPS_BACKEND='nonsense'" in result.stderr
+    assert not (tmp_path / "ws").exists()
+
+
+def test_env_example_lists_every_setting() -> None:
+    """`.env.example` is the list users read; a setting missing from it is a setting nobody finds."""
+    from infra.settings import Settings, env_var
+
+    text = (checkout_root() / ".env.example").read_text()
+    missing = [env_var(name) for name in Settings.model_fields if f"{env_var(name)}=" not in text]
+    assert missing == []

@@ -1,0 +1,44 @@
+"""Reading back what flows left on the Prefect server: artifacts, task runs and events."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+from prefect.events.filters import EventFilter, EventNameFilter
+
+
+def artifacts_of(flow_run_id: UUID) -> dict[str, Any]:
+    """The flow run's artifacts by key."""
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {artifact.key: artifact for artifact in found if artifact.key}
+
+
+def task_run_states(flow_run_id: UUID) -> dict[str, str]:
+    """Each task run's final state name, by task name (the run name without its suffix)."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs if run.state}
+
+
+def wait_for_events(event: str, count: int, payload: dict[str, Any], timeout: float = 30.0) -> list[Any]:
+    """Poll the server until `count` events named `event` whose payload holds `payload` are stored."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            page = client.read_events(filter=EventFilter(event=EventNameFilter(name=[event])), limit=50)
+        events = [e for e in page.events if all(e.payload.get(k) == v for k, v in payload.items())]
+        if len(events) >= count or time.monotonic() > deadline:
+            return events
+        time.sleep(0.5)
