@@ -11,6 +11,7 @@ before any work, naming the variable. Exit codes: 0 done (a model that is not pr
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import sys
@@ -26,6 +27,30 @@ _PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "true",
 }
+
+
+class _Summary:
+    """Lines printed when the process exits, after Prefect's temporary server has said goodbye.
+
+    `atexit` runs handlers last-registered-first; this one is registered before Prefect starts its
+    server, so the summary is the last thing a user sees.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        atexit.register(self.flush)
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+        for line in self.lines:
+            print(line, flush=True)
+        self.lines.clear()
+
+
+SUMMARY = _Summary()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,13 +105,15 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
         print(f"mlops train: the flow ended {state.name}: {state.message}", file=sys.stderr)
         return 1
     result = state.result()
-    print(f"training: {'served from the cache (nothing changed)' if result.cache_hit else 'trained a new candidate'}")
-    print(f"decision: {result.reason}")
+    SUMMARY.add(
+        f"training: {'served from the cache (nothing changed)' if result.cache_hit else 'trained a new candidate'}"
+    )
+    SUMMARY.add(f"decision: {result.reason}")
     if result.registered is not None:
         created = "registered" if result.created else "already registered"
-        print(f"{created}: {result.registered.name} version {result.registered.version}")
+        SUMMARY.add(f"{created}: {result.registered.name} version {result.registered.version}")
     if result.champion is not None:
-        print(f"champion: {result.champion.name} version {result.champion.version}")
+        SUMMARY.add(f"champion: {result.champion.name} version {result.champion.version}")
     return 0
 
 
