@@ -10,7 +10,9 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= true
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: install run test lint format clean
+AZUREML_VENV ?= .venv-azureml
+
+.PHONY: install azureml-venv run test lint format clean
 
 install: $(VENV)/.installed  ## create .venv and install the project with pinned versions
 
@@ -20,10 +22,21 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
 	touch $@
 
-run: install  ## the pipeline end to end on the local backend
-	$(BIN)/mlops train
+# Azure ML's inference server conflicts with the main environment (it pins pydantic and opentelemetry),
+# so it gets its own, with the model libraries pinned to the versions a model trained here records.
+azureml-venv: $(AZUREML_VENV)/.installed  ## Azure ML's inference server beside the same model libraries
 
-test: install  ## the whole test suite
+$(AZUREML_VENV)/.installed: $(VENV)/.installed
+	$(PYTHON) -m venv $(AZUREML_VENV)
+	$(AZUREML_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c 'from model.environment import capture; print("\n".join(f"{n}=={v}" for n, v in capture()["libraries"].items()))' > $(AZUREML_VENV)/pins.txt
+	$(AZUREML_VENV)/bin/python -m pip install --quiet azureml-inference-server-http==1.5.1 --requirement $(AZUREML_VENV)/pins.txt
+	touch $@
+
+run: install  ## the pipeline end to end on the local backend: train, register, package, deploy, smoke test
+	$(BIN)/mlops run
+
+test: install azureml-venv  ## the whole test suite
 	$(BIN)/python -m pytest
 
 lint: install  ## formatting, lint and types

@@ -1,6 +1,9 @@
 """The `mlops` command: run the pipeline's flows on this machine and show what they left behind.
 
+    mlops run [--alpha A] [--force]           train-register, then deploy the champion (the whole pipeline)
     mlops train [--alpha A] [--data CSV] [--force] [--metric M --direction D --min-improvement X]
+    mlops deploy [--version N] [--steps 10,50,100]
+    mlops endpoint status [--json] | stop
     mlops status [--json]
 
 Settings come from `MLOPS_*` variables and `.env` (see `.env.example`); a bad one stops the command
@@ -17,7 +20,7 @@ import os
 import sys
 from typing import Any
 
-from infra.backend import open_backend
+from infra.backend import EndpointState, open_backend
 from infra.errors import ConfigError
 from infra.settings import Settings, load_settings
 
@@ -54,8 +57,7 @@ SUMMARY = _Summary()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -63,48 +65,114 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for name, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    command: Any = args.command
     try:
-        return int(command(settings, args))
-    except ConfigError as exc:
-        print(f"mlops: {exc}", file=sys.stderr)
+        return int(args.command(settings, args))
+    except (ConfigError, ValueError) as exc:
+        print(f"mlops {args.name}: {exc}", file=sys.stderr)
         return 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlops", description="MLOps on Prefect: train, register, inspect.")
+    parser = argparse.ArgumentParser(prog="mlops", description="MLOps on Prefect: train, register, deploy, inspect.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="the whole pipeline: train, gate, register, package, deploy, smoke test")
+    _training_arguments(run)
+    _rollout_arguments(run)
+    run.set_defaults(command=_run, name="run")
 
     train = commands.add_parser("train", help="train, gate against the champion, register and promote")
     train.add_argument("--data", help="training CSV (default: MLOPS_DATA_FILE, else the diabetes sample)")
-    train.add_argument("--alpha", type=float, help="Ridge alpha, overriding the parameters file")
-    train.add_argument("--force", action="store_true", help="register even if the gate says no")
-    train.add_argument("--metric", default="mse", help="gate metric (default mse)")
-    train.add_argument("--direction", choices=["minimize", "maximize"], default="minimize")
-    train.add_argument("--min-improvement", type=float, default=0.0, help="required improvement (absolute)")
-    train.add_argument("--promote-ties", action="store_true", help="promote a candidate equal to the champion")
-    train.set_defaults(command=_train)
+    _training_arguments(train)
+    train.set_defaults(command=_train, name="train")
+
+    deploy = commands.add_parser("deploy", help="deploy a version (default the champion) with blue/green traffic")
+    deploy.add_argument("--version", type=int, help="model version to deploy (MLOpsPython's artifactBuildId)")
+    _rollout_arguments(deploy)
+    deploy.set_defaults(command=_deploy, name="deploy")
+
+    endpoint = commands.add_parser("endpoint", help="the local online endpoint: status or stop")
+    endpoint.add_argument("action", choices=["status", "stop"])
+    endpoint.add_argument("--json", action="store_true", help="print JSON")
+    endpoint.set_defaults(command=_endpoint, name="endpoint")
 
     status = commands.add_parser("status", help="registered models, the champion and the endpoint")
     status.add_argument("--json", action="store_true", help="print JSON")
-    status.set_defaults(command=_status)
+    status.set_defaults(command=_status, name="status")
     return parser
+
+
+def _training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--alpha", type=float, help="Ridge alpha, overriding the parameters file")
+    parser.add_argument("--force", action="store_true", help="register even if the gate says no")
+    parser.add_argument("--metric", default="mse", help="gate metric (default mse)")
+    parser.add_argument("--direction", choices=["minimize", "maximize"], default="minimize")
+    parser.add_argument("--min-improvement", type=float, default=0.0, help="required improvement (absolute)")
+    parser.add_argument("--promote-ties", action="store_true", help="promote a candidate equal to the champion")
+
+
+def _rollout_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", default="10,50,100", help="traffic steps in percent (default 10,50,100)")
+    parser.add_argument("--requests-per-step", type=int, default=20, help="checked requests at each step")
+
+
+def _gate(args: argparse.Namespace) -> Any:
+    from model.gate import GatePolicy
+
+    return GatePolicy(args.metric, args.direction, args.min_improvement, args.promote_ties)
+
+
+def _rollout(args: argparse.Namespace) -> Any:
+    from tasks.rollout import RolloutPolicy
+
+    steps = [int(step) for step in args.steps.split(",")]
+    return RolloutPolicy(steps=steps, requests_per_step=args.requests_per_step)
+
+
+def _finished(state: Any, name: str) -> Any:
+    """The flow's result, or None (after saying why) when it did not complete."""
+    if not state.is_completed():
+        print(f"mlops {name}: the flow ended {state.name}: {state.message}", file=sys.stderr)
+        return None
+    return state.result()
 
 
 def _train(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001 - flows read settings themselves
     from flows.train_register import train_register
-    from model.gate import GatePolicy
 
-    try:
-        gate = GatePolicy(args.metric, args.direction, args.min_improvement, args.promote_ties)
-    except ValueError as exc:
-        print(f"mlops train: {exc}", file=sys.stderr)
-        return 2
-    state = train_register(data=args.data, alpha=args.alpha, gate=gate, force=args.force, return_state=True)
-    if not state.is_completed():
-        print(f"mlops train: the flow ended {state.name}: {state.message}", file=sys.stderr)
+    gate = _gate(args)
+    result = _finished(
+        train_register(data=args.data, alpha=args.alpha, gate=gate, force=args.force, return_state=True), "train"
+    )
+    if result is None:
         return 1
-    result = state.result()
+    _summarize_training(result)
+    return 0
+
+
+def _deploy(settings: Settings, args: argparse.Namespace) -> int:
+    from flows.deploy import deploy
+
+    result = _finished(deploy(version=args.version, rollout=_rollout(args), return_state=True), "deploy")
+    if result is None:
+        return 1
+    _summarize_deployment(settings, result)
+    return 0
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from flows.pipeline import pipeline
+
+    state = pipeline(alpha=args.alpha, gate=_gate(args), force=args.force, rollout=_rollout(args), return_state=True)
+    result = _finished(state, "run")
+    if result is None:
+        return 1
+    _summarize_training(result.training)
+    _summarize_deployment(settings, result.deployment)
+    return 0
+
+
+def _summarize_training(result: Any) -> None:
     SUMMARY.add(
         f"training: {'served from the cache (nothing changed)' if result.cache_hit else 'trained a new candidate'}"
     )
@@ -114,7 +182,48 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
         SUMMARY.add(f"{created}: {result.registered.name} version {result.registered.version}")
     if result.champion is not None:
         SUMMARY.add(f"champion: {result.champion.name} version {result.champion.version}")
+
+
+def _summarize_deployment(settings: Settings, result: Any) -> None:
+    what = "deployed" if result.changed else "already serving"
+    SUMMARY.add(
+        f"{what}: {result.model.name} version {result.model.version} on {result.endpoint} (deployment {result.deployment}, 100 %)"
+    )
+    SUMMARY.add(f"scoring URL: {result.scoring_url}")
+    key = open_backend(settings).endpoints.key(result.endpoint)
+    body = json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]})
+    SUMMARY.add("try it:")
+    SUMMARY.add(
+        f"  curl -s {result.scoring_url} -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{body}'"
+    )
+
+
+def _endpoint(settings: Settings, args: argparse.Namespace) -> int:
+    endpoints = open_backend(settings).endpoints
+    if args.action == "stop":
+        stopped = endpoints.stop(settings.endpoint_name)
+        print(f"endpoint {settings.endpoint_name}: {'stopped' if stopped else 'was not running'}")
+        return 0
+    described = describe_endpoint(endpoints.get(settings.endpoint_name))
+    if args.json:
+        print(json.dumps(described, indent=2))
+    elif described is None:
+        print(f"endpoint {settings.endpoint_name}: not created yet (run `mlops deploy`)")
+    else:
+        print(
+            f"endpoint {settings.endpoint_name}: {'running' if described['running'] else 'stopped'} at {described['url']}"
+        )
+        for name, info in described["deployments"].items():
+            print(f"  {name}: {info['model']} ({info['traffic']} %)")
     return 0
+
+
+def describe_endpoint(state: EndpointState | None) -> dict[str, Any] | None:
+    """The endpoint as `mlops status --json` shows it."""
+    if state is None:
+        return None
+    deployments = {name: {"model": info.model, "traffic": info.traffic} for name, info in state.deployments.items()}
+    return {"url": state.scoring_url, "running": state.running, "deployments": deployments}
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
@@ -128,7 +237,11 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     for entry in report["models"]:
         marker = "  <- champion" if entry["champion"] else ""
         print(f"model: {entry['name']} version {entry['version']} (mse {entry['tags'].get('mse', '?')}){marker}")
-    print(f"endpoint: {report['endpoint'] or 'none'}")
+    endpoint = report["endpoint"]
+    serving = (
+        ", ".join(f"{n}: {d['model']} {d['traffic']} %" for n, d in endpoint["deployments"].items()) if endpoint else ""
+    )
+    print(f"endpoint: {endpoint['url'] + ' (' + (serving or 'no deployments') + ')' if endpoint else 'none'}")
     return 0
 
 
@@ -139,7 +252,8 @@ def status_report(settings: Settings) -> dict[str, Any]:
     for version in backend.registry.list():
         champion = backend.registry.aliases(version.name).get("champion") == version.version
         models.append({"name": version.name, "version": version.version, "tags": version.tags, "champion": champion})
-    return {"backend": settings.backend, "home": str(settings.home), "models": models, "endpoint": None}
+    endpoint = describe_endpoint(backend.endpoints.get(settings.endpoint_name))
+    return {"backend": settings.backend, "home": str(settings.home), "models": models, "endpoint": endpoint}
 
 
 if __name__ == "__main__":

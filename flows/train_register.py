@@ -54,7 +54,7 @@ def train_register(
     request = resolve_training_inputs(settings, backend.name, data, alpha)
     candidate, cache_hit = _train(backend, request)
     # Evaluate against the champion
-    champion = find_champion(backend, settings.model_name)
+    champion = find_champion(backend, settings.model_name, settings.endpoint_name)
     decision = evaluate_model(candidate, champion, gate, force)
     publish_evaluation(request, candidate, champion, decision, cache_hit)
     if not decision.promoted:

@@ -1,12 +1,14 @@
 """The one interface between the pipeline and the platform it runs on, and the values that cross it.
 
-A `Backend` groups operations the way Azure ML's `MLClient` does: `jobs` (training runs) and
-`registry` (model versions and aliases); endpoints, batch scoring, storage and provisioning join
-it as the pipeline grows. `open_backend(settings)` is the only place that picks an implementation.
+A `Backend` groups operations the way Azure ML's `MLClient` does: `jobs` (training runs),
+`registry` (model versions and aliases), `packages` (deployable bundles) and `endpoints` (online
+endpoints with deployments and traffic); batch scoring, storage and provisioning join it as the
+pipeline grows. `open_backend(settings)` is the only place that picks an implementation.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,6 +68,60 @@ class Registration(_Value):
     created: bool
 
 
+class Bundle(_Value):
+    """A deployable bundle of one model version: `code/score.py`, `model/`, the pinned environment, a Dockerfile."""
+
+    model: str
+    path: Path
+    environment: dict[str, Any]
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+
+class DeploymentInfo(_Value):
+    """One deployment of an endpoint: the model it serves and its share of traffic (percent)."""
+
+    model: str
+    traffic: int
+
+
+class EndpointState(_Value):
+    """An online endpoint: where to send requests and what serves them."""
+
+    name: str
+    url: str
+    running: bool
+    deployments: dict[str, DeploymentInfo]
+
+    @property
+    def scoring_url(self) -> str:
+        return f"{self.url}/score"
+
+    @property
+    def live(self) -> str | None:
+        """The deployment with the largest share of traffic, if any takes traffic."""
+        serving = [(info.traffic, name) for name, info in self.deployments.items() if info.traffic > 0]
+        return max(serving)[1] if serving else None
+
+    def traffic(self) -> dict[str, int]:
+        return {name: info.traffic for name, info in self.deployments.items()}
+
+
+class Invocation(_Value):
+    """One scoring request's answer."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    latency_ms: float
+
+    def payload(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
 class Jobs(Protocol):
     def train(self, spec: TrainSpec) -> TrainOutput:
         """Run `python -m model.train` on the spec and return its outputs (re-attaching to a finished run)."""
@@ -98,6 +154,48 @@ class Registry(Protocol):
         ...
 
 
+class Packages(Protocol):
+    def build(self, model: ModelVersion) -> Bundle:
+        """The bundle of a registered version, built once and reused."""
+        ...
+
+
+class Endpoints(Protocol):
+    def ensure(self, name: str) -> EndpointState:
+        """Create the endpoint if needed and make sure it is serving requests."""
+        ...
+
+    def get(self, name: str) -> EndpointState | None:
+        """The endpoint's state, or None if it was never created."""
+        ...
+
+    def add_deployment(self, name: str, deployment: str, bundle: Bundle) -> EndpointState:
+        """Add (or replace, at 0 % traffic) a deployment serving `bundle`; it takes no traffic yet."""
+        ...
+
+    def set_traffic(self, name: str, traffic: dict[str, int]) -> EndpointState:
+        """Set every deployment's share of traffic; the shares sum to 100."""
+        ...
+
+    def remove_deployment(self, name: str, deployment: str) -> EndpointState:
+        """Remove a deployment that takes no traffic."""
+        ...
+
+    def invoke(
+        self, name: str, body: bytes, *, deployment: str | None = None, headers: dict[str, str] | None = None
+    ) -> Invocation:
+        """Send one scoring request (pinned to `deployment` when given) and return the answer, whatever its status."""
+        ...
+
+    def key(self, name: str) -> str:
+        """The endpoint's primary scoring key."""
+        ...
+
+    def stop(self, name: str) -> bool:
+        """Stop serving (deployments and traffic are kept for the next start); False if it was not running."""
+        ...
+
+
 class Backend(Protocol):
     @property
     def name(self) -> str:
@@ -109,6 +207,12 @@ class Backend(Protocol):
 
     @property
     def registry(self) -> Registry: ...
+
+    @property
+    def packages(self) -> Packages: ...
+
+    @property
+    def endpoints(self) -> Endpoints: ...
 
 
 def open_backend(settings: Settings) -> Backend:

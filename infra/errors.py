@@ -6,7 +6,10 @@
     │   ├── TransientBackendError  worth retrying: a crash, a timeout, a busy resource
     │   ├── MissingResourceError   the named model, version, alias or endpoint does not exist
     │   └── JobFailedError         a job ran and failed on its input; retrying will not help
-    └── GateError                  the quality gate cannot compare the candidate with the champion
+    ├── GateError                  the quality gate cannot compare the candidate with the champion
+    └── DeploymentCheckError       a new deployment answered wrongly; its traffic was rolled back
+        ├── SmokeTestError         the direct smoke test of the new deployment failed
+        └── RolloutCheckError      a check during the traffic shift failed
 
 Errors of the model code itself live in `model.errors` so that `model/` depends on nothing here.
 """
@@ -40,3 +43,15 @@ class JobFailedError(BackendError):
 
 class GateError(MLOpsError):
     """The gate cannot decide, for example because the champion lacks the gate's metric."""
+
+
+class DeploymentCheckError(MLOpsError):
+    """A check of a new deployment failed; the deploy flow rolled traffic back to the previous deployment."""
+
+
+class SmokeTestError(DeploymentCheckError):
+    """The new deployment's smoke test failed: no answer, a wrong status, or values unlike the bundle's own."""
+
+
+class RolloutCheckError(DeploymentCheckError):
+    """A check at a traffic step failed: an error answer, wrong values or latency over the limit."""

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     )
     train_timeout_seconds: float = Field(3600, gt=0, description="A training job running longer is stopped.")
 
+    # ---- the online endpoint (ACI/AKS/WEBAPP_DEPLOYMENT_NAME) ----
+    endpoint_name: str = Field("diabetes-endpoint", description="Online endpoint name: 3-32 letters, digits or '-'.")
+    endpoint_port: int = Field(5801, ge=1, le=65535, description="Port of the local endpoint on 127.0.0.1.")
+    endpoint_max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger scoring requests get 413.")
+    endpoint_start_timeout_seconds: float = Field(60, gt=0, description="How long to wait for the endpoint to answer.")
+
     # ---- CI provenance (BUILD_BUILDID, BUILD_URI) ----
     build_id: str | None = Field(None, description="CI build id, a `BuildId` tag on registered models.")
     build_uri: str | None = Field(None, description="CI build URL, a `BuildUri` tag on registered models.")
@@ -94,6 +100,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must start with a letter or digit and hold only letters, digits, '-', '_' or '.' (at most 255)"
             )
+        return value
+
+    @field_validator("endpoint_name")
+    @classmethod
+    def _endpoint_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]", value):
+            raise ValueError("must be 3 to 32 letters, digits or '-', start with a letter and not end with '-'")
         return value
 
     @field_validator("base_name")

@@ -40,3 +40,13 @@ def prefect_server() -> Iterator[str]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace whose registry holds three trained versions (alpha 0.4, 0.1, 5.0); clone it, don't change it."""
+    from tests.helpers import seed_registry
+
+    template = tmp_path_factory.mktemp("seeded") / "home"
+    seed_registry(template)
+    return template

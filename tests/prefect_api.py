@@ -32,13 +32,21 @@ def task_run_states(flow_run_id: UUID) -> dict[str, str]:
     return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs if run.state}
 
 
-def wait_for_events(event: str, count: int, payload: dict[str, Any], timeout: float = 30.0) -> list[Any]:
-    """Poll the server until `count` events named `event` whose payload holds `payload` are stored."""
+def wait_for_events(
+    event: str, count: int, payload: dict[str, Any], flow_run_id: UUID, timeout: float = 30.0
+) -> list[Any]:
+    """Poll the server until `count` events named `event`, emitted from inside flow run `flow_run_id`
+    (the server is shared by the whole session) with `payload` in their payload, are stored."""
     deadline = time.monotonic() + timeout
     while True:
         with get_client(sync_client=True) as client:
             page = client.read_events(filter=EventFilter(event=EventNameFilter(name=[event])), limit=50)
-        events = [e for e in page.events if all(e.payload.get(k) == v for k, v in payload.items())]
+        events = [
+            e
+            for e in page.events
+            if all(e.payload.get(k) == v for k, v in payload.items())
+            and f"prefect.flow-run.{flow_run_id}" in {related.id for related in e.related}
+        ]
         if len(events) >= count or time.monotonic() > deadline:
             return events
         time.sleep(0.5)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from infra.local.endpoint import LocalEndpoints
 from infra.local.jobs import LocalJobs
+from infra.local.packages import LocalPackages
 from infra.local.registry import LocalRegistry
 from infra.settings import Settings
 
-__all__ = ["LocalBackend", "LocalJobs", "LocalRegistry"]
+__all__ = ["LocalBackend", "LocalEndpoints", "LocalJobs", "LocalPackages", "LocalRegistry"]
 
 
 class LocalBackend:
-    """Training jobs as subprocesses and a SQLite model registry, under `settings.home`."""
+    """Training jobs as subprocesses, a SQLite model registry, bundles and endpoint processes, under `settings.home`."""
 
     name = "local"
 
@@ -19,3 +21,10 @@ class LocalBackend:
         settings.home.mkdir(parents=True, exist_ok=True)
         self.jobs = LocalJobs(settings.home / "jobs")
         self.registry = LocalRegistry(settings.registry_path)
+        self.packages = LocalPackages(settings.home / "packages")
+        self.endpoints = LocalEndpoints(
+            settings.home / "endpoints",
+            port=settings.endpoint_port,
+            max_body_bytes=settings.endpoint_max_body_bytes,
+            start_timeout=settings.endpoint_start_timeout_seconds,
+        )

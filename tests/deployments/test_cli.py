@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import free_port
+
 MODEL = "diabetes_regression_model.pkl"
 
 
-def _mlops(*args: str, api_url: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PREFECT_API_URL": api_url, "MLOPS_HOME": str(home)}
+def _mlops(*args: str, api_url: str, home: Path, port: int = 9) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PREFECT_API_URL": api_url, "MLOPS_HOME": str(home), "MLOPS_ENDPOINT_PORT": str(port)}
     return subprocess.run(
         [sys.executable, "-m", "deployments.cli", *args],
         capture_output=True,
@@ -47,3 +51,27 @@ def test_failed_flow_exits_1_with_the_reason(prefect_server: str, tmp_path: Path
     result = _mlops("train", "--data", str(bad), api_url=prefect_server, home=tmp_path / "ws")
     assert result.returncode == 1
     assert "missing column(s) 'bmi'" in result.stderr
+
+
+def test_run_ends_with_the_scoring_url_and_a_working_curl(prefect_server: str, tmp_path: Path) -> None:
+    """`mlops run` (what `make run` calls): train, register, deploy; the printed curl command scores."""
+    port = free_port()
+    try:
+        result = _mlops("run", api_url=prefect_server, home=tmp_path / "ws", port=port)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert f"deployed: {MODEL} version 1 on diabetes-endpoint (deployment blue, 100 %)" in lines
+        assert lines[-3] == f"scoring URL: http://127.0.0.1:{port}/score"
+        curl = lines[-1].strip()
+        assert curl.startswith("curl -s ")
+        answer = subprocess.run(shlex.split(curl), capture_output=True, text=True, check=True, timeout=30)
+        assert len(json.loads(answer.stdout)["result"]) == 2
+        status = json.loads(_mlops("status", "--json", api_url=prefect_server, home=tmp_path / "ws", port=port).stdout)
+        assert status["endpoint"] == {
+            "url": f"http://127.0.0.1:{port}/score",
+            "running": True,
+            "deployments": {"blue": {"model": f"{MODEL}:1", "traffic": 100}},
+        }
+    finally:
+        stopped = _mlops("endpoint", "stop", api_url=prefect_server, home=tmp_path / "ws", port=port)
+    assert stopped.stdout.strip() == "endpoint diabetes-endpoint: stopped"

@@ -84,7 +84,9 @@ class TestFirstRun:
         assert (document["name"], document["version"]) == (MODEL, 2)  # the latest promoted: the forced run
 
     def test_registered_event_carries_name_and_version(self, history: dict[str, Any]) -> None:
-        events = wait_for_events("mlops.model.registered", 1, {"name": MODEL, "version": 1})
+        events = wait_for_events(
+            "mlops.model.registered", 1, {"name": MODEL, "version": 1}, history["runs"]["first"].flow_run_id
+        )
         assert len(events) == 1
         assert events[0].resource.id == f"mlops.model.{MODEL}"
 

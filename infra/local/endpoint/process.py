@@ -1,0 +1,164 @@
+"""Start and stop an endpoint server process; its pid, log and keys live in the endpoint's folder.
+
+<home>/endpoints/<name>/keys.json     scoring (primary, secondary) and admin keys, mode 0600
+<home>/endpoints/<name>/state.json    deployments and traffic, written by the server
+<home>/endpoints/<name>/server.pid    the running server's pid
+<home>/endpoints/<name>/server.json   its port and URL
+<home>/endpoints/<name>/server.log    one JSON line per request, and the server's own messages
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+import infra
+from infra.errors import BackendError
+
+SERVER_MODULE = "infra.local.endpoint.server"
+
+
+class EndpointProcess:
+    """The server process of one endpoint folder."""
+
+    def __init__(
+        self, folder: Path, *, name: str, port: int, max_body_bytes: int, python: str = sys.executable
+    ) -> None:
+        self.folder = folder
+        self.name = name
+        self.port = port
+        self.max_body_bytes = max_body_bytes
+        self.python = python
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "server.log"
+
+    def keys(self) -> dict[str, str]:
+        """The endpoint's keys, created (readable by the owner only) the first time."""
+        path = self.folder / "keys.json"
+        if not path.is_file():
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            keys = {kind: secrets.token_urlsafe(32) for kind in ("primary", "secondary", "admin")}
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(keys, handle)
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+
+    def url(self) -> str:
+        """The running server's base URL (its recorded port), else the configured one."""
+        recorded = self.folder / "server.json"
+        port = json.loads(recorded.read_text())["port"] if recorded.is_file() and self.pid() else self.port
+        return f"http://127.0.0.1:{port}"
+
+    def pid(self) -> int | None:
+        """The pid of this folder's live server, or None (a stale pid file is ignored)."""
+        try:
+            pid = int((self.folder / "server.pid").read_text())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        mine = SERVER_MODULE.encode() in command and str(self.folder).encode() in command
+        return pid if mine else None
+
+    def running(self) -> bool:
+        pid = self.pid()
+        return pid is not None and _answers(self.url(), pid)
+
+    def start(self, timeout: float = 60) -> str:
+        """Start the server unless it runs; return its URL once it answers."""
+        if self.running():
+            return self.url()
+        self.keys()
+        command = [self.python, "-m", SERVER_MODULE, "--dir", str(self.folder), "--port", str(self.port)]
+        command += ["--name", self.name, "--max-body-bytes", str(self.max_body_bytes)]
+        code_root = str(Path(infra.__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
+        pid = _spawn_detached(command, env, self.log)
+        (self.folder / "server.pid").write_text(str(pid))
+        (self.folder / "server.json").write_text(json.dumps({"port": self.port}))
+        self._wait_until_up(pid, timeout)
+        return self.url()
+
+    def _wait_until_up(self, pid: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-8:])
+                hint = " (is the port taken? set MLOPS_ENDPOINT_PORT)" if "address already in use" in tail else ""
+                msg = f"endpoint {self.name!r} exited at start{hint}:\n{tail}"
+                raise BackendError(msg)
+            if _answers(f"http://127.0.0.1:{self.port}", pid):
+                return
+            time.sleep(0.1)
+        self._terminate(pid)
+        raise BackendError(f"endpoint {self.name!r} did not answer within {timeout:g} s; log: {self.log}")
+
+    def stop(self, timeout: float = 15) -> bool:
+        """Stop the server by its pid (SIGTERM, then SIGKILL). False if it was not running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        self._terminate(pid, timeout)
+        (self.folder / "server.pid").unlink(missing_ok=True)
+        return True
+
+    @staticmethod
+    def _terminate(pid: int, timeout: float = 15) -> None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
+
+def _spawn_detached(command: list[str], env: dict[str, str], log: Path) -> int:
+    """Start a long-lived process in a session of its own, output appended to `log`; return its pid.
+
+    `posix_spawn` leaves no `Popen` object behind to complain that the server outlives it.
+    """
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    return os.posix_spawn(command[0], command, env, file_actions=actions, setsid=True)
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def loopback_client(timeout: float) -> httpx.Client:
+    """An HTTP client for 127.0.0.1: no TLS context to build, no proxy variables to obey."""
+    return httpx.Client(verify=False, trust_env=False, timeout=timeout)
+
+
+def _answers(url: str, pid: int) -> bool:
+    """True when the server at `url` is alive and is the process `pid` (not another program on the port)."""
+    try:
+        with loopback_client(2) as client:
+            response = client.get(url + "/")
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and response.headers.get("x-endpoint-pid") == str(pid)

@@ -1,0 +1,417 @@
+"""The local online endpoint: one HTTP process hosting several deployments of `score.py` bundles.
+
+It behaves like an Azure ML managed online endpoint:
+
+    GET  /                       liveness ("Healthy")
+    GET  /ready                  readiness: 200 once a deployment takes traffic, else 503
+    GET  /swagger.json           OpenAPI 3 of the scoring request and response
+    POST /score                  Bearer <scoring key>; `azureml-model-deployment: <name>` pins a deployment
+    GET  /management/state       Bearer <admin key>: deployments and traffic
+    PUT  /management/deployments/<name>   {"bundle": "<folder>"}: load a bundle (at 0 % traffic)
+    DELETE /management/deployments/<name> remove a deployment that takes no traffic
+    PUT  /management/traffic     {"blue": 90, "green": 10}: weights summing to 100 (or all 0)
+
+Management never needs a restart; the state is saved to `state.json` and reloaded at start. Every
+request logs one JSON line (request id, traceparent, deployment, predictions, latency) to stdout.
+Bad requests get a 4xx JSON error naming the problem; the server keeps serving.
+
+    python -m infra.local.endpoint.server --dir DIR --port PORT [--max-body-bytes N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import hmac
+import importlib.util
+import io
+import itertools
+import json
+import os
+import random
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import orjson
+
+from infra.local.endpoint.openapi import openapi_document
+
+STATE_FILE = "state.json"
+KEYS_FILE = "keys.json"
+_JSON = [(b"content-type", b"application/json")]
+_module_ids = itertools.count(1)
+
+Receive = Any
+Send = Any
+Scope = dict[str, Any]
+
+
+class HttpError(Exception):
+    """An answer other than 200, with the message the client reads."""
+
+    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or []
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One loaded bundle: its `score.py` module (with its own model) and where it came from."""
+
+    name: str
+    model: str
+    bundle: str
+    module: ModuleType
+
+
+def load_bundle(name: str, bundle: Path) -> Deployment:
+    """Import the bundle's `code/score.py` as a module of its own and run its `init()` on `model/`.
+
+    Raises:
+        HttpError: 422 when the bundle is incomplete; 409 when `init()` refuses it (for example an
+            environment mismatch), with init's own message.
+    """
+    script, model_dir, manifest = bundle / "code" / "score.py", bundle / "model", bundle / "bundle.json"
+    missing = [str(p) for p in (script, model_dir, manifest) if not p.exists()]
+    if missing:
+        raise HttpError(422, f"bundle {bundle} is incomplete: missing {', '.join(missing)}")
+    spec = importlib.util.spec_from_file_location(f"mlops_deployment_{name}_{next(_module_ids)}", script)
+    if spec is None or spec.loader is None:
+        raise HttpError(422, f"cannot import {script}")
+    module = importlib.util.module_from_spec(spec)
+    previous = os.environ.get("AZUREML_MODEL_DIR")
+    os.environ["AZUREML_MODEL_DIR"] = str(model_dir)
+    try:
+        spec.loader.exec_module(module)
+        module.init()
+    except Exception as exc:
+        raise HttpError(409, f"deployment {name!r} refused bundle {bundle}: {exc}") from exc
+    finally:
+        if previous is None:
+            os.environ.pop("AZUREML_MODEL_DIR", None)
+        else:
+            os.environ["AZUREML_MODEL_DIR"] = previous
+    model = json.loads(manifest.read_text()).get("model", "unknown")
+    return Deployment(name=name, model=model, bundle=str(bundle), module=module)
+
+
+class EndpointApp:
+    """The ASGI application. State lives in memory and in `state_dir/state.json`."""
+
+    def __init__(self, state_dir: Path, *, name: str = "endpoint", max_body_bytes: int = 1 << 20) -> None:
+        self.state_dir = state_dir
+        self.name = name
+        self.max_body_bytes = max_body_bytes
+        keys = json.loads((state_dir / KEYS_FILE).read_text())
+        self._scoring_keys = [f"Bearer {keys['primary']}".encode(), f"Bearer {keys['secondary']}".encode()]
+        self._admin_key = f"Bearer {keys['admin']}".encode()
+        self.deployments: dict[str, Deployment] = {}
+        self.traffic: dict[str, int] = {}
+        self._names: list[str] = []
+        self._bounds: list[int] = []
+        self._swagger = b""
+        self._lock = asyncio.Lock()
+        self._out = sys.stdout
+        self._liveness_headers = [(b"content-type", b"text/plain"), (b"x-endpoint-pid", str(os.getpid()).encode())]
+
+    # ---- state ----
+    def restore(self) -> None:
+        """Reload the saved deployments and traffic (at start); a bundle that no longer loads stops the start."""
+        path = self.state_dir / STATE_FILE
+        saved = json.loads(path.read_text()) if path.is_file() else {"deployments": {}, "traffic": {}}
+        for name, entry in saved["deployments"].items():
+            self.deployments[name] = load_bundle(name, Path(entry["bundle"]))
+        self._apply_traffic(saved["traffic"])
+
+    def _apply_traffic(self, traffic: dict[str, int]) -> None:
+        names = [n for n in sorted(traffic) if traffic[n] > 0]
+        self._names, self._bounds = names, list(itertools.accumulate(traffic[n] for n in names))
+        self.traffic = {name: traffic.get(name, 0) for name in self.deployments}
+        serving = max(self.traffic, key=lambda n: self.traffic[n], default=None)
+        module = self.deployments[serving].module if serving else None
+        self._swagger = orjson.dumps(openapi_document(self.name, module))
+
+    def _save(self) -> None:
+        state = {
+            "deployments": {n: {"bundle": d.bundle, "model": d.model} for n, d in self.deployments.items()},
+            "traffic": self.traffic,
+        }
+        temporary = self.state_dir / f".{STATE_FILE}.{os.getpid()}"
+        temporary.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+        os.replace(temporary, self.state_dir / STATE_FILE)
+
+    def describe(self) -> dict[str, Any]:
+        deployments = {
+            n: {"model": d.model, "traffic": self.traffic.get(n, 0), "bundle": d.bundle}
+            for n, d in self.deployments.items()
+        }
+        return {"name": self.name, "deployments": deployments}
+
+    # ---- ASGI ----
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.restore()
+                except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which stops
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-ms-request-id", b"").decode("latin-1") or uuid.uuid4().hex
+        deployment, predictions = "", 0
+        try:
+            status, body, extra, deployment, predictions = await self._route(scope, headers, receive)
+        except HttpError as error:
+            status, body, extra = error.status, orjson.dumps({"error": error.message}), _JSON + error.headers
+        except Exception as exc:  # noqa: BLE001 - a bug in a scoring script must not take the endpoint down
+            traceback.print_exc()
+            status, body, extra = 500, orjson.dumps({"error": f"internal error: {type(exc).__name__}: {exc}"}), _JSON
+        response_headers = [
+            *extra,
+            (b"content-length", str(len(body)).encode()),
+            (b"x-ms-request-id", request_id.encode("latin-1")),
+        ]
+        if deployment:
+            response_headers.append((b"azureml-model-deployment", deployment.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+        self._log(scope, headers, request_id, status, deployment, predictions, started)
+
+    def _log(
+        self,
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        request_id: str,
+        status: int,
+        deployment: str,
+        predictions: int,
+        started: float,
+    ) -> None:
+        line = {
+            "time": time.time(),
+            "request_id": request_id,
+            "traceparent": headers.get(b"traceparent", b"").decode("latin-1"),
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "deployment": deployment,
+            "predictions": predictions,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+        self._out.write(orjson.dumps(line).decode() + "\n")
+
+    async def _route(
+        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]], str, int]:
+        method, path = scope["method"], scope["path"]
+        if path == "/score":
+            _require(method, "POST")
+            return await self._score(headers, receive)
+        if path == "/":
+            _require(method, "GET")
+            return 200, b"Healthy", self._liveness_headers, "", 0
+        if path == "/ready":
+            _require(method, "GET")
+            if not self._names:
+                raise HttpError(503, f"endpoint {self.name!r} has no deployment taking traffic yet")
+            return 200, orjson.dumps({"ready": True, "traffic": self.traffic}), _JSON, "", 0
+        if path == "/swagger.json":
+            _require(method, "GET")
+            return 200, self._swagger, _JSON, "", 0
+        if path.startswith("/management/"):
+            self._authorize(headers, [self._admin_key], "the admin key")
+            body = await self._read_body(headers, receive)
+            async with self._lock:
+                answer = await self._manage(method, path.removeprefix("/management/"), body)
+            return 200, orjson.dumps(answer), _JSON, "", 0
+        raise HttpError(404, f"no route {method} {path}")
+
+    async def _score(
+        self, headers: dict[bytes, bytes], receive: Receive
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]], str, int]:
+        self._authorize(headers, self._scoring_keys, "a scoring key")
+        deployment = self._pick(headers.get(b"azureml-model-deployment"))
+        body = await self._read_body(headers, receive)
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            raise HttpError(400, "the body is not UTF-8 text") from None
+        try:
+            answer = deployment.module.run(text)
+        except ValueError as exc:  # the scoring contract: bad input is a ValueError
+            raise HttpError(400, str(exc)) from None
+        return 200, orjson.dumps(answer), _JSON, deployment.name, len(answer.get("result", ()))
+
+    def _pick(self, pinned: bytes | None) -> Deployment:
+        if pinned:
+            name = pinned.decode("latin-1")
+            if name not in self.deployments:
+                known = ", ".join(sorted(self.deployments)) or "none"
+                raise HttpError(
+                    404, f"deployment {name!r} does not exist on endpoint {self.name!r} (deployments: {known})"
+                )
+            return self.deployments[name]
+        if not self._names:
+            raise HttpError(503, f"endpoint {self.name!r} has no deployment taking traffic")
+        index = bisect.bisect_right(self._bounds, random.random() * self._bounds[-1])
+        return self.deployments[self._names[min(index, len(self._names) - 1)]]
+
+    def _authorize(self, headers: dict[bytes, bytes], accepted: list[bytes], what: str) -> None:
+        given = headers.get(b"authorization", b"")
+        if not any(hmac.compare_digest(given, key) for key in accepted):
+            reason = "missing Authorization header" if not given else "the key is not valid"
+            raise HttpError(
+                401, f"{reason}: send 'Authorization: Bearer <key>' with {what}", [(b"www-authenticate", b"Bearer")]
+            )
+
+    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise HttpError(400, "the Content-Length header is not a number")
+            if int(declared) > self.max_body_bytes:
+                raise HttpError(413, f"the body is {int(declared)} bytes; the limit is {self.max_body_bytes}")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise HttpError(499, "the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise HttpError(413, f"the body is over {self.max_body_bytes} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    # ---- management ----
+    async def _manage(self, method: str, path: str, body: bytes) -> dict[str, Any]:
+        if path == "state" and method == "GET":
+            return self.describe()
+        if path == "traffic" and method == "PUT":
+            self._set_traffic(_json_object(body))
+            return self.describe()
+        if path.startswith("deployments/"):
+            name = path.removeprefix("deployments/")
+            if method == "PUT":
+                await self._add(name, _json_object(body))
+                return self.describe()
+            if method == "DELETE":
+                self._remove(name)
+                return self.describe()
+        raise HttpError(404, f"no management route {method} /management/{path}")
+
+    async def _add(self, name: str, request: dict[str, Any]) -> None:
+        if not _valid_name(name):
+            raise HttpError(422, f"deployment name {name!r}: use 3-32 letters, digits or '-', starting with a letter")
+        if self.traffic.get(name, 0) > 0:
+            raise HttpError(
+                409,
+                f"deployment {name!r} takes {self.traffic[name]} % of traffic; move its traffic before replacing it",
+            )
+        bundle = request.get("bundle")
+        if not isinstance(bundle, str):
+            raise HttpError(422, 'expected {"bundle": "<bundle folder>"}')
+        loaded = await asyncio.to_thread(load_bundle, name, Path(bundle))
+        self.deployments[name] = loaded
+        self._apply_traffic(self.traffic)
+        self._save()
+
+    def _remove(self, name: str) -> None:
+        if name not in self.deployments:
+            raise HttpError(404, f"deployment {name!r} does not exist on endpoint {self.name!r}")
+        if self.traffic.get(name, 0) > 0:
+            raise HttpError(
+                409, f"deployment {name!r} takes {self.traffic[name]} % of traffic; move its traffic before removing it"
+            )
+        del self.deployments[name]
+        self._apply_traffic(self.traffic)
+        self._save()
+
+    def _set_traffic(self, traffic: dict[str, Any]) -> None:
+        unknown = sorted(set(traffic) - set(self.deployments))
+        if unknown:
+            raise HttpError(
+                422,
+                f"traffic names unknown deployment(s) {', '.join(unknown)}; deployments: {', '.join(sorted(self.deployments)) or 'none'}",
+            )
+        if any(type(v) is not int or not 0 <= v <= 100 for v in traffic.values()):
+            raise HttpError(422, f"traffic weights must be whole numbers from 0 to 100, got {traffic}")
+        if sum(traffic.values()) not in (0, 100):
+            raise HttpError(
+                422,
+                f"traffic weights must sum to 100 (or 0 to stop all traffic), got {sum(traffic.values())} ({traffic})",
+            )
+        self._apply_traffic({name: traffic.get(name, 0) for name in self.deployments})
+        self._save()
+
+
+def _require(method: str, expected: str) -> None:
+    if method != expected:
+        raise HttpError(405, f"use {expected}, not {method}", [(b"allow", expected.encode())])
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise HttpError(400, "expected a JSON object")
+    return value
+
+
+def _valid_name(name: str) -> bool:
+    return 3 <= len(name) <= 32 and name[0].isalpha() and all(c.isalnum() or c == "-" for c in name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m infra.local.endpoint.server")
+    parser.add_argument("--dir", type=Path, required=True, help="endpoint folder with keys.json (and state.json)")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--name", default="endpoint")
+    parser.add_argument("--max-body-bytes", type=int, default=1 << 20)
+    args = parser.parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # one log line per request, as it happens
+    app = EndpointApp(args.dir, name=args.name, max_body_bytes=args.max_body_bytes)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

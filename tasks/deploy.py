@@ -1,0 +1,179 @@
+"""Tasks of the deploy stage: stage the new deployment beside the live one, shift traffic with checks, retire the old.
+
+`stage_deployment` runs inside a Prefect transaction. If anything after it fails (the smoke test, a
+traffic check), its rollback hook puts all traffic back where it was and removes the new deployment;
+the live deployment keeps serving throughout.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from prefect.transactions import Transaction, get_transaction
+
+from infra.backend import Backend, Bundle, EndpointState, ModelVersion, open_backend
+from infra.errors import MissingResourceError, RolloutCheckError
+from infra.settings import load_settings
+from model.score import INPUT_SAMPLE, predict_locally
+from tasks._retry import retry_if_transient
+from tasks.rollout import RolloutPlan, RolloutPolicy
+from tasks.smoke import check_answer, smoke_body
+
+SERVING_ALIAS = "serving"
+DEPLOYED_EVENT = "mlops.model.deployed"
+SLOTS = ("blue", "green")
+
+
+@task(
+    name="ensure-endpoint",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
+def ensure_endpoint(backend: Backend, name: str) -> EndpointState:
+    """Create the endpoint if needed and start it if it is not serving."""
+    state = backend.endpoints.ensure(name)
+    get_run_logger().info("endpoint %s at %s: %s", name, state.url, state.traffic() or "no deployments yet")
+    return state
+
+
+def serves_fully(endpoint: EndpointState, model: ModelVersion) -> str | None:
+    """The deployment serving `model` with 100 % of traffic, if there is one."""
+    return next((n for n, d in endpoint.deployments.items() if d.model == model.id and d.traffic == 100), None)
+
+
+@task(name="stage-deployment", cache_policy=NO_CACHE)
+def stage_deployment(backend: Backend, endpoint: EndpointState, bundle: Bundle) -> RolloutPlan:
+    """Add the bundle as a new deployment at 0 % traffic, in the slot the live deployment does not use."""
+    live = endpoint.live
+    new = next(slot for slot in SLOTS if slot != live)
+    expected = {new: predict_locally(bundle.model_dir, INPUT_SAMPLE)}
+    if live is not None:
+        live_model = endpoint.deployments[live].model
+        name, _, version = live_model.rpartition(":")
+        live_bundle = backend.packages.build(backend.registry.get(name, int(version)))
+        expected[live] = predict_locally(live_bundle.model_dir, INPUT_SAMPLE)
+    previous = endpoint.traffic()
+    backend.endpoints.add_deployment(endpoint.name, new, bundle)
+    plan = RolloutPlan(
+        endpoint=endpoint.name, new=new, live=live, model=bundle.model, previous_traffic=previous, expected=expected
+    )
+    current = get_transaction()
+    if current is not None:  # the deploy flow's transaction; its rollback hook reads the plan
+        current.set("plan", plan)
+    get_run_logger().info("staged %s as deployment %r at 0 %% beside %r", bundle.model, new, live)
+    return plan
+
+
+@stage_deployment.on_rollback
+def _roll_back(transaction: Transaction) -> None:
+    """Put traffic back exactly as it was, then remove the new deployment."""
+    plan: RolloutPlan = transaction.get("plan")
+    endpoints = open_backend(load_settings()).endpoints
+    restore = plan.previous_traffic or {plan.new: 0}
+    endpoints.set_traffic(plan.endpoint, {**restore, plan.new: 0})
+    endpoints.remove_deployment(plan.endpoint, plan.new)
+    get_run_logger().warning(
+        "rolled back: traffic restored to %s and deployment %r removed", restore or "none", plan.new
+    )
+
+
+@task(name="shift-traffic", cache_policy=NO_CACHE)
+def shift_traffic(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> list[dict[str, object]]:
+    """Move traffic to the new deployment step by step, checking real requests through the endpoint at each step."""
+    rows: list[dict[str, object]] = []
+    steps = policy.steps if plan.live else [100]
+    for step in steps:
+        traffic = dict.fromkeys(plan.previous_traffic, 0) | {plan.new: step}
+        if plan.live:
+            traffic[plan.live] = 100 - step
+        backend.endpoints.set_traffic(plan.endpoint, traffic)
+        row = _check_step(backend, plan, policy)
+        rows.append({"step": f"{plan.new} {step} %", "traffic": _describe(traffic), **row})
+        if row["verdict"] != "pass":
+            _publish_rollout(plan, rows, failed=True)
+            raise RolloutCheckError(f"traffic step {step} % to {plan.new!r} failed its check: {row['verdict']}")
+    _publish_rollout(plan, rows, failed=False)
+    return rows
+
+
+def _check_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> dict[str, object]:
+    latencies, served, problems = [], dict.fromkeys(plan.expected, 0), []
+    for _ in range(policy.requests_per_step):
+        answer = backend.endpoints.invoke(plan.endpoint, smoke_body())
+        latencies.append(answer.latency_ms)
+        deployment = answer.headers.get("azureml-model-deployment", "")
+        served[deployment] = served.get(deployment, 0) + 1
+        problem = check_answer(answer, plan.expected.get(deployment), deployment)
+        if problem:
+            problems.append(problem)
+    slowest = max(latencies)
+    if not problems and slowest > policy.max_latency_ms:
+        problems.append(f"slowest answer {slowest:.1f} ms is over the {policy.max_latency_ms:g} ms limit")
+    return {
+        "requests": policy.requests_per_step,
+        "served": _describe(served),
+        "errors": len(problems),
+        "p50 ms": round(statistics.median(latencies), 2),
+        "max ms": round(slowest, 2),
+        "verdict": problems[0] if problems else "pass",
+    }
+
+
+def _describe(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items()))
+
+
+def _publish_rollout(plan: RolloutPlan, rows: list[dict[str, object]], *, failed: bool) -> None:
+    outcome = "rolled back" if failed else "completed"
+    create_table_artifact(
+        table=rows, key="traffic-steps", description=f"{plan.model} to {plan.endpoint}/{plan.new}: rollout {outcome}"
+    )
+
+
+@task(
+    name="retire-previous",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
+def retire_previous(backend: Backend, plan: RolloutPlan) -> EndpointState:
+    """Remove every deployment but the new one (they take no traffic any more)."""
+    state = backend.endpoints.get(plan.endpoint)
+    if state is None:
+        raise MissingResourceError(f"endpoint {plan.endpoint!r} disappeared during the deployment")
+    for name in [n for n in state.deployments if n != plan.new]:
+        state = backend.endpoints.remove_deployment(plan.endpoint, name)
+        get_run_logger().info("removed deployment %r", name)
+    return state
+
+
+@task(
+    name="record-serving",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
+def record_serving(backend: Backend, model: ModelVersion, endpoint: EndpointState, deployment: str) -> None:
+    """Point the registry's `serving` alias at the model and announce `mlops.model.deployed`."""
+    backend.registry.set_alias(model.name, SERVING_ALIAS, model.version)
+    emit_event(
+        event=DEPLOYED_EVENT,
+        resource={"prefect.resource.id": f"mlops.endpoint.{endpoint.name}", "prefect.resource.name": endpoint.name},
+        related=[{"prefect.resource.id": f"mlops.model.{model.name}", "prefect.resource.role": "model"}],
+        payload={
+            "name": model.name,
+            "version": model.version,
+            "endpoint": endpoint.name,
+            "deployment": deployment,
+            "scoring_url": endpoint.scoring_url,
+        },
+    )
+    get_run_logger().info("%s serves 100 %% of %s; emitted %s", model.id, endpoint.name, DEPLOYED_EVENT)

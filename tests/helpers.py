@@ -1,0 +1,89 @@
+"""Helpers shared by tests: free ports, a seeded workspace, and a bounded loopback load generator."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from infra.backend import TrainSpec
+from infra.local import LocalBackend
+from infra.settings import load_settings
+from model.data import write_sample_csv
+
+ALPHAS = (0.4, 0.1, 5.0)  # versions 1, 2, 3 of the seeded registry
+MODEL = "diabetes_regression_model.pkl"
+SMOKE = b'{"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def seed_registry(home: Path) -> None:
+    """Train and register one version per alpha in `ALPHAS`, through the real local backend."""
+    backend = LocalBackend(load_settings(home=home))
+    data = write_sample_csv(home / "data" / "diabetes.csv")
+    for alpha in ALPHAS:
+        output = backend.jobs.train(TrainSpec(job_name=f"seed-{alpha}", data=data, parameters={"alpha": alpha}))
+        properties = {"metrics": json.dumps(output.metrics)}  # what register_model records, and the gate reads
+        backend.registry.register(MODEL, output.outputs, tags={"alpha": str(alpha)}, properties=properties)
+
+
+def clone_home(template: Path, home: Path) -> Path:
+    """A new workspace holding the template's registry (model files stay shared, read-only)."""
+    home.mkdir(parents=True)
+    shutil.copy2(template / "registry.db", home / "registry.db")
+    shutil.copytree(template / "data", home / "data")
+    return home
+
+
+class LoadGenerator:
+    """Scores in a loop from a few threads until stopped (or `max_seconds`); counts every status seen."""
+
+    def __init__(self, url: str, key: str, *, threads: int = 4, max_seconds: float = 120) -> None:
+        self.url, self.key, self.max_seconds = url, key, max_seconds
+        self.statuses: Counter[int] = Counter()
+        self.deployments: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> LoadGenerator:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        headers = {"authorization": f"Bearer {self.key}", "content-type": "application/json"}
+        with httpx.Client(timeout=10) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                try:
+                    response = client.post(self.url, content=SMOKE, headers=headers)
+                except httpx.HTTPError as exc:
+                    with self._lock:
+                        self.failures.append(repr(exc))
+                    continue
+                with self._lock:
+                    self.statuses[response.status_code] += 1
+                    self.deployments[response.headers.get("azureml-model-deployment", "")] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.statuses.values()) + len(self.failures)
