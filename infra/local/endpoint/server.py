@@ -12,7 +12,8 @@ It behaves like an Azure ML managed online endpoint:
     PUT  /management/traffic     {"blue": 90, "green": 10}: weights summing to 100 (or all 0)
 
 Management never needs a restart; the state is saved to `state.json` and reloaded at start. Every
-request logs one JSON line (request id, traceparent, deployment, predictions, latency) to stdout.
+request logs one JSON line (request id, traceparent, deployment, predictions, latency) to stdout,
+flushed five times a second.
 Bad requests get a 4xx JSON error naming the problem; the server keeps serving.
 
     python -m infra.local.endpoint.server --dir DIR --port PORT [--max-body-bytes N]
@@ -25,7 +26,6 @@ import asyncio
 import bisect
 import hmac
 import importlib.util
-import io
 import itertools
 import json
 import os
@@ -47,6 +47,7 @@ STATE_FILE = "state.json"
 KEYS_FILE = "keys.json"
 _JSON = [(b"content-type", b"application/json")]
 _module_ids = itertools.count(1)
+LOG_FLUSH_SECONDS = 0.2
 
 Receive = Any
 Send = Any
@@ -172,10 +173,17 @@ class EndpointApp:
                 except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which stops
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                self._schedule_flush()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self._out.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _schedule_flush(self) -> None:
+        """Flush the request log a few times a second: one write per batch instead of one per request."""
+        self._out.flush()
+        asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._schedule_flush)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -221,7 +229,7 @@ class EndpointApp:
             "predictions": predictions,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }
-        self._out.write(orjson.dumps(line).decode() + "\n")
+        self._out.write(orjson.dumps(line).decode() + "\n")  # flushed by _schedule_flush
 
     async def _route(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive
@@ -397,8 +405,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="endpoint")
     parser.add_argument("--max-body-bytes", type=int, default=1 << 20)
     args = parser.parse_args(argv)
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)  # one log line per request, as it happens
     app = EndpointApp(args.dir, name=args.name, max_body_bytes=args.max_body_bytes)
     config = uvicorn.Config(
         app,

@@ -1,0 +1,278 @@
+"""Online scoring benchmark: this project's endpoint, Azure ML's inference server and a raw-ASGI reference.
+
+All three serve the same trained model to the same payloads (1 row and 100 rows of the diabetes
+features) at concurrency 1 and 16, measured with wrk on loopback. Servers run on CPU 1 and wrk on
+CPU 0 (as in shared/reference/performance-anchors.md). Each configuration runs `--reps` times,
+interleaved; the table shows medians. Needs `wrk` (Debian: `apt-get install wrk`) and
+`.venv-azureml` (`make azureml-venv`).
+
+    .venv/bin/python benchmarks/online.py [--duration 10] [--reps 3] [--out benchmarks/results/online.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from infra.backend import Bundle, TrainSpec
+from infra.local import LocalBackend
+from infra.settings import load_settings
+from model.data import FEATURES, read_csv, write_sample_csv
+from model.score import predict_locally
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_CPU, LOAD_CPU = "1", "0"
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+{auth}
+wrk.body = [=[{body}]=]
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{{"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"errors":%d,"non2xx":%d}}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    auth: str | None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(url: str, check: Callable[[httpx.Response], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check(httpx.get(url, timeout=1)):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up within {timeout} s")
+
+
+def prepare(work: Path) -> tuple[LocalBackend, Bundle, list[list[float]]]:
+    """Train and register the diabetes model in a scratch workspace and build its bundle."""
+    backend = LocalBackend(load_settings(home=work / "home", endpoint_port=_free_port()))
+    data = write_sample_csv(work / "home" / "data" / "diabetes.csv")
+    output = backend.jobs.train(TrainSpec(job_name="bench", data=data, parameters={"alpha": 0.4}))
+    model = backend.registry.register("bench-model", output.outputs, tags={}, properties={}).model
+    rows = read_csv(data)[list(FEATURES)].to_numpy().tolist()
+    return backend, backend.packages.build(model), rows
+
+
+@contextmanager
+def ours(backend: LocalBackend, bundle: Bundle) -> Iterator[Server]:
+    state = backend.endpoints.ensure("bench-endpoint")
+    try:
+        backend.endpoints.add_deployment("bench-endpoint", "blue", bundle)
+        backend.endpoints.set_traffic("bench-endpoint", {"blue": 100})
+        pid = backend.endpoints.process("bench-endpoint").pid()
+        subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, str(pid)], check=True, capture_output=True)
+        yield Server("this endpoint", state.scoring_url, f"Bearer {backend.endpoints.key('bench-endpoint')}")
+    finally:
+        backend.endpoints.stop("bench-endpoint")
+
+
+@contextmanager
+def _process(command: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, *command], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def azure_ml_server(bundle: Bundle, work: Path) -> Iterator[Server]:
+    """azmlinfsrv's app under gunicorn on loopback, with azmlinfsrv's defaults: 1 sync worker."""
+    gunicorn = ROOT / ".venv-azureml" / "bin" / "gunicorn"
+    if not gunicorn.is_file():
+        raise SystemExit(f"{gunicorn} is missing: run `make azureml-venv`")
+    port = _free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "AZUREML_ENTRY_SCRIPT": str(bundle.path / "code" / "score.py"),
+        "AZUREML_MODEL_DIR": str(bundle.model_dir),
+        "AML_APP_ROOT": str(bundle.path / "code"),
+    }
+    command = [str(gunicorn), "-b", f"127.0.0.1:{port}", "-w", "1", "--timeout", "300"]
+    with _process([*command, "azureml_inference_server_http.server.entry:app"], env, work / "azml.log"):
+        _wait_for(f"http://127.0.0.1:{port}/", lambda r: r.status_code == 200)
+        yield Server("Azure ML inference server", f"http://127.0.0.1:{port}/score", None)
+
+
+@contextmanager
+def raw_asgi(bundle: Bundle, work: Path) -> Iterator[Server]:
+    port = _free_port()
+    env = {**os.environ, "BENCH_MODEL": str(bundle.model_dir / "model.joblib"), "PYTHONPATH": str(ROOT / "benchmarks")}
+    command = [sys.executable, "-m", "uvicorn", "reference_asgi:app", "--host", "127.0.0.1", "--port", str(port)]
+    command += [
+        "--lifespan",
+        "off",
+        "--no-access-log",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--log-level",
+        "warning",
+    ]
+    with _process(command, env, work / "asgi.log"):
+        _wait_for(f"http://127.0.0.1:{port}/", lambda r: r.status_code in (200, 500))
+        yield Server("raw ASGI reference", f"http://127.0.0.1:{port}/score", None)
+
+
+def check_answers(server: Server, body: bytes, expected: list[float]) -> None:
+    headers = {"content-type": "application/json", **({"authorization": server.auth} if server.auth else {})}
+    answer = httpx.post(server.url, content=body, headers=headers, timeout=10).json()["result"]
+    if answer != expected:
+        raise SystemExit(f"{server.name} answered {answer[:3]}...; expected {expected[:3]}...")
+
+
+def wrk(server: Server, body: bytes, connections: int, seconds: int, work: Path) -> dict[str, float]:
+    auth = f'wrk.headers["Authorization"] = "{server.auth}"' if server.auth else ""
+    script = work / "post.lua"
+    script.write_text(LUA.format(auth=auth, body=body.decode()))
+    command = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s"]
+    result = subprocess.run([*command, "-s", str(script), server.url], capture_output=True, text=True, check=True)
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    return {
+        "rps": summary["requests"] / (summary["duration_us"] / 1e6),
+        "p50": summary["p50_us"] / 1000,
+        "p99": summary["p99_us"] / 1000,
+        "errors": summary["errors"] + summary["non2xx"],
+    }
+
+
+def measure(
+    server: Server, payloads: dict[str, bytes], args: argparse.Namespace, work: Path
+) -> dict[tuple[str, int], list[dict[str, float]]]:
+    results: dict[tuple[str, int], list[dict[str, float]]] = {}
+    wrk(server, payloads["1 row"], 16, 2, work)  # warm-up
+    for _ in range(args.reps):
+        for payload, body in payloads.items():
+            for connections in (1, 16):
+                results.setdefault((payload, connections), []).append(
+                    wrk(server, body, connections, args.duration, work)
+                )
+    return results
+
+
+def table(all_results: dict[str, dict[tuple[str, int], list[dict[str, float]]]], reps: int, seconds: float) -> str:
+    lines = [
+        f"| server | payload | concurrency | req/s | p50 ms | p99 ms | errors | (median of {reps} × {seconds:g} s) |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, results in all_results.items():
+        for (payload, connections), runs in results.items():
+            rps = statistics.median(r["rps"] for r in runs)
+            spread = (max(r["rps"] for r in runs) - min(r["rps"] for r in runs)) / rps
+            lines.append(
+                f"| {name} | {payload} | {connections} | {rps:,.0f} | {statistics.median(r['p50'] for r in runs):.2f} "
+                f"| {statistics.median(r['p99'] for r in runs):.2f} | {int(sum(r['errors'] for r in runs))} | spread {spread:.0%} |"
+            )
+    return "\n".join(lines)
+
+
+def goals(all_results: dict[str, dict[tuple[str, int], list[dict[str, float]]]]) -> str:
+    def median(name: str, field: str) -> float:
+        return statistics.median(r[field] for r in all_results[name][("1 row", 16)])
+
+    ours_rps, azml_rps, asgi_rps = (
+        median(n, "rps") for n in ("this endpoint", "Azure ML inference server", "raw ASGI reference")
+    )
+    p99 = median("this endpoint", "p99")
+    checks = [
+        (
+            f"req/s vs Azure ML inference server (1 row, c16): {ours_rps / azml_rps:.2f}× (goal ≥ 2×)",
+            ours_rps >= 2 * azml_rps,
+        ),
+        (f"p99 (1 row, c16): {p99:.2f} ms (goal < 15 ms)", p99 < 15),
+        (
+            f"req/s vs raw ASGI reference (1 row, c16): {ours_rps / asgi_rps:.2f}× (goal ≥ 0.7×)",
+            ours_rps >= 0.7 * asgi_rps,
+        ),
+    ]
+    return "\n".join(f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in checks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--only", choices=["ours", "azml", "asgi"], action="append", help="measure only these servers")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "online.md")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk")
+    with tempfile.TemporaryDirectory(prefix="bench-online-") as scratch:
+        work = Path(scratch)
+        backend, bundle, rows = prepare(work)
+        payloads = {
+            "1 row": json.dumps({"data": rows[:1]}).encode(),
+            "100 rows": json.dumps({"data": rows[:100]}).encode(),
+        }
+        expected = predict_locally(bundle.model_dir, rows[:100])
+        all_results = {}
+        servers = {
+            "ours": lambda: ours(backend, bundle),
+            "azml": lambda: azure_ml_server(bundle, work),
+            "asgi": lambda: raw_asgi(bundle, work),
+        }
+        for key, start in servers.items():
+            if args.only and key not in args.only:
+                continue
+            with start() as server:
+                check_answers(server, payloads["100 rows"], expected)
+                print(f"measuring {server.name} ...", file=sys.stderr)
+                all_results[server.name] = measure(server, payloads, args, work)
+    report = "\n\n".join(
+        [
+            f"Online scoring, {time.strftime('%Y-%m-%d %H:%M')}, wrk -t1 on CPU {LOAD_CPU}, servers on CPU {SERVER_CPU}, loopback.",
+            table(all_results, args.reps, args.duration),
+            goals(all_results)
+            if len(all_results) == len(servers)
+            else "(not every server was measured: no goal check)",
+        ]
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report + "\n")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
