@@ -12,7 +12,9 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
 AZUREML_VENV ?= .venv-azureml
 
-.PHONY: install azureml-venv run test lint format clean
+AZURITE := infra/azurite/node_modules/.bin/azurite-blob
+
+.PHONY: install azureml-venv azurite run test lint format clean
 
 install: $(VENV)/.installed  ## create .venv and install the project with pinned versions
 
@@ -33,10 +35,16 @@ $(AZUREML_VENV)/.installed: $(VENV)/.installed
 	$(AZUREML_VENV)/bin/python -m pip install --quiet azureml-inference-server-http==1.5.1 --requirement $(AZUREML_VENV)/pins.txt
 	touch $@
 
+azurite: $(AZURITE)  ## Azurite (the Azure Storage emulator) from npm, pinned by infra/azurite/package-lock.json
+
+$(AZURITE): infra/azurite/package-lock.json
+	cd infra/azurite && npm ci --no-audit --no-fund
+	touch $@
+
 run: install  ## the pipeline end to end on the local backend: train, register, package, deploy, smoke test
 	$(BIN)/mlops run
 
-test: install azureml-venv  ## the whole test suite
+test: install azureml-venv azurite  ## the whole test suite
 	$(BIN)/python -m pytest
 
 lint: install  ## formatting, lint and types

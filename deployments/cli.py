@@ -3,6 +3,7 @@
     mlops run [--alpha A] [--force]           train-register, then deploy the champion (the whole pipeline)
     mlops train [--alpha A] [--data CSV] [--force] [--metric M --direction D --min-improvement X]
     mlops deploy [--version N] [--steps 10,50,100]
+    mlops batch-score [--input CSV|FOLDER|blob://c/p] [--output FOLDER|blob://c/p] [--version N | --tag NAME VALUE] ...
     mlops endpoint status [--json] | stop
     mlops status [--json]
 
@@ -91,6 +92,24 @@ def _parser() -> argparse.ArgumentParser:
     _rollout_arguments(deploy)
     deploy.set_defaults(command=_deploy, name="deploy")
 
+    batch = commands.add_parser(
+        "batch-score", help="score a CSV file or folder (local or blob) in parallel mini-batches"
+    )
+    batch.add_argument(
+        "--input", help="CSV file, folder of CSVs, or blob://<container>/<path> (default: the diabetes features)"
+    )
+    batch.add_argument("--output", help="folder or blob://<container>/<prefix> (default: MLOPS_BATCH_OUTPUT)")
+    batch.add_argument(
+        "--version", type=int, help="model version (default: the one serving the endpoint, else the champion)"
+    )
+    batch.add_argument("--tag", nargs=2, metavar=("NAME", "VALUE"), help="the latest version with this tag")
+    batch.add_argument("--mini-batch-size", type=int, default=100_000, help="rows per mini-batch (default 100000)")
+    batch.add_argument("--parallelism", type=int, default=2, help="mini-batches scored at once (default 2)")
+    batch.add_argument(
+        "--error-threshold", type=int, default=0, help="failed mini-batches allowed; -1 for no limit (default 0)"
+    )
+    batch.set_defaults(command=_batch_score, name="batch-score")
+
     endpoint = commands.add_parser("endpoint", help="the local online endpoint: status or stop")
     endpoint.add_argument("action", choices=["status", "stop"])
     endpoint.add_argument("--json", action="store_true", help="print JSON")
@@ -160,6 +179,39 @@ def _deploy(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_score(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from flows.batch_score import batch_score
+
+    tag_name, tag_value = args.tag or (None, None)
+    state = batch_score(
+        input=args.input,
+        output=args.output,
+        model_version=args.version,
+        model_tag_name=tag_name,
+        model_tag_value=tag_value,
+        mini_batch_size=args.mini_batch_size,
+        parallelism=args.parallelism,
+        error_threshold=args.error_threshold,
+        return_state=True,
+    )
+    summary = _finished(state, "batch-score")
+    if summary is None:
+        return 1
+    _summarize_batch(summary)
+    return 0
+
+
+def _summarize_batch(summary: Any) -> None:
+    SUMMARY.add(
+        f"batch scoring with {summary.model}: {summary.rows_out} of {summary.rows_in} rows scored, {summary.rows_failed} failed"
+    )
+    for failure in summary.failures:
+        SUMMARY.add(
+            f"  failed mini-batch {failure.index} ({failure.file}, data rows {failure.first_row}-{failure.first_row + failure.rows - 1}): {failure.error}"
+        )
+    SUMMARY.add(f"scores: {summary.output}")
+
+
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     from flows.pipeline import pipeline
 
@@ -168,6 +220,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     if result is None:
         return 1
     _summarize_training(result.training)
+    _summarize_batch(result.batch)
     _summarize_deployment(settings, result.deployment)
     return 0
 

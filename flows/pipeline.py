@@ -1,13 +1,15 @@
-"""The end-to-end pipeline: train-register, then deploy the champion (a no-op when it already serves)."""
+"""The end-to-end pipeline: train-register, deploy the champion (a no-op when it already serves), batch-score."""
 
 from __future__ import annotations
 
 from prefect import flow
 from pydantic import BaseModel, ConfigDict
 
+from flows.batch_score import batch_score
 from flows.deploy import DEFAULT_ROLLOUT, DeployResult, deploy
 from flows.train_register import DEFAULT_GATE, TrainRegisterResult, train_register
 from model.gate import GatePolicy
+from tasks.batch import BatchSummary
 from tasks.rollout import RolloutPolicy
 
 
@@ -16,6 +18,7 @@ class PipelineResult(BaseModel):
 
     training: TrainRegisterResult
     deployment: DeployResult
+    batch: BatchSummary
 
 
 @flow(name="pipeline")
@@ -25,9 +28,12 @@ def pipeline(
     force: bool = False,
     rollout: RolloutPolicy = DEFAULT_ROLLOUT,
 ) -> PipelineResult:
-    """Train, gate and register; then package, deploy with blue/green traffic and smoke-test the champion."""
+    """Train, gate and register; package, deploy with blue/green traffic and smoke-test the champion; batch-score
+    the default input with the version now serving."""
     # Train, evaluate, register
     training = train_register(alpha=alpha, gate=gate, force=force)
     # Package, deploy, smoke test
     deployment = deploy(rollout=rollout)
-    return PipelineResult(training=training, deployment=deployment)
+    # Batch score
+    batch = batch_score(model_version=deployment.model.version)
+    return PipelineResult(training=training, deployment=deployment, batch=batch)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from infra.errors import ConfigError
 from infra.settings import Settings
+from infra.storage import Storage
 
 
 class _Value(BaseModel):
@@ -122,6 +123,28 @@ class Invocation(_Value):
         return json.loads(self.body)
 
 
+class MiniBatch(_Value):
+    """A byte range of one input CSV holding whole lines; `columns` is the file's header."""
+
+    index: int
+    file: Path
+    start: int
+    end: int
+    columns: list[str]
+
+    def describe(self) -> str:
+        return f"{self.file.name} mini-batch {self.index} (bytes {self.start}-{self.end})"
+
+
+class MiniBatchResult(_Value):
+    """A scored mini-batch: its rows (input lines) and the part file holding them with their scores."""
+
+    index: int
+    rows_in: int
+    rows_out: int
+    part: Path
+
+
 class Jobs(Protocol):
     def train(self, spec: TrainSpec) -> TrainOutput:
         """Run `python -m model.train` on the spec and return its outputs (re-attaching to a finished run)."""
@@ -196,6 +219,24 @@ class Endpoints(Protocol):
         ...
 
 
+class Batch(Protocol):
+    def plan(self, files: list[Path], rows_per_batch: int) -> list[MiniBatch]:
+        """Cut the inputs into mini-batches of about `rows_per_batch` rows, after checking their headers."""
+        ...
+
+    def score(self, model: ModelVersion, batch: MiniBatch, work: Path) -> MiniBatchResult:
+        """Score one mini-batch into a part file under `work`; raises on bad input, naming the problem."""
+        ...
+
+    def count_rows(self, batch: MiniBatch) -> int:
+        """The data lines in a mini-batch (for the reconciliation of one that failed)."""
+        ...
+
+    def assemble(self, results: list[MiniBatchResult], columns: list[str], out: Path) -> int:
+        """Write the header and the parts, in order, as one CSV; return the bytes written."""
+        ...
+
+
 class Backend(Protocol):
     @property
     def name(self) -> str:
@@ -213,6 +254,12 @@ class Backend(Protocol):
 
     @property
     def endpoints(self) -> Endpoints: ...
+
+    @property
+    def batch(self) -> Batch: ...
+
+    @property
+    def storage(self) -> Storage: ...
 
 
 def open_backend(settings: Settings) -> Backend:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.errors import ConfigError
@@ -36,7 +36,12 @@ class Settings(BaseSettings):
     """Every setting, with its environment variable `MLOPS_<FIELD>` (Azure ones also `AZURE_<NAME>`)."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", env_ignore_empty=True, validate_default=True, frozen=True
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        env_ignore_empty=True,
+        validate_default=True,
+        frozen=True,
+        populate_by_name=True,
     )
 
     # ---- where things run ----
@@ -63,6 +68,36 @@ class Settings(BaseSettings):
     endpoint_port: int = Field(5801, ge=1, le=65535, description="Port of the local endpoint on 127.0.0.1.")
     endpoint_max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger scoring requests get 413.")
     endpoint_start_timeout_seconds: float = Field(60, gt=0, description="How long to wait for the endpoint to answer.")
+
+    # ---- batch scoring (SCORING_DATASTORE_*, SCORING_DATASET_NAME) ----
+    batch_output: str | None = Field(
+        None, description="Where scored files go: a folder or blob://<container>/<prefix>. Unset: HOME/batch-output."
+    )
+    scoring_input_container: str = Field(
+        "input", description="Blob container of scoring input (SCORING_DATASTORE_INPUT_CONTAINER)."
+    )
+    scoring_input_filename: str = Field(
+        "diabetes_scoring_input.csv", description="Scoring input file name (SCORING_DATASTORE_INPUT_FILENAME)."
+    )
+    scoring_output_container: str = Field(
+        "output", description="Blob container of scored output (SCORING_DATASTORE_OUTPUT_CONTAINER)."
+    )
+    scoring_output_filename: str = Field(
+        "diabetes_scoring_output.csv",
+        description="Output name: <date>/<stem>_<time>.<ext> (SCORING_DATASTORE_OUTPUT_FILENAME).",
+    )
+    scoring_dataset_name: str = Field(
+        "diabetes_scoring_ds", description="Scoring data asset name on Azure ML (SCORING_DATASET_NAME)."
+    )
+
+    # ---- blob storage (prefect-azure); never passed on a command line ----
+    blob_connection_string: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices(f"{ENV_PREFIX}BLOB_CONNECTION_STRING", "AZURE_STORAGE_CONNECTION_STRING"),
+        description="Storage connection string (Azurite's for local use).",
+    )
+    blob_account_url: str | None = Field(None, description="Storage account URL, authenticated with azure-identity.")
+    blob_credentials_block: str | None = Field(None, description="Name of a saved AzureBlobStorageCredentials block.")
 
     # ---- CI provenance (BUILD_BUILDID, BUILD_URI) ----
     build_id: str | None = Field(None, description="CI build id, a `BuildId` tag on registered models.")
@@ -145,6 +180,14 @@ class Settings(BaseSettings):
     def default_data_file(self) -> Path:
         return self.home / "data" / "diabetes.csv"
 
+    @property
+    def default_scoring_file(self) -> Path:
+        return self.home / "data" / self.scoring_input_filename
+
+    @property
+    def blob_configured(self) -> bool:
+        return bool(self.blob_connection_string or self.blob_account_url or self.blob_credentials_block)
+
 
 def env_var(field: str) -> str:
     """The environment variable of a settings field."""
@@ -187,5 +230,10 @@ def _describe(exc: ValidationError) -> str:
             continue
         alias = Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
         name = " or ".join(alias.choices) if isinstance(alias, AliasChoices) else env_var(field)  # type: ignore[arg-type]
-        lines.append(f"{name}={error.get('input')!r}: {message}")
+        secret = field in Settings.model_fields and Settings.model_fields[field].annotation in (
+            SecretStr,
+            SecretStr | None,
+        )
+        shown = "<hidden>" if secret else repr(error.get("input"))
+        lines.append(f"{name}={shown}: {message}")
     return "invalid settings:\n  " + "\n  ".join(lines)

@@ -26,17 +26,24 @@ class Champion(BaseModel):
     source: str
 
 
+def serving_version(backend: Backend, model_name: str, endpoint_name: str) -> ModelVersion | None:
+    """The version of `model_name` serving 100 % of the running endpoint's traffic, if any."""
+    endpoint = backend.endpoints.get(endpoint_name)
+    for info in endpoint.deployments.values() if endpoint and endpoint.running else []:
+        name, _, version = info.model.rpartition(":")
+        if info.traffic == 100 and name == model_name:
+            return backend.registry.get(name, int(version))
+    return None
+
+
 @task(name="find-champion", cache_policy=NO_CACHE)
 def find_champion(backend: Backend, model_name: str, endpoint_name: str) -> Champion | None:
     """The version serving 100 % of the endpoint, else the registry's `champion` alias, else None (no model yet)."""
-    endpoint = backend.endpoints.get(endpoint_name)
-    for deployment, info in endpoint.deployments.items() if endpoint and endpoint.running else []:
-        name, _, version = info.model.rpartition(":")
-        if info.traffic == 100 and name == model_name:
-            serving = backend.registry.get(name, int(version))
-            get_run_logger().info("champion is %s, serving 100 %% of endpoint %r", serving.id, endpoint_name)
-            source = f"endpoint '{endpoint_name}' (deployment '{deployment}', 100 % of traffic)"
-            return Champion(model=serving, metrics=recorded_metrics(serving), source=source)
+    serving = serving_version(backend, model_name, endpoint_name)
+    if serving is not None:
+        get_run_logger().info("champion is %s, serving 100 %% of endpoint %r", serving.id, endpoint_name)
+        source = f"endpoint '{endpoint_name}' (100 % of traffic)"
+        return Champion(model=serving, metrics=recorded_metrics(serving), source=source)
     current = backend.registry.get_alias(model_name, CHAMPION_ALIAS)
     if current is None:
         get_run_logger().info("no champion for %s yet", model_name)

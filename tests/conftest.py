@@ -50,3 +50,17 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     template = tmp_path_factory.mktemp("seeded") / "home"
     seed_registry(template)
     return template
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Azurite blob service (in memory, loopback, its own port) for the session; yields its connection string."""
+    from infra.local.azurite import Azurite
+    from tests.helpers import free_port
+
+    service = Azurite(tmp_path_factory.mktemp("azurite"), free_port(), in_memory=True)
+    connection = service.start()
+    try:
+        yield connection
+    finally:
+        service.stop()

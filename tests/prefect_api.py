@@ -12,6 +12,8 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     FlowRunFilter,
     FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
 )
 from prefect.events.filters import EventFilter, EventNameFilter
 
@@ -23,6 +25,18 @@ def artifacts_of(flow_run_id: UUID) -> dict[str, Any]:
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
     return {artifact.key: artifact for artifact in found if artifact.key}
+
+
+def logs_of(flow_run_id: UUID, timeout: float = 30.0) -> list[str]:
+    """Every log message of a flow run and its task runs (waiting for the flow's last line to arrive)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
+        messages = [log.message for log in logs]
+        if any(m.startswith("Finished in state") for m in messages) or time.monotonic() > deadline:
+            return messages
+        time.sleep(0.5)
 
 
 def task_run_states(flow_run_id: UUID) -> dict[str, str]:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from infra.local.batch import LocalBatch
 from infra.local.endpoint import LocalEndpoints
 from infra.local.jobs import LocalJobs
 from infra.local.packages import LocalPackages
 from infra.local.registry import LocalRegistry
 from infra.settings import Settings
+from infra.storage import Storage
 
-__all__ = ["LocalBackend", "LocalEndpoints", "LocalJobs", "LocalPackages", "LocalRegistry"]
+__all__ = ["LocalBackend", "LocalBatch", "LocalEndpoints", "LocalJobs", "LocalPackages", "LocalRegistry"]
 
 
 class LocalBackend:
-    """Training jobs as subprocesses, a SQLite model registry, bundles and endpoint processes, under `settings.home`."""
+    """Training jobs as subprocesses, a SQLite model registry, bundles, endpoint processes and batch scoring
+    in threads, under `settings.home`; storage is a folder, or Azure Blob Storage when configured."""
 
     name = "local"
 
@@ -28,3 +31,5 @@ class LocalBackend:
             max_body_bytes=settings.endpoint_max_body_bytes,
             start_timeout=settings.endpoint_start_timeout_seconds,
         )
+        self.batch = LocalBatch()
+        self.storage = Storage(settings)

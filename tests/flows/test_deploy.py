@@ -176,4 +176,4 @@ class TestGateAgainstTheServingVersion:
         assert result.promoted
         assert "vs champion (version 2)" in result.reason
         evaluation = artifacts_of(_flow_run_id(story["runs"]["retrain"]))["evaluation"].data
-        assert "from the endpoint 'diabetes-endpoint' (deployment 'green', 100 % of traffic)" in evaluation
+        assert "from the endpoint 'diabetes-endpoint' (100 % of traffic)" in evaluation

@@ -9,11 +9,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import signal
 import sys
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ import httpx
 
 import infra
 from infra.errors import BackendError
+from infra.local.processes import alive, spawn_detached, terminate
 
 SERVER_MODULE = "infra.local.endpoint.server"
 
@@ -83,7 +82,7 @@ class EndpointProcess:
         command += ["--name", self.name, "--max-body-bytes", str(self.max_body_bytes)]
         code_root = str(Path(infra.__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
-        pid = _spawn_detached(command, env, self.log)
+        pid = spawn_detached(command, env, self.log)
         (self.folder / "server.pid").write_text(str(pid))
         (self.folder / "server.json").write_text(json.dumps({"port": self.port}))
         self._wait_until_up(pid, timeout)
@@ -92,7 +91,7 @@ class EndpointProcess:
     def _wait_until_up(self, pid: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not alive(pid):
                 tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-8:])
                 hint = " (is the port taken? set MLOPS_ENDPOINT_PORT)" if "address already in use" in tail else ""
                 msg = f"endpoint {self.name!r} exited at start{hint}:\n{tail}"
@@ -100,7 +99,7 @@ class EndpointProcess:
             if _answers(f"http://127.0.0.1:{self.port}", pid):
                 return
             time.sleep(0.1)
-        self._terminate(pid)
+        terminate(pid)
         raise BackendError(f"endpoint {self.name!r} did not answer within {timeout:g} s; log: {self.log}")
 
     def stop(self, timeout: float = 15) -> bool:
@@ -108,45 +107,9 @@ class EndpointProcess:
         pid = self.pid()
         if pid is None:
             return False
-        self._terminate(pid, timeout)
+        terminate(pid, timeout)
         (self.folder / "server.pid").unlink(missing_ok=True)
         return True
-
-    @staticmethod
-    def _terminate(pid: int, timeout: float = 15) -> None:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return
-            time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
-
-
-def _spawn_detached(command: list[str], env: dict[str, str], log: Path) -> int:
-    """Start a long-lived process in a session of its own, output appended to `log`; return its pid.
-
-    `posix_spawn` leaves no `Popen` object behind to complain that the server outlives it.
-    """
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
-        (os.POSIX_SPAWN_DUP2, 1, 2),
-    ]
-    return os.posix_spawn(command[0], command, env, file_actions=actions, setsid=True)
-
-
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def loopback_client(timeout: float) -> httpx.Client:

@@ -1,0 +1,47 @@
+"""Long-lived helper processes (the endpoint server, Azurite, the Prefect server and worker): start detached, check, stop by pid."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def spawn_detached(command: list[str], env: dict[str, str], log: Path) -> int:
+    """Start a long-lived process in a session of its own, output appended to `log`; return its pid.
+
+    `posix_spawn` leaves no `Popen` object behind to complain that the server outlives it.
+    """
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    return os.posix_spawn(command[0], command, env, file_actions=actions, setsid=True)
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (reaping it first if it is a finished child of ours)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def terminate(pid: int, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL after `timeout` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
