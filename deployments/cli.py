@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         "--version", type=int, help="model version (default: the one serving the endpoint, else the champion)"
     )
     batch.add_argument("--tag", nargs=2, metavar=("NAME", "VALUE"), help="the latest version with this tag")
-    batch.add_argument("--mini-batch-size", type=int, default=100_000, help="rows per mini-batch (default 100000)")
+    batch.add_argument("--mini-batch-size", type=int, default=250_000, help="rows per mini-batch (default 250000)")
     batch.add_argument("--parallelism", type=int, default=2, help="mini-batches scored at once (default 2)")
     batch.add_argument(
         "--error-threshold", type=int, default=0, help="failed mini-batches allowed; -1 for no limit (default 0)"

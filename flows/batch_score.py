@@ -38,7 +38,7 @@ def batch_score(
     model_version: int | None = None,
     model_tag_name: str | None = None,
     model_tag_value: str | None = None,
-    mini_batch_size: int = 100_000,
+    mini_batch_size: int = 250_000,
     parallelism: int = 2,
     error_threshold: int = 0,
 ) -> BatchSummary:

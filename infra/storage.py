@@ -8,6 +8,7 @@ azure-identity (`MLOPS_BLOB_ACCOUNT_URL`) - never from a command line, and never
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -68,11 +69,12 @@ class Storage:
         return paths
 
     def publish(self, file: Path, location: Path | BlobLocation, name: str) -> str:
-        """Copy `file` to `location` under the relative `name`; return where it went."""
+        """Copy `file` to `location` under the relative `name` (a hard link when a local folder shares its file
+        system); return where it went."""
         if isinstance(location, Path):
             target = location / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(file, target)
+            _link_or_copy(file, target)
             return str(target)
         destination = BlobLocation(
             location.container, str(PurePosixPath(location.path) / name) if location.path else name
@@ -107,6 +109,14 @@ class Storage:
             "or MLOPS_BLOB_CREDENTIALS_BLOCK"
         )
         raise ConfigError(msg)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link on the same file system (the scored file is never changed, so it costs no second write), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _local_csvs(path: Path) -> list[Path]:
