@@ -98,3 +98,18 @@ class TestBlob:
         storage = Storage(load_settings(home=tmp_path / "home"))
         with pytest.raises(ConfigError, match="MLOPS_BLOB_CONNECTION_STRING"):
             storage.fetch(BlobLocation("input", "x.csv"), tmp_path)
+
+
+def test_credentials_from_a_saved_prefect_block(prefect_server: str, azurite: str, tmp_path: Path) -> None:
+    """MLOPS_BLOB_CREDENTIALS_BLOCK names a block saved on the Prefect server; the settings hold no secret."""
+    from prefect_azure import AzureBlobStorageCredentials
+
+    AzureBlobStorageCredentials(connection_string=azurite).save("test-blob-credentials", overwrite=True)
+    client = BlobServiceClient.from_connection_string(azurite)
+    if not client.get_container_client("st-block").exists():
+        client.create_container("st-block")
+    client.get_blob_client("st-block", "in.csv").upload_blob(b"a\n1\n", overwrite=True)
+    settings = load_settings(home=tmp_path / "home", blob_credentials_block="test-blob-credentials")
+    assert settings.blob_connection_string is None
+    files = Storage(settings).fetch(BlobLocation("st-block", "in.csv"), tmp_path / "into")
+    assert [p.read_bytes() for p in files] == [b"a\n1\n"]
