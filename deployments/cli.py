@@ -4,6 +4,7 @@
     mlops train [--alpha A] [--data CSV] [--force] [--metric M --direction D --min-improvement X]
     mlops deploy [--version N] [--steps 10,50,100]
     mlops batch-score [--input CSV|FOLDER|blob://c/p] [--output FOLDER|blob://c/p] [--version N | --tag NAME VALUE] ...
+    mlops approve [RUN_ID] [--reject] [--reviewer NAME] [--comment TEXT]
     mlops endpoint status [--json] | stop
     mlops status [--json]
 
@@ -109,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
         "--error-threshold", type=int, default=0, help="failed mini-batches allowed; -1 for no limit (default 0)"
     )
     batch.set_defaults(command=_batch_score, name="batch-score")
+
+    approve = commands.add_parser("approve", help="answer a deploy run waiting for approval (default: the only one)")
+    approve.add_argument("run_id", nargs="?", help="the paused deploy flow run's id")
+    approve.add_argument("--reject", action="store_true", help="reject: the new deployment is removed")
+    approve.add_argument("--reviewer", default=os.environ.get("USER", ""), help="who answers (default $USER)")
+    approve.add_argument("--comment", default="", help="why")
+    approve.set_defaults(command=_approve, name="approve")
 
     endpoint = commands.add_parser("endpoint", help="the local online endpoint: status or stop")
     endpoint.add_argument("action", choices=["status", "stop"])
@@ -249,6 +257,42 @@ def _summarize_deployment(settings: Settings, result: Any) -> None:
     SUMMARY.add(
         f"  curl -s {result.scoring_url} -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{body}'"
     )
+
+
+def _approve(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_runs import resume_flow_run
+
+    if args.run_id is None:
+        with get_client(sync_client=True) as client:
+            paused = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["deploy"])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                ),
+            )
+        if len(paused) != 1:
+            found = ", ".join(str(run.id) for run in paused) or "none"
+            print(
+                f"mlops approve: name the run: {len(paused)} deploy runs wait for approval ({found})", file=sys.stderr
+            )
+            return 2
+        run_id = paused[0].id
+    else:
+        run_id = UUID(args.run_id)
+    resume_flow_run(run_id, run_input={"approve": not args.reject, "reviewer": args.reviewer, "comment": args.comment})
+    print(f"deploy run {run_id}: {'rejected' if args.reject else 'approved'}")
+    return 0
 
 
 def _endpoint(settings: Settings, args: argparse.Namespace) -> int:

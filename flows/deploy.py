@@ -6,8 +6,9 @@ from prefect import flow, get_run_logger
 from prefect.transactions import transaction
 from pydantic import BaseModel, ConfigDict
 
-from infra.backend import ModelVersion, open_backend
+from infra.backend import EndpointState, ModelVersion, open_backend
 from infra.settings import load_settings
+from tasks.approval import request_approval
 from tasks.deploy import ensure_endpoint, record_serving, retire_previous, serves_fully, shift_traffic, stage_deployment
 from tasks.package import package_model, resolve_model
 from tasks.rollout import RolloutPolicy
@@ -26,35 +27,56 @@ class DeployResult(BaseModel):
     scoring_url: str
     deployment: str
     changed: bool
+    note: str = ""
+
+    @classmethod
+    def of(
+        cls, model: ModelVersion, endpoint: EndpointState, deployment: str, *, changed: bool, note: str = ""
+    ) -> DeployResult:
+        return cls(
+            model=model,
+            endpoint=endpoint.name,
+            scoring_url=endpoint.scoring_url,
+            deployment=deployment,
+            changed=changed,
+            note=note,
+        )
 
 
 @flow(name="deploy")
 def deploy(
-    version: int | None = None, model_name: str | None = None, rollout: RolloutPolicy = DEFAULT_ROLLOUT
+    version: int | None = None,
+    model_name: str | None = None,
+    rollout: RolloutPolicy = DEFAULT_ROLLOUT,
+    require_approval: bool = False,
+    approval_timeout_seconds: int = 3600,
 ) -> DeployResult:
-    """Deploy a model version (default: the champion) to the endpoint with blue/green traffic and automatic rollback."""
+    """Deploy a model version (default: the champion) to the endpoint with blue/green traffic and automatic rollback.
+
+    With `require_approval`, the run pauses after the smoke test until a reviewer approves or rejects;
+    a rejection (or no answer) removes the new deployment and completes, saying who and why.
+    """
     settings = load_settings()
     backend = open_backend(settings)
     model = resolve_model(backend, model_name or settings.model_name, version)
     endpoint = ensure_endpoint(backend, settings.endpoint_name)
-    already = serves_fully(endpoint, model)
-    if already:
-        get_run_logger().info(
-            "%s already serves 100 %% of %s (deployment %r): nothing to do", model.id, endpoint.name, already
-        )
-        return DeployResult(
-            model=model, endpoint=endpoint.name, scoring_url=endpoint.scoring_url, deployment=already, changed=False
-        )
+    if serving := serves_fully(endpoint, model):
+        get_run_logger().info("%s already serves 100 %% of %s: nothing to do", model.id, endpoint.name)
+        return DeployResult.of(model, endpoint, serving, changed=False)
     # Package
     bundle = package_model(backend, model)
-    # Deploy beside the live deployment, smoke-test it, shift traffic; a failure rolls everything back
-    with transaction():
+    # Deploy beside the live deployment, smoke-test it, (approve,) shift traffic; a failure rolls everything back
+    with transaction() as staged:
         plan = stage_deployment(backend, endpoint, bundle)
         smoke_test_deployment(backend, plan)
+        approval = request_approval(plan, approval_timeout_seconds) if require_approval else None
+        if approval is not None and not approval.approve:
+            staged.rollback()  # the live deployment keeps all traffic; the new one is removed
+            note = f"rejected by {approval.reviewer}: {approval.comment or 'no reason given'}"
+            get_run_logger().warning("%s not deployed, %s", model.id, note)
+            return DeployResult.of(model, endpoint, plan.new, changed=False, note=note)
         shift_traffic(backend, plan, rollout)
     # Retire the old deployment and record what serves
     endpoint = retire_previous(backend, plan)
     record_serving(backend, model, endpoint, plan.new)
-    return DeployResult(
-        model=model, endpoint=endpoint.name, scoring_url=endpoint.scoring_url, deployment=plan.new, changed=True
-    )
+    return DeployResult.of(model, endpoint, plan.new, changed=True)

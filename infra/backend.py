@@ -172,6 +172,10 @@ class Registry(Protocol):
         """The version an alias points at, or None."""
         ...
 
+    def archive(self, name: str, version: int) -> bool:
+        """Archive a version (hidden from `list()`, files kept); False if it already was."""
+        ...
+
     def aliases(self, name: str) -> dict[str, int]:
         """Every alias of a model and its version."""
         ...
@@ -237,6 +241,16 @@ class Batch(Protocol):
         ...
 
 
+class Workspace(Protocol):
+    def ensure(self) -> list[str]:
+        """Create what the workspace needs; say what was created (nothing when it all exists)."""
+        ...
+
+    def delete(self) -> list[str]:
+        """Delete the workspace and everything in it; say what was deleted."""
+        ...
+
+
 class Backend(Protocol):
     @property
     def name(self) -> str:
@@ -257,6 +271,9 @@ class Backend(Protocol):
 
     @property
     def batch(self) -> Batch: ...
+
+    @property
+    def workspace(self) -> Workspace: ...
 
     @property
     def storage(self) -> Storage: ...

@@ -99,6 +99,16 @@ class Settings(BaseSettings):
     blob_account_url: str | None = Field(None, description="Storage account URL, authenticated with azure-identity.")
     blob_credentials_block: str | None = Field(None, description="Name of a saved AzureBlobStorageCredentials block.")
 
+    # ---- the local platform (`mlops up`) ----
+    prefect_port: int = Field(
+        4200, ge=1, le=65535, description="Port of the Prefect server `mlops up` starts on 127.0.0.1."
+    )
+    work_pool: str = Field("mlops-local", description="Prefect process work pool the deployments use.")
+    blob_emulator: Literal["none", "azurite"] = Field(
+        "none", description="`azurite`: `mlops up` runs Azurite as blob storage."
+    )
+    azurite_port: int = Field(10000, ge=1, le=65535, description="Port of Azurite's blob service on 127.0.0.1.")
+
     # ---- CI provenance (BUILD_BUILDID, BUILD_URI) ----
     build_id: str | None = Field(None, description="CI build id, a `BuildId` tag on registered models.")
     build_uri: str | None = Field(None, description="CI build URL, a `BuildUri` tag on registered models.")
@@ -186,7 +196,13 @@ class Settings(BaseSettings):
 
     @property
     def blob_configured(self) -> bool:
-        return bool(self.blob_connection_string or self.blob_account_url or self.blob_credentials_block)
+        explicit = self.blob_connection_string or self.blob_account_url or self.blob_credentials_block
+        return bool(explicit) or self.blob_emulator == "azurite"
+
+    @property
+    def platform_dir(self) -> Path:
+        """Pids, logs and the database of the processes `mlops up` starts."""
+        return self.home / "platform"
 
 
 def env_var(field: str) -> str:

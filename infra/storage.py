@@ -8,6 +8,7 @@ azure-identity (`MLOPS_BLOB_ACCOUNT_URL`) - never from a command line, and never
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from dataclasses import dataclass
@@ -87,6 +88,23 @@ class Storage:
             raise BackendError(msg) from exc
         return str(destination)
 
+    def ensure_container(self, name: str) -> bool:
+        """Create the blob container unless it exists; True when it was created."""
+        credentials = self.credentials()
+
+        async def ensure() -> bool:
+            async with credentials, credentials.get_client() as client:
+                container = client.get_container_client(name)
+                if await container.exists():
+                    return False
+                await container.create_container()
+                return True
+
+        try:
+            return asyncio.run(ensure())
+        except Exception as exc:  # the SDK raises several types
+            raise BackendError(f"cannot create blob container {name!r}: {type(exc).__name__}: {exc}") from exc
+
     def _container(self, name: str) -> Any:  # the block's methods are sync_compatible: typed as coroutines
         from prefect_azure.blob_storage import AzureBlobStorageContainer
 
@@ -104,9 +122,13 @@ class Storage:
             return AzureBlobStorageCredentials(connection_string=settings.blob_connection_string)
         if settings.blob_account_url:
             return AzureBlobStorageCredentials(account_url=settings.blob_account_url)
+        if settings.blob_emulator == "azurite":
+            from infra.local.azurite import connection_string
+
+            return AzureBlobStorageCredentials(connection_string=connection_string(settings.azurite_port))
         msg = (
-            "a blob:// location needs blob storage: set MLOPS_BLOB_CONNECTION_STRING, MLOPS_BLOB_ACCOUNT_URL "
-            "or MLOPS_BLOB_CREDENTIALS_BLOCK"
+            "a blob:// location needs blob storage: set MLOPS_BLOB_CONNECTION_STRING, MLOPS_BLOB_ACCOUNT_URL, "
+            "MLOPS_BLOB_CREDENTIALS_BLOCK, or MLOPS_BLOB_EMULATOR=azurite"
         )
         raise ConfigError(msg)
 

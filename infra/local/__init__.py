@@ -7,6 +7,7 @@ from infra.local.endpoint import LocalEndpoints
 from infra.local.jobs import LocalJobs
 from infra.local.packages import LocalPackages
 from infra.local.registry import LocalRegistry
+from infra.local.workspace import LocalWorkspace
 from infra.settings import Settings
 from infra.storage import Storage
 
@@ -21,7 +22,6 @@ class LocalBackend:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        settings.home.mkdir(parents=True, exist_ok=True)
         self.jobs = LocalJobs(settings.home / "jobs")
         self.registry = LocalRegistry(settings.registry_path)
         self.packages = LocalPackages(settings.home / "packages")
@@ -32,4 +32,5 @@ class LocalBackend:
             start_timeout=settings.endpoint_start_timeout_seconds,
         )
         self.batch = LocalBatch()
+        self.workspace = LocalWorkspace(settings)
         self.storage = Storage(settings)

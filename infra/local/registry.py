@@ -67,14 +67,23 @@ class LocalRegistry:
         self.db_path = db_path
         self.artifacts = db_path.parent / "artifacts"
         self._timeout = busy_timeout_seconds
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._transaction() as db:  # executescript() would commit early; run each statement in the transaction
+        self._ready = False
+
+    def _ensure_schema(self) -> None:
+        """Create the file and tables on first use (not when the registry object is made)."""
+        if self._ready:
+            return
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._transaction(schema=False) as db:  # executescript() would commit early
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)
+        self._ready = True
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, schema: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken at once (`BEGIN IMMEDIATE`), committed or rolled back."""
+        if schema:
+            self._ensure_schema()
         db = sqlite3.connect(self.db_path, timeout=self._timeout, isolation_level=None)
         try:
             db.execute("PRAGMA foreign_keys = ON")
@@ -152,6 +161,16 @@ class LocalRegistry:
                 (name, alias, version, _now()),
             )
 
+    def archive(self, name: str, version: int) -> bool:
+        """Hide a version from `list()` (its files and row stay, as Azure ML's archive does); False if it already was."""
+        self.get(name, version)
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE model_versions SET archived = 1 WHERE name = ? AND version = ? AND archived = 0",
+                (name, version),
+            ).rowcount
+        return changed == 1
+
     def get_alias(self, name: str, alias: str) -> ModelVersion | None:
         version = self.aliases(name).get(alias)
         return None if version is None else self.get(name, version)
@@ -170,6 +189,7 @@ class LocalRegistry:
 
     @contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
+        self._ensure_schema()
         db = sqlite3.connect(self.db_path, timeout=self._timeout)
         try:
             yield db

@@ -134,7 +134,7 @@ def test_a_locked_registry_is_a_transient_error_and_registers_nothing(registry: 
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         slow = LocalRegistry.__new__(LocalRegistry)
-        slow.db_path, slow.artifacts, slow._timeout = registry.db_path, registry.artifacts, 0.2
+        slow.db_path, slow.artifacts, slow._timeout, slow._ready = registry.db_path, registry.artifacts, 0.2, True
         with pytest.raises(TransientBackendError, match="stayed locked by another writer"):
             slow.register("m", _artifact(tmp_path, "2"), tags={}, properties={})
     finally:
