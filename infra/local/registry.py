@@ -69,8 +69,8 @@ class LocalRegistry:
         self._timeout = busy_timeout_seconds
         self._ready = False
 
-    def _ensure_schema(self) -> None:
-        """Create the file and tables on first use (not when the registry object is made)."""
+    def create(self) -> None:
+        """Create the file and tables unless they exist (writers call it; readers of a missing registry see it empty)."""
         if self._ready:
             return
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ class LocalRegistry:
     def _transaction(self, *, schema: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken at once (`BEGIN IMMEDIATE`), committed or rolled back."""
         if schema:
-            self._ensure_schema()
+            self.create()
         db = sqlite3.connect(self.db_path, timeout=self._timeout, isolation_level=None)
         try:
             db.execute("PRAGMA foreign_keys = ON")
@@ -189,8 +189,13 @@ class LocalRegistry:
 
     @contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
-        self._ensure_schema()
-        db = sqlite3.connect(self.db_path, timeout=self._timeout)
+        """A connection for reading; an empty in-memory registry when none exists yet (reading creates nothing)."""
+        if not self.db_path.is_file():
+            db = sqlite3.connect(":memory:")
+            db.executescript(_SCHEMA)
+        else:
+            self.create()
+            db = sqlite3.connect(self.db_path, timeout=self._timeout)
         try:
             yield db
         finally:

@@ -28,7 +28,7 @@ class LocalWorkspace:
                 changes.append(f"created {folder}")
         if not self.settings.registry_path.is_file():
             changes.append(f"created registry {self.settings.registry_path}")
-        LocalRegistry(self.settings.registry_path).list()  # creates the file and tables when they are missing
+        LocalRegistry(self.settings.registry_path).create()
         return changes
 
     def delete(self) -> list[str]:
