@@ -7,6 +7,9 @@
     mlops approve [RUN_ID] [--reject] [--reviewer NAME] [--comment TEXT]
     mlops endpoint status [--json] | stop
     mlops status [--json]
+    mlops up | down                          the local platform: Prefect server + UI, work pool, deployments, worker
+    mlops provision | cleanup [--keep N] [--stop-endpoint] [--delete-everything]
+    mlops data-arrived [--path CSV]          emit mlops.data.arrived (starts train-register when `mlops up` runs)
 
 Settings come from `MLOPS_*` variables and `.env` (see `.env.example`); a bad one stops the command
 before any work, naming the variable. Exit codes: 0 done (a model that is not promoted is done too),
@@ -20,6 +23,7 @@ import atexit
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from infra.backend import EndpointState, open_backend
@@ -67,11 +71,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for name, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    _use_platform_server(settings)
     try:
         return int(args.command(settings, args))
     except (ConfigError, ValueError) as exc:
         print(f"mlops {args.name}: {exc}", file=sys.stderr)
         return 2
+
+
+def _use_platform_server(settings: Settings) -> None:
+    """Runs go to the server `mlops up` started (and show in its UI), unless PREFECT_API_URL says otherwise."""
+    if "PREFECT_API_URL" in os.environ:
+        return
+    from deployments.platform import Platform
+
+    platform = Platform(settings)
+    if platform.running():
+        os.environ["PREFECT_API_URL"] = platform.api_url
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,6 +138,27 @@ def _parser() -> argparse.ArgumentParser:
     endpoint.add_argument("action", choices=["status", "stop"])
     endpoint.add_argument("--json", action="store_true", help="print JSON")
     endpoint.set_defaults(command=_endpoint, name="endpoint")
+
+    up = commands.add_parser(
+        "up", help="start the local platform: Prefect server and UI, work pool, deployments, worker"
+    )
+    up.set_defaults(command=_up, name="up")
+    down = commands.add_parser("down", help="stop what `mlops up` started (worker first), and the endpoint")
+    down.set_defaults(command=_down, name="down")
+
+    provision = commands.add_parser("provision", help="create the workspace, registry, blob containers and blocks")
+    provision.set_defaults(command=_provision, name="provision")
+    cleanup = commands.add_parser("cleanup", help="remove idle deployments, archive old versions")
+    cleanup.add_argument("--keep", type=int, default=5, help="newest versions to keep (default 5)")
+    cleanup.add_argument("--stop-endpoint", action="store_true", help="also stop the local endpoint")
+    cleanup.add_argument("--delete-everything", action="store_true", help="also delete the whole local workspace")
+    cleanup.set_defaults(command=_cleanup, name="cleanup")
+
+    arrived = commands.add_parser(
+        "data-arrived", help="emit mlops.data.arrived (triggers train-register under `mlops up`)"
+    )
+    arrived.add_argument("--path", default="", help="the new training CSV (default: the configured data)")
+    arrived.set_defaults(command=_data_arrived, name="data-arrived")
 
     status = commands.add_parser("status", help="registered models, the champion and the endpoint")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -292,6 +329,67 @@ def _approve(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG0
         run_id = UUID(args.run_id)
     resume_flow_run(run_id, run_input={"approve": not args.reject, "reviewer": args.reviewer, "comment": args.comment})
     print(f"deploy run {run_id}: {'rejected' if args.reject else 'approved'}")
+    return 0
+
+
+def _up(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from deployments.platform import Platform
+
+    platform = Platform(settings)
+    for line in platform.up():
+        print(line)
+    print(f"\nPrefect UI: {platform.ui_url}   (runs, deployments, artifacts, automations)")
+    print(f"to use it from another shell: export PREFECT_API_URL={platform.api_url}")
+    print("start the chain: prefect deployment run train-register/nightly   (or: mlops data-arrived)")
+    return 0
+
+
+def _down(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from deployments.platform import Platform
+
+    for line in Platform(settings).down():
+        print(line)
+    return 0
+
+
+def _provision(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from flows.provision import provision
+
+    changes = _finished(provision(return_state=True), "provision")
+    if changes is None:
+        return 1
+    SUMMARY.add("\n".join(changes) or "provision: nothing to do")
+    return 0
+
+
+def _cleanup(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from flows.cleanup import cleanup
+
+    state = cleanup(
+        keep_versions=args.keep,
+        stop_endpoint_server=args.stop_endpoint,
+        delete_everything=args.delete_everything,
+        return_state=True,
+    )
+    changes = _finished(state, "cleanup")
+    if changes is None:
+        return 1
+    SUMMARY.add("\n".join(changes) or "cleanup: nothing to do")
+    return 0
+
+
+def _data_arrived(settings: Settings, args: argparse.Namespace) -> int:
+    from prefect.events import emit_event
+    from prefect.events.clients import PrefectEventsClient  # noqa: F401 - fails early without a server
+
+    path = args.path or str(settings.data_file or settings.default_data_file)
+    name = Path(path).stem or "data"
+    emit_event(
+        event="mlops.data.arrived",
+        resource={"prefect.resource.id": f"mlops.dataset.{name}"},
+        payload={"path": args.path},
+    )
+    print(f"emitted mlops.data.arrived for {path}")
     return 0
 
 

@@ -103,7 +103,6 @@ class Settings(BaseSettings):
     prefect_port: int = Field(
         4200, ge=1, le=65535, description="Port of the Prefect server `mlops up` starts on 127.0.0.1."
     )
-    work_pool: str = Field("mlops-local", description="Prefect process work pool the deployments use.")
     blob_emulator: Literal["none", "azurite"] = Field(
         "none", description="`azurite`: `mlops up` runs Azurite as blob storage."
     )

@@ -116,7 +116,9 @@ class Storage:
 
         settings = self.settings
         if settings.blob_credentials_block:
-            loaded: AzureBlobStorageCredentials = AzureBlobStorageCredentials.load(settings.blob_credentials_block)  # type: ignore[assignment]
+            loaded: AzureBlobStorageCredentials = AzureBlobStorageCredentials.load(
+                settings.blob_credentials_block, _sync=True
+            )  # type: ignore[assignment,call-arg]
             return loaded
         if settings.blob_connection_string is not None:
             return AzureBlobStorageCredentials(connection_string=settings.blob_connection_string)

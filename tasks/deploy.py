@@ -19,6 +19,7 @@ from infra.backend import Backend, Bundle, EndpointState, ModelVersion, open_bac
 from infra.errors import MissingResourceError, RolloutCheckError
 from infra.settings import load_settings
 from model.score import INPUT_SAMPLE, predict_locally
+from tasks._events import chain_label
 from tasks._retry import retry_if_transient
 from tasks.rollout import RolloutPlan, RolloutPolicy
 from tasks.smoke import check_answer, smoke_body
@@ -166,7 +167,11 @@ def record_serving(backend: Backend, model: ModelVersion, endpoint: EndpointStat
     backend.registry.set_alias(model.name, SERVING_ALIAS, model.version)
     emit_event(
         event=DEPLOYED_EVENT,
-        resource={"prefect.resource.id": f"mlops.endpoint.{endpoint.name}", "prefect.resource.name": endpoint.name},
+        resource={
+            "prefect.resource.id": f"mlops.endpoint.{endpoint.name}",
+            "prefect.resource.name": endpoint.name,
+            **chain_label(),
+        },
         related=[{"prefect.resource.id": f"mlops.model.{model.name}", "prefect.resource.role": "model"}],
         payload={
             "name": model.name,

@@ -57,12 +57,12 @@ def register_blob_blocks(backend: Backend, settings: Settings) -> list[str]:
 
 def _save_if_changed(name: str, block: Any, kind: Any) -> list[str]:
     try:
-        existing = kind.load(name)
+        existing = kind.load(name, _sync=True)  # sync even when a caller runs an event loop
     except ValueError:  # no block of that name
         existing = None
     if existing is not None and _same(existing, block):
         return []
-    block.save(name, overwrite=True)
+    block.save(name, overwrite=True, _sync=True)
     return [f"{'updated' if existing else 'saved'} block {name}"]
 
 

@@ -13,6 +13,7 @@ from infra.backend import Backend, ModelVersion, Registration, TrainOutput
 from infra.provenance import git_sha
 from infra.settings import Settings
 from model.gate import Decision
+from tasks._events import chain_label
 from tasks._retry import retry_if_transient
 from tasks.evaluate import CHAMPION_ALIAS
 from tasks.train import TrainRequest
@@ -54,7 +55,11 @@ def promote_model(backend: Backend, model: ModelVersion) -> ModelVersion:
     backend.registry.set_alias(model.name, CHAMPION_ALIAS, model.version)
     emit_event(
         event=REGISTERED_EVENT,
-        resource={"prefect.resource.id": f"mlops.model.{model.name}", "prefect.resource.name": model.name},
+        resource={
+            "prefect.resource.id": f"mlops.model.{model.name}",
+            "prefect.resource.name": model.name,
+            **chain_label(),
+        },
         payload={"name": model.name, "version": model.version, "id": model.id, "content_hash": model.content_hash},
     )
     get_run_logger().info("%s is now the champion; emitted %s", model.id, REGISTERED_EVENT)

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,3 +65,25 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield connection
     finally:
         service.stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def chromium_page() -> Iterator[Any]:
+    """A Playwright page in Debian's Chromium (never a downloaded browser); a missing Chromium fails the test.
+
+    Function-scoped on purpose: Playwright's event loop ends with the test instead of running under every later one.
+    """
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)"
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"]
+    flags += ["--disable-component-update", "--disable-sync"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=flags)
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1400})
+        finally:
+            browser.close()

@@ -39,7 +39,7 @@ class TestProvision:
         assert provision() == []
         client = BlobServiceClient.from_connection_string(azurite)
         assert client.get_container_client("prov-input").exists()
-        block = AzureBlobStorageContainer.load("mlops-scoring-output")
+        block = AzureBlobStorageContainer.load("mlops-scoring-output", _sync=True)
         assert block.container_name == "prov-output"
 
     def test_a_changed_setting_updates_the_block(

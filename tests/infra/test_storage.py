@@ -104,7 +104,7 @@ def test_credentials_from_a_saved_prefect_block(prefect_server: str, azurite: st
     """MLOPS_BLOB_CREDENTIALS_BLOCK names a block saved on the Prefect server; the settings hold no secret."""
     from prefect_azure import AzureBlobStorageCredentials
 
-    AzureBlobStorageCredentials(connection_string=azurite).save("test-blob-credentials", overwrite=True)
+    AzureBlobStorageCredentials(connection_string=azurite).save("test-blob-credentials", overwrite=True, _sync=True)
     client = BlobServiceClient.from_connection_string(azurite)
     if not client.get_container_client("st-block").exists():
         client.create_container("st-block")

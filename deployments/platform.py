@@ -1,0 +1,183 @@
+"""The local platform behind `mlops up` / `mlops down`: a Prefect server, the work pool, every deployment of
+`prefect.yaml`, a process worker, and Azurite when `MLOPS_BLOB_EMULATOR=azurite`.
+
+Everything binds 127.0.0.1; pids, logs and the server's database live in `MLOPS_HOME/platform/`.
+`up` twice is harmless (running parts are kept, deployments are updated); `down` stops by pid,
+the worker before the server, then Azurite and the endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+from infra.errors import BackendError
+from infra.local.azurite import Azurite
+from infra.local.endpoint import LocalEndpoints
+from infra.local.processes import alive, spawn_detached, terminate
+from infra.settings import Settings, checkout_root
+
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+def work_pool_name() -> str:
+    """The work pool `prefect.yaml` deploys to (its `definitions`, the one place that names it)."""
+    document = yaml.safe_load((checkout_root() / "prefect.yaml").read_text())
+    return str(document["definitions"]["work_pools"]["local"]["name"])
+
+
+class Platform:
+    """The processes `mlops up` starts for one workspace."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.folder = settings.platform_dir
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.prefect_port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.prefect_port}"
+
+    def azurite(self) -> Azurite:
+        return Azurite(self.folder / "azurite", self.settings.azurite_port)
+
+    def env(self) -> dict[str, str]:
+        """The environment of the server, the worker and the flow runs the worker starts."""
+        return {
+            **os.environ,
+            "PREFECT_HOME": str(self.folder / "prefect"),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "true",
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "MLOPS_HOME": str(self.settings.home),
+        }
+
+    # ---- up ----
+    def up(self) -> list[str]:
+        """Start what is not running; return one line per part saying what happened."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        report = []
+        if self.settings.blob_emulator == "azurite":
+            running = self.azurite().pid() is not None
+            self.azurite().start()
+            report.append(
+                f"Azurite blob storage: {'running' if running else 'started'} on 127.0.0.1:{self.settings.azurite_port}"
+            )
+        report.append(
+            f"Prefect server: {self._start('server', self._server_command(), wait_for_server=True)} at {self.ui_url}"
+        )
+        report.append(f"work pool {work_pool_name()}: {self._ensure_pool()}")
+        report.append(f"deployments: {self._deploy()}")
+        report.append(
+            f"worker: {self._start('worker', [PREFECT, 'worker', 'start', '--pool', work_pool_name()], wait_for_server=False)}"
+        )
+        self._prefect("deployment", "run", "provision/manual", "--watch", "--watch-timeout", "600")
+        report.append("provision: completed on the worker (workspace, registry, and blob storage when configured)")
+        return report
+
+    def _server_command(self) -> list[str]:
+        return [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.settings.prefect_port)]
+
+    def _start(self, name: str, command: list[str], *, wait_for_server: bool) -> str:
+        if self.pid(name) is not None:
+            return "running"
+        pid = spawn_detached(command, self.env(), self.folder / f"{name}.log")
+        (self.folder / f"{name}.pid").write_text(str(pid))
+        if wait_for_server:
+            self._wait(name, pid)
+        elif not _still_alive_after(pid, 2.0):
+            raise BackendError(f"the {name} exited at start; see {self.folder / f'{name}.log'}")
+        return "started"
+
+    def _wait(self, name: str, pid: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not alive(pid):
+                tail = "\n".join((self.folder / f"{name}.log").read_text(errors="replace").splitlines()[-8:])
+                raise BackendError(f"the Prefect {name} exited at start (port taken? set MLOPS_PREFECT_PORT):\n{tail}")
+            if self._server_ready():
+                return
+            time.sleep(0.5)
+        raise BackendError(f"the Prefect {name} did not answer within {timeout:g} s; see {self.folder / f'{name}.log'}")
+
+    def _server_ready(self) -> bool:
+        try:
+            with httpx.Client(trust_env=False, timeout=2) as client:
+                return client.get(f"{self.api_url}/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _ensure_pool(self) -> str:
+        pool = work_pool_name()
+        exists = self._prefect("work-pool", "inspect", pool, check=False).returncode == 0
+        if exists:
+            return "exists"
+        self._prefect("work-pool", "create", pool, "--type", "process")
+        return "created (process)"
+
+    def _deploy(self) -> str:
+        output = self._prefect("--no-prompt", "deploy", "--all").stdout
+        count = output.count("successfully created with id")
+        return f"{count} deployed from prefect.yaml"
+
+    def _prefect(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [PREFECT, *args],
+            cwd=checkout_root(),
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        if check and result.returncode != 0:
+            raise BackendError(
+                f"`prefect {' '.join(args)}` failed ({result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
+        return result
+
+    # ---- down ----
+    def down(self) -> list[str]:
+        """Stop the worker, then the server, then Azurite and the endpoint; say what was stopped."""
+        report = []
+        for name in ("worker", "server"):
+            pid = self.pid(name)
+            if pid is not None:
+                terminate(pid, timeout=30)
+                report.append(f"stopped the Prefect {name} (pid {pid})")
+            (self.folder / f"{name}.pid").unlink(missing_ok=True)
+        if self.azurite().stop():
+            report.append("stopped Azurite")
+        endpoints = LocalEndpoints(self.settings.home / "endpoints", port=self.settings.endpoint_port)
+        if endpoints.stop(self.settings.endpoint_name):
+            report.append(f"stopped endpoint {self.settings.endpoint_name}")
+        return report or ["nothing was running"]
+
+    def pid(self, name: str) -> int | None:
+        try:
+            pid = int((self.folder / f"{name}.pid").read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if alive(pid) else None
+
+    def running(self) -> bool:
+        return self.pid("server") is not None and self._server_ready()
+
+
+def _still_alive_after(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return False
+        time.sleep(0.1)
+    return True
