@@ -1,0 +1,183 @@
+"""The `mlops` commands that run a flow in this process: run, train, deploy, batch-score, provision, cleanup.
+
+Each returns the command's exit code and leaves its summary lines in `SUMMARY`, printed at exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import sys
+from typing import Any
+
+from infra.backend import open_backend
+from infra.settings import Settings
+
+
+class _Summary:
+    """Lines printed when the process exits, after Prefect's temporary server has said goodbye.
+
+    `atexit` runs handlers last-registered-first; this one is registered before Prefect starts its
+    server, so the summary is the last thing a user sees.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        atexit.register(self.flush)
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+        for line in self.lines:
+            print(line, flush=True)
+        self.lines.clear()
+
+
+SUMMARY = _Summary()
+
+
+def gate_policy(args: argparse.Namespace) -> Any:
+    from model.gate import GatePolicy
+
+    return GatePolicy(args.metric, args.direction, args.min_improvement, args.promote_ties)
+
+
+def rollout_policy(args: argparse.Namespace) -> Any:
+    from tasks.rollout import RolloutPolicy
+
+    steps = [int(step) for step in args.steps.split(",")]
+    return RolloutPolicy(steps=steps, requests_per_step=args.requests_per_step)
+
+
+def finished(state: Any, name: str) -> Any:
+    """The flow's result, or None (after saying why) when it did not complete."""
+    if not state.is_completed():
+        print(f"mlops {name}: the flow ended {state.name}: {state.message}", file=sys.stderr)
+        return None
+    return state.result()
+
+
+def train(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001 - flows read settings themselves
+    from flows.train_register import train_register
+
+    gate = gate_policy(args)
+    result = finished(
+        train_register(data=args.data, alpha=args.alpha, gate=gate, force=args.force, return_state=True), "train"
+    )
+    if result is None:
+        return 1
+    _summarize_training(result)
+    return 0
+
+
+def deploy(settings: Settings, args: argparse.Namespace) -> int:
+    from flows.deploy import deploy
+
+    result = finished(deploy(version=args.version, rollout=rollout_policy(args), return_state=True), "deploy")
+    if result is None:
+        return 1
+    _summarize_deployment(settings, result)
+    return 0
+
+
+def batch_score(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from flows.batch_score import batch_score
+
+    tag_name, tag_value = args.tag or (None, None)
+    state = batch_score(
+        input=args.input,
+        output=args.output,
+        model_version=args.version,
+        model_tag_name=tag_name,
+        model_tag_value=tag_value,
+        mini_batch_size=args.mini_batch_size,
+        parallelism=args.parallelism,
+        error_threshold=args.error_threshold,
+        return_state=True,
+    )
+    summary = finished(state, "batch-score")
+    if summary is None:
+        return 1
+    _summarize_batch(summary)
+    return 0
+
+
+def _summarize_batch(summary: Any) -> None:
+    SUMMARY.add(
+        f"batch scoring with {summary.model}: {summary.rows_out} of {summary.rows_in} rows scored, {summary.rows_failed} failed"
+    )
+    for failure in summary.failures:
+        SUMMARY.add(
+            f"  failed mini-batch {failure.index} ({failure.file}, data rows {failure.first_row}-{failure.first_row + failure.rows - 1}): {failure.error}"
+        )
+    SUMMARY.add(f"scores: {summary.output}")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from flows.pipeline import pipeline
+
+    state = pipeline(
+        alpha=args.alpha, gate=gate_policy(args), force=args.force, rollout=rollout_policy(args), return_state=True
+    )
+    result = finished(state, "run")
+    if result is None:
+        return 1
+    _summarize_training(result.training)
+    _summarize_batch(result.batch)
+    _summarize_deployment(settings, result.deployment)
+    return 0
+
+
+def _summarize_training(result: Any) -> None:
+    SUMMARY.add(
+        f"training: {'served from the cache (nothing changed)' if result.cache_hit else 'trained a new candidate'}"
+    )
+    SUMMARY.add(f"decision: {result.reason}")
+    if result.registered is not None:
+        created = "registered" if result.created else "already registered"
+        SUMMARY.add(f"{created}: {result.registered.name} version {result.registered.version}")
+    if result.champion is not None:
+        SUMMARY.add(f"champion: {result.champion.name} version {result.champion.version}")
+
+
+def _summarize_deployment(settings: Settings, result: Any) -> None:
+    what = "deployed" if result.changed else "already serving"
+    SUMMARY.add(
+        f"{what}: {result.model.name} version {result.model.version} on {result.endpoint} (deployment {result.deployment}, 100 %)"
+    )
+    SUMMARY.add(f"scoring URL: {result.scoring_url}")
+    key = open_backend(settings).endpoints.key(result.endpoint)
+    body = json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]})
+    SUMMARY.add("try it:")
+    SUMMARY.add(
+        f"  curl -s {result.scoring_url} -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{body}'"
+    )
+
+
+def provision(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from flows.provision import provision
+
+    changes = finished(provision(return_state=True), "provision")
+    if changes is None:
+        return 1
+    SUMMARY.add("\n".join(changes) or "provision: nothing to do")
+    return 0
+
+
+def cleanup(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from flows.cleanup import cleanup
+
+    state = cleanup(
+        keep_versions=args.keep,
+        stop_endpoint_server=args.stop_endpoint,
+        delete_everything=args.delete_everything,
+        return_state=True,
+    )
+    changes = finished(state, "cleanup")
+    if changes is None:
+        return 1
+    SUMMARY.add("\n".join(changes) or "cleanup: nothing to do")
+    return 0

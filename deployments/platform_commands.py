@@ -1,0 +1,141 @@
+"""The `mlops` commands around the flows: the local platform, approvals, events, the endpoint and status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from infra.backend import EndpointState, open_backend
+from infra.settings import Settings
+
+
+def approve(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_runs import resume_flow_run
+
+    if args.run_id is None:
+        with get_client(sync_client=True) as client:
+            paused = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["deploy"])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                ),
+            )
+        if len(paused) != 1:
+            found = ", ".join(str(run.id) for run in paused) or "none"
+            print(
+                f"mlops approve: name the run: {len(paused)} deploy runs wait for approval ({found})", file=sys.stderr
+            )
+            return 2
+        run_id = paused[0].id
+    else:
+        run_id = UUID(args.run_id)
+    resume_flow_run(run_id, run_input={"approve": not args.reject, "reviewer": args.reviewer, "comment": args.comment})
+    print(f"deploy run {run_id}: {'rejected' if args.reject else 'approved'}")
+    return 0
+
+
+def up(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from deployments.platform import Platform
+
+    platform = Platform(settings)
+    for line in platform.up():
+        print(line)
+    print(f"\nPrefect UI: {platform.ui_url}   (runs, deployments, artifacts, automations)")
+    print(f"to use it from another shell: export PREFECT_API_URL={platform.api_url}")
+    print("start the chain: prefect deployment run train-register/nightly   (or: mlops data-arrived)")
+    return 0
+
+
+def down(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from deployments.platform import Platform
+
+    for line in Platform(settings).down():
+        print(line)
+    return 0
+
+
+def data_arrived(settings: Settings, args: argparse.Namespace) -> int:
+    from prefect.events import emit_event
+    from prefect.events.clients import PrefectEventsClient  # noqa: F401 - fails early without a server
+
+    path = args.path or str(settings.data_file or settings.default_data_file)
+    name = Path(path).stem or "data"
+    emit_event(
+        event="mlops.data.arrived",
+        resource={"prefect.resource.id": f"mlops.dataset.{name}"},
+        payload={"path": args.path},
+    )
+    print(f"emitted mlops.data.arrived for {path}")
+    return 0
+
+
+def endpoint(settings: Settings, args: argparse.Namespace) -> int:
+    endpoints = open_backend(settings).endpoints
+    if args.action == "stop":
+        stopped = endpoints.stop(settings.endpoint_name)
+        print(f"endpoint {settings.endpoint_name}: {'stopped' if stopped else 'was not running'}")
+        return 0
+    described = describe_endpoint(endpoints.get(settings.endpoint_name))
+    if args.json:
+        print(json.dumps(described, indent=2))
+    elif described is None:
+        print(f"endpoint {settings.endpoint_name}: not created yet (run `mlops deploy`)")
+    else:
+        print(
+            f"endpoint {settings.endpoint_name}: {'running' if described['running'] else 'stopped'} at {described['url']}"
+        )
+        for name, info in described["deployments"].items():
+            print(f"  {name}: {info['model']} ({info['traffic']} %)")
+    return 0
+
+
+def describe_endpoint(state: EndpointState | None) -> dict[str, Any] | None:
+    """The endpoint as `mlops status --json` shows it."""
+    if state is None:
+        return None
+    deployments = {name: {"model": info.model, "traffic": info.traffic} for name, info in state.deployments.items()}
+    return {"url": state.scoring_url, "running": state.running, "deployments": deployments}
+
+
+def status(settings: Settings, args: argparse.Namespace) -> int:
+    report = status_report(settings)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"backend: {report['backend']}\nhome: {report['home']}")
+    if not report["models"]:
+        print("models: none registered yet (run `mlops train`)")
+    for entry in report["models"]:
+        marker = "  <- champion" if entry["champion"] else ""
+        print(f"model: {entry['name']} version {entry['version']} (mse {entry['tags'].get('mse', '?')}){marker}")
+    endpoint = report["endpoint"]
+    serving = (
+        ", ".join(f"{n}: {d['model']} {d['traffic']} %" for n, d in endpoint["deployments"].items()) if endpoint else ""
+    )
+    print(f"endpoint: {endpoint['url'] + ' (' + (serving or 'no deployments') + ')' if endpoint else 'none'}")
+    return 0
+
+
+def status_report(settings: Settings) -> dict[str, Any]:
+    """`mlops status --json`: the backend, the workspace, every registered version and the endpoint."""
+    backend = open_backend(settings)
+    models = []
+    for version in backend.registry.list():
+        champion = backend.registry.aliases(version.name).get("champion") == version.version
+        models.append({"name": version.name, "version": version.version, "tags": version.tags, "champion": champion})
+    endpoint = describe_endpoint(backend.endpoints.get(settings.endpoint_name))
+    return {"backend": settings.backend, "home": str(settings.home), "models": models, "endpoint": endpoint}
