@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ SCREENSHOTS = checkout_root() / "test-results" / "screenshots"
 class Platform:
     def __init__(self, home: Path) -> None:
         self.home = home
-        self.prefect_port, self.endpoint_port = free_port(), free_port()
+        self.prefect_port, self.endpoint_port, self.azurite_port = free_port(), free_port(), free_port()
         self.api = f"http://127.0.0.1:{self.prefect_port}/api"
         self.ui = f"http://127.0.0.1:{self.prefect_port}"
 
@@ -36,6 +37,8 @@ class Platform:
             "MLOPS_HOME": str(self.home),
             "MLOPS_PREFECT_PORT": str(self.prefect_port),
             "MLOPS_ENDPOINT_PORT": str(self.endpoint_port),
+            "MLOPS_BLOB_EMULATOR": "azurite",  # blob storage configured: `up` runs Azurite, batch scoring uses it
+            "MLOPS_AZURITE_PORT": str(self.azurite_port),
             **extra,
         }
 
@@ -53,6 +56,15 @@ class Platform:
         response = httpx.post(f"{self.api}{path}", json=body, timeout=30)
         response.raise_for_status()
         return response.json()
+
+    def blobs(self, container: str) -> dict[str, bytes]:
+        from azure.storage.blob import BlobServiceClient
+
+        from infra.local.azurite import connection_string
+
+        with BlobServiceClient.from_connection_string(connection_string(self.azurite_port)) as service:
+            client = service.get_container_client(container)
+            return {blob.name: client.download_blob(blob.name).readall() for blob in client.list_blobs()}
 
     def runs(self, flow: str) -> list[dict[str, Any]]:
         """Flow runs of a flow that belong to a deployment (scheduled future runs left out), newest first."""
@@ -112,6 +124,7 @@ def chain(platform: Platform) -> dict[str, Any]:
 class TestUp:
     def test_everything_started(self, platform: Platform) -> None:
         report = platform.first_up  # type: ignore[attr-defined]
+        assert f"Azurite blob storage: started on 127.0.0.1:{platform.azurite_port}" in report
         assert f"Prefect server: started at {platform.ui}" in report
         assert "work pool mlops-local: created (process)" in report
         assert "deployments: 6 deployed from prefect.yaml" in report
@@ -126,10 +139,17 @@ class TestUp:
         expected = {a["trigger"]["expect"][0] for a in automations}
         assert expected == {"mlops.data.arrived", "mlops.model.registered", "mlops.model.deployed"}
 
+    def test_provision_created_the_containers_and_blocks(self, platform: Platform) -> None:
+        assert platform.blobs("input") == {}  # the containers exist (listing a missing one raises)
+        assert platform.blobs("output") == {}
+        blocks = {b["name"] for b in platform.api_post("/block_documents/filter", {})}
+        assert {"mlops-blob-credentials", "mlops-scoring-input", "mlops-scoring-output"} <= blocks
+
     def test_up_twice_is_harmless(self, platform: Platform) -> None:
         pids = {name: (platform.home / "platform" / f"{name}.pid").read_text() for name in ("server", "worker")}
         again = platform.mlops("up")
         assert again.returncode == 0, again.stderr
+        assert "Azurite blob storage: running" in again.stdout
         assert "Prefect server: running" in again.stdout
         assert "worker: running" in again.stdout
         assert "work pool mlops-local: exists" in again.stdout
@@ -152,6 +172,16 @@ class TestChain:
         answer = httpx.post(status["endpoint"]["url"], content=SMOKE, headers={"authorization": f"Bearer {key}"})
         assert answer.status_code == 200
         assert len(answer.json()["result"]) == 2
+
+    def test_batch_score_read_and_wrote_blob_storage(self, platform: Platform, chain: dict[str, Any]) -> None:
+        assert list(platform.blobs("input")) == ["diabetes_scoring_input.csv"]  # MLOpsPython's input, seeded
+        outputs = platform.blobs("output")
+        assert len(outputs) == 1, outputs.keys()
+        (name, text), today = next(iter(outputs.items())), time.strftime("%Y-%m-%d", time.gmtime())
+        assert re.fullmatch(rf"{today}/diabetes_scoring_output_\d\d_\d\d_\d\d_\d{{3}}\.csv", name), name
+        lines = text.decode().splitlines()
+        assert lines[0] == "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6,score"
+        assert len(lines) == 443
 
     def test_data_arrived_starts_train_register(self, platform: Platform, chain: dict[str, Any]) -> None:
         started = time.time() - 1
@@ -216,10 +246,12 @@ class TestUi:
 
 def test_down_stops_everything(platform: Platform, chain: dict[str, Any]) -> None:
     pids = [int((platform.home / "platform" / f"{name}.pid").read_text()) for name in ("worker", "server")]
+    pids.append(int((platform.home / "platform" / "azurite" / "azurite.pid").read_text()))
     endpoint_pid = int((platform.home / "endpoints" / "diabetes-endpoint" / "server.pid").read_text())
     result = platform.mlops("down")
     assert result.returncode == 0
     assert result.stdout.index("stopped the Prefect worker") < result.stdout.index("stopped the Prefect server")
+    assert "stopped Azurite" in result.stdout
     assert "stopped endpoint diabetes-endpoint" in result.stdout
     for pid in [*pids, endpoint_pid]:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
