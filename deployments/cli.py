@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from deployments import flow_commands, platform_commands
 from infra.errors import ConfigError
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for name, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    if os.environ.get("PREFECT_HOME"):  # Prefect creates its home but not the folders above it
+        Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     _use_platform_server(settings)
     try:
         return int(args.command(settings, args))

@@ -75,3 +75,16 @@ def test_run_ends_with_the_scoring_url_and_a_working_curl(prefect_server: str, t
     finally:
         stopped = _mlops("endpoint", "stop", api_url=prefect_server, home=tmp_path / "ws", port=port)
     assert stopped.stdout.strip() == "endpoint diabetes-endpoint: stopped"
+
+
+def test_a_new_prefect_home_is_created_with_its_parents(tmp_path: Path) -> None:
+    """Prefect alone fails with "unable to open database file" when PREFECT_HOME's parent is missing."""
+    prefect_home = tmp_path / "not" / "yet" / "prefect"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # a temporary server in that home
+    env.update({"PREFECT_HOME": str(prefect_home), "MLOPS_HOME": str(tmp_path / "ws")})
+    result = subprocess.run(
+        [sys.executable, "-m", "deployments.cli", "provision"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (prefect_home / "prefect.db").is_file()
+    assert (tmp_path / "ws" / "registry.db").is_file()
