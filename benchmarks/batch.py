@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,11 +21,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from prefect_server import running_server
 from sklearn.datasets import load_diabetes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,43 +56,14 @@ def script(model_file: Path, source: Path, target: Path) -> float:
 
 @contextmanager
 def prefect_server(work: Path) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(work / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "true",
-    }
-    log = (work / "server.log").open("w")
-    command = [
-        str(Path(sys.executable).parent / "prefect"),
-        "server",
-        "start",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        yield url
-    finally:
-        from prefect.logging.handlers import APILogWorker
+    env = {**os.environ, "PREFECT_HOME": str(work / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    with running_server(work, {**env, "DO_NOT_TRACK": "true"}) as url:
+        try:
+            yield url
+        finally:
+            from prefect.logging.handlers import APILogWorker
 
-        APILogWorker.drain_all(timeout=10)  # send the last log lines while the server still listens
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+            APILogWorker.drain_all(timeout=10)  # send the last log lines while the server still listens
 
 
 def run_flow(source: Path, output: Path, mini_batch_size: int, parallelism: int) -> Callable[[], float]:

@@ -24,27 +24,18 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+from prefect_server import free_port, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EMPTY_FLOW = "from prefect import flow\n\n@flow\ndef empty():\n    pass\n\nempty()\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def base_env(prefect_home: Path) -> dict[str, str]:
@@ -70,31 +61,6 @@ def timed(command: list[str], env: dict[str, str], expect: str | None = None) ->
     if expect is not None and expect not in result.stdout:
         raise SystemExit(f"{' '.join(command)}: expected {expect!r} in its summary:\n{result.stdout[-3000:]}")
     return elapsed
-
-
-@contextmanager
-def prefect_server(work: Path) -> Iterator[str]:
-    port = free_port()
-    log = (work / "server.log").open("w")
-    command = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=base_env(work / "server-home"))
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"the Prefect server did not start; see {work / 'server.log'}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 class Workspace:
@@ -185,7 +151,7 @@ def main() -> None:
 
         write_sample_csv(work / "diabetes.csv")
         warm_home = work / "warm-prefect"
-        with prefect_server(work) as api_url:
+        with running_server(work, base_env(work / "server-home")) as api_url:
             # warm-up: the warm Prefect home gets its database, the server its first flow run, the OS its page cache
             warm = Workspace(work / "warm-up", warm_home, None)
             warm.run()

@@ -8,9 +8,12 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from infra.backend import TrainSpec
 from infra.local import LocalBackend
@@ -45,6 +48,22 @@ def clone_home(template: Path, home: Path) -> Path:
     shutil.copy2(template / "registry.db", home / "registry.db")
     shutil.copytree(template / "data", home / "data")
     return home
+
+
+@contextmanager
+def flow_workspace(template: Path, home: Path) -> Iterator[LocalBackend]:
+    """A seeded workspace as the flows see it (MLOPS_HOME and a free endpoint port in the environment),
+    version 1 the champion; the endpoint the flows start is stopped at the end."""
+    clone_home(template, home)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_HOME", str(home))
+        patch.setenv("MLOPS_ENDPOINT_PORT", str(free_port()))
+        backend = LocalBackend(load_settings())
+        backend.registry.set_alias(MODEL, "champion", 1)
+        try:
+            yield backend
+        finally:
+            backend.endpoints.stop(backend.settings.endpoint_name)
 
 
 class LoadGenerator:

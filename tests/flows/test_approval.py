@@ -24,9 +24,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 
 from flows.deploy import deploy
-from infra.local import LocalBackend
-from infra.settings import load_settings
-from tests.helpers import MODEL, clone_home, free_port
+from tests.helpers import MODEL, flow_workspace
 from tests.prefect_api import artifacts_of
 
 
@@ -57,31 +55,23 @@ def _answer_when_paused(answer: Any, timeout: float = 120) -> threading.Thread:
 def story(
     prefect_server: str, seeded_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
-    home = clone_home(seeded_template, tmp_path_factory.mktemp("approval") / "home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLOPS_HOME", str(home))
-        patch.setenv("MLOPS_ENDPOINT_PORT", str(free_port()))
-        settings = load_settings()
-        backend = LocalBackend(settings)
-        backend.registry.set_alias(MODEL, "champion", 1)
+    with flow_workspace(seeded_template, tmp_path_factory.mktemp("approval") / "home") as backend:
+        settings = backend.settings
         runs: dict[str, Any] = {}
-        try:
-            assert deploy(return_state=True).is_completed()  # version 1 serves; no approval asked
-            env = {**os.environ, "PREFECT_API_URL": prefect_server}
-            cli = [sys.executable, "-m", "deployments.cli", "approve", "--reviewer", "alice", "--comment", "looks good"]
-            reviewer = _answer_when_paused(lambda run_id: subprocess.run([*cli, str(run_id)], env=env, check=True))
-            runs["approved"] = deploy(version=2, require_approval=True, return_state=True)
-            reviewer.join()
-            answer = {"approve": False, "reviewer": "bob", "comment": "metrics look off"}
-            reviewer = _answer_when_paused(lambda run_id: resume_flow_run(run_id, run_input=answer))
-            runs["rejected"] = deploy(version=3, require_approval=True, return_state=True)
-            reviewer.join()
-            runs["after_rejection"] = backend.endpoints.get(settings.endpoint_name)
-            runs["timed_out"] = deploy(version=3, require_approval=True, approval_timeout_seconds=3, return_state=True)
-            runs["after_timeout"] = backend.endpoints.get(settings.endpoint_name)
-            yield runs
-        finally:
-            backend.endpoints.stop(settings.endpoint_name)
+        assert deploy(return_state=True).is_completed()  # version 1 serves; no approval asked
+        env = {**os.environ, "PREFECT_API_URL": prefect_server}
+        cli = [sys.executable, "-m", "deployments.cli", "approve", "--reviewer", "alice", "--comment", "looks good"]
+        reviewer = _answer_when_paused(lambda run_id: subprocess.run([*cli, str(run_id)], env=env, check=True))
+        runs["approved"] = deploy(version=2, require_approval=True, return_state=True)
+        reviewer.join()
+        answer = {"approve": False, "reviewer": "bob", "comment": "metrics look off"}
+        reviewer = _answer_when_paused(lambda run_id: resume_flow_run(run_id, run_input=answer))
+        runs["rejected"] = deploy(version=3, require_approval=True, return_state=True)
+        reviewer.join()
+        runs["after_rejection"] = backend.endpoints.get(settings.endpoint_name)
+        runs["timed_out"] = deploy(version=3, require_approval=True, approval_timeout_seconds=3, return_state=True)
+        runs["after_timeout"] = backend.endpoints.get(settings.endpoint_name)
+        yield runs
 
 
 def test_approved_traffic_moves(story: dict[str, Any]) -> None:

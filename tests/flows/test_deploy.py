@@ -21,8 +21,7 @@ from flows.deploy import deploy
 from flows.train_register import train_register
 from infra.local import LocalBackend
 from infra.local.registry import LocalRegistry
-from infra.settings import load_settings
-from tests.helpers import MODEL, LoadGenerator, clone_home, free_port
+from tests.helpers import MODEL, LoadGenerator, flow_workspace
 from tests.prefect_api import artifacts_of, wait_for_events
 
 
@@ -49,37 +48,30 @@ def _register_with_foreign_environment(backend: LocalBackend) -> int:
 def story(
     prefect_server: str, seeded_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
-    home = clone_home(seeded_template, tmp_path_factory.mktemp("deploy") / "home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLOPS_HOME", str(home))
-        patch.setenv("MLOPS_ENDPOINT_PORT", str(free_port()))
-        settings = load_settings()
-        backend = LocalBackend(settings)
-        backend.registry.set_alias(MODEL, "champion", 1)
+    home = tmp_path_factory.mktemp("deploy") / "home"
+    with flow_workspace(seeded_template, home) as backend:
+        settings = backend.settings
         _tamper(backend.packages.build(backend.registry.get(MODEL, 3)).path)
         foreign = _register_with_foreign_environment(backend)
         runs: dict[str, Any] = {}
-        try:
-            runs["first"] = deploy(return_state=True)
-            runs["noop"] = deploy(return_state=True)
-            key, url = backend.endpoints.key(settings.endpoint_name), f"http://127.0.0.1:{settings.endpoint_port}/score"
-            with LoadGenerator(url, key) as load_v2:
-                runs["v2"] = deploy(version=2, return_state=True)
-            with LoadGenerator(url, key) as load_wrong:
-                runs["wrong"] = deploy(version=3, return_state=True)
-            runs["foreign"] = deploy(version=foreign, return_state=True)
-            endpoint_after = backend.endpoints.get(settings.endpoint_name)
-            runs["retrain"] = train_register(alpha=0.4, return_state=True)
-            yield {
-                "home": home,
-                "runs": runs,
-                "load_v2": load_v2,
-                "load_wrong": load_wrong,
-                "endpoint": endpoint_after,
-                "foreign": foreign,
-            }
-        finally:
-            backend.endpoints.stop(settings.endpoint_name)
+        runs["first"] = deploy(return_state=True)
+        runs["noop"] = deploy(return_state=True)
+        key, url = backend.endpoints.key(settings.endpoint_name), f"http://127.0.0.1:{settings.endpoint_port}/score"
+        with LoadGenerator(url, key) as load_v2:
+            runs["v2"] = deploy(version=2, return_state=True)
+        with LoadGenerator(url, key) as load_wrong:
+            runs["wrong"] = deploy(version=3, return_state=True)
+        runs["foreign"] = deploy(version=foreign, return_state=True)
+        endpoint_after = backend.endpoints.get(settings.endpoint_name)
+        runs["retrain"] = train_register(alpha=0.4, return_state=True)
+        yield {
+            "home": home,
+            "runs": runs,
+            "load_v2": load_v2,
+            "load_wrong": load_wrong,
+            "endpoint": endpoint_after,
+            "foreign": foreign,
+        }
 
 
 def _flow_run_id(state: Any) -> Any:
