@@ -74,9 +74,9 @@ def train(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001 
 
 
 def deploy(settings: Settings, args: argparse.Namespace) -> int:
-    from flows.deploy import deploy
+    from flows.deploy import deploy as flow
 
-    result = finished(deploy(version=args.version, rollout=rollout_policy(args), return_state=True), "deploy")
+    result = finished(flow(version=args.version, rollout=rollout_policy(args), return_state=True), "deploy")
     if result is None:
         return 1
     _summarize_deployment(settings, result)
@@ -84,10 +84,10 @@ def deploy(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def batch_score(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
-    from flows.batch_score import batch_score
+    from flows.batch_score import batch_score as flow
 
     tag_name, tag_value = args.tag or (None, None)
-    state = batch_score(
+    state = flow(
         input=args.input,
         output=args.output,
         model_version=args.version,
@@ -158,9 +158,9 @@ def _summarize_deployment(settings: Settings, result: Any) -> None:
 
 
 def provision(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
-    from flows.provision import provision
+    from flows.provision import provision as flow
 
-    changes = finished(provision(return_state=True), "provision")
+    changes = finished(flow(return_state=True), "provision")
     if changes is None:
         return 1
     SUMMARY.add("\n".join(changes) or "provision: nothing to do")
@@ -168,9 +168,9 @@ def provision(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG
 
 
 def cleanup(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
-    from flows.cleanup import cleanup
+    from flows.cleanup import cleanup as flow
 
-    state = cleanup(
+    state = flow(
         keep_versions=args.keep,
         stop_endpoint_server=args.stop_endpoint,
         delete_everything=args.delete_everything,
