@@ -14,6 +14,14 @@ AZUREML_VENV ?= .venv-azureml
 
 AZURITE := infra/azurite/node_modules/.bin/azurite-blob
 
+# `make test` needs Chromium, Node/npm and PostgreSQL from the system: say in one line what is missing, before any work.
+ifneq ($(filter test,$(MAKECMDGOALS)),)
+MISSING := $(shell bash deployments/prerequisites.sh)
+ifneq ($(MISSING),)
+$(error $(MISSING))
+endif
+endif
+
 .PHONY: install azureml-venv azurite run test lint format clean
 
 install: $(VENV)/.installed  ## create .venv and install the project with pinned versions

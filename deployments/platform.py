@@ -1,9 +1,13 @@
-"""The local platform behind `mlops up` / `mlops down`: a Prefect server, the work pool, every deployment of
-`prefect.yaml`, a process worker, and Azurite when `MLOPS_BLOB_EMULATOR=azurite`.
+"""The local platform behind `mlops up` / `mlops down`: PostgreSQL, a Prefect server on it, the work pool,
+every deployment of `prefect.yaml`, a process worker, and Azurite when `MLOPS_BLOB_EMULATOR=azurite`.
 
-Everything binds 127.0.0.1; pids, logs and the server's database live in `MLOPS_HOME/platform/`.
+The server's database is a PostgreSQL cluster of the workspace's own (`MLOPS_PREFECT_DATABASE=postgres`,
+the default), an existing PostgreSQL (`MLOPS_PREFECT_DATABASE_URL`), or SQLite in the platform's
+Prefect home (`MLOPS_PREFECT_DATABASE=sqlite`). Only the server is given the database URL.
+
+Everything binds 127.0.0.1; pids, logs and the database live in `MLOPS_HOME/platform/`.
 `up` twice is harmless (running parts are kept, deployments are updated); `down` stops by pid,
-the worker before the server, then Azurite and the endpoint.
+the worker before the server, the server before its database, then Azurite and the endpoint.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import yaml
 from infra.errors import BackendError
 from infra.local.azurite import Azurite
 from infra.local.endpoint import LocalEndpoints
+from infra.local.postgres import Postgres
 from infra.local.processes import alive, spawn_detached, terminate
 from infra.settings import Settings, checkout_root
 
@@ -50,10 +55,34 @@ class Platform:
     def azurite(self) -> Azurite:
         return Azurite(self.folder / "azurite", self.settings.azurite_port)
 
-    def env(self) -> dict[str, str]:
-        """The environment of the server, the worker and the flow runs the worker starts."""
+    def postgres(self) -> Postgres:
+        return Postgres(self.folder / "postgres", self.settings.postgres_port, self.settings.postgres_bin)
+
+    def database(self) -> dict[str, str]:
+        """The server's database as `mlops status` shows it: kind, and a URL with no password in it."""
+        if self.settings.prefect_database_url is not None:
+            return {"kind": "postgres", "managed_by": "you", "url": _hide_password(self._external_url())}
+        if self.settings.prefect_database == "postgres":
+            return {"kind": "postgres", "managed_by": "mlops up", "url": self.postgres().shown_url}
         return {
-            **os.environ,
+            "kind": "sqlite",
+            "managed_by": "mlops up",
+            "url": f"sqlite:///{self.folder / 'prefect' / 'prefect.db'}",
+        }
+
+    def _external_url(self) -> str:
+        assert self.settings.prefect_database_url is not None
+        url = self.settings.prefect_database_url.get_secret_value()
+        for plain in ("postgresql://", "postgres://"):  # Prefect's server speaks asyncpg
+            if url.startswith(plain):
+                return "postgresql+asyncpg://" + url.removeprefix(plain)
+        return url
+
+    def env(self) -> dict[str, str]:
+        """The environment of the worker and the flow runs it starts (the server's adds its database)."""
+        inherited = {k: v for k, v in os.environ.items() if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
+        return {
+            **inherited,
             "PREFECT_HOME": str(self.folder / "prefect"),
             "PREFECT_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -63,10 +92,26 @@ class Platform:
         }
 
     # ---- up ----
+    def server_env(self) -> dict[str, str]:
+        env = self.env()
+        if self.settings.prefect_database_url is not None:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self._external_url()
+        elif self.settings.prefect_database == "postgres":
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.postgres().url
+        return env
+
     def up(self) -> list[str]:
         """Start what is not running; return one line per part saying what happened."""
         self.folder.mkdir(parents=True, exist_ok=True)
         report = []
+        database = self.database()
+        if database["managed_by"] == "you":
+            report.append(f"database: your PostgreSQL at {database['url']}")
+        elif database["kind"] == "postgres":
+            state = self.postgres().start()
+            report.append(f"database: PostgreSQL {state} on 127.0.0.1:{self.settings.postgres_port}")
+        else:
+            report.append(f"database: SQLite at {database['url'].removeprefix('sqlite:///')}")
         if self.settings.blob_emulator == "azurite":
             running = self.azurite().pid() is not None
             self.azurite().start()
@@ -74,24 +119,38 @@ class Platform:
                 f"Azurite blob storage: {'running' if running else 'started'} on 127.0.0.1:{self.settings.azurite_port}"
             )
         report.append(
-            f"Prefect server: {self._start('server', self._server_command(), wait_for_server=True)} at {self.ui_url}"
+            f"Prefect server: {self._start('server', self._server_command(), self.server_env(), wait_for_server=True)} at {self.ui_url}"
         )
         report.append(f"work pool {work_pool_name()}: {self._ensure_pool()}")
         report.append(f"deployments: {self._deploy()}")
         report.append(
-            f"worker: {self._start('worker', [PREFECT, 'worker', 'start', '--pool', work_pool_name()], wait_for_server=False)}"
+            f"worker: {self._start('worker', [PREFECT, 'worker', 'start', '--pool', work_pool_name()], self.env(), wait_for_server=False)}"
         )
+        report.extend(self._restart_endpoint())
         self._prefect("deployment", "run", "provision/manual", "--watch", "--watch-timeout", "600")
         report.append("provision: completed on the worker (workspace, registry, and blob storage when configured)")
         return report
 
+    def endpoints(self) -> LocalEndpoints:
+        return LocalEndpoints(self.settings.home / "endpoints", port=self.settings.endpoint_port)
+
+    def _restart_endpoint(self) -> list[str]:
+        """The endpoint `down` stopped serves again, with the deployments and traffic it had."""
+        name = self.settings.endpoint_name
+        state = self.endpoints().get(name)
+        if state is None or state.running or not state.deployments:
+            return []
+        state = self.endpoints().ensure(name)
+        serving = ", ".join(f"{n}: {d.model} {d.traffic} %" for n, d in state.deployments.items())
+        return [f"endpoint {name}: started again at {state.scoring_url} ({serving})"]
+
     def _server_command(self) -> list[str]:
         return [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.settings.prefect_port)]
 
-    def _start(self, name: str, command: list[str], *, wait_for_server: bool) -> str:
+    def _start(self, name: str, command: list[str], env: dict[str, str], *, wait_for_server: bool) -> str:
         if self.pid(name) is not None:
             return "running"
-        pid = spawn_detached(command, self.env(), self.folder / f"{name}.log")
+        pid = spawn_detached(command, env, self.folder / f"{name}.log")
         (self.folder / f"{name}.pid").write_text(str(pid))
         if wait_for_server:
             self._wait(name, pid)
@@ -156,10 +215,11 @@ class Platform:
                 terminate(pid, timeout=30)
                 report.append(f"stopped the Prefect {name} (pid {pid})")
             (self.folder / f"{name}.pid").unlink(missing_ok=True)
+        if self.postgres().stop():
+            report.append("stopped PostgreSQL")
         if self.azurite().stop():
             report.append("stopped Azurite")
-        endpoints = LocalEndpoints(self.settings.home / "endpoints", port=self.settings.endpoint_port)
-        if endpoints.stop(self.settings.endpoint_name):
+        if self.endpoints().stop(self.settings.endpoint_name):
             report.append(f"stopped endpoint {self.settings.endpoint_name}")
         return report or ["nothing was running"]
 
@@ -172,6 +232,27 @@ class Platform:
 
     def running(self) -> bool:
         return self.pid("server") is not None and self._server_ready()
+
+    def describe(self) -> dict[str, object]:
+        """The platform as `mlops status --json` shows it: whether it runs, where, and on which database."""
+        database: dict[str, object] = {**self.database()}
+        if database["managed_by"] == "mlops up" and database["kind"] == "postgres":
+            database["pid"] = self.postgres().pid()
+        return {
+            "running": self.running(),
+            "api_url": self.api_url,
+            "database": database,
+            "pids": {name: self.pid(name) for name in ("server", "worker")},
+        }
+
+
+def _hide_password(url: str) -> str:
+    """`scheme://user:***@host/...` for a URL that carries a password."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, place = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{place}"
 
 
 def _still_alive_after(pid: int, seconds: float) -> bool:

@@ -127,6 +127,9 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
         ", ".join(f"{n}: {d['model']} {d['traffic']} %" for n, d in endpoint["deployments"].items()) if endpoint else ""
     )
     print(f"endpoint: {endpoint['url'] + ' (' + (serving or 'no deployments') + ')' if endpoint else 'none'}")
+    platform, database = report["platform"], report["platform"]["database"]
+    state = f"running at {platform['api_url']}" if platform["running"] else "not running (`mlops up` starts it)"
+    print(f"platform: {state}; its database: {database['kind']} {database['url']}")
     return 0
 
 
@@ -138,4 +141,13 @@ def status_report(settings: Settings) -> dict[str, Any]:
         champion = backend.registry.aliases(version.name).get("champion") == version.version
         models.append({"name": version.name, "version": version.version, "tags": version.tags, "champion": champion})
     endpoint = describe_endpoint(backend.endpoints.get(settings.endpoint_name))
-    return {"backend": settings.backend, "home": str(settings.home), "models": models, "endpoint": endpoint}
+    from deployments.platform import Platform
+
+    platform = Platform(settings).describe()
+    return {
+        "backend": settings.backend,
+        "home": str(settings.home),
+        "models": models,
+        "endpoint": endpoint,
+        "platform": platform,
+    }

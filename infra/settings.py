@@ -103,6 +103,23 @@ class Settings(BaseSettings):
     prefect_port: int = Field(
         4200, ge=1, le=65535, description="Port of the Prefect server `mlops up` starts on 127.0.0.1."
     )
+    prefect_database: Literal["postgres", "sqlite"] = Field(
+        "postgres",
+        description="Database of the platform's Prefect server: `postgres` (a cluster `mlops up` runs) or `sqlite`.",
+    )
+    prefect_database_url: SecretStr | None = Field(
+        None,
+        description="An existing PostgreSQL for the platform's Prefect server (postgresql://user:pw@host:port/db); "
+        "`mlops up` then starts no database.",
+    )
+    postgres_port: int = Field(
+        55432, ge=1, le=65535, description="Port of the PostgreSQL cluster `mlops up` runs on 127.0.0.1."
+    )
+    postgres_bin: Path | None = Field(
+        None,
+        description="Folder of PostgreSQL's programs (initdb, postgres). Unset: the newest /usr/lib/postgresql/*/bin, "
+        "else initdb on PATH.",
+    )
     blob_emulator: Literal["none", "azurite"] = Field(
         "none", description="`azurite`: `mlops up` runs Azurite as blob storage."
     )

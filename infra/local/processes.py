@@ -33,10 +33,10 @@ def alive(pid: int) -> bool:
     return True
 
 
-def terminate(pid: int, timeout: float = 15) -> None:
-    """SIGTERM, then SIGKILL after `timeout` seconds."""
+def terminate(pid: int, timeout: float = 15, sig: signal.Signals = signal.SIGTERM) -> None:
+    """`sig` (SIGTERM unless said), then SIGKILL after `timeout` seconds."""
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout

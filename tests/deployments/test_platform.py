@@ -1,13 +1,14 @@
-"""The local platform for real: `mlops up` (Prefect server and UI, work pool, deployments, worker), the
-event chain train-register → deploy → batch-score, the CI script, the UI in Chromium, `mlops down`."""
+"""The local platform for real: `mlops up` (PostgreSQL, Prefect server and UI, work pool, deployments, worker),
+the event chain train-register → deploy → batch-score, the CI script, the UI in Chromium, a soak of
+overlapping chains, `mlops down` and `up` again with nothing lost, `mlops down`."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,79 +19,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from infra.settings import checkout_root
-from tests.helpers import MODEL, SMOKE, free_port
+from tests.deployments.platform_harness import FINAL, Platform
+from tests.helpers import MODEL, SMOKE
 
 SCREENSHOTS = checkout_root() / "test-results" / "screenshots"
-
-
-class Platform:
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.prefect_port, self.endpoint_port, self.azurite_port = free_port(), free_port(), free_port()
-        self.api = f"http://127.0.0.1:{self.prefect_port}/api"
-        self.ui = f"http://127.0.0.1:{self.prefect_port}"
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-        return {
-            **env,
-            "MLOPS_HOME": str(self.home),
-            "MLOPS_PREFECT_PORT": str(self.prefect_port),
-            "MLOPS_ENDPOINT_PORT": str(self.endpoint_port),
-            "MLOPS_BLOB_EMULATOR": "azurite",  # blob storage configured: `up` runs Azurite, batch scoring uses it
-            "MLOPS_AZURITE_PORT": str(self.azurite_port),
-            **extra,
-        }
-
-    def mlops(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "deployments.cli", *args],
-            capture_output=True,
-            text=True,
-            env=self.env(),
-            timeout=timeout,
-            check=False,
-        )
-
-    def api_post(self, path: str, body: dict[str, Any]) -> Any:
-        response = httpx.post(f"{self.api}{path}", json=body, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def blobs(self, container: str) -> dict[str, bytes]:
-        from azure.storage.blob import BlobServiceClient
-
-        from infra.local.azurite import connection_string
-
-        with BlobServiceClient.from_connection_string(connection_string(self.azurite_port)) as service:
-            client = service.get_container_client(container)
-            return {blob.name: client.download_blob(blob.name).readall() for blob in client.list_blobs()}
-
-    def runs(self, flow: str) -> list[dict[str, Any]]:
-        """Flow runs of a flow that belong to a deployment (scheduled future runs left out), newest first."""
-        runs = self.api_post(
-            "/flow_runs/filter", {"flows": {"name": {"any_": [flow]}}, "sort": "START_TIME_DESC", "limit": 50}
-        )
-        return [r for r in runs if r["deployment_id"] and r["state_type"] != "SCHEDULED"]
-
-    def wait_for_run(self, flow: str, after: float, timeout: float = 240) -> dict[str, Any]:
-        """The first run of `flow` created after `after` (epoch seconds) to reach a final state."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for run in self.runs(flow):
-                created = _epoch(run["created"])
-                if created >= after and run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-                    return run
-            time.sleep(1)
-        raise AssertionError(
-            f"no {flow} run finished within {timeout} s; worker log:\n{(self.home / 'platform' / 'worker.log').read_text()[-3000:]}"
-        )
-
-
-def _epoch(stamp: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 @pytest.fixture(scope="module")
@@ -244,13 +176,148 @@ class TestUi:
         )
 
 
+class ApiWatch:
+    """Polls a query that reads the database (`/flow_runs/filter`) every half second from a thread; keeps
+    the slowest answer and every failure. Bounded: it stops by itself after `max_seconds`."""
+
+    def __init__(self, api: str, max_seconds: float = 900) -> None:
+        self.api, self.max_seconds = api, max_seconds
+        self.slowest, self.count = 0.0, 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> ApiWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        with httpx.Client(base_url=self.api, timeout=10) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                started = time.perf_counter()
+                try:
+                    client.post("/flow_runs/filter", json={"limit": 10, "sort": "START_TIME_DESC"}).raise_for_status()
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                self.slowest = max(self.slowest, time.perf_counter() - started)
+                self.count += 1
+                self._stop.wait(0.5)
+
+
+SOAK_ALPHAS = (0.011, 0.012, 0.013, 0.014, 0.015, 0.016)  # one new version each (force: promoted whatever the gate)
+
+
+@pytest.fixture(scope="module")
+def soak(platform: Platform, chain: dict[str, Any]) -> dict[str, Any]:
+    """Six chains, each train-register started as soon as the one before runs (so they overlap), while the
+    API is polled throughout; returns every run they led to, and the watch."""
+    nightly = platform.api_get("/deployments/name/train-register/nightly")["id"]
+    with ApiWatch(platform.api) as watch:
+        trains = []
+        for alpha in SOAK_ALPHAS:
+            run = platform.api_post(
+                f"/deployments/{nightly}/create_flow_run", {"parameters": {"alpha": alpha, "force": True}}
+            )
+            trains.append(run["id"])
+            platform.wait_for_state(run["id"], ("RUNNING", *FINAL))
+        trains_done = [platform.wait_for_state(run_id, FINAL) for run_id in trains]
+        versions = {
+            entry["tags"]["prefect_flow_run_id"]: entry["version"]
+            for entry in json.loads(platform.mlops("status", "--json").stdout)["models"]
+            if entry["tags"].get("prefect_flow_run_id") in trains
+        }
+        deploys = platform.wait_for_runs("deploy", "version", set(versions.values()))
+        batches = platform.wait_for_runs("batch-score", "model_version", set(versions.values()))
+    return {"trains": trains_done, "versions": versions, "deploys": deploys, "batches": batches, "watch": watch}
+
+
+class TestSoak:
+    def test_every_run_completes(self, soak: dict[str, Any]) -> None:
+        runs = soak["trains"] + soak["deploys"] + soak["batches"]
+        assert [r["state_type"] for r in runs] == ["COMPLETED"] * len(runs), [
+            (r["name"], r["state_name"]) for r in runs
+        ]
+        assert len(runs) == 3 * len(SOAK_ALPHAS)
+
+    def test_one_deploy_and_one_batch_score_per_promoted_model(self, soak: dict[str, Any]) -> None:
+        versions = sorted(soak["versions"].values())
+        assert len(versions) == len(SOAK_ALPHAS), soak["versions"]  # every train registered a version of its own
+        assert sorted(int(r["parameters"]["version"]) for r in soak["deploys"]) == versions
+        assert sorted(int(r["parameters"]["model_version"]) for r in soak["batches"]) == versions
+
+    def test_the_api_answered_within_2_s_throughout(self, soak: dict[str, Any]) -> None:
+        watch = soak["watch"]
+        assert watch.failures == []
+        assert watch.count > 60  # polled for the whole soak, not once
+        assert watch.slowest < 2.0, f"slowest answer {watch.slowest:.2f} s"
+
+    def test_server_log_has_no_lock_and_no_error(self, platform: Platform, soak: dict[str, Any]) -> None:
+        log = (platform.home / "platform" / "server.log").read_text(errors="replace")
+        assert "database is locked" not in log
+        assert [line for line in log.splitlines() if "ERROR" in line] == []
+        database = (platform.home / "platform" / "postgres" / "postgres.log").read_text(errors="replace")
+        assert [line for line in database.splitlines() if "ERROR" in line or "FATAL" in line] == []
+
+
+class TestRestart:
+    """`mlops down` then `mlops up`: the same database, so every run, deployment and block is still there."""
+
+    def test_down_and_up_keeps_runs_deployments_and_blocks(self, platform: Platform, soak: dict[str, Any]) -> None:
+        before = self._inventory(platform)
+        down = platform.mlops("down")
+        assert down.returncode == 0, down.stderr
+        assert "stopped PostgreSQL" in down.stdout
+        again = platform.mlops("up")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"database: PostgreSQL started on 127.0.0.1:{platform.postgres_port}" in again.stdout
+        assert "work pool mlops-local: exists" in again.stdout
+        last = max(soak["deploys"], key=lambda run: run["end_time"])  # the soak's last deploy serves
+        [line] = [line for line in again.stdout.splitlines() if line.startswith("endpoint diabetes-endpoint:")]
+        assert line.startswith(
+            f"endpoint diabetes-endpoint: started again at http://127.0.0.1:{platform.endpoint_port}/"
+        )
+        assert f"{MODEL}:{last['parameters']['version']} 100 %" in line
+        after = self._inventory(platform)
+        assert after["runs"] >= before["runs"]  # the provision run of this `up` adds one
+        assert after["run_ids"] >= before["run_ids"]
+        assert after["deployments"] == before["deployments"]
+        assert after["blocks"] == before["blocks"]
+
+    def _inventory(self, platform: Platform) -> dict[str, Any]:
+        finished = {"flow_runs": {"state": {"type": {"any_": list(FINAL)}}}, "limit": 200}
+        runs = platform.api_post("/flow_runs/filter", finished)
+        return {
+            "runs": len(runs),
+            "run_ids": {r["id"] for r in runs},
+            "deployments": {d["id"] for d in platform.api_post("/deployments/filter", {})},
+            "blocks": {b["id"] for b in platform.api_post("/block_documents/filter", {})},
+        }
+
+    def test_status_shows_the_platform_s_database(self, platform: Platform) -> None:
+        report = json.loads(platform.mlops("status", "--json").stdout)["platform"]
+        assert report["running"] is True
+        assert report["database"]["kind"] == "postgres"
+        assert report["database"]["url"] == f"postgresql+asyncpg://mlops:***@127.0.0.1:{platform.postgres_port}/prefect"
+        assert report["database"]["pid"] == int((platform.home / "platform" / "postgres" / "postgres.pid").read_text())
+        password = (platform.home / "platform" / "postgres" / "password").read_text().strip()
+        assert password not in platform.mlops("status", "--json").stdout
+        assert (platform.home / "platform" / "postgres" / "password").stat().st_mode & 0o777 == 0o600
+
+
 def test_down_stops_everything(platform: Platform, chain: dict[str, Any]) -> None:
     pids = [int((platform.home / "platform" / f"{name}.pid").read_text()) for name in ("worker", "server")]
+    pids.append(int((platform.home / "platform" / "postgres" / "postgres.pid").read_text()))
     pids.append(int((platform.home / "platform" / "azurite" / "azurite.pid").read_text()))
     endpoint_pid = int((platform.home / "endpoints" / "diabetes-endpoint" / "server.pid").read_text())
     result = platform.mlops("down")
     assert result.returncode == 0
     assert result.stdout.index("stopped the Prefect worker") < result.stdout.index("stopped the Prefect server")
+    assert result.stdout.index("stopped the Prefect server") < result.stdout.index("stopped PostgreSQL")
     assert "stopped Azurite" in result.stdout
     assert "stopped endpoint diabetes-endpoint" in result.stdout
     for pid in [*pids, endpoint_pid]:

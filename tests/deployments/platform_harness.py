@@ -1,0 +1,122 @@
+"""A platform under test: the `mlops` command in a workspace of its own with free ports, and reading its
+Prefect server back with Prefect's own HTTP client (retries with backoff, not one fixed timeout)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect.client.base import PrefectHttpxSyncClient
+
+from tests.helpers import free_port
+
+FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+
+
+class Platform:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.prefect_port, self.endpoint_port, self.azurite_port = free_port(), free_port(), free_port()
+        self.postgres_port = free_port()
+        self.extra: dict[str, str] = {}  # settings of this platform beyond the ports
+        self.api = f"http://127.0.0.1:{self.prefect_port}/api"
+        self.ui = f"http://127.0.0.1:{self.prefect_port}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+        return {
+            **env,
+            "MLOPS_HOME": str(self.home),
+            "MLOPS_PREFECT_PORT": str(self.prefect_port),
+            "MLOPS_ENDPOINT_PORT": str(self.endpoint_port),
+            "MLOPS_BLOB_EMULATOR": "azurite",  # blob storage configured: `up` runs Azurite, batch scoring uses it
+            "MLOPS_AZURITE_PORT": str(self.azurite_port),
+            "MLOPS_POSTGRES_PORT": str(self.postgres_port),
+            **self.extra,
+            **extra,
+        }
+
+    def mlops(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "deployments.cli", *args],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=timeout,
+            check=False,
+        )
+
+    def api_post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST to the server with Prefect's own client: a slow moment or a timeout is retried with backoff
+        (PREFECT_CLIENT_MAX_RETRIES), as every Prefect client does, instead of failing the test."""
+        with PrefectHttpxSyncClient(base_url=self.api, timeout=30) as client:
+            return client.post(path, json=body).json()
+
+    def api_get(self, path: str) -> Any:
+        with PrefectHttpxSyncClient(base_url=self.api, timeout=30) as client:
+            return client.get(path).json()
+
+    def wait_for_state(self, run_id: str, states: tuple[str, ...], timeout: float = 600) -> dict[str, Any]:
+        """The flow run once its state type is one of `states`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.api_get(f"/flow_runs/{run_id}")
+            if run["state_type"] in states:
+                return run
+            time.sleep(0.5)
+        raise AssertionError(f"flow run {run_id} did not reach {states} within {timeout} s: {run['state_type']}")
+
+    def wait_for_runs(self, flow: str, parameter: str, values: set[int], timeout: float = 600) -> list[dict[str, Any]]:
+        """Every deployment run of `flow` whose `parameter` is in `values`, once there is at least one per value
+        and all are final."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = [r for r in self.runs(flow, limit=200) if int(r["parameters"].get(parameter) or 0) in values]
+            if {int(r["parameters"][parameter]) for r in runs} == values and all(
+                r["state_type"] in FINAL for r in runs
+            ):
+                return runs
+            time.sleep(1)
+        raise AssertionError(
+            f"not every {flow} run for {sorted(values)} finished within {timeout} s; worker log:\n"
+            f"{(self.home / 'platform' / 'worker.log').read_text()[-3000:]}"
+        )
+
+    def blobs(self, container: str) -> dict[str, bytes]:
+        from azure.storage.blob import BlobServiceClient
+
+        from infra.local.azurite import connection_string
+
+        with BlobServiceClient.from_connection_string(connection_string(self.azurite_port)) as service:
+            client = service.get_container_client(container)
+            return {blob.name: client.download_blob(blob.name).readall() for blob in client.list_blobs()}
+
+    def runs(self, flow: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Flow runs of a flow that belong to a deployment (scheduled future runs left out), newest first."""
+        runs = self.api_post(
+            "/flow_runs/filter", {"flows": {"name": {"any_": [flow]}}, "sort": "START_TIME_DESC", "limit": limit}
+        )
+        return [r for r in runs if r["deployment_id"] and r["state_type"] != "SCHEDULED"]
+
+    def wait_for_run(self, flow: str, after: float, timeout: float = 240) -> dict[str, Any]:
+        """The first run of `flow` created after `after` (epoch seconds) to reach a final state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for run in self.runs(flow):
+                created = _epoch(run["created"])
+                if created >= after and run["state_type"] in FINAL:
+                    return run
+            time.sleep(1)
+        raise AssertionError(
+            f"no {flow} run finished within {timeout} s; worker log:\n{(self.home / 'platform' / 'worker.log').read_text()[-3000:]}"
+        )
+
+
+def _epoch(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
