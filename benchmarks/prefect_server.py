@@ -1,4 +1,5 @@
-"""A `prefect server start` on a free loopback port for the benchmarks, stopped (by pid) when done."""
+"""A `prefect server start` on a free loopback port for the benchmarks, on SQLite or on a PostgreSQL cluster of
+its own (the platform's, `infra.local.postgres`), stopped when done."""
 
 from __future__ import annotations
 
@@ -20,8 +21,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(work: Path, env: dict[str, str]) -> Iterator[str]:
-    """Start the server with `env` (its PREFECT_HOME included), log to `work/server.log`; yield its API URL."""
+def postgres_cluster(folder: Path) -> Iterator[str]:
+    """A new PostgreSQL cluster in `folder` on a free port, as `mlops up` runs it; yields its SQLAlchemy URL."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from infra.local.postgres import Postgres
+
+    cluster = Postgres(folder, free_port())
+    cluster.start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@contextmanager
+def running_server(work: Path, env: dict[str, str], name: str = "server") -> Iterator[str]:
+    """Start the server with `env` (its PREFECT_HOME, and PREFECT_API_DATABASE_CONNECTION_URL for PostgreSQL),
+    log to `work/<name>.log`; yield its API URL."""
     port = free_port()
     command = [
         str(Path(sys.executable).parent / "prefect"),
@@ -33,13 +49,13 @@ def running_server(work: Path, env: dict[str, str]) -> Iterator[str]:
         str(port),
     ]
     url = f"http://127.0.0.1:{port}/api"
-    with (work / "server.log").open("w") as log:
+    with (work / f"{name}.log").open("w") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             deadline = time.monotonic() + 120
             while not _healthy(url):
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"the Prefect server did not start; see {work / 'server.log'}")
+                    raise SystemExit(f"the Prefect server did not start; see {work / f'{name}.log'}")
                 time.sleep(0.5)
             yield url
         finally:

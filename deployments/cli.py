@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from deployments import flow_commands, platform_commands
@@ -47,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("PREFECT_HOME"):  # Prefect creates its home but not the folders above it
         Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     _use_platform_server(settings)
+    in_process = flow_commands.in_this_process() if args.command.__module__ == flow_commands.__name__ else nullcontext()
     try:
-        return int(args.command(settings, args))
+        with in_process:
+            return int(args.command(settings, args))
     except (ConfigError, ValueError) as exc:
         print(f"mlops {args.name}: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """The `mlops` commands that run a flow in this process: run, train, deploy, batch-score, provision, cleanup.
 
 Each returns the command's exit code and leaves its summary lines in `SUMMARY`, printed at exit.
+`cli.main` runs them inside `in_this_process()`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import argparse
 import atexit
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from infra.backend import open_backend
@@ -37,6 +40,22 @@ class _Summary:
 
 
 SUMMARY = _Summary()
+
+
+@contextmanager
+def in_this_process() -> Iterator[None]:
+    """Prefect settings for flows run in the `mlops` process itself: no flow-run heartbeats.
+
+    Prefect's heartbeat thread sleeps in one-second slices and the end of every flow run, sub-flows
+    included, joins it: up to a second per flow, three of the pipeline's seven seconds when nothing
+    changed. Heartbeats let an automation mark a run whose process died as crashed; a run started
+    here is watched by the terminal that started it, and this project defines no such automation.
+    Runs started by a worker (the platform's deployments) keep Prefect's default.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def gate_policy(args: argparse.Namespace) -> Any:

@@ -93,7 +93,9 @@ class Platform:
 
     # ---- up ----
     def server_env(self) -> dict[str, str]:
-        env = self.env()
+        """The worker's environment, plus the database URL, and a log line for every request the server
+        answers 503 (Prefect stays silent on those by default: a locked or lost database would go unseen)."""
+        env = {**self.env(), "PREFECT_SERVER_LOG_RETRYABLE_ERRORS": "true"}
         if self.settings.prefect_database_url is not None:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = self._external_url()
         elif self.settings.prefect_database == "postgres":

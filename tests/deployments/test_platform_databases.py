@@ -81,5 +81,6 @@ def test_only_the_server_gets_the_database_url(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", "sqlite:///somewhere-else.db")
     processes = PlatformProcesses(load_settings(home=tmp_path / "home", prefect_database_url="postgres://u:pw@h:1/d"))
     assert processes.server_env()["PREFECT_API_DATABASE_CONNECTION_URL"] == "postgresql+asyncpg://u:pw@h:1/d"
+    assert processes.server_env()["PREFECT_SERVER_LOG_RETRYABLE_ERRORS"] == "true"  # a 503 leaves an ERROR line
     assert "PREFECT_API_DATABASE_CONNECTION_URL" not in processes.env()  # the worker and its flow runs
     assert processes.database()["url"] == "postgresql+asyncpg://u:***@h:1/d"
