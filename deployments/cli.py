@@ -13,7 +13,7 @@
 
 Settings come from `MLOPS_*` variables and `.env` (see `.env.example`); a bad one stops the command
 before any work, naming the variable. Exit codes: 0 done (a model that is not promoted is done too),
-1 a flow failed, 2 bad settings or arguments.
+1 a flow failed (or a platform process would not start), 2 bad settings or arguments.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from deployments import flow_commands, platform_commands
-from infra.errors import ConfigError
+from infra.errors import BackendError, ConfigError
 from infra.settings import Settings, load_settings
 
 # Defaults that make a first run work on a small machine; an explicit environment wins.
@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"mlops {args.name}: {exc}", file=sys.stderr)
         return 2
+    except BackendError as exc:  # a platform process would not start, a database would not answer, ...
+        print(f"mlops {args.name}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _use_platform_server(settings: Settings) -> None:

@@ -104,14 +104,23 @@ class Postgres:
         return f"postgresql+asyncpg://{USER}:***@127.0.0.1:{self.port}/{DATABASE}"
 
     def password(self) -> str:
-        return (self.folder / "password").read_text().strip()
+        try:
+            return (self.folder / "password").read_text().strip()
+        except FileNotFoundError:
+            raise BackendError(
+                f"the password of the PostgreSQL cluster in {self.data} is gone ({self.folder / 'password'}); "
+                f"without it the cluster cannot be reached: delete {self.folder} to start a new one "
+                "(the platform's run history goes with it)"
+            ) from None
 
     def pid(self) -> int | None:
+        """The pid of this cluster's live server, or None (a stale pid file, or a pid reused by another program)."""
         try:
             pid = int((self.folder / "postgres.pid").read_text())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             return None
-        return pid if alive(pid) else None
+        return pid if str(self.data).encode() in command and alive(pid) else None
 
     # ---- start ----
     def start(self, timeout: float = 60) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +75,20 @@ def test_missing_postgresql_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "holds no initdb and postgres programs" in line
     assert "apt-get install postgresql" in line
     assert "MLOPS_PREFECT_DATABASE=sqlite" in line
+    assert not (platform.home / "platform" / "server.pid").exists()
+
+
+def test_a_taken_database_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    platform = Platform(tmp_path / "home")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", platform.postgres_port))
+        taken.listen()
+        result = platform.mlops("up")
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()[:1]
+    assert line.startswith("mlops up: PostgreSQL exited at start")
+    assert "set MLOPS_POSTGRES_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (platform.home / "platform" / "server.pid").exists()
 
 

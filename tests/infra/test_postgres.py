@@ -4,6 +4,7 @@ served on loopback only, stopped and started again with its data."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +86,17 @@ class TestCluster:
     def test_listens_on_loopback_only_with_no_unix_socket(self, cluster: Postgres) -> None:
         assert _query(cluster, "SHOW listen_addresses") == "127.0.0.1"
         assert _query(cluster, "SHOW unix_socket_directories") == ""
+
+    def test_a_pid_file_naming_another_program_is_not_taken_for_the_server(self, tmp_path: Path) -> None:
+        other = Postgres(tmp_path / "other", free_port())
+        other.folder.mkdir()
+        (other.folder / "postgres.pid").write_text(str(os.getpid()))  # alive, but this test, not PostgreSQL
+        assert other.pid() is None
+
+    def test_a_lost_password_is_named_with_what_to_do(self, tmp_path: Path) -> None:
+        lost = Postgres(tmp_path / "lost", free_port())
+        with pytest.raises(BackendError, match=r"password of the PostgreSQL cluster .* is gone .* delete"):
+            lost.password()
 
     def test_start_while_running_is_a_no_op(self, cluster: Postgres) -> None:
         pid = cluster.pid()
