@@ -25,7 +25,7 @@ from infra.errors import BackendError
 from infra.local.azurite import Azurite
 from infra.local.endpoint import LocalEndpoints
 from infra.local.postgres import Postgres
-from infra.local.processes import alive, spawn_detached, terminate
+from infra.local.processes import alive, live_pid, spawn_detached, terminate
 from infra.settings import Settings, checkout_root
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -226,11 +226,8 @@ class Platform:
         return report or ["nothing was running"]
 
     def pid(self, name: str) -> int | None:
-        try:
-            pid = int((self.folder / f"{name}.pid").read_text())
-        except (OSError, ValueError):
-            return None
-        return pid if alive(pid) else None
+        """The pid of the platform's Prefect `server` or `worker` (`prefect <name> start ...`), if it runs."""
+        return live_pid(self.folder / f"{name}.pid", PREFECT, name)
 
     def running(self) -> bool:
         return self.pid("server") is not None and self._server_ready()

@@ -15,7 +15,7 @@ import httpx
 
 import infra
 from infra.errors import BackendError, ConfigError
-from infra.local.processes import alive, spawn_detached, terminate
+from infra.local.processes import alive, live_pid, spawn_detached, terminate
 
 INSTALL_DIR = Path(infra.__file__).resolve().parent / "azurite"
 ACCOUNT = "devstoreaccount1"
@@ -44,11 +44,7 @@ class Azurite:
         return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
 
     def pid(self) -> int | None:
-        try:
-            pid = int((self.folder / "azurite.pid").read_text())
-        except (OSError, ValueError):
-            return None
-        return pid if alive(pid) else None
+        return live_pid(self.folder / "azurite.pid", "--blobPort", str(self.port))
 
     def start(self, timeout: float = 60) -> str:
         """Start unless running; return the connection string once the service answers."""

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from infra.errors import BackendError, ConfigError
-from infra.local.processes import alive, spawn_detached, terminate
+from infra.local.processes import alive, live_pid, spawn_detached, terminate
 
 USER = "mlops"
 DATABASE = "prefect"
@@ -114,13 +114,7 @@ class Postgres:
             ) from None
 
     def pid(self) -> int | None:
-        """The pid of this cluster's live server, or None (a stale pid file, or a pid reused by another program)."""
-        try:
-            pid = int((self.folder / "postgres.pid").read_text())
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            return None
-        return pid if str(self.data).encode() in command and alive(pid) else None
+        return live_pid(self.folder / "postgres.pid", str(self.data))
 
     # ---- start ----
     def start(self, timeout: float = 60) -> str:

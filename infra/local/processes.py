@@ -22,6 +22,22 @@ def spawn_detached(command: list[str], env: dict[str, str], log: Path) -> int:
     return os.posix_spawn(command[0], command, env, file_actions=actions, setsid=True)
 
 
+def live_pid(pid_file: Path, *arguments: str) -> int | None:
+    """The pid in `pid_file` when that process runs and its command line holds each of `arguments`, else None.
+
+    The arguments tell our process from another: a stale pid file, or a pid the system has since
+    given to another program, is not taken for the server.
+    """
+    try:
+        pid = int(pid_file.read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    if not all(argument.encode() in command for argument in arguments):
+        return None
+    return pid if alive(pid) else None
+
+
 def alive(pid: int) -> bool:
     """Whether the process runs (reaping it first if it is a finished child of ours)."""
     with contextlib.suppress(ChildProcessError):

@@ -20,7 +20,7 @@ import httpx
 
 import infra
 from infra.errors import BackendError
-from infra.local.processes import alive, spawn_detached, terminate
+from infra.local.processes import alive, live_pid, spawn_detached, terminate
 
 SERVER_MODULE = "infra.local.endpoint.server"
 
@@ -61,13 +61,7 @@ class EndpointProcess:
 
     def pid(self) -> int | None:
         """The pid of this folder's live server, or None (a stale pid file is ignored)."""
-        try:
-            pid = int((self.folder / "server.pid").read_text())
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            return None
-        mine = SERVER_MODULE.encode() in command and str(self.folder).encode() in command
-        return pid if mine else None
+        return live_pid(self.folder / "server.pid", SERVER_MODULE, str(self.folder))
 
     def running(self) -> bool:
         pid = self.pid()
