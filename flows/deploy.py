@@ -9,7 +9,16 @@ from pydantic import BaseModel, ConfigDict
 from infra.backend import EndpointState, ModelVersion, open_backend
 from infra.settings import load_settings
 from tasks.approval import request_approval
-from tasks.deploy import ensure_endpoint, record_serving, retire_previous, serves_fully, shift_traffic, stage_deployment
+from tasks.deploy import (
+    ensure_endpoint,
+    record_serving,
+    retire_previous,
+    serves_fully,
+    serves_newer,
+    shift_traffic,
+    skip_superseded,
+    stage_deployment,
+)
 from tasks.package import package_model, resolve_model
 from tasks.rollout import RolloutPolicy
 from tasks.smoke import smoke_test_deployment
@@ -50,11 +59,15 @@ def deploy(
     rollout: RolloutPolicy = DEFAULT_ROLLOUT,
     require_approval: bool = False,
     approval_timeout_seconds: int = 3600,
+    skip_older: bool = False,
 ) -> DeployResult:
     """Deploy a model version (default: the champion) to the endpoint with blue/green traffic and automatic rollback.
 
     With `require_approval`, the run pauses after the smoke test until a reviewer approves or rejects;
     a rejection (or no answer) removes the new deployment and completes, saying who and why.
+    With `skip_older` (set on the event-triggered deployment), a version older than the one already
+    serving 100 % is not deployed: queued deploys of a burst of promotions may start in any order,
+    and the newest must be the one left serving. An explicit older `version` without it is a rollback.
     """
     settings = load_settings()
     backend = open_backend(settings)
@@ -63,6 +76,9 @@ def deploy(
     if serving := serves_fully(endpoint, model):
         get_run_logger().info("%s already serves 100 %% of %s: nothing to do", model.id, endpoint.name)
         return DeployResult.of(model, endpoint, serving, changed=False)
+    if skip_older and (newer := serves_newer(endpoint, model)):
+        note = skip_superseded(model, endpoint, newer)
+        return DeployResult.of(model, endpoint, newer, changed=False, note=note)
     # Package
     bundle = package_model(backend, model)
     # Deploy beside the live deployment, smoke-test it, (approve,) shift traffic; a failure rolls everything back

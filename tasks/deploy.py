@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.transactions import Transaction, get_transaction
@@ -46,6 +46,30 @@ def ensure_endpoint(backend: Backend, name: str) -> EndpointState:
 def serves_fully(endpoint: EndpointState, model: ModelVersion) -> str | None:
     """The deployment serving `model` with 100 % of traffic, if there is one."""
     return next((n for n, d in endpoint.deployments.items() if d.model == model.id and d.traffic == 100), None)
+
+
+def serves_newer(endpoint: EndpointState, model: ModelVersion) -> str | None:
+    """The deployment serving a newer version of `model`'s name with 100 % of traffic, if there is one."""
+    for name, info in endpoint.deployments.items():
+        serving_name, _, version = info.model.rpartition(":")
+        if serving_name == model.name and int(version) > model.version and info.traffic == 100:
+            return name
+    return None
+
+
+@task(name="skip-superseded", cache_policy=NO_CACHE)
+def skip_superseded(model: ModelVersion, endpoint: EndpointState, newer: str) -> str:
+    """Say, in the log and in a `deploy-superseded` artifact, why `model` is not deployed; return the note."""
+    note = f"superseded: {endpoint.deployments[newer].model} already serves 100 %"
+    create_markdown_artifact(
+        markdown=f"# Not deployed: {model.id}\n\n{note} of `{endpoint.name}` (deployment `{newer}`), so the "
+        "older version is not rolled out over it. Deploy it on purpose with an explicit version and "
+        "`skip_older=false` (a rollback).",
+        key="deploy-superseded",
+        description=note,
+    )
+    get_run_logger().info("%s not deployed, %s", model.id, note)
+    return note
 
 
 @task(name="stage-deployment", cache_policy=NO_CACHE)

@@ -159,12 +159,21 @@ class Postgres:
                 raise BackendError(
                     f"PostgreSQL exited at start (port {self.port} taken? set MLOPS_POSTGRES_PORT):\n{tail}"
                 )
-            if asyncio.run(self._answers()):
+            if self._ready() and asyncio.run(self._answers()):
                 return
             time.sleep(0.2)
         raise BackendError(
             f"PostgreSQL did not answer on 127.0.0.1:{self.port} within {timeout:g} s; see {self.folder / 'postgres.log'}"
         )
+
+    def _ready(self) -> bool:
+        """PostgreSQL's own word, as `pg_ctl` reads it: `ready` on the status line of `postmaster.pid` (a
+        connection before that is refused with a FATAL line in the log)."""
+        try:
+            lines = (self.data / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        return len(lines) >= 8 and lines[7].strip() == "ready"
 
     async def _answers(self) -> bool:
         import asyncpg

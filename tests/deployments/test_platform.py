@@ -233,9 +233,28 @@ def soak(platform: Platform, chain: dict[str, Any]) -> dict[str, Any]:
             if entry["tags"].get("prefect_flow_run_id") in trains
         }
         deploys = platform.wait_for_runs("deploy", "version", set(versions.values()))
-        batches = platform.wait_for_runs("batch-score", "model_version", set(versions.values()))
+        outcomes = {int(run["parameters"]["version"]): _deploy_outcome(platform, run["id"]) for run in deploys}
+        deployed = {version for version, outcome in outcomes.items() if outcome == "deployed"}
+        batches = platform.wait_for_runs("batch-score", "model_version", deployed)
     _write_soak_report(started, trains_done + deploys + batches, watch)
-    return {"trains": trains_done, "versions": versions, "deploys": deploys, "batches": batches, "watch": watch}
+    return {
+        "trains": trains_done,
+        "versions": versions,
+        "deploys": deploys,
+        "outcomes": outcomes,
+        "batches": batches,
+        "watch": watch,
+    }
+
+
+def _deploy_outcome(platform: Platform, run_id: str) -> str:
+    """`deployed` (the run published its traffic steps), `superseded` (it said why not), or what else it left."""
+    keys = {
+        a["key"] for a in platform.api_post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
+    }
+    if "traffic-steps" in keys:
+        return "deployed"
+    return "superseded" if "deploy-superseded" in keys else f"neither: {sorted(keys)}"
 
 
 def _write_soak_report(started: float, runs: list[dict[str, Any]], watch: ApiWatch) -> None:
@@ -257,13 +276,23 @@ class TestSoak:
         assert [r["state_type"] for r in runs] == ["COMPLETED"] * len(runs), [
             (r["name"], r["state_name"]) for r in runs
         ]
-        assert len(runs) == 3 * len(SOAK_ALPHAS)
+        assert len(soak["trains"]) == len(soak["deploys"]) == len(SOAK_ALPHAS)
 
-    def test_one_deploy_and_one_batch_score_per_promoted_model(self, soak: dict[str, Any]) -> None:
+    def test_one_deploy_per_promoted_model_and_one_batch_score_per_deployed_one(self, soak: dict[str, Any]) -> None:
         versions = sorted(soak["versions"].values())
         assert len(versions) == len(SOAK_ALPHAS), soak["versions"]  # every train registered a version of its own
-        assert sorted(int(r["parameters"]["version"]) for r in soak["deploys"]) == versions
-        assert sorted(int(r["parameters"]["model_version"]) for r in soak["batches"]) == versions
+        assert sorted(int(r["parameters"]["version"]) for r in soak["deploys"]) == versions  # no event lost
+        assert all(r["parameters"]["skip_older"] is True for r in soak["deploys"])
+        assert set(soak["outcomes"].values()) <= {"deployed", "superseded"}, soak["outcomes"]
+        deployed = sorted(v for v, outcome in soak["outcomes"].items() if outcome == "deployed")
+        assert sorted(int(r["parameters"]["model_version"]) for r in soak["batches"]) == deployed
+
+    def test_the_newest_version_serves_at_the_end(self, platform: Platform, soak: dict[str, Any]) -> None:
+        """Queued deploys start in any order; an older one must not be rolled out over a newer one."""
+        newest = max(soak["versions"].values())
+        assert soak["outcomes"][newest] == "deployed"
+        serving = json.loads(platform.mlops("status", "--json").stdout)["endpoint"]["deployments"]
+        assert [d["model"] for d in serving.values() if d["traffic"] == 100] == [f"{MODEL}:{newest}"]
 
     def test_the_api_answered_within_2_s_throughout(self, soak: dict[str, Any]) -> None:
         watch = soak["watch"]
@@ -276,7 +305,11 @@ class TestSoak:
         assert "database is locked" not in log
         assert [line for line in log.splitlines() if "ERROR" in line] == []
         database = (platform.home / "platform" / "postgres" / "postgres.log").read_text(errors="replace")
-        assert [line for line in database.splitlines() if "ERROR" in line or "FATAL" in line] == []
+        assert [line for line in database.splitlines() if "FATAL" in line or "PANIC" in line] == []
+        # Prefect's server inserts a task run its event recorder may have inserted first, and handles the
+        # unique violation (its own log stays clean, as asserted above); any other ERROR is a failure.
+        errors = [line for line in database.splitlines() if " ERROR: " in line]
+        assert [line for line in errors if "duplicate key value violates unique constraint" not in line] == []
 
 
 class TestRestart:
@@ -291,12 +324,11 @@ class TestRestart:
         assert again.returncode == 0, again.stdout + again.stderr
         assert f"database: PostgreSQL started on 127.0.0.1:{platform.postgres_port}" in again.stdout
         assert "work pool mlops-local: exists" in again.stdout
-        last = max(soak["deploys"], key=lambda run: run["end_time"])  # the soak's last deploy serves
         [line] = [line for line in again.stdout.splitlines() if line.startswith("endpoint diabetes-endpoint:")]
         assert line.startswith(
             f"endpoint diabetes-endpoint: started again at http://127.0.0.1:{platform.endpoint_port}/"
         )
-        assert f"{MODEL}:{last['parameters']['version']} 100 %" in line
+        assert f"{MODEL}:{max(soak['versions'].values())} 100 %" in line  # the newest, as before `down`
         after = self._inventory(platform)
         assert after["runs"] >= before["runs"]  # the provision run of this `up` adds one
         assert after["run_ids"] >= before["run_ids"]

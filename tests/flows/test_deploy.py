@@ -3,7 +3,8 @@
 One workspace (three trained versions) goes through, in order: first deploy (v1 to blue), the same
 again (no-op), v2 under load (blue/green), a bundle answering wrong values under load (rolled
 back), a bundle built for other library versions (refused before any traffic), and a training run
-whose gate compares against the version that serves.
+whose gate compares against the version that serves; in between, a triggered deploy of an older
+version than the one serving (skipped).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def story(
         with LoadGenerator(url, key) as load_wrong:
             runs["wrong"] = deploy(version=3, return_state=True)
         runs["foreign"] = deploy(version=foreign, return_state=True)
+        runs["older"] = deploy(version=1, skip_older=True, return_state=True)  # v2 serves: a queued, stale deploy
         endpoint_after = backend.endpoints.get(settings.endpoint_name)
         runs["retrain"] = train_register(alpha=0.4, return_state=True)
         yield {
@@ -92,6 +94,16 @@ class TestFirstDeploy:
         steps = json.loads(artifacts["traffic-steps"].data)
         assert [row["step"] for row in steps] == ["blue 100 %"]
         assert all(row["verdict"] == "pass" for row in steps)
+
+    def test_an_older_version_than_the_serving_one_is_skipped_when_asked(self, story: dict[str, Any]) -> None:
+        older = story["runs"]["older"]
+        assert older.is_completed()
+        result = older.result()
+        assert (result.changed, result.model.version) == (False, 1)
+        assert result.note == f"superseded: {MODEL}:2 already serves 100 %"
+        artifacts = artifacts_of(_flow_run_id(older))
+        assert "traffic-steps" not in artifacts
+        assert f"# Not deployed: {MODEL}:1" in artifacts["deploy-superseded"].data
 
     def test_deploying_the_serving_version_again_is_a_no_op(self, story: dict[str, Any]) -> None:
         noop = story["runs"]["noop"]

@@ -66,6 +66,8 @@ class TestCluster:
     def test_created_with_the_prefect_database(self, cluster: Postgres) -> None:
         assert cluster.first_start == "created and started"  # type: ignore[attr-defined]
         assert _query(cluster, "SELECT current_database()") == "prefect"
+        log = (cluster.folder / "postgres.log").read_text()
+        assert "FATAL" not in log  # start() waited for PostgreSQL's own `ready` before connecting
 
     def test_password_is_generated_and_private(self, cluster: Postgres) -> None:
         password = cluster.folder / "password"
