@@ -47,8 +47,7 @@ def in_this_process() -> Iterator[None]:
     """Prefect settings for flows run in the `mlops` process itself: no flow-run heartbeats.
 
     Prefect's heartbeat thread sleeps in one-second slices and the end of every flow run, sub-flows
-    included, joins it: up to a second per flow, three of the pipeline's seven seconds when nothing
-    changed. Heartbeats let an automation mark a run whose process died as crashed; a run started
+    included, joins it: up to a second per flow, about 3 s of each `mlops run` (4 flow runs). Heartbeats let an automation mark a run whose process died as crashed; a run started
     here is watched by the terminal that started it, and this project defines no such automation.
     Runs started by a worker (the platform's deployments) keep Prefect's default.
     """

@@ -159,38 +159,27 @@ class Postgres:
                 raise BackendError(
                     f"PostgreSQL exited at start (port {self.port} taken? set MLOPS_POSTGRES_PORT):\n{tail}"
                 )
-            if self._ready() and asyncio.run(self._answers()):
+            if self._ready(pid):
                 return
             time.sleep(0.2)
         raise BackendError(
             f"PostgreSQL did not answer on 127.0.0.1:{self.port} within {timeout:g} s; see {self.folder / 'postgres.log'}"
         )
 
-    def _ready(self) -> bool:
-        """PostgreSQL's own word, as `pg_ctl` reads it: `ready` on the status line of `postmaster.pid` (a
-        connection before that is refused with a FATAL line in the log)."""
+    def _ready(self, pid: int) -> bool:
+        """PostgreSQL's own word, as `pg_ctl` reads it: `postmaster.pid` names this server (not one that died
+        before it) and its status line says `ready` (a connection before that is refused with a FATAL line)."""
         try:
             lines = (self.data / "postmaster.pid").read_text().splitlines()
         except OSError:
             return False
-        return len(lines) >= 8 and lines[7].strip() == "ready"
-
-    async def _answers(self) -> bool:
-        import asyncpg
-
-        try:
-            connection = await asyncpg.connect(
-                host="127.0.0.1", port=self.port, user=USER, password=self.password(), database="postgres", timeout=2
-            )
-        except (TimeoutError, OSError, asyncpg.PostgresError):
-            return False
-        await connection.close()
-        return True
+        return len(lines) >= 8 and lines[0].strip() == str(pid) and lines[7].strip() == "ready"
 
     def _ensure_database(self) -> None:
-        async def ensure() -> None:
-            import asyncpg
+        """Create the `prefect` database unless it exists."""
+        import asyncpg
 
+        async def ensure() -> None:
             connection = await asyncpg.connect(
                 host="127.0.0.1", port=self.port, user=USER, password=self.password(), database="postgres", timeout=10
             )
@@ -200,7 +189,13 @@ class Postgres:
             finally:
                 await connection.close()
 
-        asyncio.run(ensure())
+        try:
+            asyncio.run(ensure())
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            raise BackendError(
+                f"PostgreSQL on 127.0.0.1:{self.port} is up but refused the platform's connection: {exc}; "
+                f"see {self.folder / 'postgres.log'}"
+            ) from exc
 
     # ---- stop ----
     def stop(self) -> bool:

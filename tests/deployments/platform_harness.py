@@ -7,14 +7,16 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect.client.base import PrefectHttpxSyncClient
 
 from tests.helpers import free_port
 
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+T = TypeVar("T")
 
 
 class Platform:
@@ -62,29 +64,42 @@ class Platform:
 
     def wait_for_state(self, run_id: str, states: tuple[str, ...], timeout: float = 600) -> dict[str, Any]:
         """The flow run once its state type is one of `states`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.api_get(f"/flow_runs/{run_id}")
-            if run["state_type"] in states:
-                return run
-            time.sleep(0.5)
-        raise AssertionError(f"flow run {run_id} did not reach {states} within {timeout} s: {run['state_type']}")
+
+        def reached() -> dict[str, Any] | None:
+            run: dict[str, Any] = self.api_get(f"/flow_runs/{run_id}")
+            return run if run["state_type"] in states else None
+
+        return self._until(reached, timeout, f"flow run {run_id} did not reach {states}")
 
     def wait_for_runs(self, flow: str, parameter: str, values: set[int], timeout: float = 600) -> list[dict[str, Any]]:
         """Every deployment run of `flow` whose `parameter` is in `values`, once there is at least one per value
         and all are final."""
+
+        def finished() -> list[dict[str, Any]] | None:
+            runs = [r for r in self.runs(flow, limit=200) if int(r["parameters"].get(parameter) or 0) in values]
+            every_value = {int(r["parameters"][parameter]) for r in runs} == values
+            return runs if every_value and all(r["state_type"] in FINAL for r in runs) else None
+
+        return self._until(finished, timeout, f"not every {flow} run for {sorted(values)} finished")
+
+    def wait_for_run(self, flow: str, after: float, timeout: float = 240) -> dict[str, Any]:
+        """The first run of `flow` created after `after` (epoch seconds) to reach a final state."""
+
+        def finished() -> dict[str, Any] | None:
+            done = (r for r in self.runs(flow) if _epoch(r["created"]) >= after and r["state_type"] in FINAL)
+            return next(done, None)
+
+        return self._until(finished, timeout, f"no {flow} run finished")
+
+    def _until(self, check: Callable[[], T | None], timeout: float, failure: str) -> T:
+        """`check()`'s first answer that is not None, polled every half second; the worker's log if none comes."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            runs = [r for r in self.runs(flow, limit=200) if int(r["parameters"].get(parameter) or 0) in values]
-            if {int(r["parameters"][parameter]) for r in runs} == values and all(
-                r["state_type"] in FINAL for r in runs
-            ):
-                return runs
-            time.sleep(1)
-        raise AssertionError(
-            f"not every {flow} run for {sorted(values)} finished within {timeout} s; worker log:\n"
-            f"{(self.home / 'platform' / 'worker.log').read_text()[-3000:]}"
-        )
+            if (answer := check()) is not None:
+                return answer
+            time.sleep(0.5)
+        worker_log = (self.home / "platform" / "worker.log").read_text()[-3000:]
+        raise AssertionError(f"{failure} within {timeout:g} s; worker log:\n{worker_log}")
 
     def blobs(self, container: str) -> dict[str, bytes]:
         from azure.storage.blob import BlobServiceClient
@@ -101,19 +116,6 @@ class Platform:
             "/flow_runs/filter", {"flows": {"name": {"any_": [flow]}}, "sort": "START_TIME_DESC", "limit": limit}
         )
         return [r for r in runs if r["deployment_id"] and r["state_type"] != "SCHEDULED"]
-
-    def wait_for_run(self, flow: str, after: float, timeout: float = 240) -> dict[str, Any]:
-        """The first run of `flow` created after `after` (epoch seconds) to reach a final state."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for run in self.runs(flow):
-                created = _epoch(run["created"])
-                if created >= after and run["state_type"] in FINAL:
-                    return run
-            time.sleep(1)
-        raise AssertionError(
-            f"no {flow} run finished within {timeout} s; worker log:\n{(self.home / 'platform' / 'worker.log').read_text()[-3000:]}"
-        )
 
 
 def _epoch(stamp: str) -> float:
