@@ -7,6 +7,7 @@
     mlops approve [RUN_ID] [--reject] [--reviewer NAME] [--comment TEXT]
     mlops endpoint status [--json] | stop
     mlops status [--json]
+    mlops emulator up | down | status [--json]  the local Azure ML emulator (MLOPS_BACKEND=azureml MLOPS_AZUREML_EMULATOR=1)
     mlops up | down                          the local platform: Prefect server + UI, work pool, deployments, worker
     mlops provision | cleanup [--keep N] [--stop-endpoint] [--delete-everything]
     mlops data-arrived [--path CSV]          emit mlops.data.arrived (starts train-register when `mlops up` runs)
@@ -126,6 +127,11 @@ def _parser() -> argparse.ArgumentParser:
     up.set_defaults(command=platform_commands.up, name="up")
     down = commands.add_parser("down", help="stop what `mlops up` started (worker first), and the endpoint")
     down.set_defaults(command=platform_commands.down, name="down")
+
+    emulator = commands.add_parser("emulator", help="the local Azure ML emulator: up, down or status")
+    emulator.add_argument("action", choices=["up", "down", "status"])
+    emulator.add_argument("--json", action="store_true", help="print JSON (status)")
+    emulator.set_defaults(command=platform_commands.emulator, name="emulator")
 
     provision = commands.add_parser("provision", help="create the workspace, registry, blob containers and blocks")
     provision.set_defaults(command=flow_commands.provision, name="provision")

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from infra.backend import open_backend
+from infra.factory import open_backend
 from infra.settings import Settings
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from infra.azureml_emulator.process import EmulatorProcess
 from infra.errors import BackendError
 from infra.local.azurite import Azurite
 from infra.local.endpoint import LocalEndpoints
@@ -120,6 +121,11 @@ class Platform:
             report.append(
                 f"Azurite blob storage: {'running' if running else 'started'} on 127.0.0.1:{self.settings.azurite_port}"
             )
+        if self.settings.local_emulator:
+            emulator = EmulatorProcess.from_settings(self.settings)
+            running = emulator.pid() is not None
+            emulator.start()
+            report.append(f"Azure ML emulator: {'running' if running else 'started'} at {emulator.url}")
         report.append(
             f"Prefect server: {self._start('server', self._server_command(), self.server_env(), wait_for_server=True)} at {self.ui_url}"
         )
@@ -221,6 +227,8 @@ class Platform:
             report.append("stopped PostgreSQL")
         if self.azurite().stop():
             report.append("stopped Azurite")
+        if self.settings.local_emulator and EmulatorProcess.from_settings(self.settings).stop():
+            report.append("stopped the Azure ML emulator")
         if self.endpoints().stop(self.settings.endpoint_name):
             report.append(f"stopped endpoint {self.settings.endpoint_name}")
         return report or ["nothing was running"]

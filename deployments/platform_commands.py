@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra.backend import EndpointState, open_backend
+from infra.azureml_emulator.process import EmulatorProcess
+from infra.backend import EndpointState
+from infra.factory import open_backend
 from infra.settings import Settings
 
 
@@ -101,6 +103,49 @@ def endpoint(settings: Settings, args: argparse.Namespace) -> int:
         for name, info in described["deployments"].items():
             print(f"  {name}: {info['model']} ({info['traffic']} %)")
     return 0
+
+
+def emulator(settings: Settings, args: argparse.Namespace) -> int:
+    """`mlops emulator up|down|status`: the local Azure ML emulator."""
+    process = EmulatorProcess.from_settings(settings)
+    if args.action == "up":
+        running = process.pid() is not None
+        url = process.start()
+        print(f"Azure ML emulator {'running' if running else 'started'} at {url} (state in {process.home})")
+        print(f"its CA: {process.bundle} (certifi's bundle + the emulator's CA); clients use it as")
+        print(f"  export REQUESTS_CA_BUNDLE={process.bundle}")
+        print("point the pipeline at it with MLOPS_BACKEND=azureml MLOPS_AZUREML_EMULATOR=1")
+        return 0
+    if args.action == "down":
+        print("stopped the Azure ML emulator" if process.stop() else "the Azure ML emulator was not running")
+        return 0
+    report = process.describe()
+    if report["running"]:
+        calls = process.requests()
+        jobs = process.get(_workspace_path(settings) + "/jobs?api-version=2024-01-01-preview").get("value", [])
+        report["requests_served"] = len(calls)
+        report["jobs"] = {job["name"]: job["properties"]["status"] for job in jobs}
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    if not report["running"]:
+        print(f"Azure ML emulator: not running (`mlops emulator up` starts it on {report['url']})")
+        return 0
+    print(f"Azure ML emulator: running at {report['url']} (pid {report['pid']}), state in {report['home']}")
+    print(f"CA bundle: {report['ca_bundle']}; workspaces: {', '.join(report['workspaces'])}")
+    print(
+        f"requests served: {report['requests_served']}; jobs: "
+        + (", ".join(f"{n} {s}" for n, s in report["jobs"].items()) or "none")
+    )
+    return 0
+
+
+def _workspace_path(settings: Settings) -> str:
+    subscription = settings.azure_subscription_id or "00000000-0000-0000-0000-000000000000"
+    return (
+        f"/subscriptions/{subscription}/resourceGroups/{settings.azure_resource_group}"
+        f"/providers/Microsoft.MachineLearningServices/workspaces/{settings.azure_workspace_name}"
+    )
 
 
 def describe_endpoint(state: EndpointState | None) -> dict[str, Any] | None:

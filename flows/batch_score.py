@@ -10,7 +10,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from infra.backend import open_backend
+from infra.factory import open_backend
 from infra.settings import load_settings
 from tasks.batch import (
     OUTPUT_FILE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from infra.backend import open_backend
+from infra.factory import open_backend
 from infra.settings import load_settings
 from tasks.cleanup import archive_old_versions, delete_workspace, remove_idle_deployments, stop_endpoint
 from tasks.provision import publish_changes

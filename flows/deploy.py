@@ -6,7 +6,8 @@ from prefect import flow, get_run_logger
 from prefect.transactions import transaction
 from pydantic import BaseModel, ConfigDict
 
-from infra.backend import EndpointState, ModelVersion, open_backend
+from infra.backend import EndpointState, ModelVersion
+from infra.factory import open_backend
 from infra.settings import load_settings
 from tasks.approval import request_approval
 from tasks.deploy import (

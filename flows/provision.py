@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from infra.backend import open_backend
+from infra.factory import open_backend
 from infra.settings import load_settings
 from tasks.provision import ensure_containers, ensure_workspace, publish_changes, register_blob_blocks
 

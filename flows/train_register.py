@@ -5,7 +5,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
-from infra.backend import Backend, ModelVersion, TrainOutput, open_backend
+from infra.backend import Backend, ModelVersion, TrainOutput
+from infra.factory import open_backend
 from infra.settings import load_settings
 from model.gate import GatePolicy
 from model.layout import MODEL_FILE

@@ -3,7 +3,8 @@
 A `Backend` groups operations the way Azure ML's `MLClient` does: `jobs` (training runs),
 `registry` (model versions and aliases), `packages` (deployable bundles) and `endpoints` (online
 endpoints with deployments and traffic); batch scoring, storage and provisioning join it as the
-pipeline grows. `open_backend(settings)` is the only place that picks an implementation.
+pipeline grows. The adapters (`infra.local`, `infra.azureml`) import this module and nothing here
+imports them back: `infra.factory.open_backend(settings)` is the only place that picks one.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from infra.errors import ConfigError
-from infra.settings import Settings
 from infra.storage import Storage
 
 
@@ -277,18 +276,3 @@ class Backend(Protocol):
 
     @property
     def storage(self) -> Storage: ...
-
-
-def open_backend(settings: Settings) -> Backend:
-    """Build the backend chosen by `MLOPS_BACKEND`."""
-    match settings.backend:
-        case "local":
-            from infra.local import LocalBackend
-
-            return LocalBackend(settings)
-        case "azureml":
-            msg = (
-                "MLOPS_BACKEND=azureml: the Azure ML backend is not part of this release yet; "
-                "unset MLOPS_BACKEND to use the local backend"
-            )
-            raise ConfigError(msg)

@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from infra.errors import ConfigError
 
 ENV_PREFIX = "MLOPS_"
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off", "")
 _AZURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
 
 
@@ -133,7 +135,12 @@ class Settings(BaseSettings):
     azure_subscription_id: str | None = Field(None, validation_alias=_azure("SUBSCRIPTION_ID"))
     azure_tenant_id: str | None = Field(None, validation_alias=_azure("TENANT_ID"))
     azure_resource_group: str = Field("mlops-RG", validation_alias=_azure("RESOURCE_GROUP"))
-    azure_workspace_name: str = Field("mlops-aml-ws", validation_alias=_azure("WORKSPACE_NAME"))
+    azure_workspace_name: str = Field(
+        "mlops-aml-ws",
+        validation_alias=AliasChoices(
+            f"{ENV_PREFIX}AZURE_WORKSPACE_NAME", "AZURE_WORKSPACE_NAME", "AZUREML_WORKSPACE_NAME"
+        ),
+    )
     azure_location: str = Field("eastus", validation_alias=_azure("LOCATION"))
     base_name: str = Field(
         "mlops", description="Prefix of provisioned resource names (BASE_NAME): 3-10 letters/digits."
@@ -153,6 +160,17 @@ class Settings(BaseSettings):
     dataset_name: str = Field("diabetes_ds", description="Training data asset name (DATASET_NAME).")
     dataset_version: str = Field("latest", description="Training data asset version (DATASET_VERSION).")
     datastore_name: str | None = Field(None, description="Datastore of the training data; unset = workspace default.")
+    azureml_emulator: str | None = Field(
+        None,
+        description="`1`: talk to the local Azure ML emulator (`mlops emulator up`) instead of Azure; "
+        "or the emulator's URL, https://127.0.0.1:PORT.",
+    )
+    azureml_emulator_port: int = Field(
+        5830, ge=1, le=65535, description="Port of the local Azure ML emulator on 127.0.0.1."
+    )
+    azureml_poll_seconds: float | None = Field(
+        None, gt=0, description="Seconds between job status checks. Unset: 10 on Azure, 0.5 with the emulator."
+    )
 
     @field_validator("model_name", "experiment_name", "dataset_name", "aml_env_name", "aml_env_name_scoring")
     @classmethod
@@ -177,6 +195,15 @@ class Settings(BaseSettings):
             raise ValueError("must be 3 to 10 letters or digits (it prefixes storage account names)")
         return value
 
+    @field_validator("azureml_emulator")
+    @classmethod
+    def _emulator(cls, value: str | None) -> str | None:
+        if value is None or value.lower() in _ON or value.lower() in _OFF:
+            return value
+        if re.fullmatch(r"https://[^/\s]+", value.rstrip("/")):
+            return value.rstrip("/")
+        raise ValueError("must be 1 (the local emulator), 0, or the emulator's https:// URL (the SDK needs TLS)")
+
     @field_validator("home")
     @classmethod
     def _home(cls, value: Path) -> Path:
@@ -193,8 +220,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 _field_message("aml_cluster_min_nodes_scoring", "must not exceed MLOPS_AML_CLUSTER_MAX_NODES_SCORING")
             )
-        if self.backend == "azureml" and not self.azure_subscription_id:
-            raise ValueError(_field_message("azure_subscription_id", "is required when MLOPS_BACKEND=azureml"))
+        if self.backend == "azureml" and not self.azure_subscription_id and self.emulator_url is None:
+            raise ValueError(
+                _field_message(
+                    "azure_subscription_id",
+                    "is required when MLOPS_BACKEND=azureml (or MLOPS_AZUREML_EMULATOR=1 for the local emulator)",
+                )
+            )
         return self
 
     # ---- derived locations (all under `home`) ----
@@ -214,6 +246,26 @@ class Settings(BaseSettings):
     def blob_configured(self) -> bool:
         explicit = self.blob_connection_string or self.blob_account_url or self.blob_credentials_block
         return bool(explicit) or self.blob_emulator == "azurite"
+
+    @property
+    def emulator_url(self) -> str | None:
+        """The Azure ML emulator to talk to instead of Azure, or None for real Azure."""
+        value = self.azureml_emulator
+        if value is None or value.lower() in _OFF:
+            return None
+        if value.lower() in _ON:
+            return f"https://127.0.0.1:{self.azureml_emulator_port}"
+        return value
+
+    @property
+    def local_emulator(self) -> bool:
+        """Whether the emulator to use is the one `mlops emulator up` (and `mlops up`) runs here."""
+        return self.azureml_emulator is not None and self.azureml_emulator.lower() in _ON
+
+    @property
+    def emulator_dir(self) -> Path:
+        """State, certificates, blobs and job folders of the local Azure ML emulator."""
+        return self.home / "emulator"
 
     @property
     def platform_dir(self) -> Path:

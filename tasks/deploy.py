@@ -15,8 +15,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.transactions import Transaction, get_transaction
 
-from infra.backend import Backend, Bundle, EndpointState, ModelVersion, open_backend
+from infra.backend import Backend, Bundle, EndpointState, ModelVersion
 from infra.errors import MissingResourceError, RolloutCheckError
+from infra.factory import open_backend
 from infra.settings import load_settings
 from model.score import INPUT_SAMPLE, predict_locally
 from tasks._events import chain_label

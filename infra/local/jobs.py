@@ -9,12 +9,16 @@ A job whose outputs already exist is re-attached, not run again (as a retried Az
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import model
@@ -66,28 +70,59 @@ class LocalJobs:
             str(out),
         ]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_code_root(), os.environ.get("PYTHONPATH")]))}
-        with log.open("w") as log_file:
-            try:
-                result = subprocess.run(
-                    command,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    timeout=spec.timeout_seconds,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                msg = f"training job {spec.job_name} stopped after {spec.timeout_seconds:g} s (MLOPS_TRAIN_TIMEOUT_SECONDS); log: {log}"
-                raise JobFailedError(msg) from None
-        if result.returncode == 0:
+        returncode = run_logged(command, env=env, log=log, timeout=spec.timeout_seconds)
+        if returncode is None:
+            msg = f"training job {spec.job_name} stopped after {spec.timeout_seconds:g} s (MLOPS_TRAIN_TIMEOUT_SECONDS); log: {log}"
+            raise JobFailedError(msg)
+        if returncode == 0:
             return
-        tail = log.read_text(errors="replace").strip().splitlines()[-_LOG_TAIL_LINES:]
-        if result.returncode < 0:
-            msg = f"training job {spec.job_name} was killed by signal {-result.returncode}; log: {log}"
+        if returncode < 0:
+            msg = f"training job {spec.job_name} was killed by signal {-returncode}; log: {log}"
             raise TransientBackendError(msg)
-        errors = [line.removeprefix("error: ") for line in tail if line.startswith("error: ")]
-        detail = errors[-1] if errors else "\n".join(tail)
-        raise JobFailedError(f"training job {spec.job_name} failed (exit {result.returncode}): {detail}")
+        detail = job_error(log.read_text(errors="replace"))
+        raise JobFailedError(f"training job {spec.job_name} failed (exit {returncode}): {detail}")
+
+
+def run_logged(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    log: Path,
+    timeout: float,
+    cwd: Path | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> int | None:
+    """Run a job's command with its output in `log`; its exit code (negative: killed by that signal).
+
+    None when it ran past `timeout` seconds or `cancelled()` turned true: it is stopped then, with its
+    whole process group (a job's own children do not outlive it). The local backend and the Azure ML
+    emulator both run jobs through here.
+    """
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    return process.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() > deadline or cancelled():
+                        break
+        finally:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    return None
+
+
+def job_error(log_text: str) -> str:
+    """A failed job's own error: its last `error: ...` line (how `model.train` reports bad input), else its log's tail."""
+    tail = log_text.strip().splitlines()[-_LOG_TAIL_LINES:]
+    errors = [line.removeprefix("error: ") for line in tail if line.startswith("error: ")]
+    return errors[-1] if errors else "\n".join(tail)
 
 
 def _code_root() -> str:

@@ -66,7 +66,11 @@ class TestInvalidValues:
                 "9",
                 "MLOPS_AML_CLUSTER_MIN_NODES must not exceed MLOPS_AML_CLUSTER_MAX_NODES",
             ),
-            ("MLOPS_BACKEND", "azureml", "MLOPS_AZURE_SUBSCRIPTION_ID is required when MLOPS_BACKEND=azureml"),
+            (
+                "MLOPS_BACKEND",
+                "azureml",
+                "MLOPS_AZURE_SUBSCRIPTION_ID is required when MLOPS_BACKEND=azureml (or MLOPS_AZUREML_EMULATOR=1",
+            ),
         ],
     )
     def test_error_names_the_variable(

@@ -1,0 +1,163 @@
+"""The one factory of `MLClient`, and the translation of Azure's errors into the project's.
+
+Real Azure: `DefaultAzureCredential` (az login, a managed identity, or AZURE_CLIENT_ID/SECRET/TENANT_ID)
+and the public cloud. The emulator (`MLOPS_AZUREML_EMULATOR`): a static token and a cloud of its
+own, passed as `cloud=` + `cloud_metadata=` (the SDK's supported way to name another cloud), and
+`REQUESTS_CA_BUNDLE` extended with the emulator's CA (for an emulator elsewhere, set it yourself).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import certifi
+from azure.ai.ml import MLClient
+from azure.ai.ml.exceptions import MlException, ValidationException
+from azure.core.credentials import AccessToken, TokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from infra.errors import BackendError, ConfigError, MissingResourceError, TransientBackendError
+from infra.settings import Settings
+
+EMULATOR_CLOUD = "MlopsEmulator"
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+T = TypeVar("T")
+
+
+class EmulatorCredential(TokenCredential):
+    """A fixed bearer token for the emulator, for any scope (batch invoke asks for its own scope)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:  # noqa: ARG002 - any scope
+        return AccessToken("mlops-emulator-token", int(time.time()) + 3600)
+
+
+def trust_emulator(settings: Settings) -> str:
+    """Point `REQUESTS_CA_BUNDLE` at a bundle that trusts the emulator's CA as well as what it trusted before.
+
+    The bundle already named there (a system or corporate one), else certifi's, is kept and the
+    emulator's CA appended, in `<emulator>/tls/client-<hash>.pem`. A bundle that holds the CA already is kept as it is.
+    """
+    ca_file = settings.emulator_dir / "tls" / "ca.pem"
+    if not ca_file.is_file():
+        msg = f"the Azure ML emulator's CA ({ca_file}) is missing: start it with `mlops emulator up` (or `mlops up`)"
+        raise ConfigError(msg)
+    ca = ca_file.read_bytes()
+    current = os.environ.get("REQUESTS_CA_BUNDLE") or certifi.where()
+    try:
+        trusted = Path(current).read_bytes()
+    except OSError:
+        trusted = Path(certifi.where()).read_bytes()
+    if ca in trusted:
+        return current
+    combined = ca_file.parent / f"client-{hashlib.sha256(current.encode() + trusted).hexdigest()[:12]}.pem"
+    if not combined.is_file():
+        temporary = combined.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_bytes(trusted.rstrip(b"\n") + b"\n" + ca)
+        os.replace(temporary, combined)
+    os.environ["REQUESTS_CA_BUNDLE"] = str(combined)
+    return str(combined)
+
+
+def make_client(settings: Settings) -> MLClient:
+    """The `MLClient` of the configured workspace: the emulator's when `MLOPS_AZUREML_EMULATOR` is set, else Azure's."""
+    subscription = settings.azure_subscription_id or "00000000-0000-0000-0000-000000000000"
+    url = settings.emulator_url
+    if url is None:
+        from azure.identity import DefaultAzureCredential
+
+        credential: TokenCredential = DefaultAzureCredential()
+        return MLClient(
+            credential, subscription, settings.azure_resource_group, settings.azure_workspace_name, show_progress=False
+        )
+    if settings.local_emulator:
+        trust_emulator(settings)
+    metadata = {
+        "azure_portal": f"{url}/portal/",
+        "resource_manager": f"{url}/",
+        "active_directory": f"{url}/aad/",
+        "aml_resource_id": f"{url}/",
+        "storage_endpoint": "emulator.local",
+        "registry_discovery_endpoint": f"{url}/",
+    }
+    return MLClient(
+        EmulatorCredential(),
+        subscription,
+        settings.azure_resource_group,
+        settings.azure_workspace_name,
+        cloud=f"{EMULATOR_CLOUD}-{hashlib.sha256(url.encode()).hexdigest()[:8]}",  # the SDK keeps a cloud's first URLs
+        cloud_metadata=metadata,
+        show_progress=False,
+    )
+
+
+def describe_target(settings: Settings) -> str:
+    where = settings.emulator_url or "Azure"
+    return (
+        f"workspace {settings.azure_workspace_name!r} in resource group {settings.azure_resource_group!r} "
+        f"of subscription {settings.azure_subscription_id or '(emulator default)'} on {where}"
+    )
+
+
+@contextmanager
+def translated(settings: Settings, action: str) -> Iterator[None]:
+    """Raise Azure's failures as the project's errors: transient ones retryable, the rest naming what to fix."""
+    try:
+        yield
+    except ClientAuthenticationError as exc:
+        msg = (
+            f"{action}: Azure refused the credential ({_first_line(exc)}). Sign in with `az login`, or set "
+            "AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID for a service principal"
+        )
+        raise ConfigError(msg) from exc
+    except ResourceNotFoundError as exc:
+        if (
+            "/workspaces/" in str(exc)
+            and "ResourceNotFound" in str(exc)
+            and "workspaces/" + settings.azure_workspace_name in str(exc)
+        ):
+            raise ConfigError(_workspace_missing(settings, action)) from exc
+        raise MissingResourceError(f"{action}: {_first_line(exc)}") from exc
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise TransientBackendError(f"{action}: could not reach Azure ML ({_first_line(exc)})") from exc
+    except HttpResponseError as exc:
+        status = exc.status_code or 0
+        if status in RETRYABLE_STATUS:
+            raise TransientBackendError(f"{action}: Azure ML answered {status} ({_first_line(exc)})") from exc
+        if status == 401 or status == 403:
+            msg = f"{action}: Azure ML answered {status} ({_first_line(exc)}); check the credential's role on the {describe_target(settings)}"
+            raise ConfigError(msg) from exc
+        raise BackendError(f"{action}: Azure ML answered {status}: {_first_line(exc)}") from exc
+    except ValidationException as exc:
+        raise BackendError(f"{action}: azure-ai-ml refused the request: {_first_line(exc)}") from exc
+    except MlException as exc:
+        raise BackendError(f"{action}: {_first_line(exc)}") from exc
+
+
+def call(settings: Settings, action: str, function: Callable[[], T]) -> T:
+    with translated(settings, action):
+        return function()
+
+
+def _workspace_missing(settings: Settings, action: str) -> str:
+    return (
+        f"{action}: the {describe_target(settings)} does not exist; check AZUREML_WORKSPACE_NAME "
+        "(or MLOPS_AZURE_WORKSPACE_NAME), AZURE_RESOURCE_GROUP and AZURE_SUBSCRIPTION_ID"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc)
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,264 @@
+"""Training as an Azure ML command job: the same `python -m model.train` the local backend runs.
+
+    code=        a snapshot of the `model` package (content-addressed, so an unchanged one is not uploaded again)
+    environment= `<MLOPS_AML_ENV_NAME>:<hash>`: a conda file pinning the environment lock's libraries on Azure ML's image
+    inputs       training_data: the CSV as data asset `<MLOPS_DATASET_NAME>:<sha256[:16]>` (uploaded once per content)
+                 parameters: the run's parameters.json (uri_file)
+    outputs      model: uri_folder; the command writes into `model/` inside it
+
+The job is named `spec.job_name`, derived from data, code and parameters: a retried or re-run task
+finds the job it submitted before (`jobs.get`) and waits for it instead of submitting another.
+Waiting is polling `jobs.get` (one log line per status change, our timeout, `begin_cancel` when it
+passes). Outputs come back with `jobs.download` into `<MLOPS_HOME>/azureml/jobs/<job>/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from azure.ai.ml import Input, MLClient, Output, command
+from azure.ai.ml.constants import AssetTypes
+from azure.ai.ml.entities import Data, Environment
+from azure.ai.ml.exceptions import JobException
+from azure.core.exceptions import ResourceNotFoundError
+
+import model
+from infra.azureml.client import call, translated
+from infra.backend import TrainOutput, TrainSpec
+from infra.errors import JobFailedError, TransientBackendError
+from infra.local.jobs import job_error
+from infra.settings import Settings
+from model import environment, layout
+from model.data import file_sha256
+
+TRAINING_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
+OUTPUT = "model"
+COMMAND = "python -m model.train --data ${{inputs.training_data}} --params ${{inputs.parameters}} --out ${{outputs.model}}/model"
+TERMINAL = ("Completed", "Failed", "Canceled", "NotResponding", "Paused")
+_log = logging.getLogger("mlops.azureml")
+
+
+def conda_file() -> dict[str, Any]:
+    """The training environment: this interpreter's Python and the locked libraries at their exact versions."""
+    lock = environment.capture()
+    pins = [f"{name}=={version}" for name, version in sorted(lock["libraries"].items())]
+    return {
+        "name": "mlops-train",
+        "channels": ["conda-forge"],
+        "dependencies": [f"python={lock['python']}", "pip", {"pip": pins}],
+    }
+
+
+class AzureMLJobs:
+    def __init__(self, client: MLClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.root = settings.home / "azureml"
+        self.poll_seconds = settings.azureml_poll_seconds or (0.5 if settings.emulator_url else 10.0)
+
+    def train(self, spec: TrainSpec) -> TrainOutput:
+        name = spec.job_name
+        with translated(self.settings, f"training job {name}"):
+            existing = self._find(name)
+            if existing is None:
+                self._submit(spec)
+            else:
+                _log.info("job %s exists (status %s): re-attaching", name, job_status(existing))
+            status = self._wait(name, spec.timeout_seconds)
+            if status != "Completed":
+                raise JobFailedError(self._failure(name, status))
+            outputs = self._download(name)
+        return _collect(name, outputs, reattached=existing is not None)
+
+    def _find(self, name: str) -> Any:
+        try:
+            return self.client.jobs.get(name)
+        except ResourceNotFoundError:
+            return None
+
+    def _submit(self, spec: TrainSpec) -> None:
+        staging = self.root / "jobs" / spec.job_name / "inputs"
+        staging.mkdir(parents=True, exist_ok=True)
+        parameters = staging / "parameters.json"
+        parameters.write_text(json.dumps({"training": spec.parameters}, indent=2, sort_keys=True) + "\n")
+        job = command(
+            code=str(self._code_snapshot()),
+            command=COMMAND,
+            inputs={
+                "training_data": Input(type=AssetTypes.URI_FILE, path=self._training_data(spec.data)),
+                "parameters": Input(type=AssetTypes.URI_FILE, path=str(parameters)),
+            },
+            outputs={OUTPUT: Output(type=AssetTypes.URI_FOLDER)},
+            environment=self._environment(),
+            compute=self.settings.aml_compute_cluster_name,
+            experiment_name=self.settings.experiment_name,
+            display_name="train",
+            description="python -m model.train, submitted by the mlops train-register flow",
+            tags={"mlops.job": "train"},
+        )
+        job.name = spec.job_name
+        job.set_limits(timeout=int(spec.timeout_seconds))
+        submitted = self.client.jobs.create_or_update(job)
+        _log.info("submitted job %s (%s)", submitted.name, submitted.studio_url)
+
+    def _code_snapshot(self) -> Path:
+        """The `model` package copied (without caches) into a folder named by its content hash."""
+        source = Path(model.__file__).resolve().parent
+        files = sorted(
+            p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        )
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(path.relative_to(source).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        target = self.root / "code" / digest.hexdigest()[:16]
+        if not (target / "model").is_dir():
+            staging = Path(tempfile.mkdtemp(prefix=".code-", dir=self.root))
+            for path in files:
+                destination = staging / "model" / path.relative_to(source)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, destination)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                staging.rename(target)
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)  # a concurrent run made it first
+        return target
+
+    def _training_data(self, data: Path) -> str:
+        """The data asset holding these bytes: `<dataset>:<sha256[:16]>`, created (and uploaded) only when new."""
+        name, version = self.settings.dataset_name, file_sha256(data)[:16]
+        try:
+            asset = self.client.data.get(name, version=version)
+        except ResourceNotFoundError:
+            asset = self.client.data.create_or_update(
+                Data(
+                    name=name,
+                    version=version,
+                    path=str(data),
+                    type=AssetTypes.URI_FILE,
+                    description=f"training data {data.name}",
+                )
+            )
+            _log.info("uploaded training data %s as data asset %s:%s", data, name, version)
+        return str(asset.id)
+
+    def _environment(self) -> str:
+        conda = conda_file()
+        version = hashlib.sha256(json.dumps([TRAINING_IMAGE, conda], sort_keys=True).encode()).hexdigest()[:16]
+        name = self.settings.aml_env_name
+        try:
+            self.client.environments.get(name, version=version)
+        except ResourceNotFoundError:
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "conda.yml"
+                path.write_text(yaml.safe_dump(conda, sort_keys=False))
+                self.client.environments.create_or_update(
+                    Environment(
+                        name=name,
+                        version=version,
+                        image=TRAINING_IMAGE,
+                        conda_file=str(path),
+                        description="the pinned training environment",
+                    )
+                )
+        return f"azureml:{name}:{version}"
+
+    def _wait(self, name: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            status = job_status(self.client.jobs.get(name))
+            if status != last:
+                _log.info("job %s: %s", name, status)
+                last = status
+            if status in TERMINAL:
+                return status
+            if time.monotonic() > deadline:
+                self.client.jobs.begin_cancel(name).result()
+                msg = f"training job {name} ran past {timeout:g} s (MLOPS_TRAIN_TIMEOUT_SECONDS) and was canceled"
+                raise JobFailedError(msg)
+            time.sleep(self.poll_seconds)
+
+    def _failure(self, name: str, status: str) -> str:
+        """The job's own error (run history's, as `jobs.stream` reports it) and the tail of its user log."""
+        error = f"the job ended {status}"
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                self.client.jobs.stream(name)
+            except JobException as exc:
+                error = _service_error(str(exc.message)) or error
+        tail = ""
+        folder = self.root / "jobs" / name / "logs"
+        with contextlib.suppress(Exception):
+            shutil.rmtree(folder, ignore_errors=True)
+            self.client.jobs.download(name, download_path=str(folder))
+            log = folder / "artifacts" / "user_logs" / "std_log.txt"
+            tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-10:])
+        return f"training job {name} {status.lower()}: {error}" + (
+            f"\nlast lines of its user_logs/std_log.txt:\n{tail}" if tail else ""
+        )
+
+    def _download(self, name: str) -> Path:
+        folder = self.root / "jobs" / name / "download"
+        outputs = folder / "named-outputs" / OUTPUT / "model"
+        if (outputs / layout.MODEL_FILE).is_file():
+            return outputs
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=folder.parent))
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.client.jobs.download(name, download_path=str(staging), all=True)
+            if not (staging / "named-outputs" / OUTPUT / "model" / layout.MODEL_FILE).is_file():
+                raise TransientBackendError(
+                    f"training job {name} completed but its output {OUTPUT!r} holds no {layout.MODEL_FILE}"
+                )
+            shutil.rmtree(folder, ignore_errors=True)
+            staging.rename(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return outputs
+
+
+def job_status(job: Any) -> str:
+    """A job's status as the service names it (`Completed`), whether the SDK gives a string or an enum."""
+    status = job.status
+    return str(getattr(status, "value", status))
+
+
+def _service_error(message: str) -> str:
+    """The `message` of run history's error inside the SDK's JobException text, else its first lines."""
+    for line in message.splitlines():
+        stripped = line.strip().strip(",")
+        if stripped.startswith('"message":'):
+            with contextlib.suppress(ValueError):
+                return str(json.loads("{" + stripped + "}")["message"])
+    return job_error(message)
+
+
+def _collect(name: str, outputs: Path, *, reattached: bool) -> TrainOutput:
+    def read(file: str) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads((outputs / file).read_text())
+        return document
+
+    log = outputs.parents[2] / "artifacts" / "user_logs" / "std_log.txt"
+    return TrainOutput(
+        job_name=name,
+        outputs=outputs,
+        metrics={k: float(v) for k, v in read(layout.METRICS_FILE).items()},
+        environment=read(layout.ENVIRONMENT_FILE),
+        training=read(layout.TRAINING_FILE),
+        log=log,
+        reattached=reattached,
+    )
+
+
+__all__ = ["AzureMLJobs", "call", "conda_file"]

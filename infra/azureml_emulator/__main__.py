@@ -1,0 +1,27 @@
+"""python -m infra.azureml_emulator --home DIR --port PORT [--workspace SUB/RG/WS ...] [--max-jobs N]"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+
+from infra.azureml_emulator.server import serve, shutdown_on_signals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m infra.azureml_emulator")
+    parser.add_argument("--home", type=Path, required=True, help="state, certificates, blobs and job folders")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--workspace", action="append", default=[], help="subscription/resource-group/workspace it holds"
+    )
+    parser.add_argument("--max-jobs", type=int, default=2, help="jobs run at once (the rest queue)")
+    args = parser.parse_args()
+    shutdown_on_signals()
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(args.home.resolve(), args.port, args.workspace, max_jobs=args.max_jobs)
+
+
+if __name__ == "__main__":
+    main()

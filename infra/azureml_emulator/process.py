@@ -1,0 +1,130 @@
+"""Start, stop and describe the emulator process (`mlops emulator up|down|status`, and the test fixtures).
+
+<MLOPS_HOME>/emulator/state.db          the emulator's state (workspaces, assets, jobs, blobs' properties)
+<MLOPS_HOME>/emulator/tls/ca-bundle.pem certifi's bundle + the emulator's CA: REQUESTS_CA_BUNDLE for clients
+<MLOPS_HOME>/emulator/emulator.pid|log  the running server
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import infra
+from infra.azureml_emulator.tls import BUNDLE_FILE, CA_FILE, ensure_certificates
+from infra.errors import BackendError
+from infra.local.processes import alive, live_pid, spawn_detached, terminate
+from infra.settings import Settings
+
+MODULE = "infra.azureml_emulator"
+
+
+class EmulatorProcess:
+    def __init__(self, home: Path, port: int, workspaces: list[str], *, max_jobs: int = 2) -> None:
+        self.home = home
+        self.port = port
+        self.workspaces = workspaces
+        self.max_jobs = max_jobs
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, max_jobs: int = 2) -> EmulatorProcess:
+        subscription = settings.azure_subscription_id or "00000000-0000-0000-0000-000000000000"
+        scope = f"{subscription}/{settings.azure_resource_group}/{settings.azure_workspace_name}"
+        return cls(settings.emulator_dir, settings.azureml_emulator_port, [scope], max_jobs=max_jobs)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def bundle(self) -> Path:
+        return self.home / "tls" / BUNDLE_FILE
+
+    @property
+    def log(self) -> Path:
+        return self.home / "emulator.log"
+
+    def pid(self) -> int | None:
+        return live_pid(self.home / "emulator.pid", MODULE, str(self.home))
+
+    def start(self, timeout: float = 30) -> str:
+        """Start unless it runs (the workspaces are added either way); return its URL once it answers."""
+        if self.pid() is not None and self._answers():
+            if self.workspaces:
+                self._add_workspaces()
+            return self.url
+        ensure_certificates(self.home / "tls")
+        command = [sys.executable, "-m", MODULE, "--home", str(self.home), "--port", str(self.port)]
+        command += ["--max-jobs", str(self.max_jobs)]
+        for scope in self.workspaces:
+            command += ["--workspace", scope]
+        code_root = str(Path(infra.__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
+        pid = spawn_detached(command, env, self.log)
+        (self.home / "emulator.pid").write_text(str(pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not alive(pid):
+                tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-5:])
+                raise BackendError(
+                    f"the Azure ML emulator exited at start (port {self.port} taken? set MLOPS_AZUREML_EMULATOR_PORT):\n{tail}"
+                )
+            if self._answers():
+                return self.url
+            time.sleep(0.1)
+        terminate(pid)
+        raise BackendError(
+            f"the Azure ML emulator did not answer on port {self.port} within {timeout:g} s; see {self.log}"
+        )
+
+    def stop(self) -> bool:
+        pid = self.pid()
+        if pid is None:
+            return False
+        terminate(pid)
+        (self.home / "emulator.pid").unlink(missing_ok=True)
+        return True
+
+    def _context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.home / "tls" / CA_FILE))
+
+    def get(self, path: str) -> Any:
+        request = urllib.request.Request(f"{self.url}{path}", headers={"Authorization": "Bearer mlops-emulator-status"})
+        with urllib.request.urlopen(request, context=self._context(), timeout=5) as answer:
+            return json.loads(answer.read())
+
+    def _answers(self) -> bool:
+        try:
+            return bool(self.get("/emulator/health").get("home") == str(self.home))
+        except (OSError, ValueError):
+            return False
+
+    def _add_workspaces(self) -> None:
+        from infra.azureml_emulator.store import Store
+
+        store = Store(self.home / "state.db")
+        for scope in self.workspaces:
+            store.add_workspace(scope)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log: method, path, api-version, status and user agent of every request served."""
+        value: list[dict[str, Any]] = self.get("/emulator/requests")["value"]
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        pid = self.pid()
+        running = pid is not None and self._answers()
+        return {
+            "running": running,
+            "url": self.url,
+            "pid": pid if running else None,
+            "home": str(self.home),
+            "ca_bundle": str(self.bundle),
+            "workspaces": self.workspaces,
+        }

@@ -1,0 +1,263 @@
+"""The emulator's job runner: command jobs really run, in a subprocess, through the local backend's job runner.
+
+A job moves NotStarted → Queued → Starting → Preparing (its code and inputs are downloaded from the
+emulator's blob storage into `<home>/jobs/<job>/`) → Running (`${{inputs.x}}` and `${{outputs.y}}`
+replaced by local paths, the command run by `bash -c` in the code folder with this interpreter first
+on PATH) → Finalizing (outputs and `user_logs/std_log.txt` uploaded where Azure ML keeps them) →
+Completed, or Failed with the service's kind of error message, or Canceled. `slots` jobs run at once;
+the rest wait in Queued. The environment's image and conda file are recorded, not built: jobs run
+with the emulator's own Python, which holds the pinned libraries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from infra.azureml_emulator import jobs
+from infra.azureml_emulator.resources import ARTIFACT_CONTAINER, BLOB_CONTAINER
+from infra.azureml_emulator.server import Emulator
+from infra.azureml_emulator.store import now
+from infra.local.jobs import job_error, run_logged
+
+_DATASTORE_PATH = re.compile(
+    r"azureml://(?:subscriptions/[^/]+/resource[gG]roups/[^/]+/workspaces/[^/]+/)?datastores/(?P<store>[^/]+)/paths/(?P<path>.*)"
+)
+_CONTAINERS = {"workspaceblobstore": BLOB_CONTAINER, "workspaceartifactstore": ARTIFACT_CONTAINER}
+_PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
+_DEFAULT_TIMEOUT = 3600.0
+
+
+class JobFailure(Exception):
+    """A job that cannot run: its inputs are missing, say. The message becomes the job's error."""
+
+
+class JobRunner:
+    """`slots` threads taking queued jobs from the emulator's store."""
+
+    def __init__(self, emulator: Emulator, *, slots: int = 2) -> None:
+        self.emulator = emulator
+        self.store = emulator.store
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._loop, name=f"job-runner-{i}", daemon=True) for i in range(slots)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._queue_new()
+            claimed = self.store.claim_job()
+            if claimed is None:
+                self._stop.wait(0.1)
+                continue
+            scope, name = claimed
+            try:
+                self._run(scope, name)
+            except Exception as exc:  # noqa: BLE001 - an emulator bug fails the job, not the runner
+                traceback.print_exc()
+                self._fail(scope, name, "SystemError", f"the emulator could not run the job: {exc}")
+
+    def _queue_new(self) -> None:
+        with self.store.transaction() as db:
+            db.execute("UPDATE jobs SET status = 'Queued' WHERE status = 'NotStarted'")
+
+    def _run(self, scope: str, name: str) -> None:
+        record = self.store.get_job(scope, name)
+        if record is None:
+            return
+        properties: dict[str, Any] = record["body"]["properties"]
+        folder = self.emulator.home / "jobs" / hashlib.sha256(scope.encode()).hexdigest()[:12] / name
+        shutil.rmtree(folder, ignore_errors=True)  # a re-queued job starts from nothing
+        (folder / "user_logs").mkdir(parents=True)
+        if not self.store.set_status(scope, name, "Preparing", only_from=("Starting",), started=now()):
+            return  # canceled meanwhile
+        try:
+            code = self._materialise_code(scope, properties, folder / "code")
+            values = self._materialise_inputs(scope, properties, folder / "inputs")
+        except JobFailure as exc:
+            self._fail(scope, name, "UserError", str(exc))
+            return
+        outputs = {}
+        for output in properties.get("outputs") or {}:
+            if output != "default":
+                outputs[output] = folder / "outputs" / output
+                outputs[output].mkdir(parents=True)
+        command = _PLACEHOLDER.sub(
+            lambda m: shlex.quote(str((values if m[1] == "inputs" else outputs)[m[2]])), properties["command"]
+        )
+        env = {
+            **_clean_environment(),
+            **{str(k): str(v) for k, v in (properties.get("environmentVariables") or {}).items()},
+        }
+        env |= {
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")]),
+            "PYTHONPATH": str(code),
+            "PYTHONUNBUFFERED": "1",
+            "AZUREML_RUN_ID": name,
+            "AZUREML_EXPERIMENT_NAME": str(properties.get("experimentName")),
+        }
+        if not self.store.set_status(scope, name, "Running", only_from=("Preparing",)):
+            return
+        log = folder / "user_logs" / "std_log.txt"
+        timeout = (
+            float((properties.get("limits") or {}).get("timeout") or _DEFAULT_TIMEOUT)
+            if isinstance((properties.get("limits") or {}).get("timeout"), int | float)
+            else _DEFAULT_TIMEOUT
+        )
+        returncode = run_logged(
+            ["bash", "-c", command],
+            env=env,
+            log=log,
+            timeout=timeout,
+            cwd=code,
+            cancelled=lambda: self._cancel_requested(scope, name) or self._stop.is_set(),
+        )
+        self._upload_logs(name, folder / "user_logs")
+        status = (self.store.get_job(scope, name) or {}).get("status")
+        if status == "CancelRequested":
+            self.store.set_status(scope, name, "Canceled", ended=now())
+            return
+        if returncode is None and self._stop.is_set():
+            return  # the emulator is stopping: the job stays Running and is re-queued at the next start
+        if returncode != 0:
+            program = shlex.split(command)[0] if command.strip() else "?"
+            reason = "ran past its timeout" if returncode is None else f"exited with status code {returncode}"
+            detail = job_error(log.read_text(errors="replace"))
+            message = (
+                f"Execution failed. User process '{program}' {reason}. Please check log file "
+                f"'user_logs/std_log.txt' for error details. Error: {detail}"
+            )
+            self._fail(scope, name, "UserError", message)
+            return
+        if not self.store.set_status(scope, name, "Finalizing", only_from=("Running",)):
+            return
+        self._upload_outputs(scope, name, outputs)
+        self.store.set_status(scope, name, "Completed", only_from=("Finalizing",), ended=now())
+
+    def _cancel_requested(self, scope: str, name: str) -> bool:
+        record = self.store.get_job(scope, name)
+        return record is None or record["status"] == "CancelRequested"
+
+    def _fail(self, scope: str, name: str, code: str, message: str) -> None:
+        error: dict[str, Any] = {
+            "code": code,
+            "severity": None,
+            "message": message,
+            "messageFormat": None,
+            "messageParameters": {},
+            "referenceCode": None,
+            "detailsUri": None,
+            "target": None,
+            "details": [],
+            "innerError": None,
+            "debugInfo": None,
+            "additionalInfo": None,
+        }
+        self.store.set_status(scope, name, "Failed", ended=now(), error=error)
+
+    # ---- files in and out ----
+    def _blob_folder(self, container: str, prefix: str, target: Path, *, single: bool = False) -> Path:
+        """Copy the blobs under `prefix` into `target`; a single blob (`single`) becomes the file `target/<its name>`."""
+        if single:
+            data = self.emulator.blobs.read(container, prefix)
+            if data is None:
+                raise JobFailure(f"input file {container}/{prefix} does not exist in the datastore")
+            target.mkdir(parents=True, exist_ok=True)
+            path = target / Path(prefix).name
+            path.write_bytes(data)
+            return path
+        prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+        found = self.store.list_blobs(container, prefix)
+        if not found:
+            raise JobFailure(f"input folder {container}/{prefix} is empty or does not exist")
+        for blob, _ in found:
+            destination = target / blob[len(prefix) :]
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            data = self.emulator.blobs.read(container, blob)
+            destination.write_bytes(data or b"")
+        return target
+
+    def _materialise_code(self, scope: str, properties: dict[str, Any], target: Path) -> Path:
+        target.mkdir(parents=True)
+        code_id = properties.get("codeId")
+        if not code_id:
+            return target
+        reference = jobs.asset_reference(str(code_id))
+        body = self.store.get_asset(scope, *reference) if reference else None
+        if body is None:
+            raise JobFailure(f"code {code_id} does not exist")
+        container, prefix = self._blob_location(str(body["properties"]["codeUri"]))
+        return self._blob_folder(container, prefix, target)
+
+    def _blob_location(self, uri: str) -> tuple[str, str]:
+        """(container, path) of an https blob URL on this emulator or of an azureml:// datastore path."""
+        datastore = _DATASTORE_PATH.fullmatch(uri)
+        if datastore:
+            container = _CONTAINERS.get(datastore["store"])
+            if container is None:
+                raise JobFailure(f"datastore {datastore['store']!r} of {uri} does not exist")
+            return container, datastore["path"]
+        base = self.emulator.blob_base + "/"
+        bare = uri.split("?", 1)[0].replace(":443/", "/")
+        if not bare.startswith(base):
+            raise JobFailure(f"{uri} is not storage of this emulator")
+        container, _, path = bare[len(base) :].partition("/")
+        return container, path
+
+    def _materialise_inputs(self, scope: str, properties: dict[str, Any], folder: Path) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, value in (properties.get("inputs") or {}).items():
+            kind = value.get("jobInputType")
+            if kind == "literal":
+                values[name] = value.get("value")
+                continue
+            uri = str(value.get("uri"))
+            reference = jobs.asset_reference(uri)
+            if reference:
+                asset = self.store.get_asset(scope, *reference)
+                if asset is None:
+                    raise JobFailure(f"input {name!r}: data asset {uri} does not exist")
+                uri = str(asset["properties"]["dataUri"])
+            container, path = self._blob_location(uri)
+            values[name] = self._blob_folder(container, path, folder / name, single=kind == "uri_file")
+        return values
+
+    def _upload_folder(self, folder: Path, container: str, prefix: str) -> None:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            relative = path.relative_to(folder).as_posix()
+            self.emulator.blobs.write(
+                container, prefix + relative, path.read_bytes(), content_type="application/octet-stream", metadata={}
+            )
+
+    def _upload_logs(self, name: str, logs: Path) -> None:
+        self._upload_folder(logs, ARTIFACT_CONTAINER, f"ExperimentRun/dcid.{name}/user_logs/")
+
+    def _upload_outputs(self, scope: str, name: str, outputs: dict[str, Path]) -> None:
+        record = self.store.get_job(scope, name)
+        assert record is not None
+        body = record["body"]
+        for output, folder in outputs.items():
+            uri, container, prefix = jobs.output_uri(scope, name, output)
+            self._upload_folder(folder, container, prefix)
+            body["properties"]["outputs"][output]["uri"] = uri
+        self.store.update_job_body(scope, name, body)
+
+
+def _clean_environment() -> dict[str, str]:
+    """The emulator's environment without what would point a job's own Azure calls back at a cloud choice."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AZUREML_", "MLOPS_AZUREML"))}

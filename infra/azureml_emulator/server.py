@@ -1,0 +1,232 @@
+"""The Azure ML emulator's HTTPS server: the ARM and data-plane routes azure-ai-ml's `MLClient` calls.
+
+    python -m infra.azureml_emulator --home DIR --port PORT [--workspace SUB/RG/WS ...]
+
+Served (`{WS}` = /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{w}):
+
+    GET  {WS}                                       the workspace (404 for one the emulator does not hold)
+    GET  {WS}/datastores[/{name}], POST .../listSecrets
+    GET|PUT {WS}/{codes|data|environments|models}[/{name}[/versions[/{version}]]]
+    POST {WS}/codes/{name}/versions/{v}/startPendingUpload
+    PUT|GET {WS}/jobs/{name}, GET {WS}/jobs, POST {WS}/jobs/{name}/cancel (202 + Location)
+    GET  {WS}/operationResults/{id}                 the cancel's long-running operation
+    GET  /discovery                                 the workspace's service endpoints (all this server)
+    GET  /history/v1.0{WS}/.../runs/{id}[/details], POST /history/v1.0{WS}/rundata    run history (jobs.stream, download)
+    POST /data/v1.0{WS}/dataversion/batchGetResolvedUris
+    /{account}.blob.{suffix}/{container}/{blob}     blob storage (see `blobs.py`)
+    GET  /emulator/health, GET /emulator/requests   for `mlops emulator status` and the tests
+
+Every ARM call needs an `api-version` and a bearer token; errors answer in ARM's format,
+`{"error": {"code", "message", "details", "additionalInfo"}}`. Jobs really run (see `runner.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from infra.azureml_emulator import resources
+from infra.azureml_emulator.blobs import BlobService
+from infra.azureml_emulator.resources import ArmError, Context
+from infra.azureml_emulator.store import Store
+from infra.azureml_emulator.tls import CERT_FILE, KEY_FILE, ensure_certificates
+
+STORAGE_SUFFIX = "emulator.local"
+_WS = (
+    r"/subscriptions/(?P<sub>[^/]+)/resource[gG]roups/(?P<rg>[^/]+)"
+    r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"
+)
+_MAX_BODY = 512 * 1024 * 1024
+
+
+class Emulator:
+    """The state and services behind the server: one folder, `home`."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home = home
+        self.port = port
+        self.store = Store(home / "state.db")
+        self.blobs = BlobService(home / "blobs", self.store)
+        self.base_url = f"https://127.0.0.1:{port}"
+
+    def storage_account(self) -> str:
+        """The account name the datastores give, which the SDK turns into a path-style URL on this server."""
+        return f"127.0.0.1:{self.port}/mlopsemulator"
+
+    @property
+    def blob_base(self) -> str:
+        return f"{self.base_url}/mlopsemulator.blob.{STORAGE_SUFFIX}"
+
+
+Handler = Callable[[Context], tuple[int, Any] | tuple[int, Any, dict[str, str]]]
+_ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
+
+
+def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        _ROUTES.append((method, re.compile(pattern.replace("{WS}", _WS) + "$"), handler))
+        return handler
+
+    return register
+
+
+resources.register(route)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # every request goes to the store's log instead
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_HEAD(self) -> None:
+        self._serve("HEAD")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def _serve(self, method: str) -> None:
+        emulator = self.server.emulator
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        length = int(headers.get("content-length") or 0)
+        body = self.rfile.read(length) if 0 < length <= _MAX_BODY else b""
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = self._read_chunked()
+        query = {key: values[0] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        api_version = query.get("api-version")
+        first = path.lstrip("/").split("/", 1)[0]
+        if first.endswith(f".blob.{STORAGE_SUFFIX}"):
+            _, container, blob = [*path.lstrip("/").split("/", 2), "", ""][:3]
+            answer = emulator.blobs.handle(method, container, blob, parts.query, headers, body)
+            self._answer(answer.status, answer.body, answer.headers, method)
+            emulator.store.log_request(method, path, api_version, answer.status, headers.get("user-agent", ""))
+            return
+        status, payload, extra = self._dispatch(method, path, query, headers, body)
+        data = b"" if payload is None else json.dumps(payload).encode()
+        response_headers = {"Content-Type": "application/json; charset=utf-8", "x-ms-request-id": str(uuid.uuid4())}
+        response_headers["x-ms-correlation-request-id"] = response_headers["x-ms-request-id"]
+        if status >= 400:
+            response_headers["x-ms-response-type"] = "error"
+        self._answer(status, data, {**response_headers, **extra}, method)
+        if not path.startswith("/emulator/"):
+            emulator.store.log_request(method, path, api_version, status, headers.get("user-agent", ""))
+
+    def _dispatch(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        emulator = self.server.emulator
+        matched_path = False
+        for route_method, pattern, handler in _ROUTES:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            matched_path = True
+            if route_method != method:
+                continue
+            context = Context(emulator, method, path, query, headers, body, match.groupdict())
+            try:
+                context.check_request(anonymous=path.startswith(("/discovery", "/emulator/")))
+                answer = handler(context)
+            except ArmError as exc:
+                return exc.status, exc.payload(), exc.headers
+            except Exception as exc:  # noqa: BLE001 - a bug of ours answers 500 and the server keeps serving
+                traceback.print_exc()
+                return 500, ArmError(500, "InternalServerError", f"emulator error: {exc}").payload(), {}
+            if len(answer) == 2:
+                return answer[0], answer[1], {}
+            return answer  # type: ignore[return-value]
+        if matched_path:
+            error = ArmError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
+        else:
+            error = ArmError(404, "NoRegisteredProviderFound", f"the emulator does not serve {method} {path}")
+        return error.status, error.payload(), error.headers
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            size = int(self.rfile.readline().strip().split(b";")[0], 16)
+            if size == 0:
+                self.rfile.readline()
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _answer(self, status: int, data: bytes, headers: dict[str, str], method: str) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            if key.lower() != "content-length":
+                self.send_header(key, value)
+        length = headers.get("Content-Length", str(len(data)))
+        self.send_header("Content-Length", length if method == "HEAD" else str(len(data)))
+        self.end_headers()
+        if method != "HEAD" and data:
+            self.wfile.write(data)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, emulator: Emulator) -> None:
+        super().__init__(("127.0.0.1", emulator.port), _RequestHandler)
+        self.emulator = emulator
+
+
+def serve(home: Path, port: int, workspaces: list[str], *, max_jobs: int = 2) -> None:
+    """Serve until SIGTERM/SIGINT: create the certificates and workspaces, re-queue interrupted jobs, run jobs."""
+    from infra.azureml_emulator.runner import JobRunner
+
+    ensure_certificates(home / "tls")
+    emulator = Emulator(home, port)
+    for scope in workspaces:
+        emulator.store.add_workspace(scope)
+    requeued = emulator.store.requeue_interrupted()
+    if requeued:
+        print(f"re-queued jobs a stopped emulator left running: {', '.join(requeued)}", flush=True)  # noqa: T201 - its log
+    server = _Server(emulator)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(home / "tls" / CERT_FILE, home / "tls" / KEY_FILE)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    runner = JobRunner(emulator, slots=max_jobs)
+    runner.start()
+    print(f"Azure ML emulator serving {emulator.base_url} from {home}", flush=True)  # noqa: T201 - its log
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        runner.stop()
+        server.server_close()
+
+
+def shutdown_on_signals() -> None:
+    """SIGTERM stops the server like Ctrl-C does (its `finally` stops the runner and running jobs)."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    threading.current_thread().name = "emulator"

@@ -1,0 +1,267 @@
+"""The emulator's state: one SQLite file shared by the server's threads and the job runner.
+
+    workspaces  (scope)                               scope = "<subscription>/<resource group>/<workspace>"
+    assets      (scope, kind, name, version, body)    codes, data, environments, models; version "" = container
+    jobs        (scope, name, body, status, ...)      the job's ARM body and its run-history fields
+    blobs       (container, path, metadata, ...)      the bytes live in files under `blobs/`
+    requests    (method, path, api_version, status)   every request served, for tests and `mlops emulator status`
+
+Every write is one short transaction; the busy timeout makes concurrent writers wait, not fail.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workspaces (scope TEXT PRIMARY KEY, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS assets (
+    scope TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
+    body TEXT NOT NULL, created TEXT NOT NULL, modified TEXT NOT NULL,
+    PRIMARY KEY (scope, kind, name, version)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    scope TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL,
+    created TEXT NOT NULL, started TEXT, ended TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (scope, name)
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    container TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
+    md5 TEXT NOT NULL, content_type TEXT NOT NULL, metadata TEXT NOT NULL, modified TEXT NOT NULL,
+    PRIMARY KEY (container, path)
+);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
+    api_version TEXT, status INTEGER NOT NULL, user_agent TEXT
+);
+"""
+
+
+def now() -> str:
+    """ISO 8601 UTC with 7 fractional digits and a Z, as Azure ML writes times."""
+    stamp = datetime.now(UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond:06d}0Z"
+
+
+class Store:
+    """The SQLite file at `path`; one connection per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self.transaction() as db:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.execute(statement)
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode = WAL")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._connection().execute(sql, args).fetchall()
+
+    # ---- workspaces ----
+    def add_workspace(self, scope: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO workspaces (scope, created) VALUES (?, ?)", (scope, now()))
+
+    def workspace_created(self, scope: str) -> str | None:
+        rows = self.query("SELECT created FROM workspaces WHERE scope = ?", (scope,))
+        return str(rows[0][0]) if rows else None
+
+    # ---- assets ----
+    def get_asset(self, scope: str, kind: str, name: str, version: str = "") -> dict[str, Any] | None:
+        rows = self.query(
+            "SELECT body FROM assets WHERE scope = ? AND kind = ? AND name = ? AND version = ?",
+            (scope, kind, name, version),
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+    def put_asset(self, scope: str, kind: str, name: str, version: str, body: dict[str, Any]) -> None:
+        stamp = now()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO assets (scope, kind, name, version, body, created, modified) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (scope, kind, name, version) DO UPDATE SET body = excluded.body, modified = excluded.modified",
+                (scope, kind, name, version, json.dumps(body), stamp, stamp),
+            )
+
+    def list_assets(self, scope: str, kind: str, name: str | None = None) -> list[dict[str, Any]]:
+        """Containers (`name` None) or the versions of one name, oldest first."""
+        if name is None:
+            rows = self.query(
+                "SELECT body FROM assets WHERE scope = ? AND kind = ? AND version = '' ORDER BY name", (scope, kind)
+            )
+        else:
+            rows = self.query(
+                "SELECT body FROM assets WHERE scope = ? AND kind = ? AND name = ? AND version != '' ORDER BY created",
+                (scope, kind, name),
+            )
+        return [json.loads(row[0]) for row in rows]
+
+    # ---- jobs ----
+    def get_job(self, scope: str, name: str) -> dict[str, Any] | None:
+        rows = self.query(
+            "SELECT body, status, created, started, ended, error, attempts FROM jobs WHERE scope = ? AND name = ?",
+            (scope, name),
+        )
+        if not rows:
+            return None
+        body, status, created, started, ended, error, attempts = rows[0]
+        return {
+            "body": json.loads(body),
+            "status": status,
+            "created": created,
+            "started": started,
+            "ended": ended,
+            "error": json.loads(error) if error else None,
+            "attempts": attempts,
+        }
+
+    def insert_job(self, scope: str, name: str, body: dict[str, Any]) -> bool:
+        """Add a job at status NotStarted; False when the name is taken (nothing changes then)."""
+        with self.transaction() as db:
+            changed = db.execute(
+                "INSERT OR IGNORE INTO jobs (scope, name, body, status, created) VALUES (?, ?, ?, 'NotStarted', ?)",
+                (scope, name, json.dumps(body), now()),
+            ).rowcount
+        return changed == 1
+
+    def update_job_body(self, scope: str, name: str, body: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE jobs SET body = ? WHERE scope = ? AND name = ?", (json.dumps(body), scope, name))
+
+    def list_jobs(self, scope: str) -> list[str]:
+        return [str(row[0]) for row in self.query("SELECT name FROM jobs WHERE scope = ? ORDER BY created", (scope,))]
+
+    def set_status(self, scope: str, name: str, status: str, *, only_from: tuple[str, ...] = (), **fields: Any) -> bool:
+        """Move a job to `status` (only from one of `only_from` when given); False if it was not there."""
+        assignments = ["status = ?"] + [f"{column} = ?" for column in fields]
+        values: list[Any] = [status] + [json.dumps(v) if column == "error" else v for column, v in fields.items()]
+        sql = f"UPDATE jobs SET {', '.join(assignments)} WHERE scope = ? AND name = ?"
+        values += [scope, name]
+        if only_from:
+            sql += f" AND status IN ({', '.join('?' for _ in only_from)})"
+            values += list(only_from)
+        with self.transaction() as db:
+            return db.execute(sql, values).rowcount == 1
+
+    def claim_job(self) -> tuple[str, str] | None:
+        """Take the oldest queued job for running (Queued → Starting); None when none waits."""
+        with self.transaction() as db:
+            row = db.execute("SELECT scope, name FROM jobs WHERE status = 'Queued' ORDER BY created LIMIT 1").fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE jobs SET status = 'Starting', attempts = attempts + 1 WHERE scope = ? AND name = ?", row)
+        return str(row[0]), str(row[1])
+
+    def requeue_interrupted(self) -> list[str]:
+        """Jobs a stopped emulator left half-run go back to the queue (they run again from the start)."""
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT name FROM jobs WHERE status IN ('NotStarted', 'Starting', 'Preparing', 'Running', 'Finalizing')"
+            ).fetchall()
+            db.execute(
+                "UPDATE jobs SET status = 'Queued' WHERE status IN ('NotStarted', 'Starting', 'Preparing', 'Running', 'Finalizing')"
+            )
+        return [str(row[0]) for row in rows]
+
+    # ---- blobs ----
+    def get_blob(self, container: str, path: str) -> dict[str, Any] | None:
+        rows = self.query(
+            "SELECT size, etag, md5, content_type, metadata, modified FROM blobs WHERE container = ? AND path = ?",
+            (container, path),
+        )
+        if not rows:
+            return None
+        size, etag, md5, content_type, metadata, modified = rows[0]
+        return {
+            "size": size,
+            "etag": etag,
+            "md5": md5,
+            "content_type": content_type,
+            "metadata": json.loads(metadata),
+            "modified": modified,
+        }
+
+    def put_blob(self, container: str, path: str, **fields: Any) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO blobs (container, path, size, etag, md5, content_type, metadata, modified) "
+                "VALUES (:container, :path, :size, :etag, :md5, :content_type, :metadata, :modified) "
+                "ON CONFLICT (container, path) DO UPDATE SET size = excluded.size, etag = excluded.etag, "
+                "md5 = excluded.md5, content_type = excluded.content_type, metadata = excluded.metadata, "
+                "modified = excluded.modified",
+                {"container": container, "path": path, **fields, "metadata": json.dumps(fields["metadata"])},
+            )
+
+    def set_blob_metadata(self, container: str, path: str, metadata: dict[str, str], etag: str, modified: str) -> bool:
+        with self.transaction() as db:
+            return (
+                db.execute(
+                    "UPDATE blobs SET metadata = ?, etag = ?, modified = ? WHERE container = ? AND path = ?",
+                    (json.dumps(metadata), etag, modified, container, path),
+                ).rowcount
+                == 1
+            )
+
+    def list_blobs(self, container: str, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        rows = self.query(
+            "SELECT path, size, etag, md5, content_type, metadata, modified FROM blobs "
+            "WHERE container = ? AND substr(path, 1, ?) = ? ORDER BY path",
+            (container, len(prefix), prefix),
+        )
+        return [
+            (
+                str(path),
+                {
+                    "size": size,
+                    "etag": etag,
+                    "md5": md5,
+                    "content_type": content_type,
+                    "metadata": json.loads(metadata),
+                    "modified": modified,
+                },
+            )
+            for path, size, etag, md5, content_type, metadata, modified in rows
+        ]
+
+    def delete_blob(self, container: str, path: str) -> bool:
+        with self.transaction() as db:
+            return db.execute("DELETE FROM blobs WHERE container = ? AND path = ?", (container, path)).rowcount == 1
+
+    # ---- the request log ----
+    def log_request(self, method: str, path: str, api_version: str | None, status: int, user_agent: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO requests (time, method, path, api_version, status, user_agent) VALUES (?, ?, ?, ?, ?, ?)",
+                (now(), method, path, api_version, status, user_agent),
+            )
+
+    def requests(self) -> list[dict[str, Any]]:
+        rows = self.query("SELECT time, method, path, api_version, status, user_agent FROM requests ORDER BY id")
+        keys = ("time", "method", "path", "api_version", "status", "user_agent")
+        return [dict(zip(keys, row, strict=True)) for row in rows]

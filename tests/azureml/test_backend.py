@@ -1,0 +1,149 @@
+"""The Azure ML backend through the real, unmodified `MLClient`, against the local emulator: jobs and registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra.azureml import AzureMLBackend
+from infra.backend import TrainSpec
+from infra.errors import BackendError, ConfigError, JobFailedError, MissingResourceError, TransientBackendError
+from infra.factory import open_backend
+from model.data import write_sample_csv
+from tests.azureml.conftest import Emulated
+
+MODEL = "diabetes-test"
+
+
+def _backend(emulated: Emulated, **overrides: str) -> AzureMLBackend:
+    backend = open_backend(emulated.settings(**overrides))
+    assert isinstance(backend, AzureMLBackend)
+    return backend
+
+
+def _data(emulated: Emulated) -> Path:
+    path = emulated.home / "data" / "diabetes.csv"
+    write_sample_csv(path)
+    return path
+
+
+def test_training_job_runs_in_the_emulator_and_its_outputs_come_back(emulated: Emulated) -> None:
+    backend = _backend(emulated)
+    output = backend.jobs.train(TrainSpec(job_name="train-test-1", data=_data(emulated), parameters={"alpha": 0.4}))
+    assert not output.reattached
+    assert (output.outputs / "model.joblib").is_file()
+    assert output.metrics["mse"] > 0
+    assert output.training["parameters"] == {"alpha": 0.4}
+    assert "metrics" in output.log.read_text()  # the job's own stdout, downloaded from its user_logs
+    assert emulated.jobs() == {"train-test-1": "Completed"}
+    sdk = [r for r in emulated.process.requests() if "azure-ai-ml" in r["user_agent"]]
+    calls = [(r["method"], r["path"]) for r in sdk]
+    assert any(m == "PUT" and p.endswith("/jobs/train-test-1") for m, p in calls)
+    assert any(m == "POST" and "/codes/" in p and p.endswith("/startPendingUpload") for m, p in calls)
+    assert any(m == "PUT" and "/data/diabetes_ds/versions/" in p for m, p in calls)
+    assert any(m == "PUT" and "/environments/diabetes_regression_training_env/versions/" in p for m, p in calls)
+
+
+def test_the_same_job_name_re_attaches_and_unchanged_inputs_upload_nothing(emulated: Emulated) -> None:
+    backend = _backend(emulated)
+    spec = TrainSpec(job_name="train-test-2", data=_data(emulated), parameters={"alpha": 0.4})
+    backend.jobs.train(spec)
+    uploads = len(emulated.requests("PUT", ".blob."))
+    again = _backend(emulated).jobs.train(spec)
+    assert again.reattached
+    assert len(emulated.requests("PUT", "/jobs/train-test-2")) == 1
+    other = _backend(emulated).jobs.train(spec.model_copy(update={"job_name": "train-test-3"}))
+    assert not other.reattached
+    # the second job reuses the code snapshot and the data asset; only its parameters file is new
+    assert len(emulated.requests("PUT", ".blob.")) - uploads <= 2
+    assert len(emulated.requests("PUT", "/data/diabetes_ds/versions/")) == 1
+
+
+def test_a_failing_command_fails_with_the_jobs_own_error_and_log_tail(emulated: Emulated) -> None:
+    bad = emulated.home / "bad.csv"
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_text("age,sex\n1,2\n")
+    backend = _backend(emulated)
+    with pytest.raises(JobFailedError) as failure:
+        backend.jobs.train(TrainSpec(job_name="train-bad", data=bad, parameters={"alpha": 0.4}))
+    message = str(failure.value)
+    assert "training job train-bad failed" in message
+    assert "missing column(s) 'bmi'" in message  # model.train's own words, through run history's error
+    assert "exited with status code 2" in message  # the service's part of the error
+    assert "std_log.txt" in message
+    assert emulated.jobs()["train-bad"] == "Failed"
+
+
+def test_registry_versions_idempotence_aliases_and_archive(emulated: Emulated) -> None:
+    backend = _backend(emulated)
+    data = _data(emulated)
+    first = backend.jobs.train(TrainSpec(job_name="train-a", data=data, parameters={"alpha": 0.4}))
+    second = backend.jobs.train(TrainSpec(job_name="train-b", data=data, parameters={"alpha": 0.1}))
+    registry = backend.registry
+    tags = {"mse": repr(first.metrics["mse"]), "area": "diabetes_regression"}
+    one = registry.register(MODEL, first.outputs, tags=tags, properties={"job_name": "train-a"})
+    assert one.created
+    assert one.model.version == 1
+    assert one.model.tags == tags
+    assert one.model.properties == {"job_name": "train-a"}
+    assert "/paths/azureml/train-a/model/model" in one.model.path  # registered from the job output: no upload
+    assert not [r for r in emulated.requests("PUT", "/LocalUpload/") if "model.joblib" in r["path"]]
+    same = registry.register(MODEL, first.outputs, tags=tags, properties={"job_name": "train-a"})
+    assert not same.created
+    assert same.model.version == 1
+    two = registry.register(MODEL, second.outputs, tags={"mse": "1"}, properties={"job_name": "train-b"})
+    assert two.created
+    assert two.model.version == 2
+    assert [v.version for v in registry.list(MODEL)] == [1, 2]
+
+    registry.set_alias(MODEL, "champion", 1)
+    registry.set_alias(MODEL, "champion", 2)
+    assert registry.aliases(MODEL) == {"champion": 2}
+    champion = registry.get_alias(MODEL, "champion")
+    assert champion is not None
+    assert champion.version == 2
+    assert "mlops.alias.champion" not in champion.tags  # the registry's own tags stay hidden
+    assert registry.get_alias(MODEL, "staging") is None
+
+    assert registry.archive(MODEL, 1)
+    assert not registry.archive(MODEL, 1)
+    assert [v.version for v in registry.list(MODEL)] == [2]
+    assert [v.version for v in registry.list(MODEL, include_archived=True)] == [1, 2]
+    assert registry.get(MODEL, 1).archived
+    with pytest.raises(MissingResourceError, match="has no version 7 \\(registered versions: 1, 2\\)"):
+        registry.get(MODEL, 7)
+
+
+def test_a_folder_that_is_not_a_job_output_is_uploaded(emulated: Emulated, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.joblib").write_bytes(b"not really a model")
+    registration = _backend(emulated).registry.register(MODEL, folder, tags={}, properties={})
+    assert registration.created
+    assert "LocalUpload" in registration.model.path
+    assert emulated.requests("PUT", "/LocalUpload/")
+
+
+def test_a_workspace_that_does_not_exist_names_the_setting(emulated: Emulated) -> None:
+    backend = _backend(emulated, azure_workspace_name="no-such-ws")
+    with pytest.raises(ConfigError, match="AZUREML_WORKSPACE_NAME"):
+        backend.registry.list()
+    with pytest.raises(ConfigError, match="does not exist"):
+        backend.workspace.ensure()
+
+
+def test_an_emulator_that_does_not_answer_is_a_transient_error(emulated: Emulated) -> None:
+    backend = _backend(emulated)
+    emulated.process.stop()
+    with pytest.raises(TransientBackendError, match="could not reach Azure ML"):
+        backend.registry.list()
+
+
+def test_endpoint_and_batch_operations_say_they_are_not_built(emulated: Emulated) -> None:
+    backend = _backend(emulated)
+    assert backend.endpoints.get("diabetes-endpoint") is None
+    with pytest.raises(BackendError, match="not built yet"):
+        backend.endpoints.ensure("diabetes-endpoint")
+    with pytest.raises(BackendError, match="not built yet"):
+        backend.batch.plan([], 10)
