@@ -9,6 +9,15 @@ raises `BackendError` saying so (use the local backend for them).
 
 from __future__ import annotations
 
+import os
+
+# The SDK records its cloud in AZUREML_CURRENT_CLOUD, and child processes inherit it. An emulator cloud
+# named there is unknown to a new process until its client registers it again, and importing
+# azure.ai.ml with an unknown cloud set fetches Azure's cloud list (a network call) and then fails.
+# So an emulator cloud inherited from a parent is dropped before the SDK is imported.
+if os.environ.get("AZUREML_CURRENT_CLOUD", "").startswith("MlopsEmulator"):
+    del os.environ["AZUREML_CURRENT_CLOUD"]
+
 from typing import Any, NoReturn
 
 from azure.ai.ml.entities import ManagedOnlineEndpoint

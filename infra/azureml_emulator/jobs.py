@@ -87,6 +87,38 @@ def prepare(name: str, body: dict[str, Any]) -> dict[str, Any]:
     properties.setdefault("resources", {"instanceCount": 1, "shmSize": "2g", "properties": {}})
     properties["resources"] = properties["resources"] or {"instanceCount": 1, "shmSize": "2g", "properties": {}}
     properties.setdefault("parameters", {})
+    for field in (
+        "description",
+        "parentJobName",
+        "identity",
+        "componentId",
+        "notificationSetting",
+        "secretsConfiguration",
+        "codeId",
+        "distribution",
+        "limits",
+        "autologgerSettings",
+    ):
+        properties.setdefault(field, None)
+    properties["queueSettings"] = properties.get("queueSettings") or {"jobTier": "Null", "priority": None}
+    resources = {
+        "instanceCount": 1,
+        "maxInstanceCount": None,
+        "instanceType": None,
+        "locations": None,
+        "properties": None,
+        "shmSize": "2g",
+        "dockerArgs": None,
+        "dockerArgsList": None,
+    }
+    properties["resources"] = {**resources, **{k: v for k, v in properties["resources"].items() if v is not None}}
+    inputs = dict(properties.get("inputs") or {})
+    for value in inputs.values():
+        value.setdefault("description", None)
+        if value.get("jobInputType") != "literal":
+            value.setdefault("mode", "ReadOnlyMount")
+            value.setdefault("pathOnCompute", None)
+    properties["inputs"] = inputs
     outputs = dict(properties.get("outputs") or {})
     outputs["default"] = {
         "jobOutputType": "uri_folder",
@@ -95,13 +127,14 @@ def prepare(name: str, body: dict[str, Any]) -> dict[str, Any]:
         "description": None,
     }
     for value in outputs.values():
+        for field in ("uri", "description", "assetName", "assetVersion", "pathOnCompute", "autoDeleteSetting"):
+            value.setdefault(field, None)
         value.setdefault("mode", "ReadWriteMount")
-        value.setdefault("uri", None)
-        value.setdefault("description", None)
     properties["outputs"] = outputs
     properties["properties"] = {
         **properties["properties"],
-        "_azureml.ComputeTargetType": "amlcdsi",
+        "_azureml.ComputeTargetType": "amlctrain",
+        "_azureml.ClusterName": _compute_name(properties.get("computeId")) or "",
         "ContentSnapshotId": name,
     }
     return {"properties": properties}
@@ -163,7 +196,7 @@ def run_details(context: Context, name: str, record: dict[str, Any]) -> dict[str
         "parentRunId": None,
         "startTimeUtc": record["started"],
         "endTimeUtc": record["ended"],
-        "error": {"error": record["error"]} if record["error"] else None,
+        "error": _error_envelope(record["error"]),
         "warnings": None,
         "tags": properties.get("tags", {}),
         "properties": properties.get("properties", {}),
@@ -191,11 +224,11 @@ def run_document(context: Context, name: str, record: dict[str, Any]) -> dict[st
         "runNumber": 1,
         "rootRunId": name,
         "createdUtc": record["created"],
-        "createdBy": {"userName": "mlops-emulator"},
+        "createdBy": _user(),
         "userId": "mlops-emulator",
         "token": None,
         "tokenExpiryTimeUtc": None,
-        "error": {"error": record["error"]} if record["error"] else None,
+        "error": _error_envelope(record["error"]),
         "warnings": None,
         "revision": 1,
         "statusRevision": 1,
@@ -206,7 +239,7 @@ def run_document(context: Context, name: str, record: dict[str, Any]) -> dict[st
         "currentComputeTime": None,
         "computeDuration": None,
         "effectiveStartTimeUtc": record["started"],
-        "lastModifiedBy": {"userName": "mlops-emulator"},
+        "lastModifiedBy": _user(),
         "lastModifiedUtc": record["ended"] or record["started"] or record["created"],
         "duration": None,
         "cancelationReason": None,
@@ -227,7 +260,7 @@ def run_document(context: Context, name: str, record: dict[str, Any]) -> dict[st
         "runTypeV2": {"orchestrator": None, "traits": [], "attribution": None, "computeType": "AmlcCompute"},
         "properties": properties.get("properties", {}),
         "parameters": {},
-        "actionUris": {},
+        "actionUris": {"Cancel": f"{context.emulator.base_url}{context.workspace_id}/jobs/{name}/cancel"},
         "scriptName": None,
         "target": _compute_name(properties.get("computeId")),
         "uniqueChildRunComputeTargets": [],
@@ -249,6 +282,35 @@ def run_document(context: Context, name: str, record: dict[str, Any]) -> dict[st
         "queueingInfo": None,
         "inputs": None,
         "outputs": outputs or None,
+    }
+
+
+def _user() -> dict[str, Any]:
+    return {
+        "userObjectId": "00000000-0000-0000-0000-000000000000",
+        "userPuId": None,
+        "userIdp": None,
+        "userAltSecId": None,
+        "userIss": "mlops-emulator",
+        "userTenantId": "00000000-0000-0000-0000-000000000000",
+        "userName": "mlops-emulator",
+        "upn": None,
+        "clientApplicationId": None,
+        "applicationACR": None,
+    }
+
+
+def _error_envelope(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Run history's error wrapper around a failed job's error."""
+    if not error:
+        return None
+    return {
+        "error": error,
+        "correlation": None,
+        "environment": "mlops-emulator",
+        "location": "eastus",
+        "time": error.get("time", ""),
+        "componentName": "mlops-emulator-runner",
     }
 
 

@@ -180,6 +180,24 @@ def workspace(context: Context) -> tuple[int, Any]:
             "enableDataIsolation": False,
             "systemDatastoresAuthMode": "accesskey",
             "notebookInfo": None,
+            "tenantId": workspace_guid("tenant"),
+            "imageBuildCompute": None,
+            "managedNetwork": {
+                "changeableIsolationModes": ["AllowInternetOutbound", "AllowOnlyApprovedOutbound"],
+                "isolationMode": "Disabled",
+                "enableNetworkMonitor": False,
+                "enableFirewallLog": False,
+            },
+            "allowRoleAssignmentOnRG": True,
+            "softDeleteEnabled": False,
+            "linkedModelInventoryArmId": None,
+            "privateLinkCount": 0,
+            "ipAllowlist": [],
+            "networkAcls": {"defaultAction": "Allow", "bypass": "", "ipRules": [], "resourceAccessRules": []},
+            "serverlessComputeSettings": None,
+            "EnableSoftwareBillOfMaterials": False,
+            "sasGetterUri": "",
+            "enableServiceSideCMKEncryption": False,
         },
         "systemData": system_data(created),
     }
@@ -191,15 +209,13 @@ def discovery(context: Context) -> tuple[int, Any]:
         "api",
         "catalog",
         "experimentation",
-        "gallery",
         "history",
         "hyperdrive",
         "labeling",
         "modelmanagement",
         "pipelines",
-        "studiotrace",
     )
-    return 200, dict.fromkeys(services, base)
+    return 200, {**dict.fromkeys(services, base), "studio": f"{base}/emulator"}
 
 
 def _datastore_body(context: Context, name: str) -> dict[str, Any]:
@@ -400,11 +416,12 @@ def _normalise(context: Context, kind: str, properties: dict[str, Any]) -> dict[
         "isAnonymous": False,
     }
     out = {**defaults, **{k: v for k, v in properties.items() if v is not None or k == "description"}}
-    out["tags"] = out["tags"] or {}
-    out["properties"] = out["properties"] or {}
+    out["tags"] = {str(k): str(v) for k, v in (out["tags"] or {}).items()}  # the service keeps string maps
+    out["properties"] = {str(k): str(v) for k, v in (out["properties"] or {}).items()}
     if kind == "codes":
         if not out.get("codeUri"):
             raise ArmError(400, "UserError", "a code version needs 'codeUri'")
+        out["provisioningState"] = "Succeeded"
     elif kind == "data":
         if not out.get("dataUri") or out.get("dataType") not in ("uri_file", "uri_folder", "mltable"):
             raise ArmError(
@@ -420,6 +437,7 @@ def _normalise(context: Context, kind: str, properties: dict[str, Any]) -> dict[
         if not out.get("image") and not out.get("build"):
             raise ArmError(400, "UserError", "an environment version needs 'image' or 'build'")
         out |= {
+            "properties": {**out["properties"], "azureml.labels": "latest"},
             "environmentType": "UserCreated",
             "osType": out.get("osType") or "Linux",
             "autoRebuild": out.get("autoRebuild") or "Disabled",
@@ -596,7 +614,12 @@ def run_data(context: Context) -> tuple[int, Any]:
     record = context.emulator.store.get_job(context.scope, run_id)
     if record is None:
         raise not_found(f"run {run_id!r}")
-    return 200, {"runMetadata": jobs.run_document(context, run_id, record)}
+    return 200, {
+        "runMetadata": jobs.run_document(context, run_id, record),
+        "runDefinition": None,
+        "jobSpecification": None,
+        "systemSettings": None,
+    }
 
 
 def resolved_uris(context: Context) -> tuple[int, Any]:

@@ -47,7 +47,10 @@ class JobRunner:
         self.emulator = emulator
         self.store = emulator.store
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._loop, name=f"job-runner-{i}", daemon=True) for i in range(slots)]
+        self._threads = [threading.Thread(target=self._queue_loop, name="job-queue", daemon=True)]
+        self._threads += [
+            threading.Thread(target=self._loop, name=f"job-runner-{i}", daemon=True) for i in range(slots)
+        ]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -58,9 +61,14 @@ class JobRunner:
         for thread in self._threads:
             thread.join(timeout=10)
 
+    def _queue_loop(self) -> None:
+        """Submitted jobs (NotStarted) join the queue; with no slots (`--max-jobs 0`) they wait there."""
+        while not self._stop.wait(0.1):
+            with self.store.transaction() as db:
+                db.execute("UPDATE jobs SET status = 'Queued' WHERE status = 'NotStarted'")
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._queue_new()
             claimed = self.store.claim_job()
             if claimed is None:
                 self._stop.wait(0.1)
@@ -71,10 +79,6 @@ class JobRunner:
             except Exception as exc:  # noqa: BLE001 - an emulator bug fails the job, not the runner
                 traceback.print_exc()
                 self._fail(scope, name, "SystemError", f"the emulator could not run the job: {exc}")
-
-    def _queue_new(self) -> None:
-        with self.store.transaction() as db:
-            db.execute("UPDATE jobs SET status = 'Queued' WHERE status = 'NotStarted'")
 
     def _run(self, scope: str, name: str) -> None:
         record = self.store.get_job(scope, name)
@@ -167,6 +171,7 @@ class JobRunner:
             "innerError": None,
             "debugInfo": None,
             "additionalInfo": None,
+            "time": now(),
         }
         self.store.set_status(scope, name, "Failed", ended=now(), error=error)
 

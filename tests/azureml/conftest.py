@@ -60,6 +60,9 @@ def start_emulated(home: Path, monkeypatch: pytest.MonkeyPatch, *, max_jobs: int
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", os.environ.get("REQUESTS_CA_BUNDLE", ""))
     if not os.environ["REQUESTS_CA_BUNDLE"]:
         monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    # The SDK sets AZUREML_CURRENT_CLOUD in this process; recording it first makes monkeypatch remove it afterwards.
+    monkeypatch.setenv("AZUREML_CURRENT_CLOUD", "none")
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD")
     process = EmulatorProcess.from_settings(load_settings(), max_jobs=max_jobs)
     process.start()
     return Emulated(home=home, process=process, env=env)
