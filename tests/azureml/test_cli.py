@@ -75,7 +75,7 @@ def test_train_twice_registers_one_version_with_the_local_backends_mse_and_tags(
     assert any(
         r["path"].endswith("/model/train.py") and "azsdk-python-storage-blob" in r["user_agent"] for r in uploads
     )
-    assert [r["path"].rsplit("/", 3)[-3:] for r in sdk if r["method"] == "PUT" and "/models/" in r["path"]][0] == [
+    assert next(r["path"].rsplit("/", 3)[-3:] for r in sdk if r["method"] == "PUT" and "/models/" in r["path"]) == [
         MODEL,
         "versions",
         "1",
@@ -87,7 +87,7 @@ def test_a_killed_run_re_attaches_to_its_job_instead_of_submitting_another(
 ) -> None:
     emulated = start_emulated(tmp_path / "mlops", monkeypatch, max_jobs=0)  # no compute: the job waits, Queued
     try:
-        run = subprocess.Popen(  # noqa: S603 - our own CLI
+        run = subprocess.Popen(
             [sys.executable, "-m", "deployments.cli", "train"],
             env={**os.environ, **emulated.env, "PREFECT_API_URL": prefect_server},
             stdout=subprocess.DEVNULL,
