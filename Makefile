@@ -22,7 +22,7 @@ $(error $(MISSING))
 endif
 endif
 
-.PHONY: install azureml-venv azurite run test lint format clean
+.PHONY: install azureml-venv azurite run test azure-smoke lint format clean
 
 install: $(VENV)/.installed  ## create .venv and install the project with pinned versions
 
@@ -54,6 +54,9 @@ run: install  ## the pipeline end to end on the local backend: train, register, 
 
 test: install azureml-venv azurite  ## the whole test suite
 	$(BIN)/python -m pytest
+
+azure-smoke: install  ## train, register and archive one smoke version in your Azure ML workspace (README: Azure ML)
+	MLOPS_BACKEND=azureml $(BIN)/python -m deployments.azure_smoke
 
 lint: install  ## formatting, lint and types
 	$(BIN)/ruff format --check .

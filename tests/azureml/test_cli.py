@@ -130,3 +130,21 @@ def test_emulator_status_lists_its_jobs(emulated: Emulated, prefect_server: str)
     assert report["url"] == emulated.process.url
     assert report["jobs"] == {}
     assert Path(report["ca_bundle"]).is_file()
+
+
+def test_azure_smoke_trains_registers_and_archives_a_smoke_version(emulated: Emulated, prefect_server: str) -> None:
+    result = subprocess.run(
+        ["make", "--no-print-directory", "azure-smoke", f"BIN={Path(sys.executable).parent}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **emulated.env, "PREFECT_API_URL": prefect_server},
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "azure-smoke: passed"
+    assert f"archived {MODEL}-smoke:1" in result.stdout
+    listed = _status(emulated.env, prefect_server)["models"]
+    assert listed == []  # archived: out of listings
+    assert [status for name, status in emulated.jobs().items() if name.startswith("smoke-")] == ["Completed"]
