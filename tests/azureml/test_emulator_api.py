@@ -71,7 +71,10 @@ def test_a_job_is_validated_before_it_is_accepted(client: httpx.Client, emulated
         "no-command": (_job(environment, command=" "), "non-empty 'command'"),
         "no-env": (_job(environment.replace("/env/", "/missing/")), "does not exist"),
         "sweep": (_job(environment, jobType="Sweep"), "runs Command jobs only"),
-        "unknown-input": (_job(environment, command="cat ${{inputs.data}}"), "${{inputs.data}}, which the job does not define"),
+        "unknown-input": (
+            _job(environment, command="cat ${{inputs.data}}"),
+            "${{inputs.data}}, which the job does not define",
+        ),
         "bad-input": (_job(environment, inputs={"x": {"jobInputType": "table", "uri": "y"}}), "jobInputType 'table'"),
     }
     for name, (body, expected) in cases.items():
@@ -133,7 +136,9 @@ def test_asset_versions_are_immutable_but_their_tags_change(client: httpx.Client
     assert conflict.status_code == 409
     assert "immutable" in _error(conflict)["message"]
     missing_job = client.put(
-        f"{WS}/models/m/versions/2", params=API, json={"properties": {"modelUri": "azureml://jobs/nope/outputs/model/paths/x"}}
+        f"{WS}/models/m/versions/2",
+        params=API,
+        json={"properties": {"modelUri": "azureml://jobs/nope/outputs/model/paths/x"}},
     )
     assert missing_job.status_code == 400
     assert "job 'nope' does not exist" in _error(missing_job)["message"]
