@@ -29,33 +29,37 @@ def main() -> int:
         settings = load_settings(backend="azureml")
         backend = open_backend(settings)
         where = settings.emulator_url or f"subscription {settings.azure_subscription_id}"
-        print(f"workspace {settings.azure_workspace_name} (resource group {settings.azure_resource_group}, {where})")
+        print(f"workspace {settings.azure_workspace_name} (resource group {settings.azure_resource_group}, {where})")  # noqa: T201 - a command line
         backend.workspace.ensure()
-        print("  workspace answers")
+        print("  workspace answers")  # noqa: T201 - a command line
         data = settings.default_data_file
         if not data.is_file():
             write_sample_csv(data)
         job = f"smoke-{time.strftime('%Y%m%d-%H%M%S')}"
-        print(f"  training job {job} on compute {settings.aml_compute_cluster_name} (a cold cluster takes minutes)")
+        print(f"  training job {job} on compute {settings.aml_compute_cluster_name} (a cold cluster takes minutes)")  # noqa: T201 - a command line
         trained = backend.jobs.train(
-            TrainSpec(job_name=job, data=data, parameters={"alpha": 0.4}, timeout_seconds=settings.train_timeout_seconds)
+            TrainSpec(
+                job_name=job, data=data, parameters={"alpha": 0.4}, timeout_seconds=settings.train_timeout_seconds
+            )
         )
-        print(f"  job completed: mse {trained.metrics['mse']:.2f}")
+        print(f"  job completed: mse {trained.metrics['mse']:.2f}")  # noqa: T201 - a command line
         name = f"{settings.model_name}-smoke"
         registration = backend.registry.register(
-            name, trained.outputs, tags={"purpose": "azure-smoke", "mse": repr(trained.metrics["mse"])},
+            name,
+            trained.outputs,
+            tags={"purpose": "azure-smoke", "mse": repr(trained.metrics["mse"])},
             properties={"job_name": job},
         )
-        print(f"  registered {registration.model.id} from the job's output")
+        print(f"  registered {registration.model.id} from the job's output")  # noqa: T201 - a command line
         backend.registry.archive(name, registration.model.version)
-        print(f"  archived {registration.model.id}")
+        print(f"  archived {registration.model.id}")  # noqa: T201 - a command line
     except ConfigError as exc:
-        print(f"azure-smoke: {exc}", file=sys.stderr)
+        print(f"azure-smoke: {exc}", file=sys.stderr)  # noqa: T201 - a command line
         return 2
     except BackendError as exc:
-        print(f"azure-smoke: {exc}", file=sys.stderr)
+        print(f"azure-smoke: {exc}", file=sys.stderr)  # noqa: T201 - a command line
         return 1
-    print("azure-smoke: passed")
+    print("azure-smoke: passed")  # noqa: T201 - a command line
     return 0
 
 

@@ -47,6 +47,6 @@ def test_the_protocol_imports_no_adapter_and_the_adapters_import_the_protocol() 
 
 
 def test_the_emulator_does_not_use_the_sdk_it_emulates() -> None:
-    emulator = [p for p in (ROOT / "infra" / "azureml_emulator").rglob("*.py")]
+    emulator = list((ROOT / "infra" / "azureml_emulator").rglob("*.py"))
     assert emulator
     assert not [p.name for p in emulator if any(n.startswith("azure") for n in _imports(p))]
