@@ -52,7 +52,7 @@ class AzureMLEndpoints:
                 endpoint: ManagedOnlineEndpoint = client.online_endpoints.get(name)
             except ResourceNotFoundError:
                 return None
-            models = {d.name: str(d.model) for d in client.online_deployments.list(name)}
+            models = {d.name: _model_id(str(d.model)) for d in client.online_deployments.list(name)}
         traffic = endpoint.traffic or {}
         return EndpointState(
             name=name,
@@ -64,7 +64,17 @@ class AzureMLEndpoints:
         )
 
     def __getattr__(self, operation: str) -> Any:
+        if operation.startswith("__"):
+            raise AttributeError(operation)  # introspection (copy, pickle, hasattr) sees an ordinary object
         _not_yet(f"the endpoint operation {operation!r}")
+
+
+def _model_id(reference: str) -> str:
+    """`name:version` of a deployment's model, given as an ARM id (`.../models/<name>/versions/<v>`) or `azureml:name:version`."""
+    parts = reference.rstrip("/").split("/")
+    if len(parts) >= 3 and parts[-2] == "versions":
+        return f"{parts[-3]}:{parts[-1]}"
+    return reference.removeprefix("azureml:")
 
 
 class _NotYet:
@@ -72,6 +82,8 @@ class _NotYet:
         self.what = what
 
     def __getattr__(self, operation: str) -> Any:
+        if operation.startswith("__"):
+            raise AttributeError(operation)
         _not_yet(f"{self.what} ({operation})")
 
 

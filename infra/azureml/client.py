@@ -122,6 +122,13 @@ def translated(settings: Settings, action: str) -> Iterator[None]:
         )
         raise ConfigError(msg) from exc
     except ResourceNotFoundError as exc:
+        if "ResourceGroupNotFound" in str(exc):
+            msg = (
+                f"{action}: resource group {settings.azure_resource_group!r} does not exist; check AZURE_RESOURCE_GROUP"
+            )
+            raise ConfigError(msg) from exc
+        if "SubscriptionNotFound" in str(exc):
+            raise ConfigError(f"{action}: subscription not found; check AZURE_SUBSCRIPTION_ID") from exc
         if (
             "/workspaces/" in str(exc)
             and "ResourceNotFound" in str(exc)
