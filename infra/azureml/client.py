@@ -78,8 +78,14 @@ def make_client(settings: Settings) -> MLClient:
         from azure.identity import DefaultAzureCredential
 
         credential: TokenCredential = DefaultAzureCredential()
+        telemetry = os.environ.get("DO_NOT_TRACK", "").lower() not in ("1", "true", "yes")
         return MLClient(
-            credential, subscription, settings.azure_resource_group, settings.azure_workspace_name, show_progress=False
+            credential,
+            subscription,
+            settings.azure_resource_group,
+            settings.azure_workspace_name,
+            show_progress=False,
+            enable_telemetry=telemetry,
         )
     if settings.local_emulator:
         trust_emulator(settings)
@@ -99,6 +105,7 @@ def make_client(settings: Settings) -> MLClient:
         cloud=f"{EMULATOR_CLOUD}-{hashlib.sha256(url.encode()).hexdigest()[:8]}",  # the SDK keeps a cloud's first URLs
         cloud_metadata=metadata,
         show_progress=False,
+        enable_telemetry=False,
     )
 
 

@@ -191,9 +191,20 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulator, tls: ssl.SSLContext) -> None:
         super().__init__(("127.0.0.1", emulator.port), _RequestHandler)
         self.emulator = emulator
+        self.tls = tls
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """The TLS handshake happens here, in the connection's own thread, so a slow client holds up no other."""
+        request.settimeout(60)
+        try:
+            connection = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            print(f"TLS handshake with {client_address[0]}:{client_address[1]} failed: {exc}", flush=True)  # noqa: T201 - its log
+            return
+        super().finish_request(connection, client_address)
 
 
 def serve(home: Path, port: int, workspaces: list[str], *, max_jobs: int = 2) -> None:
@@ -207,10 +218,9 @@ def serve(home: Path, port: int, workspaces: list[str], *, max_jobs: int = 2) ->
     requeued = emulator.store.requeue_interrupted()
     if requeued:
         print(f"re-queued jobs a stopped emulator left running: {', '.join(requeued)}", flush=True)  # noqa: T201 - its log
-    server = _Server(emulator)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(home / "tls" / CERT_FILE, home / "tls" / KEY_FILE)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server = _Server(emulator, context)
     runner = JobRunner(emulator, slots=max_jobs)
     runner.start()
     print(f"Azure ML emulator serving {emulator.base_url} from {home}", flush=True)  # noqa: T201 - its log
