@@ -36,6 +36,18 @@ _PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
 _DEFAULT_TIMEOUT = 3600.0
 
 
+def job_timeout(limits: Any) -> float:
+    """Seconds from a job's `limits.timeout` (ISO 8601, `PT1H30M`, as the SDK sends it); an hour when unset."""
+    value = (limits or {}).get("timeout")
+    if isinstance(value, int | float):
+        return float(value)
+    match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", str(value or ""))
+    if not value or match is None:
+        return _DEFAULT_TIMEOUT
+    days, hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds or _DEFAULT_TIMEOUT
+
+
 class JobFailure(Exception):
     """A job that cannot run: its inputs are missing, say. The message becomes the job's error."""
 
@@ -118,11 +130,7 @@ class JobRunner:
         if not self.store.set_status(scope, name, "Running", only_from=("Preparing",)):
             return
         log = folder / "user_logs" / "std_log.txt"
-        timeout = (
-            float((properties.get("limits") or {}).get("timeout") or _DEFAULT_TIMEOUT)
-            if isinstance((properties.get("limits") or {}).get("timeout"), int | float)
-            else _DEFAULT_TIMEOUT
-        )
+        timeout = job_timeout(properties.get("limits"))
         returncode = run_logged(
             ["bash", "-c", command],
             env=env,

@@ -44,6 +44,22 @@ CREATE TABLE IF NOT EXISTS requests (
 """
 
 
+_BLOB_COLUMNS = "path, size, etag, md5, content_type, metadata, modified"
+
+
+def _blob(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A blob's properties from its row (the columns after `path`)."""
+    size, etag, md5, content_type, metadata, modified = row
+    return {
+        "size": size,
+        "etag": etag,
+        "md5": md5,
+        "content_type": content_type,
+        "metadata": json.loads(metadata),
+        "modified": modified,
+    }
+
+
 def now() -> str:
     """ISO 8601 UTC with 7 fractional digits and a Z, as Azure ML writes times."""
     stamp = datetime.now(UTC)
@@ -192,20 +208,10 @@ class Store:
     # ---- blobs ----
     def get_blob(self, container: str, path: str) -> dict[str, Any] | None:
         rows = self.query(
-            "SELECT size, etag, md5, content_type, metadata, modified FROM blobs WHERE container = ? AND path = ?",
+            f"SELECT {_BLOB_COLUMNS} FROM blobs WHERE container = ? AND path = ?",
             (container, path),
         )
-        if not rows:
-            return None
-        size, etag, md5, content_type, metadata, modified = rows[0]
-        return {
-            "size": size,
-            "etag": etag,
-            "md5": md5,
-            "content_type": content_type,
-            "metadata": json.loads(metadata),
-            "modified": modified,
-        }
+        return _blob(rows[0][1:]) if rows else None
 
     def put_blob(self, container: str, path: str, **fields: Any) -> None:
         with self.transaction() as db:
@@ -230,24 +236,10 @@ class Store:
 
     def list_blobs(self, container: str, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         rows = self.query(
-            "SELECT path, size, etag, md5, content_type, metadata, modified FROM blobs "
-            "WHERE container = ? AND substr(path, 1, ?) = ? ORDER BY path",
+            f"SELECT {_BLOB_COLUMNS} FROM blobs WHERE container = ? AND substr(path, 1, ?) = ? ORDER BY path",
             (container, len(prefix), prefix),
         )
-        return [
-            (
-                str(path),
-                {
-                    "size": size,
-                    "etag": etag,
-                    "md5": md5,
-                    "content_type": content_type,
-                    "metadata": json.loads(metadata),
-                    "modified": modified,
-                },
-            )
-            for path, size, etag, md5, content_type, metadata, modified in rows
-        ]
+        return [(str(row[0]), _blob(row[1:])) for row in rows]
 
     def delete_blob(self, container: str, path: str) -> bool:
         with self.transaction() as db:

@@ -153,3 +153,12 @@ def _wait(client: httpx.Client, name: str, status: str, timeout: float = 60) -> 
             return
         time.sleep(0.1)
     raise AssertionError(f"job {name} did not reach {status}")
+
+
+def test_a_job_past_its_time_limit_is_stopped_and_fails_saying_so(client: httpx.Client, emulated: Emulated) -> None:
+    environment = _environment(client)
+    body = _job(environment, command="sleep 30", limits={"jobLimitsType": "Command", "timeout": "PT1S"})
+    assert client.put(f"{WS}/jobs/slow", params=API, json=body).status_code == 201
+    _wait(client, "slow", "Failed", timeout=20)
+    details = client.get(f"/history/v1.0{WS}/runs/slow/details", params={"api-version": "v1.0"}).json()
+    assert "ran past its timeout" in details["error"]["error"]["message"]
