@@ -13,11 +13,22 @@ import model
 _CODE_SUFFIXES = (".py", ".json")
 
 
+def model_package() -> Path:
+    """The folder of the `model` package this process imports."""
+    return Path(model.__file__).resolve().parent
+
+
+def code_files(package: Path | None = None) -> list[Path]:
+    """The model package's source files, sorted: what the code hash covers and a training job's code snapshot holds."""
+    root = package or model_package()
+    return sorted(p for p in root.rglob("*") if p.suffix in _CODE_SUFFIXES and "__pycache__" not in p.parts)
+
+
 def code_sha256(package: Path | None = None) -> str:
     """SHA-256 over the model package's source files (relative path and bytes, sorted)."""
-    root = package or Path(model.__file__).resolve().parent
+    root = package or model_package()
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.suffix in _CODE_SUFFIXES and "__pycache__" not in p.parts):
+    for path in code_files(root):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()

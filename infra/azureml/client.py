@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import certifi
 from azure.ai.ml import MLClient
@@ -33,7 +33,6 @@ from infra.settings import Settings
 
 EMULATOR_CLOUD = "MlopsEmulator"
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-T = TypeVar("T")
 
 
 class EmulatorCredential(TokenCredential):
@@ -157,11 +156,6 @@ def translated(settings: Settings, action: str) -> Iterator[None]:
         raise BackendError(f"{action}: azure-ai-ml refused the request: {_first_line(exc)}") from exc
     except MlException as exc:
         raise BackendError(f"{action}: {_first_line(exc)}") from exc
-
-
-def call(settings: Settings, action: str, function: Callable[[], T]) -> T:
-    with translated(settings, action):
-        return function()
 
 
 def _workspace_missing(settings: Settings, action: str) -> str:

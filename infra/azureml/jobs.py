@@ -32,11 +32,11 @@ from azure.ai.ml.entities import Data, Environment
 from azure.ai.ml.exceptions import JobException
 from azure.core.exceptions import ResourceNotFoundError
 
-import model
-from infra.azureml.client import call, translated
+from infra.azureml.client import translated
 from infra.backend import TrainOutput, TrainSpec
 from infra.errors import JobFailedError, TransientBackendError
 from infra.local.jobs import job_error
+from infra.provenance import code_files, code_sha256, model_package
 from infra.settings import Settings
 from model import environment, layout
 from model.data import file_sha256
@@ -112,18 +112,12 @@ class AzureMLJobs:
         _log.info("submitted job %s (%s)", submitted.name, submitted.studio_url)
 
     def _code_snapshot(self) -> Path:
-        """The `model` package copied (without caches) into a folder named by its content hash."""
-        source = Path(model.__file__).resolve().parent
-        files = sorted(
-            p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-        )
-        digest = hashlib.sha256()
-        for path in files:
-            digest.update(path.relative_to(source).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-        target = self.root / "code" / digest.hexdigest()[:16]
+        """The `model` package (its source files) copied into a folder named by its code hash."""
+        source = model_package()
+        target = self.root / "code" / code_sha256(source)[:16]
         if not (target / "model").is_dir():
             staging = Path(tempfile.mkdtemp(prefix=".code-", dir=self.root))
-            for path in files:
+            for path in code_files(source):
                 destination = staging / "model" / path.relative_to(source)
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, destination)
@@ -259,6 +253,3 @@ def _collect(name: str, outputs: Path, *, reattached: bool) -> TrainOutput:
         log=log,
         reattached=reattached,
     )
-
-
-__all__ = ["AzureMLJobs", "call", "conda_file"]

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from infra.azureml_emulator.resources import ARTIFACT_CONTAINER, BLOB_CONTAINER, ArmError, Context
-
-if TYPE_CHECKING:
-    pass
 
 _ARM_ASSET = re.compile(
     r"(?:azureml:)?/subscriptions/[^/]+/resource[gG]roups/[^/]+/providers/Microsoft\.MachineLearningServices"
