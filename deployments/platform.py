@@ -26,7 +26,7 @@ from infra.errors import BackendError
 from infra.local.azurite import Azurite
 from infra.local.endpoint import LocalEndpoints
 from infra.local.postgres import Postgres
-from infra.local.processes import alive, live_pid, spawn_detached, terminate
+from infra.local.processes import alive, await_start, live_pid, spawn_detached, terminate
 from infra.settings import Settings, checkout_root
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -167,15 +167,15 @@ class Platform:
         return "started"
 
     def _wait(self, name: str, pid: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not alive(pid):
-                tail = "\n".join((self.folder / f"{name}.log").read_text(errors="replace").splitlines()[-8:])
-                raise BackendError(f"the Prefect {name} exited at start (port taken? set MLOPS_PREFECT_PORT):\n{tail}")
-            if self._server_ready():
-                return
-            time.sleep(0.5)
-        raise BackendError(f"the Prefect {name} did not answer within {timeout:g} s; see {self.folder / f'{name}.log'}")
+        await_start(
+            pid,
+            self._server_ready,
+            what=f"the Prefect {name}",
+            log=self.folder / f"{name}.log",
+            hint="port taken? set MLOPS_PREFECT_PORT",
+            timeout=timeout,
+            interval=0.5,
+        )
 
     def _server_ready(self) -> bool:
         try:

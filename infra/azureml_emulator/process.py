@@ -11,15 +11,13 @@ import json
 import os
 import ssl
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import infra
 from infra.azureml_emulator.tls import BUNDLE_FILE, CA_FILE, ensure_certificates
-from infra.errors import BackendError
-from infra.local.processes import alive, live_pid, spawn_detached, terminate
+from infra.local.processes import await_start, live_pid, spawn_detached, terminate
 from infra.settings import Settings
 
 MODULE = "infra.azureml_emulator"
@@ -68,20 +66,16 @@ class EmulatorProcess:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
         pid = spawn_detached(command, env, self.log)
         (self.home / "emulator.pid").write_text(str(pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not alive(pid):
-                tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-5:])
-                raise BackendError(
-                    f"the Azure ML emulator exited at start (port {self.port} taken? set MLOPS_AZUREML_EMULATOR_PORT):\n{tail}"
-                )
-            if self._answers():
-                return self.url
-            time.sleep(0.1)
-        terminate(pid)
-        raise BackendError(
-            f"the Azure ML emulator did not answer on port {self.port} within {timeout:g} s; see {self.log}"
+        await_start(
+            pid,
+            self._answers,
+            what=f"the Azure ML emulator on port {self.port}",
+            log=self.log,
+            hint="port taken? set MLOPS_AZUREML_EMULATOR_PORT",
+            timeout=timeout,
+            stop_on_timeout=True,
         )
+        return self.url
 
     def stop(self) -> bool:
         pid = self.pid()

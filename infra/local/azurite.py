@@ -8,14 +8,13 @@ version than Azurite knows), `--disableTelemetry` and `--loose`.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import httpx
 
 import infra
-from infra.errors import BackendError, ConfigError
-from infra.local.processes import alive, live_pid, spawn_detached, terminate
+from infra.errors import ConfigError
+from infra.local.processes import await_start, live_pid, spawn_detached, terminate
 
 INSTALL_DIR = Path(infra.__file__).resolve().parent / "azurite"
 ACCOUNT = "devstoreaccount1"
@@ -59,16 +58,17 @@ class Azurite:
         command += ["--disableTelemetry", "--skipApiVersionCheck", "--loose"]
         pid = spawn_detached(command, dict(os.environ), self.folder / "azurite.log")
         (self.folder / "azurite.pid").write_text(str(pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not alive(pid):
-                tail = "\n".join((self.folder / "azurite.log").read_text(errors="replace").splitlines()[-5:])
-                raise BackendError(f"Azurite exited at start (port {self.port} taken? set MLOPS_AZURITE_PORT):\n{tail}")
-            if self._answers():
-                return connection_string(self.port)
-            time.sleep(0.2)
-        terminate(pid)
-        raise BackendError(f"Azurite did not answer on port {self.port} within {timeout:g} s")
+        await_start(
+            pid,
+            self._answers,
+            what=f"Azurite on port {self.port}",
+            log=self.folder / "azurite.log",
+            hint="port taken? set MLOPS_AZURITE_PORT",
+            timeout=timeout,
+            interval=0.2,
+            stop_on_timeout=True,
+        )
+        return connection_string(self.port)
 
     def stop(self) -> bool:
         pid = self.pid()

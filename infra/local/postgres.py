@@ -20,11 +20,10 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from infra.errors import BackendError, ConfigError
-from infra.local.processes import alive, live_pid, spawn_detached, terminate
+from infra.local.processes import await_start, live_pid, spawn_detached, terminate
 
 USER = "mlops"
 DATABASE = "prefect"
@@ -152,18 +151,14 @@ class Postgres:
             conf.write(_CONFIG)
 
     def _wait(self, pid: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not alive(pid):
-                tail = "\n".join((self.folder / "postgres.log").read_text(errors="replace").splitlines()[-8:])
-                raise BackendError(
-                    f"PostgreSQL exited at start (port {self.port} taken? set MLOPS_POSTGRES_PORT):\n{tail}"
-                )
-            if self._ready(pid):
-                return
-            time.sleep(0.2)
-        raise BackendError(
-            f"PostgreSQL did not answer on 127.0.0.1:{self.port} within {timeout:g} s; see {self.folder / 'postgres.log'}"
+        await_start(
+            pid,
+            lambda: self._ready(pid),
+            what="PostgreSQL",
+            log=self.folder / "postgres.log",
+            hint=f"port {self.port} taken? set MLOPS_POSTGRES_PORT",
+            timeout=timeout,
+            interval=0.2,
         )
 
     def _ready(self, pid: int) -> bool:

@@ -6,7 +6,10 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from infra.errors import BackendError
 
 
 def spawn_detached(command: list[str], env: dict[str, str], log: Path) -> int:
@@ -61,3 +64,32 @@ def terminate(pid: int, timeout: float = 15, sig: signal.Signals = signal.SIGTER
             return
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
+
+
+def await_start(
+    pid: int,
+    ready: Callable[[], bool],
+    *,
+    what: str,
+    log: Path,
+    hint: str,
+    timeout: float,
+    interval: float = 0.1,
+    stop_on_timeout: bool = False,
+) -> None:
+    """Wait until `ready()` while the process `pid` lives; `BackendError` with its log's tail if it exits first.
+
+    `what` names the process in the messages and `hint` says what to check when it exits (a taken port, say).
+    Past `timeout` the process is stopped (with `stop_on_timeout`) and `BackendError` names the log.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-8:]) if log.is_file() else ""
+            raise BackendError(f"{what} exited at start ({hint}):\n{tail}")
+        if ready():
+            return
+        time.sleep(interval)
+    if stop_on_timeout:
+        terminate(pid)
+    raise BackendError(f"{what} did not answer within {timeout:g} s; see {log}")

@@ -13,14 +13,12 @@ import json
 import os
 import secrets
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 import infra
-from infra.errors import BackendError
-from infra.local.processes import alive, live_pid, spawn_detached, terminate
+from infra.local.processes import await_start, live_pid, spawn_detached, terminate
 
 SERVER_MODULE = "infra.local.endpoint.server"
 
@@ -83,18 +81,15 @@ class EndpointProcess:
         return self.url()
 
     def _wait_until_up(self, pid: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not alive(pid):
-                tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-8:])
-                hint = " (is the port taken? set MLOPS_ENDPOINT_PORT)" if "address already in use" in tail else ""
-                msg = f"endpoint {self.name!r} exited at start{hint}:\n{tail}"
-                raise BackendError(msg)
-            if _answers(f"http://127.0.0.1:{self.port}", pid):
-                return
-            time.sleep(0.1)
-        terminate(pid)
-        raise BackendError(f"endpoint {self.name!r} did not answer within {timeout:g} s; log: {self.log}")
+        await_start(
+            pid,
+            lambda: _answers(f"http://127.0.0.1:{self.port}", pid),
+            what=f"endpoint {self.name!r}",
+            log=self.log,
+            hint="port taken? set MLOPS_ENDPOINT_PORT",
+            timeout=timeout,
+            stop_on_timeout=True,
+        )
 
     def stop(self, timeout: float = 15) -> bool:
         """Stop the server by its pid (SIGTERM, then SIGKILL). False if it was not running."""
