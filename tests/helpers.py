@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import socket
 import threading
@@ -25,11 +26,39 @@ MODEL = "diabetes_regression_model.pkl"
 SMOKE = b'{"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}'
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (net.ipv4.ip_local_port_range)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A loopback port that is free now, that this session has not handed out, and that no outgoing connection takes.
+
+    A port from bind(0) lies in the kernel's ephemeral range, so between this call and the server's bind,
+    often minutes later (the platform tests), any process's outgoing connection may be given it:
+    that is what made the platform's endpoint fail with "address already in use" once. Ports are
+    therefore drawn from outside that range.
+    """
+    low, high = _ephemeral_range()
+    candidates = range(20000, low) if low > 21000 else range(high + 1, 65536)
+    for port in random.sample(candidates, min(500, len(candidates))):
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
         return port
+    raise RuntimeError(f"no free loopback port outside the ephemeral range {low}-{high}")
 
 
 def seed_registry(home: Path) -> None:
