@@ -207,6 +207,11 @@ class Endpoints(Protocol):
         """Remove a deployment that takes no traffic."""
         ...
 
+    def set_mirror(self, name: str, mirror: dict[str, int]) -> dict[str, int]:
+        """Copy a share (percent, at most 50) of unpinned requests to deployments taking no traffic, answers
+        dropped; `{}` stops it. Returns the shares now set."""
+        ...
+
     def invoke(
         self, name: str, body: bytes, *, deployment: str | None = None, headers: dict[str, str] | None = None
     ) -> Invocation:
@@ -223,6 +228,11 @@ class Endpoints(Protocol):
 
 
 class Batch(Protocol):
+    @property
+    def remote(self) -> bool:
+        """True when a batch job of the platform scores the mini-batches (`run_job`), False when the flow does (`score`)."""
+        ...
+
     def plan(self, files: list[Path], rows_per_batch: int) -> list[MiniBatch]:
         """Cut the inputs into mini-batches of about `rows_per_batch` rows, after checking their headers."""
         ...
@@ -233,6 +243,13 @@ class Batch(Protocol):
 
     def count_rows(self, batch: MiniBatch) -> int:
         """The data lines in a mini-batch (for the reconciliation of one that failed)."""
+        ...
+
+    def run_job(
+        self, model: ModelVersion, batches: list[MiniBatch], work: Path, *, parallelism: int, error_threshold: int
+    ) -> tuple[list[MiniBatchResult], dict[int, str]]:
+        """Score every mini-batch in one platform batch job; the results (part files under `work`) and each
+        failed mini-batch's error. Only when `remote`."""
         ...
 
     def assemble(self, results: list[MiniBatchResult], columns: list[str], out: Path) -> int:

@@ -157,6 +157,26 @@ class Settings(BaseSettings):
     aml_cluster_min_nodes_scoring: int = Field(0, ge=0)
     aml_cluster_max_nodes_scoring: int = Field(4, ge=1)
     aml_cluster_priority_scoring: Literal["lowpriority", "dedicated"] = "lowpriority"
+    aml_online_instance_type: str = Field(
+        "Standard_DS3_v2", description="VM size of each online deployment (a managed online deployment's SKU)."
+    )
+    aml_online_instance_count: int = Field(1, ge=1, description="Instances of each online deployment.")
+    aml_endpoint_auth_mode: Literal["key", "aml_token"] = Field(
+        "key", description="How clients authenticate to the online endpoint: `key` or `aml_token`."
+    )
+    aml_batch_endpoint_name: str = Field(
+        "diabetes-batch", description="Batch endpoint name on Azure ML: 3-32 letters, digits or '-'."
+    )
+    aml_batch_max_retries: int = Field(3, ge=0, description="Retries of a failed mini-batch in a batch job.")
+    aml_batch_retry_timeout_seconds: int = Field(
+        300, ge=1, description="A mini-batch of a batch job running longer is stopped and retried."
+    )
+    aml_batch_timeout_seconds: float = Field(
+        3600, gt=0, description="How long batch scoring waits for the batch job before cancelling it."
+    )
+    aml_deploy_timeout_seconds: float = Field(
+        1800, gt=0, description="How long one endpoint or deployment operation may take on Azure ML."
+    )
     dataset_name: str = Field("diabetes_ds", description="Training data asset name (DATASET_NAME).")
     dataset_version: str = Field("latest", description="Training data asset version (DATASET_VERSION).")
     datastore_name: str | None = Field(None, description="Datastore of the training data; unset = workspace default.")
@@ -167,6 +187,12 @@ class Settings(BaseSettings):
     )
     azureml_emulator_port: int = Field(
         5830, ge=1, le=65535, description="Port of the local Azure ML emulator on 127.0.0.1."
+    )
+    azureml_emulator_endpoint_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="First port of the emulator's online endpoints (one each, upward); unset: the emulator's port + 1.",
     )
     azureml_poll_seconds: float | None = Field(
         None, gt=0, description="Seconds between job status checks. Unset: 10 on Azure, 0.5 with the emulator."
@@ -181,7 +207,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("endpoint_name")
+    @field_validator("endpoint_name", "aml_batch_endpoint_name")
     @classmethod
     def _endpoint_name(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]", value):

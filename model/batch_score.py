@@ -23,6 +23,7 @@ from model.errors import DataValidationError
 from model.score import EnvironmentMismatchError, environment_problems, find_model
 
 SCORE_COLUMN = "score"
+FILE_COLUMN = "file"
 
 model: Any = None
 
@@ -34,12 +35,21 @@ def init() -> None:
 
 
 def run(mini_batch: pd.DataFrame | list[str]) -> pd.DataFrame:
-    """Score a mini-batch: its rows with a `score` column appended."""
+    """Score a mini-batch: its rows with a `score` column appended.
+
+    A file mini-batch's rows also start with a `file` column, the name of the file each came from:
+    Azure ML's `append_row` output mixes mini-batches in whatever order they finish, and this is how
+    each row is traced back to its input (and a file with no rows to a failed mini-batch).
+    """
     if isinstance(mini_batch, list):
-        frames = [read_csv(Path(path), FEATURES, allow_extra=True) for path in mini_batch]
-        if not frames:
+        if not mini_batch:
             raise DataValidationError("the mini-batch holds no files")
-        mini_batch = pd.concat(frames, ignore_index=True)
+        frames = []
+        for path in mini_batch:
+            scored = score_frame(read_csv(Path(path), FEATURES, allow_extra=True), model, source=Path(path).name)
+            scored.insert(0, FILE_COLUMN, Path(path).name)
+            frames.append(scored)
+        return pd.concat(frames, ignore_index=True)
     return score_frame(mini_batch, model, source="mini-batch")
 
 

@@ -176,6 +176,28 @@ def score_in_parallel(
     return results, failures
 
 
+@task(
+    name="score-with-batch-job",
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
+def score_with_batch_job(
+    backend: Backend, model: ModelVersion, batches: list[MiniBatch], work: Path, parallelism: int, error_threshold: int
+) -> tuple[list[MiniBatchResult], dict[int, str]]:
+    """Score every mini-batch in one batch job of the platform (a retry re-attaches to the same job)."""
+    progress = cast(
+        UUID, create_progress_artifact(0.0, key="batch-progress", description=f"{len(batches)} mini-batches")
+    )
+    results, failures = backend.batch.run_job(
+        model, batches, work, parallelism=parallelism, error_threshold=error_threshold
+    )
+    update_progress_artifact(progress, 100.0)
+    get_run_logger().info("batch job: %d mini-batch(es) scored, %d failed", len(results), len(failures))
+    return results, failures
+
+
 @task(name="assemble-output", cache_policy=NO_CACHE)
 def assemble_output(backend: Backend, results: list[MiniBatchResult], columns: list[str], out: Path) -> Path:
     """Write the scored rows once, in input order, as one CSV (features + `score`)."""

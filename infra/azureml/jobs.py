@@ -167,7 +167,9 @@ class AzureMLJobs:
                 )
         return f"azureml:{name}:{version}"
 
-    def _wait(self, name: str, timeout: float) -> str:
+    def _wait(
+        self, name: str, timeout: float, what: str = "training job", setting: str = "MLOPS_TRAIN_TIMEOUT_SECONDS"
+    ) -> str:
         deadline = time.monotonic() + timeout
         last = None
         while True:
@@ -179,11 +181,11 @@ class AzureMLJobs:
                 return status
             if time.monotonic() > deadline:
                 self.client.jobs.begin_cancel(name).result()
-                msg = f"training job {name} ran past {timeout:g} s (MLOPS_TRAIN_TIMEOUT_SECONDS) and was canceled"
+                msg = f"{what} {name} ran past {timeout:g} s ({setting}) and was canceled"
                 raise JobFailedError(msg)
             time.sleep(self.poll_seconds)
 
-    def _failure(self, name: str, status: str) -> str:
+    def _failure(self, name: str, status: str, what: str = "training job") -> str:
         """The job's own error (run history's, as `jobs.stream` reports it) and the tail of its user log."""
         error = f"the job ended {status}"
         with contextlib.redirect_stdout(io.StringIO()):
@@ -198,7 +200,7 @@ class AzureMLJobs:
             self.client.jobs.download(name, download_path=str(folder))
             log = folder / "artifacts" / "user_logs" / "std_log.txt"
             tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-10:])
-        return f"training job {name} {status.lower()}: {error}" + (
+        return f"{what} {name} {status.lower()}: {error}" + (
             f"\nlast lines of its user_logs/std_log.txt:\n{tail}" if tail else ""
         )
 

@@ -1,4 +1,4 @@
-"""python -m infra.azureml_emulator --home DIR --port PORT [--workspace SUB/RG/WS ...] [--max-jobs N]"""
+"""python -m infra.azureml_emulator --home DIR --port PORT [--workspace SUB/RG/WS ...] [--max-jobs N] [--endpoint-port P]"""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ def main() -> None:
         "--workspace", action="append", default=[], help="subscription/resource-group/workspace it holds"
     )
     parser.add_argument("--max-jobs", type=int, default=2, help="jobs run at once (the rest queue)")
+    parser.add_argument("--endpoint-port", type=int, help="first port of online endpoints' servers (default PORT+1)")
     args = parser.parse_args()
     shutdown_on_signals()
     with contextlib.suppress(KeyboardInterrupt):
-        serve(args.home.resolve(), args.port, args.workspace, max_jobs=args.max_jobs)
+        serve(args.home.resolve(), args.port, args.workspace, max_jobs=args.max_jobs, endpoint_port=args.endpoint_port)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,12 @@ MODULE = "infra.azureml_emulator"
 
 
 class EmulatorProcess:
-    def __init__(self, home: Path, port: int, workspaces: list[str], *, max_jobs: int = 2) -> None:
+    def __init__(
+        self, home: Path, port: int, workspaces: list[str], *, max_jobs: int = 2, endpoint_port: int | None = None
+    ) -> None:
         self.home = home
         self.port = port
+        self.endpoint_port = endpoint_port or port + 1
         self.workspaces = workspaces
         self.max_jobs = max_jobs
 
@@ -34,7 +37,13 @@ class EmulatorProcess:
     def from_settings(cls, settings: Settings, *, max_jobs: int = 2) -> EmulatorProcess:
         subscription = settings.azure_subscription_id or "00000000-0000-0000-0000-000000000000"
         scope = f"{subscription}/{settings.azure_resource_group}/{settings.azure_workspace_name}"
-        return cls(settings.emulator_dir, settings.azureml_emulator_port, [scope], max_jobs=max_jobs)
+        return cls(
+            settings.emulator_dir,
+            settings.azureml_emulator_port,
+            [scope],
+            max_jobs=max_jobs,
+            endpoint_port=settings.azureml_emulator_endpoint_port,
+        )
 
     @property
     def url(self) -> str:
@@ -59,7 +68,7 @@ class EmulatorProcess:
             return self.url
         ensure_certificates(self.home / "tls")
         command = [sys.executable, "-m", MODULE, "--home", str(self.home), "--port", str(self.port)]
-        command += ["--max-jobs", str(self.max_jobs)]
+        command += ["--max-jobs", str(self.max_jobs), "--endpoint-port", str(self.endpoint_port)]
         for scope in self.workspaces:
             command += ["--workspace", scope]
         code_root = str(Path(infra.__file__).resolve().parents[1])

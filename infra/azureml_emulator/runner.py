@@ -184,27 +184,6 @@ class JobRunner:
         self.store.set_status(scope, name, "Failed", ended=now(), error=error)
 
     # ---- files in and out ----
-    def _blob_folder(self, container: str, prefix: str, target: Path, *, single: bool = False) -> Path:
-        """Copy the blobs under `prefix` into `target`; a single blob (`single`) becomes the file `target/<its name>`."""
-        if single:
-            data = self.emulator.blobs.read(container, prefix)
-            if data is None:
-                raise JobFailure(f"input file {container}/{prefix} does not exist in the datastore")
-            target.mkdir(parents=True, exist_ok=True)
-            path = target / Path(prefix).name
-            path.write_bytes(data)
-            return path
-        prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
-        found = self.store.list_blobs(container, prefix)
-        if not found:
-            raise JobFailure(f"input folder {container}/{prefix} is empty or does not exist")
-        for blob, _ in found:
-            destination = target / blob[len(prefix) :]
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            data = self.emulator.blobs.read(container, blob)
-            destination.write_bytes(data or b"")
-        return target
-
     def _materialise_code(self, scope: str, properties: dict[str, Any], target: Path) -> Path:
         target.mkdir(parents=True)
         code_id = properties.get("codeId")
@@ -214,23 +193,8 @@ class JobRunner:
         body = self.store.get_asset(scope, *reference) if reference else None
         if body is None:
             raise JobFailure(f"code {code_id} does not exist")
-        container, prefix = self._blob_location(str(body["properties"]["codeUri"]))
-        return self._blob_folder(container, prefix, target)
-
-    def _blob_location(self, uri: str) -> tuple[str, str]:
-        """(container, path) of an https blob URL on this emulator or of an azureml:// datastore path."""
-        datastore = _DATASTORE_PATH.fullmatch(uri)
-        if datastore:
-            container = _CONTAINERS.get(datastore["store"])
-            if container is None:
-                raise JobFailure(f"datastore {datastore['store']!r} of {uri} does not exist")
-            return container, datastore["path"]
-        base = self.emulator.blob_base + "/"
-        bare = uri.split("?", 1)[0].replace(":443/", "/")
-        if not bare.startswith(base):
-            raise JobFailure(f"{uri} is not storage of this emulator")
-        container, _, path = bare[len(base) :].partition("/")
-        return container, path
+        container, prefix = blob_location(self.emulator, str(body["properties"]["codeUri"]))
+        return copy_blobs(self.emulator, container, prefix, target)
 
     def _materialise_inputs(self, scope: str, properties: dict[str, Any], folder: Path) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -246,8 +210,8 @@ class JobRunner:
                 if asset is None:
                     raise JobFailure(f"input {name!r}: data asset {uri} does not exist")
                 uri = str(asset["properties"]["dataUri"])
-            container, path = self._blob_location(uri)
-            values[name] = self._blob_folder(container, path, folder / name, single=kind == "uri_file")
+            container, path = blob_location(self.emulator, uri)
+            values[name] = copy_blobs(self.emulator, container, path, folder / name, single=kind == "uri_file")
         return values
 
     def _upload_folder(self, folder: Path, container: str, prefix: str) -> None:
@@ -269,6 +233,43 @@ class JobRunner:
             self._upload_folder(folder, container, prefix)
             body["properties"]["outputs"][output]["uri"] = uri
         self.store.update_job_body(scope, name, body)
+
+
+def blob_location(emulator: Emulator, uri: str) -> tuple[str, str]:
+    """(container, path) of an https blob URL on this emulator or of an azureml:// datastore path."""
+    datastore = _DATASTORE_PATH.fullmatch(uri)
+    if datastore:
+        container = _CONTAINERS.get(datastore["store"])
+        if container is None:
+            raise JobFailure(f"datastore {datastore['store']!r} of {uri} does not exist")
+        return container, datastore["path"]
+    base = emulator.blob_base + "/"
+    bare = uri.split("?", 1)[0].replace(":443/", "/")
+    if not bare.startswith(base):
+        raise JobFailure(f"{uri} is not storage of this emulator")
+    container, _, path = bare[len(base) :].partition("/")
+    return container, path
+
+
+def copy_blobs(emulator: Emulator, container: str, prefix: str, target: Path, *, single: bool = False) -> Path:
+    """Copy the blobs under `prefix` into `target`; a single blob (`single`) becomes the file `target/<its name>`."""
+    if single:
+        data = emulator.blobs.read(container, prefix)
+        if data is None:
+            raise JobFailure(f"input file {container}/{prefix} does not exist in the datastore")
+        target.mkdir(parents=True, exist_ok=True)
+        path = target / Path(prefix).name
+        path.write_bytes(data)
+        return path
+    prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+    found = emulator.store.list_blobs(container, prefix)
+    if not found:
+        raise JobFailure(f"input folder {container}/{prefix} is empty or does not exist")
+    for blob, _ in found:
+        destination = target / blob[len(prefix) :]
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(emulator.blobs.read(container, blob) or b"")
+    return target
 
 
 def _clean_environment() -> dict[str, str]:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from infra.azureml_emulator import resources
+from infra.azureml_emulator import endpoints, resources
 from infra.azureml_emulator.blobs import BlobService
 from infra.azureml_emulator.resources import ArmError, Context
 from infra.azureml_emulator.store import Store
@@ -51,9 +51,10 @@ _MAX_BODY = 512 * 1024 * 1024
 class Emulator:
     """The state and services behind the server: one folder, `home`."""
 
-    def __init__(self, home: Path, port: int) -> None:
+    def __init__(self, home: Path, port: int, *, endpoint_port: int | None = None) -> None:
         self.home = home
         self.port = port
+        self.endpoint_port = endpoint_port or port + 1  # online endpoints' servers: this port and up
         self.store = Store(home / "state.db")
         self.blobs = BlobService(home / "blobs", self.store)
         self.base_url = f"https://127.0.0.1:{port}"
@@ -80,6 +81,7 @@ def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
 
 
 resources.register(route)
+endpoints.register(route)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -207,12 +209,12 @@ class _Server(ThreadingHTTPServer):
         super().finish_request(connection, client_address)
 
 
-def serve(home: Path, port: int, workspaces: list[str], *, max_jobs: int = 2) -> None:
+def serve(home: Path, port: int, workspaces: list[str], *, max_jobs: int = 2, endpoint_port: int | None = None) -> None:
     """Serve until SIGTERM/SIGINT: create the certificates and workspaces, re-queue interrupted jobs, run jobs."""
     from infra.azureml_emulator.runner import JobRunner
 
     ensure_certificates(home / "tls")
-    emulator = Emulator(home, port)
+    emulator = Emulator(home, port, endpoint_port=endpoint_port)
     for scope in workspaces:
         emulator.store.add_workspace(scope)
     requeued = emulator.store.requeue_interrupted()
@@ -223,11 +225,15 @@ def serve(home: Path, port: int, workspaces: list[str], *, max_jobs: int = 2) ->
     server = _Server(emulator, context)
     runner = JobRunner(emulator, slots=max_jobs)
     runner.start()
+    started = endpoints.start_endpoints(emulator)
+    if started:
+        print(f"online endpoints serving again: {', '.join(started)}", flush=True)  # noqa: T201 - its log
     print(f"Azure ML emulator serving {emulator.base_url} from {home}", flush=True)  # noqa: T201 - its log
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         runner.stop()
+        endpoints.stop_endpoints(emulator)
         server.server_close()
 
 

@@ -138,6 +138,27 @@ class Store:
             )
         return [json.loads(row[0]) for row in rows]
 
+    def delete_asset(self, scope: str, kind: str, name: str, version: str = "") -> bool:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM assets WHERE scope = ? AND kind = ? AND name = ? AND version = ?",
+                (scope, kind, name, version),
+            )
+        return cursor.rowcount > 0
+
+    def all_assets(self, kind: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """(scope, name, body) of every resource of `kind` in every workspace (online endpoints at start, say)."""
+        rows = self.query(
+            "SELECT scope, name, body FROM assets WHERE kind = ? AND version = '' ORDER BY scope, name", (kind,)
+        )
+        return [(str(scope), str(name), json.loads(body)) for scope, name, body in rows]
+
+    def delete_workspace(self, scope: str) -> None:
+        """Forget a workspace and everything in it (jobs and assets); blobs stay, as a storage account outlives it."""
+        with self.transaction() as db:
+            for table in ("workspaces", "assets", "jobs"):
+                db.execute(f"DELETE FROM {table} WHERE scope = ?", (scope,))
+
     # ---- jobs ----
     def get_job(self, scope: str, name: str) -> dict[str, Any] | None:
         rows = self.query(

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from infra.backend import MiniBatch, MiniBatchResult, ModelVersion
+from infra.errors import BackendError
 from model import batch_score
 from model.data import FEATURES
 from model.errors import DataValidationError
@@ -32,6 +33,8 @@ _BINARY = pa.large_binary()
 
 class LocalBatch:
     """Plans and scores mini-batches in this process; models are loaded once and shared by threads."""
+
+    remote = False
 
     def __init__(self) -> None:
         self._models: dict[str, Any] = {}
@@ -64,6 +67,17 @@ class LocalBatch:
         part = work / f"part-{batch.index:06d}.csv"
         rows_out = _write_part(data, scored, part)
         return MiniBatchResult(index=batch.index, rows_in=len(frame), rows_out=rows_out, part=part)
+
+    def run_job(
+        self,
+        model: ModelVersion,  # noqa: ARG002
+        batches: list[MiniBatch],  # noqa: ARG002
+        work: Path,  # noqa: ARG002
+        *,
+        parallelism: int,  # noqa: ARG002
+        error_threshold: int,  # noqa: ARG002
+    ) -> tuple[list[MiniBatchResult], dict[int, str]]:
+        raise BackendError("the local backend has no batch jobs: the flow scores each mini-batch (score)")
 
     def count_rows(self, batch: MiniBatch) -> int:
         return _read(batch).count(b"\n")  # lines: a failed mini-batch may not parse into rows

@@ -42,7 +42,13 @@ class Emulated:
     def restart(self, *, max_jobs: int) -> None:
         """Stop the emulator and start it again (same state, same port) running `max_jobs` jobs at once."""
         self.process.stop()
-        self.process = EmulatorProcess(self.process.home, self.process.port, self.process.workspaces, max_jobs=max_jobs)
+        self.process = EmulatorProcess(
+            self.process.home,
+            self.process.port,
+            self.process.workspaces,
+            max_jobs=max_jobs,
+            endpoint_port=self.process.endpoint_port,
+        )
         self.process.start()
 
 
@@ -52,6 +58,7 @@ def start_emulated(home: Path, monkeypatch: pytest.MonkeyPatch, *, max_jobs: int
         "MLOPS_BACKEND": "azureml",
         "MLOPS_AZUREML_EMULATOR": "1",
         "MLOPS_AZUREML_EMULATOR_PORT": str(free_port()),
+        "MLOPS_AZUREML_EMULATOR_ENDPOINT_PORT": str(free_port()),
         "MLOPS_AZUREML_POLL_SECONDS": "0.2",
     }
     for name, value in env.items():

@@ -23,14 +23,32 @@ class EndpointRefusedError(BackendError):
 class LocalEndpoints:
     """Endpoints under `root` (normally `<home>/endpoints`), each served on 127.0.0.1:`port`."""
 
-    def __init__(self, root: Path, *, port: int, max_body_bytes: int = 1 << 20, start_timeout: float = 60) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        port: int,
+        max_body_bytes: int = 1 << 20,
+        start_timeout: float = 60,
+        tls: tuple[Path, Path] | None = None,
+        port_variable: str = "MLOPS_ENDPOINT_PORT",
+    ) -> None:
         self.root = root
         self.port = port
         self.max_body_bytes = max_body_bytes
         self.start_timeout = start_timeout
+        self.tls = tls
+        self.port_variable = port_variable
 
     def process(self, name: str) -> EndpointProcess:
-        return EndpointProcess(self.root / name, name=name, port=self.port, max_body_bytes=self.max_body_bytes)
+        return EndpointProcess(
+            self.root / name,
+            name=name,
+            port=self.port,
+            max_body_bytes=self.max_body_bytes,
+            tls=self.tls,
+            port_variable=self.port_variable,
+        )
 
     def ensure(self, name: str) -> EndpointState:
         self.process(name).start(self.start_timeout)
@@ -58,6 +76,11 @@ class LocalEndpoints:
 
     def remove_deployment(self, name: str, deployment: str) -> EndpointState:
         return self._manage(name, "DELETE", f"deployments/{deployment}", None)
+
+    def set_mirror(self, name: str, mirror: dict[str, int]) -> dict[str, int]:
+        """Copy a share of unpinned requests to deployments taking no traffic; return the mirror shares now set."""
+        answer: dict[str, int] = self._request(name, "PUT", "mirror", mirror).get("mirror", {})
+        return answer
 
     def invoke(
         self, name: str, body: bytes, *, deployment: str | None = None, headers: dict[str, str] | None = None
@@ -91,6 +114,13 @@ class LocalEndpoints:
         return self._manage(name, "GET", "state", None)
 
     def _manage(self, name: str, method: str, path: str, payload: Any) -> EndpointState:
+        state = self._request(name, method, path, payload)
+        deployments = {
+            n: DeploymentInfo(model=d["model"], traffic=d["traffic"]) for n, d in state["deployments"].items()
+        }
+        return EndpointState(name=name, url=self.process(name).url(), running=True, deployments=deployments)
+
+    def _request(self, name: str, method: str, path: str, payload: Any) -> dict[str, Any]:
         process = self.process(name)
         if not process.running():
             raise MissingResourceError(f"endpoint {name!r} is not running (start it with `mlops deploy`)")
@@ -105,8 +135,5 @@ class LocalEndpoints:
             raise MissingResourceError(response.json().get("error", response.text))
         if response.status_code != 200:
             raise EndpointRefusedError(f"endpoint {name!r}: {response.json().get('error', response.text)}")
-        state = response.json()
-        deployments = {
-            n: DeploymentInfo(model=d["model"], traffic=d["traffic"]) for n, d in state["deployments"].items()
-        }
-        return EndpointState(name=name, url=url, running=True, deployments=deployments)
+        answer: dict[str, Any] = response.json()
+        return answer

@@ -27,9 +27,20 @@ class EndpointProcess:
     """The server process of one endpoint folder."""
 
     def __init__(
-        self, folder: Path, *, name: str, port: int, max_body_bytes: int, python: str = sys.executable
+        self,
+        folder: Path,
+        *,
+        name: str,
+        port: int,
+        max_body_bytes: int,
+        python: str = sys.executable,
+        tls: tuple[Path, Path] | None = None,
+        port_variable: str = "MLOPS_ENDPOINT_PORT",
     ) -> None:
+        """`tls` (certificate, key) makes the server answer HTTPS instead of HTTP."""
         self.folder = folder
+        self.tls = tls
+        self.port_variable = port_variable
         self.name = name
         self.port = port
         self.max_body_bytes = max_body_bytes
@@ -55,7 +66,11 @@ class EndpointProcess:
         """The running server's base URL (its recorded port), else the configured one."""
         recorded = self.folder / "server.json"
         port = json.loads(recorded.read_text())["port"] if recorded.is_file() and self.pid() else self.port
-        return f"http://127.0.0.1:{port}"
+        return f"{self.scheme}://127.0.0.1:{port}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     def pid(self) -> int | None:
         """The pid of this folder's live server, or None (a stale pid file is ignored)."""
@@ -72,6 +87,8 @@ class EndpointProcess:
         self.keys()
         command = [self.python, "-m", SERVER_MODULE, "--dir", str(self.folder), "--port", str(self.port)]
         command += ["--name", self.name, "--max-body-bytes", str(self.max_body_bytes)]
+        if self.tls:
+            command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         code_root = str(Path(infra.__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
         pid = spawn_detached(command, env, self.log)
@@ -83,10 +100,10 @@ class EndpointProcess:
     def _wait_until_up(self, pid: int, timeout: float) -> None:
         await_start(
             pid,
-            lambda: _answers(f"http://127.0.0.1:{self.port}", pid),
+            lambda: _answers(f"{self.scheme}://127.0.0.1:{self.port}", pid),
             what=f"endpoint {self.name!r}",
             log=self.log,
-            hint="port taken? set MLOPS_ENDPOINT_PORT",
+            hint=f"port taken? set {self.port_variable}",
             timeout=timeout,
             stop_on_timeout=True,
         )

@@ -10,13 +10,18 @@ It behaves like an Azure ML managed online endpoint:
     PUT  /management/deployments/<name>   {"bundle": "<folder>"}: load a bundle (at 0 % traffic)
     DELETE /management/deployments/<name> remove a deployment that takes no traffic
     PUT  /management/traffic     {"blue": 90, "green": 10}: weights summing to 100 (or all 0)
+    PUT  /management/mirror      {"green": 20}: also send a copy of 20 % of unpinned requests to green
+                                 (its answers are logged and dropped, as Azure ML's mirror traffic)
 
 Management never needs a restart; the state is saved to `state.json` and reloaded at start. Every
 request logs one JSON line (request id, traceparent, deployment, predictions, latency) to stdout,
 flushed five times a second.
 Bad requests get a 4xx JSON error naming the problem; the server keeps serving.
 
-    python -m infra.local.endpoint.server --dir DIR --port PORT [--max-body-bytes N]
+    python -m infra.local.endpoint.server --dir DIR --port PORT [--max-body-bytes N] [--tls-cert F --tls-key F]
+
+A bundle's `bundle.json` may name its scoring script (`"scoring_script"`, relative to `code/`;
+default `score.py`), as an Azure ML deployment's `code_configuration` does.
 """
 
 from __future__ import annotations
@@ -81,8 +86,10 @@ def load_bundle(name: str, bundle: Path) -> Deployment:
         HttpError: 422 when the bundle is incomplete; 409 when `init()` refuses it (for example an
             environment mismatch), with init's own message.
     """
-    script, model_dir, manifest = bundle / "code" / "score.py", bundle / "model", bundle / "bundle.json"
-    missing = [str(p) for p in (script, model_dir, manifest) if not p.exists()]
+    model_dir, manifest_file = bundle / "model", bundle / "bundle.json"
+    manifest: dict[str, Any] = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+    script = bundle / "code" / str(manifest.get("scoring_script") or "score.py")
+    missing = [str(p) for p in (script, model_dir, manifest_file) if not p.exists()]
     if missing:
         raise HttpError(422, f"bundle {bundle} is incomplete: missing {', '.join(missing)}")
     spec = importlib.util.spec_from_file_location(f"mlops_deployment_{name}_{next(_module_ids)}", script)
@@ -101,7 +108,7 @@ def load_bundle(name: str, bundle: Path) -> Deployment:
             os.environ.pop("AZUREML_MODEL_DIR", None)
         else:
             os.environ["AZUREML_MODEL_DIR"] = previous
-    model = json.loads(manifest.read_text()).get("model", "unknown")
+    model = str(manifest.get("model", "unknown"))
     return Deployment(name=name, model=model, bundle=str(bundle), module=module)
 
 
@@ -117,6 +124,7 @@ class EndpointApp:
         self._admin_key = f"Bearer {keys['admin']}".encode()
         self.deployments: dict[str, Deployment] = {}
         self.traffic: dict[str, int] = {}
+        self.mirror: dict[str, int] = {}
         self._names: list[str] = []
         self._bounds: list[int] = []
         self._swagger = b""
@@ -132,6 +140,7 @@ class EndpointApp:
         for name, entry in saved["deployments"].items():
             self.deployments[name] = load_bundle(name, Path(entry["bundle"]))
         self._apply_traffic(saved["traffic"])
+        self.mirror = {n: p for n, p in saved.get("mirror", {}).items() if n in self.deployments}
 
     def _apply_traffic(self, traffic: dict[str, int]) -> None:
         names = [n for n in sorted(traffic) if traffic[n] > 0]
@@ -145,6 +154,7 @@ class EndpointApp:
         state = {
             "deployments": {n: {"bundle": d.bundle, "model": d.model} for n, d in self.deployments.items()},
             "traffic": self.traffic,
+            "mirror": self.mirror,
         }
         temporary = self.state_dir / f".{STATE_FILE}.{os.getpid()}"
         temporary.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
@@ -155,7 +165,7 @@ class EndpointApp:
             n: {"model": d.model, "traffic": self.traffic.get(n, 0), "bundle": d.bundle}
             for n, d in self.deployments.items()
         }
-        return {"name": self.name, "deployments": deployments}
+        return {"name": self.name, "deployments": deployments, "mirror": self.mirror}
 
     # ---- ASGI ----
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -229,6 +239,8 @@ class EndpointApp:
             "predictions": predictions,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }
+        if scope.get("mirror"):
+            line["mirror"] = True
         self._out.write(orjson.dumps(line).decode() + "\n")  # flushed by _schedule_flush
 
     async def _route(
@@ -261,17 +273,40 @@ class EndpointApp:
         self, headers: dict[bytes, bytes], receive: Receive
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]], str, int]:
         self._authorize(headers, self._scoring_keys, "a scoring key")
-        deployment = self._pick(headers.get(b"azureml-model-deployment"))
+        pinned = headers.get(b"azureml-model-deployment")
+        deployment = self._pick(pinned)
         body = await self._read_body(headers, receive)
         try:
             text = body.decode()
         except UnicodeDecodeError:
             raise HttpError(400, "the body is not UTF-8 text") from None
+        if not pinned:
+            self._maybe_mirror(text, headers)
         try:
             answer = deployment.module.run(text)
         except ValueError as exc:  # the scoring contract: bad input is a ValueError
             raise HttpError(400, str(exc)) from None
         return 200, orjson.dumps(answer), _JSON, deployment.name, len(answer.get("result", ()))
+
+    def _maybe_mirror(self, text: str, headers: dict[bytes, bytes]) -> None:
+        """Send a copy of the request to each mirror deployment, at its percentage; the answer is only logged."""
+        for name, percent in self.mirror.items():
+            target = self.deployments.get(name)
+            if target is not None and random.random() * 100 < percent:
+                asyncio.get_running_loop().create_task(self._shadow(target, text, headers))
+
+    async def _shadow(self, target: Deployment, text: str, headers: dict[bytes, bytes]) -> None:
+        started = time.perf_counter()
+        try:
+            answer = await asyncio.to_thread(target.module.run, text)
+            status, predictions = 200, len(answer.get("result", ()))
+        except ValueError:
+            status, predictions = 400, 0
+        except Exception:  # noqa: BLE001 - a shadow's failure is logged, never answered
+            traceback.print_exc()
+            status, predictions = 500, 0
+        scope = {"method": "POST", "path": "/score", "mirror": True}
+        self._log(scope, headers, uuid.uuid4().hex, status, target.name, predictions, started)
 
     def _pick(self, pinned: bytes | None) -> Deployment:
         if pinned:
@@ -322,6 +357,9 @@ class EndpointApp:
         if path == "traffic" and method == "PUT":
             self._set_traffic(_json_object(body))
             return self.describe()
+        if path == "mirror" and method == "PUT":
+            self._set_mirror(_json_object(body))
+            return self.describe()
         if path.startswith("deployments/"):
             name = path.removeprefix("deployments/")
             if method == "PUT":
@@ -356,6 +394,7 @@ class EndpointApp:
                 409, f"deployment {name!r} takes {self.traffic[name]} % of traffic; move its traffic before removing it"
             )
         del self.deployments[name]
+        self.mirror.pop(name, None)
         self._apply_traffic(self.traffic)
         self._save()
 
@@ -374,6 +413,22 @@ class EndpointApp:
                 f"traffic weights must sum to 100 (or 0 to stop all traffic), got {sum(traffic.values())} ({traffic})",
             )
         self._apply_traffic({name: traffic.get(name, 0) for name in self.deployments})
+        self.mirror = {n: p for n, p in self.mirror.items() if self.traffic.get(n, 0) == 0}
+        self._save()
+
+    def _set_mirror(self, mirror: dict[str, Any]) -> None:
+        """Azure ML's rules: a mirror target takes no live traffic, and mirrors at most 50 % of requests."""
+        unknown = sorted(set(mirror) - set(self.deployments))
+        if unknown:
+            raise HttpError(422, f"mirror traffic names unknown deployment(s) {', '.join(unknown)}")
+        if any(type(v) is not int or not 0 <= v <= 50 for v in mirror.values()):
+            raise HttpError(422, f"mirror traffic must be whole percentages from 0 to 50, got {mirror}")
+        live = sorted(n for n, v in mirror.items() if v > 0 and self.traffic.get(n, 0) > 0)
+        if live:
+            raise HttpError(
+                422, f"deployment(s) {', '.join(live)} take live traffic and cannot also receive mirror traffic"
+            )
+        self.mirror = {n: v for n, v in mirror.items() if v > 0}
         self._save()
 
 
@@ -404,6 +459,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", default="endpoint")
     parser.add_argument("--max-body-bytes", type=int, default=1 << 20)
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM) ...")
+    parser.add_argument("--tls-key", type=Path, help="... and this key")
     args = parser.parse_args(argv)
     app = EndpointApp(args.dir, name=args.name, max_body_bytes=args.max_body_bytes)
     config = uvicorn.Config(
@@ -415,6 +472,8 @@ def main(argv: list[str] | None = None) -> None:
         lifespan="on",
         access_log=False,
         log_level="warning",
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
     )
     uvicorn.Server(config).run()
 

@@ -1,0 +1,256 @@
+"""Batch scoring on Azure ML: a batch endpoint whose model deployment runs `model/batch_score.py`.
+
+The flow plans mini-batches exactly as on the local backend (byte ranges of whole lines). Here each
+mini-batch becomes one file, `part-<index>.csv`, of a `uri_folder` data asset on the workspace's
+blob datastore, and the deployment takes one file per mini-batch (`mini_batch_size=1`), so our
+rows-per-mini-batch setting, the error threshold (failed mini-batches) and the retries mean the
+same on both backends. Parallelism is the deployment's `max_concurrency_per_instance`.
+
+`run_job` invokes the endpoint with that folder (`Input(type=uri_folder)`), waits for the batch
+job (`jobs.get`, re-attaching by name if the task is retried), downloads its `score` output and
+log, and splits the `append_row` output (rows tagged with their file by `batch_score.run`) back
+into one part file per mini-batch, in input order, so the flow reconciles and assembles it as
+it does local results. A mini-batch with no rows in the output is a failed one, with the error
+the job's log gives for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from azure.ai.ml import Input, MLClient
+from azure.ai.ml.constants import AssetTypes
+from azure.ai.ml.entities import Data
+from azure.core.exceptions import ResourceNotFoundError
+
+from infra.azureml import entities
+from infra.azureml.client import translated
+from infra.azureml.endpoints import AzureMLPackages, ensure_environment, model_id
+from infra.azureml.jobs import AzureMLJobs
+from infra.backend import MiniBatch, MiniBatchResult, ModelVersion
+from infra.errors import BackendError, JobFailedError
+from infra.local.batch import LocalBatch
+from infra.local.registry import folder_sha256
+from infra.settings import Settings
+
+_log = logging.getLogger(__name__)
+_FAILED = re.compile(r"^mini-batch \d+ \[(?P<files>[^\]]*)\] failed[^:]*: (?P<error>.*)$")
+_PART = re.compile(r"part-(\d{6})\.csv")
+_LINES = LocalBatch()
+
+
+class AzureMLBatch:
+    """Plans and assembles as the local backend does; a batch job on Azure ML scores (`remote`)."""
+
+    remote = True
+
+    def __init__(self, client: MLClient, settings: Settings, packages: AzureMLPackages, jobs: AzureMLJobs) -> None:
+        self.client = client
+        self.settings = settings
+        self.packages = packages
+        self.jobs = jobs
+        self.local = LocalBatch()
+        self.yaml = settings.home / "azureml" / "yaml"
+
+    def plan(self, files: list[Path], rows_per_batch: int) -> list[MiniBatch]:
+        return self.local.plan(files, rows_per_batch)
+
+    def count_rows(self, batch: MiniBatch) -> int:
+        return self.local.count_rows(batch)
+
+    def assemble(self, results: list[MiniBatchResult], columns: list[str], out: Path) -> int:
+        return self.local.assemble(results, columns, out)
+
+    def score(self, model: ModelVersion, batch: MiniBatch, work: Path) -> MiniBatchResult:  # noqa: ARG002 - the protocol's
+        raise BackendError("on Azure ML a batch job scores the mini-batches: use run_job")
+
+    def run_job(
+        self, model: ModelVersion, batches: list[MiniBatch], work: Path, *, parallelism: int, error_threshold: int
+    ) -> tuple[list[MiniBatchResult], dict[int, str]]:
+        """Score every mini-batch in one batch job; return the results and each failed mini-batch's error."""
+        folder = _write_inputs(batches, work / "azureml-input")
+        data = self._upload(folder)
+        deployment = self._ensure_deployment(model, parallelism, error_threshold)
+        name = _job_name(model, data, deployment, work)
+        self._invoke(name, deployment, data)
+        status = self.jobs._wait(
+            name, self.settings.aml_batch_timeout_seconds, what="batch job", setting="MLOPS_AML_BATCH_TIMEOUT_SECONDS"
+        )
+        if status != "Completed":
+            raise JobFailedError(self.jobs._failure(name, status, what="batch job"))
+        predictions, log = self._download(name, work / "azureml-job")
+        return _split(predictions, log, batches, work)
+
+    # ---- steps ----
+    def _upload(self, folder: Path) -> str:
+        """The mini-batch files as a data asset (created once per content); its datastore URI."""
+        name, version = self.settings.scoring_dataset_name, folder_sha256(folder)[:16]
+        with translated(self.settings, f"uploading the batch input as {name}:{version}"):
+            try:
+                asset = self.client.data.get(name, version=version)
+            except ResourceNotFoundError:
+                asset = self.client.data.create_or_update(
+                    Data(name=name, version=version, path=str(folder), type=AssetTypes.URI_FOLDER)
+                )
+                _log.info("uploaded the batch input as data asset %s:%s", name, version)
+        return str(asset.path)
+
+    def _ensure_deployment(self, model: ModelVersion, parallelism: int, error_threshold: int) -> str:
+        settings = self.settings
+        endpoint_name = settings.aml_batch_endpoint_name
+        deployment_name = _deployment_name(model)
+        with translated(settings, f"preparing batch endpoint {endpoint_name}"):
+            try:
+                self.client.compute.get(settings.aml_compute_cluster_name_scoring)
+            except ResourceNotFoundError:
+                cluster = entities.compute_cluster(settings, scoring=True)
+                entities.write_yaml(cluster, self.yaml, "compute")
+                self.client.compute.begin_create_or_update(cluster).result(timeout=settings.aml_deploy_timeout_seconds)
+                _log.info("created compute cluster %s (min 0 nodes)", cluster.name)
+            try:
+                endpoint = self.client.batch_endpoints.get(endpoint_name)
+            except ResourceNotFoundError:
+                endpoint = entities.batch_endpoint(settings)
+                entities.write_yaml(endpoint, self.yaml, "batch-endpoint")
+                endpoint = self.client.batch_endpoints.begin_create_or_update(endpoint).result(
+                    timeout=settings.aml_deploy_timeout_seconds
+                )
+                _log.info("created batch endpoint %s", endpoint_name)
+            wanted = entities.batch_deployment(
+                settings,
+                deployment_name,
+                model=f"azureml:{model.id}",
+                code=self.jobs._code_snapshot(),
+                environment=ensure_environment(self.client, settings, self.packages.build(model)),
+                parallelism=parallelism,
+                error_threshold=error_threshold,
+            )
+            if not self._same_deployment(endpoint_name, wanted, model):
+                entities.write_yaml(wanted, self.yaml, f"batch-deployment-{endpoint_name}")
+                self.client.batch_deployments.begin_create_or_update(wanted).result(
+                    timeout=settings.aml_deploy_timeout_seconds
+                )
+                _log.info("batch deployment %s/%s serves %s", endpoint_name, deployment_name, model.id)
+            if endpoint.defaults is None or endpoint.defaults.deployment_name != deployment_name:
+                endpoint = self.client.batch_endpoints.get(endpoint_name)
+                endpoint.defaults = {"deployment_name": deployment_name}
+                self.client.batch_endpoints.begin_create_or_update(endpoint).result(
+                    timeout=settings.aml_deploy_timeout_seconds
+                )
+        return deployment_name
+
+    def _same_deployment(self, endpoint: str, wanted: Any, model: ModelVersion) -> bool:
+        """Whether the deployment exists with this model and these settings (then it is not sent again)."""
+        try:
+            current = self.client.batch_deployments.get(name=wanted.name, endpoint_name=endpoint)
+        except ResourceNotFoundError:
+            return False
+        fields = ("max_concurrency_per_instance", "error_threshold", "mini_batch_size", "output_file_name")
+        retries = [(r.max_retries, r.timeout) if r else None for r in (current.retry_settings, wanted.retry_settings)]
+        return (
+            model_id(str(current.model)) == model.id
+            and all(getattr(current, f, None) == getattr(wanted, f, None) for f in fields)
+            and retries[0] == retries[1]
+        )
+
+    def _invoke(self, name: str, deployment: str, data: str) -> None:
+        with translated(self.settings, f"starting batch job {name}"):
+            try:
+                self.client.jobs.get(name)
+                _log.info("re-attaching to batch job %s", name)
+                return
+            except ResourceNotFoundError:
+                pass
+            job = self.client.batch_endpoints.invoke(
+                endpoint_name=self.settings.aml_batch_endpoint_name,
+                deployment_name=deployment,
+                inputs={"data": Input(type=AssetTypes.URI_FOLDER, path=data)},
+                job_name=name,
+                experiment_name=self.settings.aml_batch_endpoint_name,
+            )
+        _log.info("submitted batch job %s to %s/%s", job.name, self.settings.aml_batch_endpoint_name, deployment)
+
+    def _download(self, name: str, folder: Path) -> tuple[Path, str]:
+        shutil.rmtree(folder, ignore_errors=True)
+        with translated(self.settings, f"downloading batch job {name}"), contextlib.redirect_stdout(io.StringIO()):
+            self.client.jobs.download(name, download_path=str(folder), all=True)
+        found = sorted((folder / "named-outputs").rglob(entities.BATCH_OUTPUT_FILE))
+        if not found:
+            raise BackendError(f"batch job {name} completed but its output holds no {entities.BATCH_OUTPUT_FILE}")
+        log = folder / "artifacts" / "user_logs" / "std_log.txt"
+        return found[0], log.read_text(errors="replace") if log.is_file() else ""
+
+
+def _write_inputs(batches: list[MiniBatch], folder: Path) -> Path:
+    """One CSV per mini-batch: the header, then the mini-batch's lines."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for batch in batches:
+        with batch.file.open("rb") as source:
+            source.seek(batch.start)
+            data = source.read(batch.end - batch.start)
+        header = _csv_line(batch.columns)
+        (folder / f"part-{batch.index:06d}.csv").write_bytes(header + data + (b"" if data.endswith(b"\n") else b"\n"))
+    return folder
+
+
+def _csv_line(values: list[str]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue().encode()
+
+
+def _split(
+    predictions: Path, log: str, batches: list[MiniBatch], work: Path
+) -> tuple[list[MiniBatchResult], dict[int, str]]:
+    """One part file per mini-batch from the job's rows (`file,<features...>,score`), and the failed ones' errors."""
+    work.mkdir(parents=True, exist_ok=True)
+    parts: dict[int, list[bytes]] = {}
+    with predictions.open("rb") as rows:
+        for line in rows:
+            file, _, rest = line.partition(b",")
+            match = _PART.fullmatch(file.decode(errors="replace"))
+            if match is None:
+                raise BackendError(f"{predictions}: a row names no mini-batch file: {line[:120]!r}")
+            parts.setdefault(int(match.group(1)), []).append(rest if rest.endswith(b"\n") else rest + b"\n")
+    errors = {}
+    for text in log.splitlines():
+        failed = _FAILED.match(text.strip())
+        if failed:
+            for name in failed.group("files").split(", "):
+                match = _PART.fullmatch(name)
+                if match:
+                    errors[int(match.group(1))] = failed.group("error")
+    results, failures = [], {}
+    for batch in batches:
+        lines = parts.get(batch.index)
+        if lines is None:
+            failures[batch.index] = errors.get(batch.index, "the batch job wrote no rows for this mini-batch")
+            continue
+        part = work / f"part-{batch.index:06d}.csv"
+        part.write_bytes(b"".join(lines))
+        rows_in = _LINES.count_rows(batch)
+        results.append(MiniBatchResult(index=batch.index, rows_in=rows_in, rows_out=len(lines), part=part))
+    return results, failures
+
+
+def _deployment_name(model: ModelVersion) -> str:
+    """`<model>-<version>` as a deployment name: letters, digits and '-', starting with a letter, at most 32."""
+    name = re.sub(r"[^A-Za-z0-9-]", "-", model.name).strip("-") or "model"
+    if not name[0].isalpha():
+        name = "m" + name
+    suffix = f"-{model.version}"
+    return name[: 32 - len(suffix)].rstrip("-") + suffix
+
+
+def _job_name(model: ModelVersion, data: str, deployment: str, work: Path) -> str:
+    digest = hashlib.sha256(f"{model.id}|{data}|{deployment}|{work.name}".encode()).hexdigest()[:16]
+    return f"batch-{deployment}-{digest}"

@@ -1,0 +1,256 @@
+"""Managed online endpoints and the bundles they serve, on Azure ML.
+
+- **Bundles** are the local backend's: the registered version's files are downloaded once
+  (`models.download`) and packed by `infra.local.packages`, so both backends serve the same
+  `code/score.py`, model files and pinned conda file.
+- **Deployments** are `ManagedOnlineDeployment`s of a bundle: `code_configuration` = its `code/` and
+  `score.py`, the registered model version, the bundle's conda file on Azure ML's inference image,
+  instance type and count from settings. A deployment that fails to start is deleted again, so a
+  failed rollout leaves nothing behind.
+- **Traffic and mirror traffic** are the endpoint's `traffic` / `mirror_traffic`, set with one
+  endpoint update each.
+- **Waits** are the SDK's pollers (`begin_*().result(timeout)`), bounded by
+  `MLOPS_AML_DEPLOY_TIMEOUT_SECONDS`.
+- **Invoke** is a plain HTTPS POST to the scoring URI with the key (`get_keys`), or the token in
+  `aml_token` mode, exactly as any client would call it.
+- The YAML of every endpoint and deployment sent is written to `MLOPS_HOME/azureml/yaml/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import ssl
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from azure.ai.ml import MLClient
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from infra.azureml import entities
+from infra.azureml.client import translated
+from infra.backend import Bundle, DeploymentInfo, EndpointState, Invocation, ModelVersion
+from infra.errors import BackendError, MissingResourceError, TransientBackendError
+from infra.local.packages import LocalPackages
+from infra.settings import Settings
+from model import layout
+
+_log = logging.getLogger(__name__)
+_KEY_SECONDS = 300
+
+
+class AzureMLPackages:
+    """Bundles of registered versions, built from the files `models.download` fetches."""
+
+    def __init__(self, client: MLClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.local = LocalPackages(settings.home / "azureml" / "packages")
+        self.models = settings.home / "azureml" / "models"
+
+    def build(self, model: ModelVersion) -> Bundle:
+        return self.local.build(model.model_copy(update={"path": str(self.files(model))}))
+
+    def files(self, model: ModelVersion) -> Path:
+        """The version's files on this machine (downloaded once): the folder holding the model and its lock."""
+        target = self.models / model.name / str(model.version)
+        if not (target / layout.MODEL_FILE).is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
+            try:
+                with translated(self.settings, f"downloading {model.id}"):
+                    self.client.models.download(model.name, version=str(model.version), download_path=str(staging))
+                found = sorted(staging.rglob(layout.MODEL_FILE))
+                if not found:
+                    raise BackendError(f"{model.id}: its files on Azure ML hold no {layout.MODEL_FILE}")
+                shutil.rmtree(target, ignore_errors=True)
+                os.rename(found[0].parent, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+
+class AzureMLEndpoints:
+    def __init__(self, client: MLClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.yaml = settings.home / "azureml" / "yaml"
+        self._keys: dict[str, tuple[float, str]] = {}
+        self._keys_lock = threading.Lock()
+
+    # ---- reading ----
+    def get(self, name: str) -> EndpointState | None:
+        with translated(self.settings, f"reading online endpoint {name}"):
+            try:
+                endpoint = self.client.online_endpoints.get(name)
+            except ResourceNotFoundError:
+                return None
+            deployments = list(self.client.online_deployments.list(name))
+        traffic = {k: int(v) for k, v in (endpoint.traffic or {}).items()}
+        return EndpointState(
+            name=name,
+            url=str(endpoint.scoring_uri or "").removesuffix("/score"),
+            running=endpoint.provisioning_state == "Succeeded",
+            deployments={
+                str(d.name): DeploymentInfo(model=model_id(str(d.model)), traffic=traffic.get(str(d.name), 0))
+                for d in deployments
+                if d.provisioning_state == "Succeeded"
+            },
+        )
+
+    def _state(self, name: str) -> EndpointState:
+        state = self.get(name)
+        if state is None:
+            raise MissingResourceError(f"online endpoint {name!r} does not exist on Azure ML")
+        return state
+
+    # ---- changing ----
+    def ensure(self, name: str) -> EndpointState:
+        if self.get(name) is None:
+            endpoint = entities.online_endpoint(self.settings, name)
+            entities.write_yaml(endpoint, self.yaml, "online-endpoint")
+            _log.info("creating online endpoint %s", name)
+            self._wait(
+                self.client.online_endpoints.begin_create_or_update(endpoint), f"creating online endpoint {name}"
+            )
+        return self._state(name)
+
+    def add_deployment(self, name: str, deployment: str, bundle: Bundle) -> EndpointState:
+        environment = ensure_environment(self.client, self.settings, bundle)
+        entity = entities.online_deployment(self.settings, name, deployment, bundle, environment)
+        entities.write_yaml(entity, self.yaml, f"online-deployment-{name}")
+        _log.info("creating deployment %s/%s serving %s", name, deployment, bundle.model)
+        try:
+            self._wait(
+                self.client.online_deployments.begin_create_or_update(entity),
+                f"creating deployment {name}/{deployment}",
+            )
+        except BackendError as failure:
+            if isinstance(failure, TransientBackendError):
+                raise
+            self._delete_failed(name, deployment)
+            raise
+        return self._state(name)
+
+    def _delete_failed(self, name: str, deployment: str) -> None:
+        """A deployment that failed to start is removed: Azure ML keeps it (and bills it) otherwise."""
+        try:
+            self.client.online_deployments.begin_delete(name=deployment, endpoint_name=name).result(
+                timeout=self.settings.aml_deploy_timeout_seconds
+            )
+            _log.warning("deleted the failed deployment %s/%s", name, deployment)
+        except HttpResponseError as exc:
+            _log.warning("could not delete the failed deployment %s/%s: %s", name, deployment, exc)
+
+    def set_traffic(self, name: str, traffic: dict[str, int]) -> EndpointState:
+        self._update(name, f"setting the traffic of {name} to {traffic}", traffic=traffic)
+        return self._state(name)
+
+    def set_mirror(self, name: str, mirror: dict[str, int]) -> dict[str, int]:
+        endpoint = self._update(name, f"setting the mirror traffic of {name} to {mirror}", mirror_traffic=mirror)
+        return {k: int(v) for k, v in (endpoint.mirror_traffic or {}).items() if v}
+
+    def _update(self, name: str, action: str, **changes: dict[str, int]) -> Any:
+        with translated(self.settings, action):
+            endpoint = self.client.online_endpoints.get(name)
+        for field, value in changes.items():
+            setattr(endpoint, field, value)
+        # Azure ML refuses a deployment both live and mirrored: one that now takes traffic stops being mirrored
+        live = {d for d, share in (endpoint.traffic or {}).items() if share}
+        endpoint.mirror_traffic = {d: p for d, p in (endpoint.mirror_traffic or {}).items() if p and d not in live}
+        entities.write_yaml(endpoint, self.yaml, "online-endpoint")
+        return self._wait(self.client.online_endpoints.begin_create_or_update(endpoint), action)
+
+    def remove_deployment(self, name: str, deployment: str) -> EndpointState:
+        action = f"deleting deployment {name}/{deployment}"
+        with translated(self.settings, action):
+            poller = self.client.online_deployments.begin_delete(name=deployment, endpoint_name=name)
+        self._wait(poller, action)
+        return self._state(name)
+
+    def delete(self, name: str) -> bool:
+        """Delete the endpoint and its deployments (teardown); False if it did not exist."""
+        if self.get(name) is None:
+            return False
+        action = f"deleting online endpoint {name}"
+        with translated(self.settings, action):
+            poller = self.client.online_endpoints.begin_delete(name=name)
+        self._wait(poller, action)
+        return True
+
+    def _wait(self, poller: Any, action: str) -> Any:
+        with translated(self.settings, action):
+            return poller.result(timeout=self.settings.aml_deploy_timeout_seconds)
+
+    # ---- calling ----
+    def key(self, name: str) -> str:
+        with self._keys_lock:
+            cached = self._keys.get(name)
+            if cached and time.monotonic() - cached[0] < _KEY_SECONDS:
+                return cached[1]
+        with translated(self.settings, f"reading the keys of {name}"):
+            credentials = self.client.online_endpoints.get_keys(name)
+        value = getattr(credentials, "primary_key", None) or getattr(credentials, "access_token", None)
+        if not value:
+            raise BackendError(f"online endpoint {name!r} returned no key or token")
+        with self._keys_lock:
+            self._keys[name] = (time.monotonic(), str(value))
+        return str(value)
+
+    def invoke(
+        self, name: str, body: bytes, *, deployment: str | None = None, headers: dict[str, str] | None = None
+    ) -> Invocation:
+        state = self._state(name)
+        sent = {"authorization": f"Bearer {self.key(name)}", "content-type": "application/json", **(headers or {})}
+        if deployment:
+            sent["azureml-model-deployment"] = deployment
+        started = time.perf_counter()
+        try:
+            with httpx.Client(verify=_tls_context(), timeout=60) as client:
+                response = client.post(state.scoring_url, content=body, headers=sent)
+        except httpx.TransportError as exc:
+            raise TransientBackendError(
+                f"online endpoint {name!r} at {state.scoring_url} did not answer: {exc}"
+            ) from exc
+        return Invocation(
+            status=response.status_code,
+            body=response.content,
+            headers=dict(response.headers),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def stop(self, name: str) -> bool:
+        """Managed online endpoints are not stopped, only deleted (`mlops cleanup --teardown`): nothing to do here."""
+        _log.info("online endpoint %s on Azure ML keeps running; delete it with `mlops cleanup --teardown`", name)
+        return False
+
+
+def ensure_environment(client: MLClient, settings: Settings, bundle: Bundle) -> str:
+    """The bundle's scoring environment on Azure ML (created once per content); its `azureml:name:version`."""
+    environment = entities.scoring_environment(settings, bundle.path / "conda.yml")
+    with translated(settings, f"creating the scoring environment of {bundle.model}"):
+        try:
+            client.environments.get(environment.name, version=environment.version)
+        except ResourceNotFoundError:
+            entities.write_yaml(environment, settings.home / "azureml" / "yaml", "environment")
+            client.environments.create_or_update(environment)
+    return f"azureml:{environment.name}:{environment.version}"
+
+
+def _tls_context() -> ssl.SSLContext:
+    """Trust what the SDK trusts: `REQUESTS_CA_BUNDLE` when set (the emulator's CA is added there), else the system's."""
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE")
+    return ssl.create_default_context(cafile=bundle) if bundle else ssl.create_default_context()
+
+
+def model_id(reference: str) -> str:
+    """`name:version` of a deployment's model, given as an ARM id (`.../models/<name>/versions/<v>`) or `azureml:name:version`."""
+    parts = reference.rstrip("/").split("/")
+    if len(parts) >= 3 and parts[-2] == "versions":
+        return f"{parts[-3]}:{parts[-1]}"
+    return reference.removeprefix("azureml:")

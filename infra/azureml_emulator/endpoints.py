@@ -1,0 +1,789 @@
+"""Online and batch endpoints in the emulator, with Azure ML's long-running operations.
+
+Each emulated online endpoint is one local endpoint server (`infra.local.endpoint`), over HTTPS with
+the emulator's certificate, on its own port from `--endpoint-port` upward: its deployments are real
+`score.py` bundles assembled from the code and model assets, and traffic, mirror traffic and keys
+are the server's. A batch endpoint's invoke submits a job that the job runner really runs: the
+deployment's scoring script over the input folder, mini-batch by mini-batch
+(`infra.azureml_emulator.batch_driver`).
+
+Writes answer 201/202 with `Azure-AsyncOperation` (`.../mfeOperationsStatus/<id>`) and `Location`
+(`.../mfeOperationResults/<id>`), as the service does; the work is done before the answer, so the
+first poll already reads the outcome. A failed operation keeps the resource (provisioningState
+`Failed`), as Azure ML does, and its poll carries the error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import infra
+from infra.azureml_emulator.resources import (
+    PROVIDER,
+    ArmError,
+    Context,
+    not_found,
+    system_data,
+    workspace_guid,
+)
+from infra.azureml_emulator.store import now
+from infra.backend import Bundle
+from infra.errors import MLOpsError
+
+ONLINE, ONLINE_DEPLOYMENTS = "onlineEndpoints", "onlineDeployments"
+BATCH, BATCH_DEPLOYMENTS = "batchEndpoints", "batchDeployments"
+COMPUTES = "computes"
+OPERATIONS_SCOPE, OPERATIONS = "-", "operations"
+LOCATION = "eastus"
+_ENDPOINT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9\-]{1,30}[A-Za-z0-9]")
+_AUTH_MODES = {"key": "Key", "amltoken": "AMLToken", "aadtoken": "AADToken"}
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock(key: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+def check_endpoint_name(name: str) -> None:
+    if not _ENDPOINT_NAME.fullmatch(name):
+        raise ArmError(
+            400,
+            "BadArgument",
+            f"endpoint name {name!r} is invalid: 3-32 characters, letters, digits and '-', starting with a "
+            "letter and not ending with '-'",
+        )
+
+
+# ---------------------------------------------------------------- long-running operations
+def operation(context: Context, *, error: str | None = None, code: str = "BadRequest") -> dict[str, str]:
+    """Record a finished operation; return the headers that point the SDK's poller at it."""
+    identifier = str(uuid.uuid4())
+    body: dict[str, Any] = {
+        "id": f"/subscriptions/{context.params['sub']}/providers/{PROVIDER}/locations/{LOCATION}/mfeOperationsStatus/{identifier}",
+        "name": identifier,
+        "status": "Failed" if error else "Succeeded",
+        "startTime": now(),
+        "endTime": now(),
+    }
+    if error:
+        body["error"] = {"code": code, "message": error, "details": []}
+    context.emulator.store.put_asset(OPERATIONS_SCOPE, OPERATIONS, identifier, "", body)
+    base = (
+        f"{context.emulator.base_url}/subscriptions/{context.params['sub']}/providers/{PROVIDER}/locations/{LOCATION}"
+    )
+    version = context.query.get("api-version", "2023-04-01")
+    return {
+        "Azure-AsyncOperation": f"{base}/mfeOperationsStatus/{identifier}?api-version={version}",
+        "Location": f"{base}/mfeOperationResults/{identifier}?api-version={version}",
+        "Retry-After": "0",
+    }
+
+
+def operation_status(context: Context) -> tuple[int, Any]:
+    body = context.emulator.store.get_asset(OPERATIONS_SCOPE, OPERATIONS, context.params["operation"])
+    if body is None:
+        raise not_found(f"operation {context.params['operation']!r}")
+    return 200, body
+
+
+def operation_result(context: Context) -> tuple[int, Any]:
+    body = context.emulator.store.get_asset(OPERATIONS_SCOPE, OPERATIONS, context.params["operation"])
+    if body is None:
+        raise not_found(f"operation {context.params['operation']!r}")
+    if body["status"] == "Failed":
+        raise ArmError(400, body["error"]["code"], body["error"]["message"])
+    return 200, None
+
+
+# ---------------------------------------------------------------- the servers behind online endpoints
+def endpoint_folder(emulator: Any, scope: str, name: str) -> Path:
+    return Path(emulator.home) / "endpoints" / hashlib.sha256(scope.encode()).hexdigest()[:12] / name
+
+
+def runtime(emulator: Any, scope: str, name: str, port: int) -> Any:
+    """The local endpoint server of one emulated endpoint (`infra.local.endpoint.LocalEndpoints`)."""
+    from infra.azureml_emulator.tls import CERT_FILE, KEY_FILE
+    from infra.local.endpoint import LocalEndpoints
+
+    tls_dir = Path(emulator.home) / "tls"
+    return LocalEndpoints(
+        endpoint_folder(emulator, scope, name).parent,
+        port=port,
+        start_timeout=120,
+        tls=(tls_dir / CERT_FILE, tls_dir / KEY_FILE),
+        port_variable="MLOPS_AZUREML_EMULATOR_ENDPOINT_PORT",
+    )
+
+
+def _free_port(emulator: Any) -> int:
+    """The lowest port from `--endpoint-port` that no emulated endpoint holds and nothing listens on."""
+    taken = {int(body["_emulator"]["port"]) for _, _, body in emulator.store.all_assets(ONLINE)}
+    port = emulator.endpoint_port
+    while True:
+        if port not in taken:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    pass
+                else:
+                    return int(port)
+        port += 1
+        if port > 65535:
+            raise ArmError(503, "ServiceUnavailable", "no free port for another online endpoint")
+
+
+def start_endpoints(emulator: Any) -> list[str]:
+    """At the emulator's start: start the server of every online endpoint (deployments and traffic restored)."""
+    started = []
+    for scope, name, body in emulator.store.all_assets(ONLINE):
+        try:
+            runtime(emulator, scope, name, body["_emulator"]["port"]).ensure(name)
+            started.append(name)
+        except MLOpsError as exc:
+            print(f"online endpoint {name} did not start: {exc}", flush=True)  # noqa: T201 - its log
+    return started
+
+
+def stop_endpoints(emulator: Any) -> None:
+    """At the emulator's stop: stop every online endpoint's server (they start again with it)."""
+    for scope, name, body in emulator.store.all_assets(ONLINE):
+        runtime(emulator, scope, name, body["_emulator"]["port"]).stop(name)
+
+
+def _public(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != "_emulator"}
+
+
+def _arm_id(context: Context, *parts: str) -> str:
+    return "/".join([context.workspace_id, *parts])
+
+
+# ---------------------------------------------------------------- online endpoints
+def online_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+    name = context.params["endpoint"]
+    store = context.emulator.store
+    existing = store.get_asset(context.scope, ONLINE, name)
+    if context.method == "GET":
+        if existing is None:
+            raise not_found(f"online endpoint {name!r}")
+        return 200, _public(existing)
+    if context.method == "DELETE":
+        if existing is None:
+            return 204, None
+        with _lock(context.scope + "/" + name):
+            runtime(context.emulator, context.scope, name, existing["_emulator"]["port"]).stop(name)
+            for deployment in store.list_assets(context.scope, ONLINE_DEPLOYMENTS):
+                if deployment["name"].split("/")[0] == name:
+                    store.delete_asset(context.scope, ONLINE_DEPLOYMENTS, deployment["_emulator"]["key"])
+            store.delete_asset(context.scope, ONLINE, name)
+            shutil.rmtree(endpoint_folder(context.emulator, context.scope, name), ignore_errors=True)
+        return 202, None, operation(context)
+    check_endpoint_name(name)
+    request = context.json()
+    properties = request.get("properties") or {}
+    mode = _AUTH_MODES.get(str(properties.get("authMode", "Key")).lower())
+    if mode is None:
+        raise ArmError(400, "BadArgument", f"authMode {properties.get('authMode')!r}: use Key, AMLToken or AADToken")
+    with _lock(context.scope + "/" + name):
+        if existing is None:
+            port = _free_port(context.emulator)
+            created = now()
+            existing = {
+                "_emulator": {"port": port},
+                "id": _arm_id(context, "onlineEndpoints", name),
+                "name": name,
+                "type": f"{PROVIDER}/workspaces/onlineEndpoints",
+                "kind": "Managed",
+                "location": request.get("location") or LOCATION,
+                "identity": {
+                    "type": "SystemAssigned",
+                    "principalId": workspace_guid("endpoint" + context.scope + name),
+                    "tenantId": workspace_guid("tenant"),
+                    "userAssignedIdentities": None,
+                },
+                "systemData": system_data(created),
+                "properties": {
+                    "authMode": mode,
+                    "scoringUri": f"https://127.0.0.1:{port}/score",
+                    "swaggerUri": f"https://127.0.0.1:{port}/swagger.json",
+                    "provisioningState": "Succeeded",
+                    "publicNetworkAccess": "Enabled",
+                    "traffic": {},
+                    "mirrorTraffic": {},
+                    "properties": {},
+                },
+            }
+        served = runtime(context.emulator, context.scope, name, existing["_emulator"]["port"])
+        error = None
+        try:
+            served.ensure(name)
+            if "traffic" in properties and properties["traffic"] is not None:
+                traffic = {k: int(v) for k, v in properties["traffic"].items()}
+                mirror = {k: int(v) for k, v in (properties.get("mirrorTraffic") or {}).items()}
+                _check_deployments(context, name, set(traffic) | set(mirror))
+                if mirror != existing["properties"].get("mirrorTraffic", {}) and any(mirror.values()):
+                    served.set_mirror(name, {})  # the new split first, then the mirror that may name a freed deployment
+                state = served.set_traffic(name, {d: traffic.get(d, 0) for d in _deployments(context, name)})
+                state_mirror = served.set_mirror(name, mirror)
+                existing["properties"]["traffic"] = {d: state.traffic()[d] for d in traffic if d in state.traffic()}
+                existing["properties"]["mirrorTraffic"] = {d: p for d, p in state_mirror.items() if p}
+            else:
+                existing["properties"]["mirrorTraffic"] = existing["properties"].get("mirrorTraffic", {})
+        except ArmError:
+            raise
+        except MLOpsError as exc:
+            error = str(exc)
+        existing["tags"] = request.get("tags") or existing.get("tags") or {}
+        existing["properties"]["description"] = properties.get("description")
+        existing["properties"]["authMode"] = mode
+        existing["systemData"] = system_data(existing["systemData"]["createdAt"], now())
+        store = context.emulator.store
+        store.put_asset(context.scope, ONLINE, name, "", existing)
+    headers = operation(context, error=error)
+    return (201 if error is None else 200), _public(existing), headers
+
+
+def _deployments(context: Context, endpoint: str) -> list[str]:
+    return [
+        d["name"]
+        for d in context.emulator.store.list_assets(context.scope, ONLINE_DEPLOYMENTS)
+        if d["_emulator"]["endpoint"] == endpoint and d["properties"]["provisioningState"] == "Succeeded"
+    ]
+
+
+def _check_deployments(context: Context, endpoint: str, names: set[str]) -> None:
+    unknown = sorted(names - set(_deployments(context, endpoint)))
+    if unknown:
+        raise ArmError(
+            400,
+            "BadArgument",
+            f"traffic names deployment(s) {', '.join(unknown)} that do not exist (or did not succeed) on "
+            f"endpoint {endpoint!r}",
+        )
+
+
+def online_endpoints(context: Context) -> tuple[int, Any]:
+    return 200, {"value": [_public(b) for b in context.emulator.store.list_assets(context.scope, ONLINE)]}
+
+
+def _endpoint_or_404(context: Context, kind: str = ONLINE) -> dict[str, Any]:
+    name = context.params["endpoint"]
+    found = context.emulator.store.get_asset(context.scope, kind, name)
+    if found is None:
+        raise not_found(f"{'online' if kind == ONLINE else 'batch'} endpoint {name!r}")
+    return found
+
+
+def list_keys(context: Context) -> tuple[int, Any]:
+    found = _endpoint_or_404(context)
+    if found["properties"]["authMode"] != "Key":
+        raise ArmError(
+            400, "BadArgument", f"endpoint {found['name']!r} uses {found['properties']['authMode']}, not keys"
+        )
+    keys = _keys(context, found)
+    return 200, {"primaryKey": keys["primary"], "secondaryKey": keys["secondary"]}
+
+
+def _keys(context: Context, found: dict[str, Any]) -> dict[str, str]:
+    served = runtime(context.emulator, context.scope, found["name"], found["_emulator"]["port"])
+    keys: dict[str, str] = served.process(found["name"]).keys()
+    return keys
+
+
+def regenerate_keys(context: Context) -> tuple[int, Any, dict[str, str]]:
+    import secrets
+
+    found = _endpoint_or_404(context)
+    kind = str(context.json().get("keyType", "")).lower()
+    if kind not in ("primary", "secondary"):
+        raise ArmError(400, "BadArgument", "keyType must be Primary or Secondary")
+    name = found["name"]
+    with _lock(context.scope + "/" + name):
+        served = runtime(context.emulator, context.scope, name, found["_emulator"]["port"])
+        process = served.process(name)
+        keys = process.keys()
+        keys[kind] = str(context.json().get("keyValue") or secrets.token_urlsafe(32))
+        path = process.folder / "keys.json"
+        temporary = path.with_suffix(".new")
+        temporary.write_text(json.dumps(keys))
+        temporary.chmod(0o600)
+        temporary.replace(path)
+        served.stop(name)  # the server reads its keys at start
+        served.ensure(name)
+    return 202, None, operation(context)
+
+
+def token(context: Context) -> tuple[int, Any]:
+    found = _endpoint_or_404(context)
+    if found["properties"]["authMode"] != "AMLToken":
+        raise ArmError(
+            400, "BadArgument", f"endpoint {found['name']!r} uses {found['properties']['authMode']}, not tokens"
+        )
+    expiry = int(time.time()) + 3600
+    return 200, {
+        "accessToken": _keys(context, found)["primary"],
+        "tokenType": "Bearer",
+        "expiryTimeUtc": expiry,
+        "refreshAfterTimeUtc": expiry - 1800,
+    }
+
+
+# ---------------------------------------------------------------- online deployments
+def online_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+    endpoint = _endpoint_or_404(context)
+    name, store = context.params["deployment"], context.emulator.store
+    key = f"{endpoint['name']}/{name}"
+    existing = store.get_asset(context.scope, ONLINE_DEPLOYMENTS, key)
+    served = runtime(context.emulator, context.scope, endpoint["name"], endpoint["_emulator"]["port"])
+    if context.method == "GET":
+        if existing is None:
+            raise not_found(f"deployment {name!r} of endpoint {endpoint['name']!r}")
+        return 200, _public(existing)
+    if context.method == "DELETE":
+        if existing is None:
+            return 204, None
+        share = endpoint["properties"]["traffic"].get(name, 0)
+        if share:
+            raise ArmError(
+                400,
+                "BadArgument",
+                f"deployment {name!r} takes {share} % of endpoint {endpoint['name']!r}'s traffic; move it first",
+            )
+        with _lock(context.scope + "/" + endpoint["name"]):
+            state = served.get(endpoint["name"])
+            if state is not None and name in state.deployments:
+                served.remove_deployment(endpoint["name"], name)
+            store.delete_asset(context.scope, ONLINE_DEPLOYMENTS, key)
+        return 202, None, operation(context)
+    check_endpoint_name(name)
+    request = context.json()
+    properties = dict(request.get("properties") or {})
+    model, code, environment = _deployment_assets(context, properties)
+    sku = request.get("sku") or {}
+    capacity = int(sku.get("capacity") or 1)
+    if capacity < 1:
+        raise ArmError(400, "BadArgument", f"instance count {capacity}: a deployment needs at least 1 instance")
+    if not properties.get("instanceType"):
+        raise ArmError(400, "BadArgument", "a managed online deployment needs an instanceType")
+    properties.setdefault("scaleSettings", {"scaleType": "Default"})
+    properties["scaleSettings"] = properties["scaleSettings"] or {"scaleType": "Default"}
+    properties.setdefault("requestSettings", {"requestTimeout": "PT5S", "maxConcurrentRequestsPerInstance": 1})
+    properties.setdefault("environmentVariables", {})
+    properties.setdefault("appInsightsEnabled", False)
+    properties.setdefault("egressPublicNetworkAccess", "Enabled")
+    properties.setdefault("properties", {})
+    body: dict[str, Any] = {
+        "_emulator": {"endpoint": endpoint["name"], "key": key},
+        "id": _arm_id(context, "onlineEndpoints", endpoint["name"], "deployments", name),
+        "name": name,
+        "type": f"{PROVIDER}/workspaces/onlineEndpoints/deployments",
+        "kind": "Managed",
+        "location": request.get("location") or endpoint["location"],
+        "tags": request.get("tags") or {},
+        "sku": {"name": "Default", "tier": "Standard", "capacity": capacity},
+        "systemData": system_data((existing or {}).get("systemData", {}).get("createdAt") or now(), now()),
+        "properties": {**properties, "endpointComputeType": "Managed", "provisioningState": "Updating"},
+    }
+    error = None
+    with _lock(context.scope + "/" + endpoint["name"]):
+        try:
+            bundle = _assemble_bundle(context, endpoint["name"], name, model, code, properties)
+            served.ensure(endpoint["name"])
+            served.add_deployment(endpoint["name"], name, bundle)
+        except (MLOpsError, OSError) as exc:
+            error = f"deployment {name!r} failed to start: {exc}"
+        body["properties"]["provisioningState"] = "Failed" if error else "Succeeded"
+        store.put_asset(context.scope, ONLINE_DEPLOYMENTS, key, "", body)
+    del environment
+    return (201 if existing is None else 200), _public(body), operation(context, error=error, code="DeploymentFailed")
+
+
+def online_deployments(context: Context) -> tuple[int, Any]:
+    endpoint = _endpoint_or_404(context)
+    found = [
+        _public(d)
+        for d in context.emulator.store.list_assets(context.scope, ONLINE_DEPLOYMENTS)
+        if d["_emulator"]["endpoint"] == endpoint["name"]
+    ]
+    return 200, {"value": found}
+
+
+def deployment_logs(context: Context) -> tuple[int, Any]:
+    """The endpoint server's log lines about this deployment (the SDK's `get_logs`)."""
+    endpoint = _endpoint_or_404(context)
+    name = context.params["deployment"]
+    tail = int(context.json().get("tail") or 100)
+    log = endpoint_folder(context.emulator, context.scope, endpoint["name"]) / "server.log"
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    mine = [line for line in lines if f'"deployment":"{name}"' in line or not line.startswith("{")]
+    return 200, {"content": "\n".join(mine[-tail:])}
+
+
+def _asset_body(context: Context, reference: str, kind: str, what: str) -> dict[str, Any]:
+    from infra.azureml_emulator.jobs import asset_reference
+
+    parsed = asset_reference(reference.removeprefix("azureml:"))
+    if parsed is None or parsed[0] != kind:
+        raise ArmError(400, "BadArgument", f"{what} {reference!r} is not an asset id of kind {kind}")
+    body = context.emulator.store.get_asset(context.scope, *parsed)
+    if body is None:
+        raise ArmError(400, "BadArgument", f"{what} {reference!r} does not exist in workspace {context.params['ws']!r}")
+    return body
+
+
+def _deployment_assets(
+    context: Context, properties: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    model_ref = properties.get("model")
+    if isinstance(model_ref, dict):  # batch deployments: {"referenceType": "Id", "assetId": ...}
+        model_ref = model_ref.get("assetId")
+    if not model_ref:
+        raise ArmError(400, "BadArgument", "a deployment needs a model")
+    model = _asset_body(context, str(model_ref), "models", "model")
+    configuration = properties.get("codeConfiguration") or {}
+    if not configuration.get("codeId") or not configuration.get("scoringScript"):
+        raise ArmError(400, "BadArgument", "a deployment needs codeConfiguration with codeId and scoringScript")
+    code = _asset_body(context, str(configuration["codeId"]), "codes", "code")
+    if not properties.get("environmentId"):
+        raise ArmError(400, "BadArgument", "a deployment needs an environmentId")
+    environment = _asset_body(context, str(properties["environmentId"]), "environments", "environment")
+    return model, code, environment
+
+
+def _model_id(model: dict[str, Any]) -> str:
+    parts = str(model["id"]).split("/")
+    return f"{parts[-3]}:{parts[-1]}"
+
+
+def _assemble_bundle(
+    context: Context,
+    endpoint: str,
+    deployment: str,
+    model: dict[str, Any],
+    code: dict[str, Any],
+    properties: dict[str, Any],
+) -> Bundle:
+    """The deployment's files as the server loads them: `code/` (the code asset), `model/<folder>/`, `bundle.json`."""
+    from infra.azureml_emulator.runner import JobFailure, blob_location, copy_blobs
+
+    folder = (
+        endpoint_folder(context.emulator, context.scope, endpoint) / "bundles" / f"{deployment}-{uuid.uuid4().hex[:8]}"
+    )
+    try:
+        container, prefix = blob_location(context.emulator, str(code["properties"]["codeUri"]))
+        copy_blobs(context.emulator, container, prefix, folder / "code")
+        model_uri = str(model["properties"]["modelUri"])
+        container, prefix = blob_location(context.emulator, model_uri)
+        copy_blobs(context.emulator, container, prefix, folder / "model" / (Path(prefix.rstrip("/")).name or "model"))
+    except JobFailure as exc:
+        raise ArmError(400, "BadArgument", str(exc)) from None
+    script = str(properties["codeConfiguration"]["scoringScript"])
+    if not (folder / "code" / script).is_file():
+        raise ArmError(400, "BadArgument", f"scoring script {script!r} is not in the code asset")
+    manifest = {"model": _model_id(model), "scoring_script": script, "deployment": deployment}
+    (folder / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return Bundle(model=manifest["model"], path=folder, environment={})
+
+
+# ---------------------------------------------------------------- batch endpoints
+def batch_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+    name, store = context.params["endpoint"], context.emulator.store
+    existing = store.get_asset(context.scope, BATCH, name)
+    if context.method == "GET":
+        if existing is None:
+            raise not_found(f"batch endpoint {name!r}")
+        return 200, _public(existing)
+    if context.method == "DELETE":
+        if existing is None:
+            return 204, None
+        for deployment in store.list_assets(context.scope, BATCH_DEPLOYMENTS):
+            if deployment["_emulator"]["endpoint"] == name:
+                store.delete_asset(context.scope, BATCH_DEPLOYMENTS, deployment["_emulator"]["key"])
+        store.delete_asset(context.scope, BATCH, name)
+        return 202, None, operation(context)
+    check_endpoint_name(name)
+    request = context.json()
+    properties = dict(request.get("properties") or {})
+    defaults = properties.get("defaults") or {}
+    default = defaults.get("deploymentName")
+    if default and store.get_asset(context.scope, BATCH_DEPLOYMENTS, f"{name}/{default}") is None:
+        raise ArmError(400, "BadArgument", f"default deployment {default!r} does not exist on batch endpoint {name!r}")
+    p = context.params
+    body = {
+        "_emulator": {},
+        "id": _arm_id(context, "batchEndpoints", name),
+        "name": name,
+        "type": f"{PROVIDER}/workspaces/batchEndpoints",
+        "kind": "BatchEndpoint",
+        "location": request.get("location") or LOCATION,
+        "tags": request.get("tags") or {},
+        "identity": {"type": "SystemAssigned", "principalId": workspace_guid("batch" + context.scope + name)},
+        "systemData": system_data((existing or {}).get("systemData", {}).get("createdAt") or now(), now()),
+        "properties": {
+            "description": properties.get("description"),
+            "authMode": "AADToken",
+            "scoringUri": f"{context.emulator.base_url}/emulator/batch/{p['sub']}/{p['rg']}/{p['ws']}/{name}/jobs",
+            "swaggerUri": None,
+            "provisioningState": "Succeeded",
+            "defaults": {"deploymentName": default},
+            "properties": {"BatchEndpointCreationApiVersion": context.query.get("api-version")},
+        },
+    }
+    store.put_asset(context.scope, BATCH, name, "", body)
+    return (201 if existing is None else 200), _public(body), operation(context)
+
+
+def batch_endpoints(context: Context) -> tuple[int, Any]:
+    return 200, {"value": [_public(b) for b in context.emulator.store.list_assets(context.scope, BATCH)]}
+
+
+def batch_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+    endpoint = _endpoint_or_404(context, BATCH)
+    name, store = context.params["deployment"], context.emulator.store
+    key = f"{endpoint['name']}/{name}"
+    existing = store.get_asset(context.scope, BATCH_DEPLOYMENTS, key)
+    if context.method == "GET":
+        if existing is None:
+            raise not_found(f"deployment {name!r} of batch endpoint {endpoint['name']!r}")
+        return 200, _public(existing)
+    if context.method == "DELETE":
+        if existing is None:
+            return 204, None
+        if endpoint["properties"]["defaults"].get("deploymentName") == name:
+            raise ArmError(
+                400, "BadArgument", f"deployment {name!r} is the default of batch endpoint {endpoint['name']!r}"
+            )
+        store.delete_asset(context.scope, BATCH_DEPLOYMENTS, key)
+        return 202, None, operation(context)
+    check_endpoint_name(name)
+    request = context.json()
+    properties = dict(request.get("properties") or {})
+    _deployment_assets(context, properties)
+    compute = str(properties.get("compute") or "")
+    if not compute or store.get_asset(context.scope, COMPUTES, compute.rstrip("/").rsplit("/", 1)[-1]) is None:
+        raise ArmError(400, "BadArgument", f"compute {compute!r} of batch deployment {name!r} does not exist")
+    properties.setdefault("miniBatchSize", 10)
+    properties.setdefault("maxConcurrencyPerInstance", 1)
+    properties.setdefault("errorThreshold", -1)
+    properties.setdefault("retrySettings", {"maxRetries": 3, "timeout": "PT30S"})
+    properties.setdefault("outputAction", "AppendRow")
+    properties.setdefault("outputFileName", "predictions.csv")
+    properties.setdefault("loggingLevel", "Info")
+    properties.setdefault("resources", {"instanceCount": 1})
+    properties.setdefault("environmentVariables", {})
+    properties.setdefault("properties", {})
+    if str(properties["outputAction"]).lower() not in ("appendrow", "summaryonly"):
+        raise ArmError(400, "BadArgument", f"outputAction {properties['outputAction']!r}: use AppendRow or SummaryOnly")
+    body = {
+        "_emulator": {"endpoint": endpoint["name"], "key": key},
+        "id": _arm_id(context, "batchEndpoints", endpoint["name"], "deployments", name),
+        "name": name,
+        "type": f"{PROVIDER}/workspaces/batchEndpoints/deployments",
+        "kind": "Model",
+        "location": request.get("location") or endpoint["location"],
+        "tags": request.get("tags") or {},
+        "systemData": system_data((existing or {}).get("systemData", {}).get("createdAt") or now(), now()),
+        "properties": {**properties, "deploymentType": "Model", "provisioningState": "Succeeded"},
+    }
+    store.put_asset(context.scope, BATCH_DEPLOYMENTS, key, "", body)
+    return (201 if existing is None else 200), _public(body), operation(context)
+
+
+def batch_deployments(context: Context) -> tuple[int, Any]:
+    endpoint = _endpoint_or_404(context, BATCH)
+    found = [
+        _public(d)
+        for d in context.emulator.store.list_assets(context.scope, BATCH_DEPLOYMENTS)
+        if d["_emulator"]["endpoint"] == endpoint["name"]
+    ]
+    return 200, {"value": found}
+
+
+def batch_invoke(context: Context) -> tuple[int, Any]:
+    """Submit the batch job: the deployment's scoring script over the input, run by the job runner."""
+    from infra.azureml_emulator import jobs
+
+    endpoint = _endpoint_or_404(context, BATCH)
+    store = context.emulator.store
+    deployment_name = context.headers.get("azureml-model-deployment") or endpoint["properties"]["defaults"].get(
+        "deploymentName"
+    )
+    if not deployment_name:
+        raise ArmError(400, "BadArgument", f"batch endpoint {endpoint['name']!r} has no default deployment; name one")
+    deployment = store.get_asset(context.scope, BATCH_DEPLOYMENTS, f"{endpoint['name']}/{deployment_name}")
+    if deployment is None:
+        raise ArmError(
+            404, "NotFound", f"deployment {deployment_name!r} of batch endpoint {endpoint['name']!r} not found"
+        )
+    request = context.json().get("properties") or {}
+    data = _batch_input(request.get("inputData") or {})
+    settings = deployment["properties"]
+    model, code, _ = _deployment_assets(context, settings)
+    name = str(request.get("name") or f"batchjob-{uuid.uuid4()}")
+    if store.get_job(context.scope, name) is not None:
+        raise ArmError(409, "Conflict", f"job {name!r} already exists")
+    retry = settings.get("retrySettings") or {}
+    from infra.azureml_emulator.runner import job_timeout
+
+    driver = [
+        f'PYTHONPATH="$PYTHONPATH:{Path(infra.__file__).resolve().parents[1]}"',
+        "python -m infra.azureml_emulator.batch_driver",
+        f"--script {settings['codeConfiguration']['scoringScript']}",
+        "--input ${{inputs.data}} --model ${{inputs.model}} --output ${{outputs.score}}",
+        f"--output-action {str(settings['outputAction']).lower()}",
+        f"--output-file {settings['outputFileName']}",
+        f"--mini-batch-size {int(settings['miniBatchSize'])}",
+        f"--max-concurrency {int(settings['maxConcurrencyPerInstance'])}",
+        f"--error-threshold {int(settings['errorThreshold'])}",
+        f"--max-retries {int(retry.get('maxRetries', 3))}",
+        f"--timeout {job_timeout({'timeout': retry.get('timeout', 'PT30S')})}",
+    ]
+    body = {
+        "properties": {
+            "jobType": "Command",
+            "command": " ".join(driver),
+            "codeId": settings["codeConfiguration"]["codeId"],
+            "environmentId": settings["environmentId"],
+            "environmentVariables": settings.get("environmentVariables") or {},
+            "computeId": settings["compute"],
+            "experimentName": endpoint["name"],
+            "displayName": name,
+            "tags": {"mlops.batch.endpoint": endpoint["name"], "mlops.batch.deployment": deployment_name},
+            "properties": {"azureml.batchrun": "true", "azureml.deploymentname": deployment_name},
+            "inputs": {
+                "data": {"jobInputType": "uri_folder", "uri": data},
+                "model": {"jobInputType": "custom_model", "uri": str(model["properties"]["modelUri"])},
+            },
+            "outputs": {"score": {"jobOutputType": "uri_folder"}},
+        }
+    }
+    del code
+    store.insert_job(context.scope, name, jobs.prepare(name, body))
+    return 200, {
+        "id": _arm_id(context, "batchEndpoints", endpoint["name"], "jobs", name),
+        "name": name,
+        "type": f"{PROVIDER}/workspaces/batchEndpoints/jobs",
+        "properties": {"status": "NotStarted", "jobName": name, "deploymentName": deployment_name},
+    }
+
+
+def _batch_input(input_data: dict[str, Any]) -> str:
+    """The datastore URI of the invoke's input folder (`{"<name>": {"jobInputType": "UriFolder", "uri": ...}}`)."""
+    values = list(input_data.values())
+    if len(values) != 1 or not isinstance(values[0], dict):
+        raise ArmError(400, "BadArgument", "a batch invoke needs exactly one input (a uri_folder)")
+    value = values[0]
+    kind = str(value.get("jobInputType") or value.get("type") or "").lower().replace("_", "")
+    uri = str(value.get("uri") or value.get("path") or "")
+    if kind not in ("urifolder", "") or not uri.startswith("azureml://"):
+        raise ArmError(400, "BadArgument", f"batch input {value!r}: the emulator takes a uri_folder on a datastore")
+    return uri
+
+
+# ---------------------------------------------------------------- computes
+def compute(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+    name, store = context.params["compute"], context.emulator.store
+    existing = store.get_asset(context.scope, COMPUTES, name)
+    if context.method == "GET":
+        if existing is None:
+            raise not_found(f"compute {name!r}")
+        return 200, _public(existing)
+    if context.method == "DELETE":
+        if existing is None:
+            return 204, None
+        store.delete_asset(context.scope, COMPUTES, name)
+        return 202, None, operation(context)
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9\-]{1,22}", name):
+        raise ArmError(
+            400, "BadArgument", f"compute name {name!r}: 2-23 letters, digits or '-', starting with a letter"
+        )
+    request = context.json()
+    properties = dict(request.get("properties") or {})
+    if properties.get("computeType") != "AmlCompute":
+        raise ArmError(
+            400, "BadArgument", f"computeType {properties.get('computeType')!r}: the emulator has AmlCompute"
+        )
+    inner = dict(properties.get("properties") or {})
+    scale = dict(inner.get("scaleSettings") or {})
+    low, high = int(scale.get("minNodeCount") or 0), int(scale.get("maxNodeCount") or 1)
+    if not 0 <= low <= high:
+        raise ArmError(400, "BadArgument", f"scale settings: min nodes {low} must be 0..max nodes {high}")
+    inner.setdefault("vmSize", "STANDARD_DS3_V2")
+    inner.setdefault("vmPriority", "Dedicated")
+    inner["scaleSettings"] = {
+        "minNodeCount": low,
+        "maxNodeCount": high,
+        "nodeIdleTimeBeforeScaleDown": scale.get("nodeIdleTimeBeforeScaleDown") or "PT2M",
+    }
+    inner.update(
+        {
+            "allocationState": "Steady",
+            "currentNodeCount": low,
+            "targetNodeCount": low,
+            "nodeStateCounts": {"idleNodeCount": low, "runningNodeCount": 0, "preparingNodeCount": 0},
+        }
+    )
+    body = {
+        "id": _arm_id(context, "computes", name),
+        "name": name,
+        "type": f"{PROVIDER}/workspaces/computes",
+        "location": request.get("location") or LOCATION,
+        "tags": request.get("tags") or {},
+        "identity": request.get("identity"),
+        "systemData": system_data((existing or {}).get("systemData", {}).get("createdAt") or now(), now()),
+        "properties": {
+            "computeType": "AmlCompute",
+            "computeLocation": request.get("location") or LOCATION,
+            "description": properties.get("description"),
+            "provisioningState": "Succeeded",
+            "provisioningErrors": None,
+            "isAttachedCompute": False,
+            "disableLocalAuth": True,
+            "properties": inner,
+        },
+    }
+    store.put_asset(context.scope, COMPUTES, name, "", body)
+    return (201 if existing is None else 200), body, operation(context)
+
+
+def computes(context: Context) -> tuple[int, Any]:
+    return 200, {"value": context.emulator.store.list_assets(context.scope, COMPUTES)}
+
+
+def register(route: Any) -> None:
+    op = f"/subscriptions/(?P<sub>[^/]+)/providers/{PROVIDER}/locations/[^/]+"
+    online = "{WS}/onlineEndpoints/(?P<endpoint>[^/]+)"
+    batch = "{WS}/batchEndpoints/(?P<endpoint>[^/]+)"
+    table = [
+        ("GET", op + "/mfeOperationsStatus/(?P<operation>[^/]+)", operation_status),
+        ("GET", op + "/mfeOperationResults/(?P<operation>[^/]+)", operation_result),
+        ("GET", "{WS}/onlineEndpoints", online_endpoints),
+        *((m, online, online_endpoint) for m in ("GET", "PUT", "DELETE")),
+        ("POST", online + "/listKeys", list_keys),
+        ("POST", online + "/regenerateKeys", regenerate_keys),
+        ("POST", online + "/token", token),
+        ("GET", online + "/deployments", online_deployments),
+        *((m, online + "/deployments/(?P<deployment>[^/]+)", online_deployment) for m in ("GET", "PUT", "DELETE")),
+        ("POST", online + "/deployments/(?P<deployment>[^/]+)/getLogs", deployment_logs),
+        ("GET", "{WS}/batchEndpoints", batch_endpoints),
+        *((m, batch, batch_endpoint) for m in ("GET", "PUT", "DELETE")),
+        ("GET", batch + "/deployments", batch_deployments),
+        *((m, batch + "/deployments/(?P<deployment>[^/]+)", batch_deployment) for m in ("GET", "PUT", "DELETE")),
+        ("POST", "/emulator/batch/(?P<sub>[^/]+)/(?P<rg>[^/]+)/(?P<ws>[^/]+)/(?P<endpoint>[^/]+)/jobs", batch_invoke),
+        ("GET", "{WS}/computes", computes),
+        *((m, "{WS}/computes/(?P<compute>[^/]+)", compute) for m in ("GET", "PUT", "DELETE")),
+    ]
+    for method, pattern, handler in table:
+        route(method, pattern)(handler)
