@@ -9,7 +9,7 @@
     mlops status [--json]
     mlops emulator up | down | status [--json]  the local Azure ML emulator (MLOPS_BACKEND=azureml MLOPS_AZUREML_EMULATOR=1)
     mlops up | down                          the local platform: Prefect server + UI, work pool, deployments, worker
-    mlops provision | cleanup [--keep N] [--stop-endpoint] [--delete-everything]
+    mlops provision | cleanup [--keep N] [--stop-endpoint] [--teardown [--yes]]
     mlops data-arrived [--path CSV]          emit mlops.data.arrived (starts train-register when `mlops up` runs)
 
 Settings come from `MLOPS_*` variables and `.env` (see `.env.example`); a bad one stops the command
@@ -135,10 +135,19 @@ def _parser() -> argparse.ArgumentParser:
 
     provision = commands.add_parser("provision", help="create the workspace, registry, blob containers and blocks")
     provision.set_defaults(command=flow_commands.provision, name="provision")
-    cleanup = commands.add_parser("cleanup", help="remove idle deployments, archive old versions")
+    cleanup = commands.add_parser(
+        "cleanup", help="remove idle deployments, archive old versions, scale idle compute to 0"
+    )
     cleanup.add_argument("--keep", type=int, default=5, help="newest versions to keep (default 5)")
     cleanup.add_argument("--stop-endpoint", action="store_true", help="also stop the local endpoint")
-    cleanup.add_argument("--delete-everything", action="store_true", help="also delete the whole local workspace")
+    cleanup.add_argument(
+        "--teardown",
+        "--delete-everything",
+        dest="teardown",
+        action="store_true",
+        help="also delete what provision created (the local workspace, or the Azure ML workspace and its resources)",
+    )
+    cleanup.add_argument("--yes", action="store_true", help="do not ask before --teardown")
     cleanup.set_defaults(command=flow_commands.cleanup, name="cleanup")
 
     arrived = commands.add_parser(

@@ -169,9 +169,12 @@ def _summarize_deployment(settings: Settings, result: Any) -> None:
     SUMMARY.add(f"scoring URL: {result.scoring_url}")
     key = open_backend(settings).endpoints.key(result.endpoint)
     body = json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]})
+    trust = ""
+    if settings.backend == "azureml" and settings.local_emulator:  # the emulator's endpoints use its own CA
+        trust = f"--cacert {settings.emulator_dir / 'tls' / 'ca.pem'} "
     SUMMARY.add("try it:")
     SUMMARY.add(
-        f"  curl -s {result.scoring_url} -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{body}'"
+        f"  curl -s {trust}{result.scoring_url} -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{body}'"
     )
 
 
@@ -185,13 +188,32 @@ def provision(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG
     return 0
 
 
-def cleanup(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+def _confirm_teardown(settings: Settings) -> bool:
+    """Ask on the terminal: the workspace's name must be typed back. No terminal: not confirmed (use --yes)."""
+    if settings.backend == "azureml":
+        what, name = (
+            f"Azure ML workspace {settings.azure_workspace_name!r} with its endpoints, clusters, storage and key vault",
+            settings.azure_workspace_name,
+        )
+    else:
+        what, name = f"local workspace {settings.home} (registry, models, bundles, outputs)", settings.home.name
+    if not sys.stdin.isatty():
+        print(f"mlops cleanup --teardown deletes the {what}; pass --yes to confirm without a terminal", file=sys.stderr)
+        return False
+    answer = input(f"This deletes the {what}.\nType {name!r} to confirm: ")
+    return answer.strip() == name
+
+
+def cleanup(settings: Settings, args: argparse.Namespace) -> int:
     from flows.cleanup import cleanup as flow
 
+    if args.teardown and not args.yes and not _confirm_teardown(settings):
+        print("mlops cleanup: teardown not confirmed; nothing was changed", file=sys.stderr)
+        return 1
     state = flow(
         keep_versions=args.keep,
         stop_endpoint_server=args.stop_endpoint,
-        delete_everything=args.delete_everything,
+        delete_everything=args.teardown,
         return_state=True,
     )
     changes = finished(state, "cleanup")

@@ -262,6 +262,10 @@ class Workspace(Protocol):
         """Create what the workspace needs; say what was created (nothing when it all exists)."""
         ...
 
+    def tidy(self) -> list[str]:
+        """Release idle capacity (compute scaled to 0 nodes); say what changed."""
+        ...
+
     def delete(self) -> list[str]:
         """Delete the workspace and everything in it; say what was deleted."""
         ...

@@ -38,6 +38,12 @@ def archive_old_versions(backend: Backend, model_name: str, endpoint: str, keep:
     return changes
 
 
+@task(name="scale-down-idle-compute", cache_policy=NO_CACHE)
+def scale_down_idle_compute(backend: Backend) -> list[str]:
+    """Idle compute back to 0 nodes (Azure ML clusters kept warm); nothing on the local backend."""
+    return backend.workspace.tidy()
+
+
 @task(name="stop-endpoint", cache_policy=NO_CACHE)
 def stop_endpoint(backend: Backend, endpoint: str) -> list[str]:
     """Stop the local endpoint's server (its deployments and traffic are kept for the next start)."""
@@ -46,5 +52,6 @@ def stop_endpoint(backend: Backend, endpoint: str) -> list[str]:
 
 @task(name="delete-workspace", cache_policy=NO_CACHE)
 def delete_workspace(backend: Backend) -> list[str]:
-    """Delete the whole local workspace: registry, model files, bundles, batch outputs."""
+    """Delete what provision created: the local workspace (registry, files, bundles, outputs), or on Azure ML the
+    endpoints, clusters and the workspace with its storage and key vault."""
     return backend.workspace.delete()

@@ -1,4 +1,4 @@
-"""The Azure ML backend: training as command jobs and the model registry, through azure-ai-ml's `MLClient`.
+"""The Azure ML backend: jobs, registry, online and batch endpoints and provisioning, through azure-ai-ml's `MLClient`.
 
 The only package that imports `azure.ai.ml`. Every client comes from `client.make_client(settings)`:
 Azure with `DefaultAzureCredential`, or the local emulator (`infra.azureml_emulator`) when
@@ -19,39 +19,20 @@ if os.environ.get("AZUREML_CURRENT_CLOUD", "").startswith("MlopsEmulator"):
     del os.environ["AZUREML_CURRENT_CLOUD"]
 
 from infra.azureml.batch import AzureMLBatch
-from infra.azureml.client import describe_target, make_client, translated
+from infra.azureml.client import make_client
 from infra.azureml.endpoints import AzureMLEndpoints, AzureMLPackages
 from infra.azureml.jobs import AzureMLJobs
 from infra.azureml.registry import AzureMLRegistry
-from infra.errors import BackendError
+from infra.azureml.workspace import AzureMLWorkspace
 from infra.settings import Settings
 from infra.storage import Storage
 
 __all__ = ["AzureMLBackend", "AzureMLEndpoints", "AzureMLJobs", "AzureMLPackages", "AzureMLRegistry"]
 
 
-class AzureMLWorkspace:
-    def __init__(self, backend: AzureMLBackend) -> None:
-        self.backend = backend
-
-    def ensure(self) -> list[str]:
-        """Check the workspace answers (it is not created from here: see the README's Azure ML section)."""
-        settings = self.backend.settings
-        with translated(settings, "reading the workspace"):
-            self.backend.client.workspaces.get(settings.azure_workspace_name)
-        return []
-
-    def delete(self) -> list[str]:
-        settings = self.backend.settings
-        msg = (
-            f"deleting the {describe_target(settings)} is left to you: "
-            f"`az ml workspace delete -n {settings.azure_workspace_name} -g {settings.azure_resource_group}`"
-        )
-        raise BackendError(msg)
-
-
 class AzureMLBackend:
-    """Jobs and registry on Azure ML; storage as configured (Azure Blob or a folder), as with the local backend."""
+    """Jobs, registry, bundles, endpoints, batch and the workspace on Azure ML; storage as configured (Azure Blob or
+    a folder), as with the local backend."""
 
     name = "azureml"
 
@@ -63,5 +44,5 @@ class AzureMLBackend:
         self.endpoints = AzureMLEndpoints(self.client, settings)
         self.packages = AzureMLPackages(self.client, settings)
         self.batch = AzureMLBatch(self.client, settings, self.packages, self.jobs)
-        self.workspace = AzureMLWorkspace(self)
+        self.workspace = AzureMLWorkspace(self.client, settings, self.endpoints, self.jobs)
         self.storage = Storage(settings)

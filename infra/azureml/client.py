@@ -135,11 +135,7 @@ def translated(settings: Settings, action: str) -> Iterator[None]:
             raise ConfigError(msg) from exc
         if "SubscriptionNotFound" in str(exc):
             raise ConfigError(f"{action}: subscription not found; check AZURE_SUBSCRIPTION_ID") from exc
-        if (
-            "/workspaces/" in str(exc)
-            and "ResourceNotFound" in str(exc)
-            and "workspaces/" + settings.azure_workspace_name in str(exc)
-        ):
+        if workspace_missing(settings, exc):
             raise ConfigError(_workspace_missing(settings, action)) from exc
         raise MissingResourceError(f"{action}: {_first_line(exc)}") from exc
     except (ServiceRequestError, ServiceResponseError) as exc:
@@ -151,11 +147,19 @@ def translated(settings: Settings, action: str) -> Iterator[None]:
         if status == 401 or status == 403:
             msg = f"{action}: Azure ML answered {status} ({_first_line(exc)}); check the credential's role on the {describe_target(settings)}"
             raise ConfigError(msg) from exc
+        if status < 400:  # a long-running operation's poll that reports its failure
+            raise BackendError(f"{action} failed: {_first_line(exc)}") from exc
         raise BackendError(f"{action}: Azure ML answered {status}: {_first_line(exc)}") from exc
     except ValidationException as exc:
         raise BackendError(f"{action}: azure-ai-ml refused the request: {_first_line(exc)}") from exc
     except MlException as exc:
         raise BackendError(f"{action}: {_first_line(exc)}") from exc
+
+
+def workspace_missing(settings: Settings, exc: BaseException) -> bool:
+    """Whether a not-found error is about the workspace itself (not a resource in it)."""
+    text = str(exc)
+    return "ResourceNotFound" in text and "workspaces/" + settings.azure_workspace_name in text
 
 
 def _workspace_missing(settings: Settings, action: str) -> str:

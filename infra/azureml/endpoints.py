@@ -33,7 +33,7 @@ from azure.ai.ml import MLClient
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from infra.azureml import entities
-from infra.azureml.client import translated
+from infra.azureml.client import translated, workspace_missing
 from infra.backend import Bundle, DeploymentInfo, EndpointState, Invocation, ModelVersion
 from infra.errors import BackendError, MissingResourceError, TransientBackendError
 from infra.local.packages import LocalPackages
@@ -88,7 +88,9 @@ class AzureMLEndpoints:
         with translated(self.settings, f"reading online endpoint {name}"):
             try:
                 endpoint = self.client.online_endpoints.get(name)
-            except ResourceNotFoundError:
+            except ResourceNotFoundError as exc:
+                if workspace_missing(self.settings, exc):
+                    raise
                 return None
             deployments = list(self.client.online_deployments.list(name))
         traffic = {k: int(v) for k, v in (endpoint.traffic or {}).items()}

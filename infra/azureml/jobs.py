@@ -147,11 +147,16 @@ class AzureMLJobs:
         return str(asset.id)
 
     def _environment(self) -> str:
+        return self.ensure_environment()[0]
+
+    def ensure_environment(self) -> tuple[str, bool]:
+        """The training environment (`azureml:name:version`), and whether it was created now."""
         conda = conda_file()
         version = hashlib.sha256(json.dumps([TRAINING_IMAGE, conda], sort_keys=True).encode()).hexdigest()[:16]
         name = self.settings.aml_env_name
         try:
             self.client.environments.get(name, version=version)
+            return f"azureml:{name}:{version}", False
         except ResourceNotFoundError:
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / "conda.yml"
@@ -165,7 +170,7 @@ class AzureMLJobs:
                         description="the pinned training environment",
                     )
                 )
-        return f"azureml:{name}:{version}"
+        return f"azureml:{name}:{version}", True
 
     def _wait(
         self, name: str, timeout: float, what: str = "training job", setting: str = "MLOPS_TRAIN_TIMEOUT_SECONDS"

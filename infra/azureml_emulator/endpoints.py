@@ -75,6 +75,7 @@ def operation(context: Context, *, error: str | None = None, code: str = "BadReq
         "status": "Failed" if error else "Succeeded",
         "startTime": now(),
         "endTime": now(),
+        "percentComplete": 100.0,
     }
     if error:
         body["error"] = {"code": code, "message": error, "details": []}
@@ -162,6 +163,13 @@ def stop_endpoints(emulator: Any) -> None:
         runtime(emulator, scope, name, body["_emulator"]["port"]).stop(name)
 
 
+def stop_scope_endpoints(emulator: Any, scope: str) -> None:
+    """A deleted workspace's online endpoints stop serving."""
+    for endpoint_scope, name, body in emulator.store.all_assets(ONLINE):
+        if endpoint_scope == scope:
+            runtime(emulator, scope, name, body["_emulator"]["port"]).stop(name)
+
+
 def _public(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != "_emulator"}
 
@@ -219,10 +227,11 @@ def online_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[
                     "scoringUri": f"https://127.0.0.1:{port}/score",
                     "swaggerUri": f"https://127.0.0.1:{port}/swagger.json",
                     "provisioningState": "Succeeded",
+                    "compute": None,
                     "publicNetworkAccess": "Enabled",
                     "traffic": {},
                     "mirrorTraffic": {},
-                    "properties": {},
+                    "properties": {"azureml.onlineendpointid": _arm_id(context, "onlineEndpoints", name).lower()},
                 },
             }
         served = runtime(context.emulator, context.scope, name, existing["_emulator"]["port"])
@@ -249,9 +258,9 @@ def online_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[
         existing["properties"]["description"] = properties.get("description")
         existing["properties"]["authMode"] = mode
         existing["systemData"] = system_data(existing["systemData"]["createdAt"], now())
-        store = context.emulator.store
-        store.put_asset(context.scope, ONLINE, name, "", existing)
-    headers = operation(context, error=error)
+        headers = operation(context, error=error)
+        existing["properties"]["properties"]["AzureAsyncOperationUri"] = headers["Azure-AsyncOperation"]
+        context.emulator.store.put_asset(context.scope, ONLINE, name, "", existing)
     return (201 if error is None else 200), _public(existing), headers
 
 
@@ -379,8 +388,30 @@ def online_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dic
         raise ArmError(400, "BadArgument", "a managed online deployment needs an instanceType")
     properties.setdefault("scaleSettings", {"scaleType": "Default"})
     properties["scaleSettings"] = properties["scaleSettings"] or {"scaleType": "Default"}
-    properties.setdefault("requestSettings", {"requestTimeout": "PT5S", "maxConcurrentRequestsPerInstance": 1})
-    properties.setdefault("environmentVariables", {})
+    properties["requestSettings"] = {
+        "maxQueueWait": "PT0S",
+        "requestTimeout": "PT5S",
+        "maxConcurrentRequestsPerInstance": 1,
+        **(properties.get("requestSettings") or {}),
+    }
+    probe = {
+        "failureThreshold": 30,
+        "successThreshold": 1,
+        "timeout": "PT2S",
+        "period": "PT10S",
+        "initialDelay": "PT10S",
+    }
+    properties["livenessProbe"] = {**probe, **(properties.get("livenessProbe") or {})}
+    properties["readinessProbe"] = {**probe, **(properties.get("readinessProbe") or {})}
+    parts = str(model["id"]).split("/")
+    properties["environmentVariables"] = {
+        "AZUREML_MODEL_DIR": f"/var/azureml-app/azureml-models/{parts[-3]}/{parts[-1]}",
+        "AZUREML_ENTRY_SCRIPT": str((properties.get("codeConfiguration") or {}).get("scoringScript")),
+        "AML_APP_ROOT": "/var/azureml-app/onlinescoring",
+        **(properties.get("environmentVariables") or {}),
+    }
+    for field in ("description", "modelMountPath", "dataCollector"):
+        properties.setdefault(field, None)
     properties.setdefault("appInsightsEnabled", False)
     properties.setdefault("egressPublicNetworkAccess", "Enabled")
     properties.setdefault("properties", {})
@@ -405,9 +436,14 @@ def online_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dic
         except (MLOpsError, OSError) as exc:
             error = f"deployment {name!r} failed to start: {exc}"
         body["properties"]["provisioningState"] = "Failed" if error else "Succeeded"
+        headers = operation(context, error=error, code="DeploymentFailed")
+        body["properties"]["properties"] = {
+            **(body["properties"].get("properties") or {}),
+            "AzureAsyncOperationUri": headers["Azure-AsyncOperation"],
+        }
         store.put_asset(context.scope, ONLINE_DEPLOYMENTS, key, "", body)
     del environment
-    return (201 if existing is None else 200), _public(body), operation(context, error=error, code="DeploymentFailed")
+    return (201 if existing is None else 200), _public(body), headers
 
 
 def online_deployments(context: Context) -> tuple[int, Any]:
@@ -534,7 +570,7 @@ def batch_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[s
         "properties": {
             "description": properties.get("description"),
             "authMode": "AADToken",
-            "scoringUri": f"{context.emulator.base_url}/emulator/batch/{p['sub']}/{p['rg']}/{p['ws']}/{name}/jobs",
+            "scoringUri": f"{context.emulator.base_url}/inference/batch/{p['sub']}/{p['rg']}/{p['ws']}/{name}/jobs",
             "swaggerUri": None,
             "provisioningState": "Succeeded",
             "defaults": {"deploymentName": default},
@@ -615,6 +651,12 @@ def batch_invoke(context: Context) -> tuple[int, Any]:
     """Submit the batch job: the deployment's scoring script over the input, run by the job runner."""
     from infra.azureml_emulator import jobs
 
+    if not context.headers.get("authorization", "").lower().startswith("bearer "):
+        raise ArmError(
+            401, "Unauthorized", "a batch endpoint takes an Azure AD token: send 'Authorization: Bearer <token>'"
+        )
+    if context.emulator.store.workspace_created(context.scope) is None:
+        raise not_found(f"workspace {context.params['ws']!r}")
     endpoint = _endpoint_or_404(context, BATCH)
     store = context.emulator.store
     deployment_name = context.headers.get("azureml-model-deployment") or endpoint["properties"]["defaults"].get(
@@ -730,11 +772,31 @@ def compute(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str
     inner.update(
         {
             "allocationState": "Steady",
+            "allocationStateTransitionTime": now(),
             "currentNodeCount": low,
             "targetNodeCount": low,
-            "nodeStateCounts": {"idleNodeCount": low, "runningNodeCount": 0, "preparingNodeCount": 0},
+            "nodeStateCounts": {
+                "preparingNodeCount": 0,
+                "runningNodeCount": 0,
+                "idleNodeCount": low,
+                "unusableNodeCount": 0,
+                "leavingNodeCount": 0,
+                "preemptedNodeCount": 0,
+            },
+            "errors": None,
+            "subnet": None,
+            "osType": "Linux",
+            "virtualMachineImage": None,
+            "isolatedNetwork": False,
+            "enableBatchPrivateLink": False,
+            "propertyBag": {},
         }
     )
+    inner.setdefault(
+        "userAccountCredentials", {"adminUserName": "azureuser", "adminUserPassword": None, "adminUserSshPublicKey": ""}
+    )
+    inner.setdefault("remoteLoginPortPublicAccess", "NotSpecified")
+    inner.setdefault("enableNodePublicIp", True)
     body = {
         "id": _arm_id(context, "computes", name),
         "name": name,
@@ -744,6 +806,10 @@ def compute(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str
         "identity": request.get("identity"),
         "systemData": system_data((existing or {}).get("systemData", {}).get("createdAt") or now(), now()),
         "properties": {
+            "createdOn": (existing or {}).get("properties", {}).get("createdOn") or now(),
+            "modifiedOn": now(),
+            "resourceId": None,
+            "provisioningWarnings": {},
             "computeType": "AmlCompute",
             "computeLocation": request.get("location") or LOCATION,
             "description": properties.get("description"),
@@ -769,6 +835,7 @@ def register(route: Any) -> None:
     table = [
         ("GET", op + "/mfeOperationsStatus/(?P<operation>[^/]+)", operation_status),
         ("GET", op + "/mfeOperationResults/(?P<operation>[^/]+)", operation_result),
+        ("GET", op + "/workspaceOperationsStatus/(?P<operation>[^/]+)", operation_status),
         ("GET", "{WS}/onlineEndpoints", online_endpoints),
         *((m, online, online_endpoint) for m in ("GET", "PUT", "DELETE")),
         ("POST", online + "/listKeys", list_keys),
@@ -781,7 +848,7 @@ def register(route: Any) -> None:
         *((m, batch, batch_endpoint) for m in ("GET", "PUT", "DELETE")),
         ("GET", batch + "/deployments", batch_deployments),
         *((m, batch + "/deployments/(?P<deployment>[^/]+)", batch_deployment) for m in ("GET", "PUT", "DELETE")),
-        ("POST", "/emulator/batch/(?P<sub>[^/]+)/(?P<rg>[^/]+)/(?P<ws>[^/]+)/(?P<endpoint>[^/]+)/jobs", batch_invoke),
+        ("POST", "/inference/batch/(?P<sub>[^/]+)/(?P<rg>[^/]+)/(?P<ws>[^/]+)/(?P<endpoint>[^/]+)/jobs", batch_invoke),
         ("GET", "{WS}/computes", computes),
         *((m, "{WS}/computes/(?P<compute>[^/]+)", compute) for m in ("GET", "PUT", "DELETE")),
     ]

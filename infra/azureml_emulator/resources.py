@@ -141,18 +141,19 @@ def system_data(created: str, modified: str | None = None) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- workspace, discovery, datastores
 def workspace(context: Context) -> tuple[int, Any]:
+    from infra.azureml_emulator.provisioning import workspace_meta
+
     base = context.emulator.base_url
     p = context.params
     created = context.emulator.store.workspace_created(context.scope) or now()
-    storage = (
-        f"/subscriptions/{p['sub']}/resourceGroups/{p['rg']}/providers/Microsoft.Storage/storageAccounts/mlopsemulator"
-    )
+    group = f"/subscriptions/{p['sub']}/resourceGroups/{p['rg']}/providers"
+    meta = workspace_meta(context)  # what a workspace deployment created; a pre-created one has the defaults
     return 200, {
         "id": context.workspace_id,
         "name": p["ws"],
         "type": f"{PROVIDER}/workspaces",
-        "location": "eastus",
-        "tags": {},
+        "location": meta.get("location", "eastus"),
+        "tags": meta.get("tags", {}),
         "etag": None,
         "kind": "Default",
         "sku": {"name": "Basic", "tier": "Basic"},
@@ -162,12 +163,14 @@ def workspace(context: Context) -> tuple[int, Any]:
             "tenantId": workspace_guid("tenant"),
         },
         "properties": {
-            "friendlyName": p["ws"],
-            "description": "a workspace of the local Azure ML emulator",
-            "storageAccount": storage,
-            "keyVault": f"/subscriptions/{p['sub']}/resourceGroups/{p['rg']}/providers/Microsoft.Keyvault/vaults/mlopsemulator",
-            "applicationInsights": f"/subscriptions/{p['sub']}/resourceGroups/{p['rg']}/providers/Microsoft.insights/components/mlopsemulator",
-            "containerRegistry": None,
+            "friendlyName": meta.get("friendlyName", p["ws"]),
+            "description": meta.get("description", "a workspace of the local Azure ML emulator"),
+            "storageAccount": meta.get("storageAccount", f"{group}/Microsoft.Storage/storageAccounts/mlopsemulator"),
+            "keyVault": meta.get("keyVault", f"{group}/Microsoft.Keyvault/vaults/mlopsemulator"),
+            "applicationInsights": meta.get(
+                "applicationInsights", f"{group}/Microsoft.insights/components/mlopsemulator"
+            ),
+            "containerRegistry": meta.get("containerRegistry"),
             "hbiWorkspace": False,
             "provisioningState": "Succeeded",
             "creationTime": created,

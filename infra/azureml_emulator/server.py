@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from infra.azureml_emulator import endpoints, resources
+from infra.azureml_emulator import endpoints, provisioning, resources
 from infra.azureml_emulator.blobs import BlobService
 from infra.azureml_emulator.resources import ArmError, Context
 from infra.azureml_emulator.store import Store
@@ -82,6 +82,7 @@ def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
 
 resources.register(route)
 endpoints.register(route)
+provisioning.register(route)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -151,7 +152,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 continue
             context = Context(emulator, method, path, query, headers, body, match.groupdict())
             try:
-                context.check_request(anonymous=path.startswith(("/discovery", "/emulator/")))
+                context.check_request(anonymous=path.startswith(("/discovery", "/emulator/", "/inference/")))
                 answer = handler(context)
             except ArmError as exc:
                 return exc.status, exc.payload(), exc.headers

@@ -31,6 +31,10 @@ class LocalWorkspace:
         LocalRegistry(self.settings.registry_path).create()
         return changes
 
+    def tidy(self) -> list[str]:
+        """Nothing to release locally: the endpoint is stopped on request (`cleanup --stop-endpoint`)."""
+        return []
+
     def delete(self) -> list[str]:
         """Delete the whole workspace; refused while `mlops up`'s server runs from it."""
         home = self.settings.home

@@ -52,7 +52,10 @@ class Emulated:
         self.process.start()
 
 
-def start_emulated(home: Path, monkeypatch: pytest.MonkeyPatch, *, max_jobs: int = 2) -> Emulated:
+def start_emulated(
+    home: Path, monkeypatch: pytest.MonkeyPatch, *, max_jobs: int = 2, workspace: bool = True
+) -> Emulated:
+    """The emulator with the settings' workspace already there (`workspace=False`: none, for provision to create)."""
     env = {
         "MLOPS_HOME": str(home),
         "MLOPS_BACKEND": "azureml",
@@ -71,6 +74,8 @@ def start_emulated(home: Path, monkeypatch: pytest.MonkeyPatch, *, max_jobs: int
     monkeypatch.setenv("AZUREML_CURRENT_CLOUD", "none")
     monkeypatch.delenv("AZUREML_CURRENT_CLOUD")
     process = EmulatorProcess.from_settings(load_settings(), max_jobs=max_jobs)
+    if not workspace:
+        process.workspaces = []
     process.start()
     return Emulated(home=home, process=process, env=env)
 

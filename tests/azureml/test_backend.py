@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from infra.azureml import AzureMLBackend
-from infra.backend import TrainSpec
+from infra.backend import ModelVersion, TrainSpec
 from infra.errors import BackendError, ConfigError, JobFailedError, MissingResourceError, TransientBackendError
 from infra.factory import open_backend
 from model.data import write_sample_csv
@@ -140,10 +143,61 @@ def test_an_emulator_that_does_not_answer_is_a_transient_error(emulated: Emulate
         backend.registry.list()
 
 
-def test_endpoint_and_batch_operations_say_they_are_not_built(emulated: Emulated) -> None:
+def _registered(backend: AzureMLBackend, emulated: Emulated) -> ModelVersion:
+    trained = backend.jobs.train(
+        TrainSpec(job_name="train-for-endpoint", data=_data(emulated), parameters={"alpha": 0.4})
+    )
+    return backend.registry.register(MODEL, trained.outputs, tags={}, properties={}).model
+
+
+def test_a_deployment_that_fails_to_start_is_deleted_and_names_the_reason(emulated: Emulated) -> None:
     backend = _backend(emulated)
-    assert backend.endpoints.get("diabetes-endpoint") is None
-    with pytest.raises(BackendError, match="not built yet"):
-        backend.endpoints.ensure("diabetes-endpoint")
-    with pytest.raises(BackendError, match="not built yet"):
-        backend.batch.plan([], 10)
+    model = _registered(backend, emulated)
+    bundle = backend.packages.build(model)
+    (bundle.path / "code" / "score.py").write_text("def init():\n    raise RuntimeError('no model for you')\n")
+    backend.endpoints.ensure("ep-failing")
+    with pytest.raises(BackendError, match=r"creating deployment ep-failing/blue failed: .*no model for you"):
+        backend.endpoints.add_deployment("ep-failing", "blue", bundle)
+    assert [d.name for d in backend.client.online_deployments.list("ep-failing")] == []
+    state = backend.endpoints.get("ep-failing")
+    assert state is not None
+    assert state.deployments == {}
+
+
+def test_mirror_traffic_copies_requests_to_a_deployment_without_live_traffic(emulated: Emulated) -> None:
+    backend = _backend(emulated)
+    bundle = backend.packages.build(_registered(backend, emulated))
+    endpoint = "ep-mirror"
+    backend.endpoints.ensure(endpoint)
+    backend.endpoints.add_deployment(endpoint, "blue", bundle)
+    backend.endpoints.set_traffic(endpoint, {"blue": 100})
+    backend.endpoints.add_deployment(endpoint, "green", bundle)
+    assert backend.endpoints.set_mirror(endpoint, {"green": 50}) == {"green": 50}
+    body = json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}).encode()
+    answers = [backend.endpoints.invoke(endpoint, body) for _ in range(40)]
+    assert {a.headers["azureml-model-deployment"] for a in answers} == {"blue"}  # mirrored answers are dropped
+    deadline = time.monotonic() + 10
+    while not any(line.get("mirror") for line in _request_log(emulated)) and time.monotonic() < deadline:
+        time.sleep(0.3)  # shadow requests are answered after the live one, and logged five times a second
+    lines = _request_log(emulated)
+    shadows = [line for line in lines if line.get("mirror")]
+    assert shadows
+    assert {line["deployment"] for line in shadows} == {"green"}
+    assert all(line["status"] == 200 for line in shadows)
+    # a deployment given live traffic stops being mirrored
+    backend.endpoints.set_traffic(endpoint, {"blue": 50, "green": 50})
+    assert backend.client.online_endpoints.get(endpoint).mirror_traffic in ({}, None)
+    backend.endpoints.set_traffic(endpoint, {"blue": 100, "green": 0})
+    with pytest.raises(BackendError, match="mirror traffic must be whole percentages from 0 to 50"):
+        backend.endpoints.set_mirror(endpoint, {"green": 60})
+
+
+def _request_log(emulated: Emulated) -> list[dict[str, Any]]:
+    """Every request line the emulated endpoints' servers logged."""
+    folder = emulated.home / "emulator" / "endpoints"
+    return [
+        json.loads(line)
+        for path in folder.rglob("server.log")
+        for line in path.read_text().splitlines()
+        if line.startswith("{")
+    ]

@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.ai.ml.entities import Workspace
 
+from infra.azureml import AzureMLBackend, entities
 from infra.backend import TrainSpec
 from infra.errors import JobFailedError
 from infra.factory import open_backend
@@ -112,6 +114,16 @@ def _collect(emulated: Emulated) -> dict[str, Any]:
         "shape-archived", trained.outputs, tags={}, properties={"job_name": "shape-job"}
     )
     backend.registry.archive("shape-archived", archived.model.version)
+    # online and batch endpoints, compute and a created workspace, through the SDK
+    assert isinstance(backend, AzureMLBackend)
+    backend.endpoints.ensure("shape-endpoint")
+    backend.endpoints.add_deployment("shape-endpoint", "blue", backend.packages.build(model.model))
+    token_backend = open_backend(emulated.settings(aml_endpoint_auth_mode="aml_token"))
+    token_backend.endpoints.ensure("shape-token")
+    backend.client.batch_endpoints.begin_create_or_update(entities.batch_endpoint(backend.settings)).result()
+    backend.client.compute.begin_create_or_update(entities.compute_cluster(backend.settings)).result()
+    backend.client.workspaces.begin_create(Workspace(name="shape-ws", location="eastus")).result()
+    arm_path = next(r["path"] for r in emulated.requests("PUT", "/providers/Microsoft.Resources/deployments/"))
 
     ca = emulated.home / "emulator" / "tls" / "ca.pem"
     trust = ssl.create_default_context(cafile=str(ca))
@@ -120,6 +132,9 @@ def _collect(emulated: Emulated) -> dict[str, Any]:
         def arm(method: str, path: str, api: str, body: Any = None) -> Any:
             answer = client.request(method, path, params={"api-version": api}, json=body)
             return answer.json()
+
+        online = arm("GET", f"{WS}/onlineEndpoints/shape-endpoint", "2022-02-01-preview")
+        status = online["properties"]["properties"]["AzureAsyncOperationUri"]
 
         code = arm("GET", f"{WS}/codes", "2023-04-01")["value"][0]["name"]
         environment = arm("GET", f"{WS}/environments", "2023-04-01-preview")["value"][0]["name"]
@@ -155,6 +170,16 @@ def _collect(emulated: Emulated) -> dict[str, Any]:
                 "GET", f"{WS}/models/shape-archived/versions/{archived.model.version}", "2023-08-01-preview"
             ),
             "error_not_found": arm("GET", f"{WS}/jobs/no-such-job", "2023-04-01-preview"),
+            "online_endpoint": online,
+            "online_operation_status": client.get(status).json(),
+            "online_deployment": arm(
+                "GET", f"{WS}/onlineEndpoints/shape-endpoint/deployments/blue", "2023-04-01-preview"
+            ),
+            "list_keys": arm("POST", f"{WS}/onlineEndpoints/shape-endpoint/listKeys", "2022-02-01-preview"),
+            "endpoint_token": arm("POST", f"{WS}/onlineEndpoints/shape-token/token", "2022-02-01-preview"),
+            "batch_endpoint": arm("GET", f"{WS}/batchEndpoints/diabetes-batch", "2023-10-01"),
+            "compute": arm("GET", f"{WS}/computes/train-cluster", "2023-08-01-preview"),
+            "arm_deployment": arm("GET", arm_path, "2020-06-01"),
         }
 
 

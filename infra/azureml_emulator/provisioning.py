@@ -1,0 +1,193 @@
+"""Workspace creation and deletion in the emulator, the way `workspaces.begin_create` / `begin_delete` call Azure.
+
+`begin_create` does not PUT the workspace: it submits an ARM template deployment
+(`Microsoft.Resources/deployments`) whose parameters name the workspace and the storage account, key
+vault, App Insights and container registry to create beside it. The emulator reads those
+parameters (the template itself is not evaluated), creates the workspace and records the
+dependent resources, which `begin_delete(delete_dependent_resources=True)` then deletes one by one
+with generic ARM DELETEs. Operations finish before the answer; the first poll reads the outcome.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from infra.azureml_emulator.endpoints import LOCATION, OPERATIONS, OPERATIONS_SCOPE, stop_scope_endpoints
+from infra.azureml_emulator.resources import PROVIDER, ArmError, Context, not_found
+from infra.azureml_emulator.store import now
+
+META, DEPENDENTS, DEPLOYMENTS = "workspaceMeta", "armResources", "armDeployments"
+_WORKSPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{2,32}")
+_DEPENDENT_TYPES = {
+    "storageAccount": "Microsoft.Storage/storageAccounts",
+    "keyVault": "Microsoft.Keyvault/vaults",
+    "applicationInsights": "Microsoft.insights/components",
+    "containerRegistry": "Microsoft.ContainerRegistry/registries",
+}
+
+
+def _group(context: Context) -> str:
+    return f"{context.params['sub']}/{context.params['rg']}"
+
+
+def _value(parameters: dict[str, Any], name: str) -> Any:
+    entry = parameters.get(name)
+    return entry.get("value") if isinstance(entry, dict) else None
+
+
+def arm_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+    name, store = context.params["deployment"], context.emulator.store
+    deployment_id = (
+        f"/subscriptions/{context.params['sub']}/resourceGroups/{context.params['rg']}"
+        f"/providers/Microsoft.Resources/deployments/{name}"
+    )
+    if context.method == "GET":
+        found = store.get_asset(_group(context), DEPLOYMENTS, name)
+        if found is None:
+            raise not_found(f"deployment {name!r}")
+        return 200, found
+    properties = context.json().get("properties") or {}
+    parameters = properties.get("parameters") or {}
+    workspace = _value(parameters, "workspaceName")
+    if not isinstance(workspace, str) or not _WORKSPACE_NAME.fullmatch(workspace):
+        raise ArmError(
+            400,
+            "InvalidTemplateDeployment",
+            f"workspace name {workspace!r} is invalid: 3-33 letters, digits, '-' or '_', starting with a letter or digit",
+        )
+    scope = f"{_group(context)}/{workspace}"
+    group_id = f"/subscriptions/{context.params['sub']}/resourceGroups/{context.params['rg']}/providers"
+    dependents = {}
+    for role, kind in _DEPENDENT_TYPES.items():
+        option = _value(parameters, f"{role}Option")
+        resource = _value(parameters, f"{role}Name")
+        if option == "new" and resource:
+            dependents[role] = f"{group_id}/{kind}/{resource}"
+        elif option == "existing" and resource:
+            dependents[role] = str(resource)
+    for resource_id in dependents.values():
+        store.put_asset(_group(context), DEPENDENTS, resource_id.lower(), "", {"id": resource_id, "created": now()})
+    store.add_workspace(scope)
+    store.put_asset(
+        scope,
+        META,
+        workspace,
+        "",
+        {
+            "location": _value(parameters, "location") or LOCATION,
+            "description": _value(parameters, "description"),
+            "friendlyName": _value(parameters, "friendlyName") or workspace,
+            "tags": _value(parameters, "tagValues") or {},
+            **dependents,
+        },
+    )
+    body = {
+        "id": deployment_id,
+        "name": name,
+        "type": "Microsoft.Resources/deployments",
+        "properties": {
+            "templateHash": str(uuid.uuid4().int)[:20],
+            "parameters": {  # ARM echoes each parameter with its type
+                k: {
+                    "type": "String" if isinstance(_value(parameters, k), str) else "Object",
+                    "value": _value(parameters, k),
+                }
+                for k in parameters
+            },
+            "mode": "Incremental",
+            "provisioningState": "Succeeded",
+            "timestamp": now(),
+            "duration": "PT1S",
+            "correlationId": str(uuid.uuid4()),
+            "providers": [
+                {"namespace": PROVIDER, "resourceTypes": [{"resourceType": "workspaces", "locations": [LOCATION]}]}
+            ],
+            "dependencies": [],
+            "outputResources": [{"id": f"{group_id}/{PROVIDER}/workspaces/{workspace}"}]
+            + [{"id": d} for d in dependents.values()],
+        },
+    }
+    store.put_asset(_group(context), DEPLOYMENTS, name, "", body)
+    status = f"{context.emulator.base_url}{deployment_id}/operationStatuses/{uuid.uuid4().int % 10**20}?api-version={context.query['api-version']}"
+    return 201, body, {"Azure-AsyncOperation": status, "Retry-After": "0"}
+
+
+def arm_operation_status(context: Context) -> tuple[int, Any]:
+    if context.emulator.store.get_asset(_group(context), DEPLOYMENTS, context.params["deployment"]) is None:
+        raise not_found(f"deployment {context.params['deployment']!r}")
+    return 200, {"status": "Succeeded"}
+
+
+def arm_deployment_operations(context: Context) -> tuple[int, Any]:
+    """The deployment's operations (the SDK lists them to print progress): none left, as it has finished."""
+    if context.emulator.store.get_asset(_group(context), DEPLOYMENTS, context.params["deployment"]) is None:
+        raise not_found(f"deployment {context.params['deployment']!r}")
+    return 200, {"value": []}
+
+
+def dependent_resource(context: Context) -> tuple[int, Any]:
+    """A storage account, key vault, App Insights or registry a workspace deployment created: GET or DELETE."""
+    resource_id = context.path
+    store = context.emulator.store
+    found = store.get_asset(_group(context), DEPENDENTS, resource_id.lower())
+    if context.method == "DELETE":
+        if found is None:
+            return 204, None
+        store.delete_asset(_group(context), DEPENDENTS, resource_id.lower())
+        return 200, None
+    if found is None:
+        raise not_found(f"resource {resource_id}")
+    return 200, {"id": found["id"], "name": found["id"].rsplit("/", 1)[-1], "location": LOCATION, "properties": {}}
+
+
+def workspace_change(context: Context) -> tuple[int, Any, dict[str, str]]:
+    """PATCH (tags, description, friendly name) or DELETE of a workspace, as long-running operations."""
+    store = context.emulator.store
+    if context.method == "DELETE":
+        stop_scope_endpoints(context.emulator, context.scope)
+        store.delete_workspace(context.scope)
+    else:
+        request = context.json()
+        meta = store.get_asset(context.scope, META, context.params["ws"]) or {}
+        properties = request.get("properties") or {}
+        meta.update({k: properties[k] for k in ("description", "friendlyName") if k in properties})
+        if "tags" in request:
+            meta["tags"] = request["tags"] or {}
+        store.put_asset(context.scope, META, context.params["ws"], "", meta)
+    identifier = str(uuid.uuid4())
+    store.put_asset(OPERATIONS_SCOPE, OPERATIONS, identifier, "", {"status": "Succeeded", "percentComplete": 100.0})
+    base = (
+        f"{context.emulator.base_url}/subscriptions/{context.params['sub']}/providers/{PROVIDER}/locations/{LOCATION}"
+    )
+    status = f"{base}/workspaceOperationsStatus/{identifier}?api-version={context.query['api-version']}"
+    return (
+        202,
+        None,
+        {"Azure-AsyncOperation": status + "&type=async", "Location": status + "&type=location", "Retry-After": "0"},
+    )
+
+
+def workspace_meta(context: Context) -> dict[str, Any]:
+    """What the workspace's deployment recorded (dependent resources, tags), or {} for a pre-created one."""
+    return context.emulator.store.get_asset(context.scope, META, context.params["ws"]) or {}
+
+
+def register(route: Any) -> None:
+    group = "/subscriptions/(?P<sub>[^/]+)/resource[gG]roups/(?P<rg>[^/]+)"
+    deployment = group + "/providers/Microsoft\\.Resources/deployments/(?P<deployment>[^/]+)"
+    kinds = "|".join(re.escape(kind) for kind in _DEPENDENT_TYPES.values())
+    table = [
+        ("PUT", deployment, arm_deployment),
+        ("GET", deployment, arm_deployment),
+        ("GET", deployment + "/operationStatuses/[^/]+", arm_operation_status),
+        ("GET", group + "/deployments/(?P<deployment>[^/]+)/operations", arm_deployment_operations),
+        ("GET", deployment + "/operations", arm_deployment_operations),
+        ("PATCH", "{WS}", workspace_change),
+        ("DELETE", "{WS}", workspace_change),
+        ("GET", f"(?i:{group}/providers/(?:{kinds})/[^/]+)", dependent_resource),
+        ("DELETE", f"(?i:{group}/providers/(?:{kinds})/[^/]+)", dependent_resource),
+    ]
+    for method, pattern, handler in table:
+        route(method, pattern)(handler)

@@ -1,0 +1,96 @@
+"""Provision and cleanup on the azureml backend against the emulator: created once, nothing the second time,
+the serving version never archived, teardown deletes what provision created."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows.cleanup import cleanup
+from flows.provision import provision
+from infra.azureml import AzureMLBackend
+from infra.backend import TrainSpec
+from infra.errors import ConfigError
+from infra.factory import open_backend
+from infra.settings import load_settings
+from model.data import write_sample_csv
+from tests.azureml.conftest import Emulated, start_emulated
+
+MODEL = "diabetes_regression_model.pkl"
+
+
+@pytest.fixture
+def bare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_server: str) -> Iterator[Emulated]:
+    """An emulator holding no workspace yet."""
+    emulated = start_emulated(tmp_path / "mlops", monkeypatch, workspace=False)
+    try:
+        yield emulated
+    finally:
+        emulated.process.stop()
+
+
+def _backend() -> AzureMLBackend:
+    backend = open_backend(load_settings())
+    assert isinstance(backend, AzureMLBackend)
+    return backend
+
+
+def test_provision_twice_creates_everything_once_through_the_sdk(bare: Emulated) -> None:
+    first = provision()
+    assert first[0].startswith("created workspace mlops-aml-ws in mlops-RG (eastus) with ")
+    assert "created compute cluster train-cluster (STANDARD_DS2_V2, 0-4 nodes)" in first
+    assert "created compute cluster score-cluster (STANDARD_DS2_V2, 0-4 nodes)" in first
+    assert any(change.startswith("created environment diabetes_regression_training_env:") for change in first)
+    requests_after_first = len(bare.requests("PUT"))
+    assert provision() == []
+    assert len(bare.requests("PUT")) == requests_after_first  # the second run only reads
+    deployments = bare.requests("PUT", "/providers/Microsoft.Resources/deployments/")
+    assert len(deployments) == 1  # workspaces.begin_create's ARM template deployment
+    workspace = _backend().client.workspaces.get("mlops-aml-ws")
+    assert workspace.storage_account
+    assert workspace.key_vault
+    assert (bare.home / "azureml" / "yaml" / "workspace-mlops-aml-ws.yml").is_file()
+
+
+def test_a_bad_name_is_refused_before_any_call(bare: Emulated, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_AML_COMPUTE_CLUSTER_NAME", "1-not-a-name")
+    before = len(bare.process.requests())
+    with pytest.raises(ConfigError, match="MLOPS_AML_COMPUTE_CLUSTER_NAME='1-not-a-name' is not a valid name"):
+        _backend().workspace.ensure()
+    assert len(bare.process.requests()) == before
+
+
+def test_cleanup_never_archives_the_serving_version_and_teardown_deletes_the_workspace(bare: Emulated) -> None:
+    provision()
+    backend = _backend()
+    data = bare.home / "data.csv"
+    write_sample_csv(data)
+    versions = []
+    for alpha in (0.1, 0.2, 0.3):
+        trained = backend.jobs.train(
+            TrainSpec(job_name=f"train-{int(alpha * 10)}", data=data, parameters={"alpha": alpha})
+        )
+        versions.append(backend.registry.register(MODEL, trained.outputs, tags={}, properties={}).model.version)
+    assert versions == [1, 2, 3]
+    backend.registry.set_alias(MODEL, "champion", 3)
+    endpoint = backend.settings.endpoint_name
+    backend.endpoints.ensure(endpoint)
+    backend.endpoints.add_deployment(endpoint, "blue", backend.packages.build(backend.registry.get(MODEL, 1)))
+    backend.endpoints.set_traffic(endpoint, {"blue": 100})
+    backend.endpoints.add_deployment(endpoint, "green", backend.packages.build(backend.registry.get(MODEL, 2)))
+
+    changes = cleanup(keep_versions=1)
+    # v1 serves and v3 is the champion: of the old versions, only v2 (its idle deployment removed) is archived
+    assert changes == [f"removed deployment green (0 % traffic) from {endpoint}", f"archived {MODEL}:2"]
+    assert [m.version for m in backend.registry.list(MODEL)] == [1, 3]
+    assert cleanup(keep_versions=1) == []
+
+    gone = cleanup(delete_everything=True)
+    assert gone[-1] == "deleted workspace mlops-aml-ws with its storage account and key vault"
+    assert f"deleted online endpoint {endpoint}" in gone
+    assert "deleted compute cluster train-cluster" in gone
+    assert bare.requests("DELETE", "/Microsoft.Storage/storageAccounts/")
+    with pytest.raises(ConfigError, match="AZUREML_WORKSPACE_NAME"):
+        _backend().endpoints.get(endpoint)  # the workspace is gone
