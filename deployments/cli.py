@@ -174,6 +174,12 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
 def _rollout_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", default="10,50,100", help="traffic steps in percent (default 10,50,100)")
     parser.add_argument("--requests-per-step", type=int, default=20, help="checked requests at each step")
+    parser.add_argument(
+        "--mirror-percent",
+        type=int,
+        default=0,
+        help="first a shadow step: copy this share (1-50) of requests to the new deployment (default 0: none)",
+    )
 
 
 if __name__ == "__main__":

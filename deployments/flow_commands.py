@@ -67,7 +67,7 @@ def rollout_policy(args: argparse.Namespace) -> Any:
     from tasks.rollout import RolloutPolicy
 
     steps = [int(step) for step in args.steps.split(",")]
-    return RolloutPolicy(steps=steps, requests_per_step=args.requests_per_step)
+    return RolloutPolicy(steps=steps, requests_per_step=args.requests_per_step, mirror_percent=args.mirror_percent)
 
 
 def finished(state: Any, name: str) -> Any:

@@ -102,6 +102,7 @@ def _roll_back(transaction: Transaction) -> None:
     plan: RolloutPlan = transaction.get("plan")
     endpoints = open_backend(load_settings()).endpoints
     restore = plan.previous_traffic or {plan.new: 0}
+    endpoints.set_mirror(plan.endpoint, {})
     endpoints.set_traffic(plan.endpoint, {**restore, plan.new: 0})
     endpoints.remove_deployment(plan.endpoint, plan.new)
     get_run_logger().warning(
@@ -113,6 +114,8 @@ def _roll_back(transaction: Transaction) -> None:
 def shift_traffic(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> list[dict[str, object]]:
     """Move traffic to the new deployment step by step, checking real requests through the endpoint at each step."""
     rows: list[dict[str, object]] = []
+    if plan.live and policy.mirror_percent:
+        rows.append(_shadow_step(backend, plan, policy))
     steps = policy.steps if plan.live else [100]
     for step in steps:
         traffic = dict.fromkeys(plan.previous_traffic, 0) | {plan.new: step}
@@ -126,6 +129,31 @@ def shift_traffic(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) ->
             raise RolloutCheckError(f"traffic step {step} % to {plan.new!r} failed its check: {row['verdict']}")
     _publish_rollout(plan, rows, failed=False)
     return rows
+
+
+def _shadow_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> dict[str, object]:
+    """Mirror a share of requests to the new deployment while the live one answers them all, then stop mirroring.
+
+    The copies' answers are dropped by the endpoint (as Azure ML's mirror traffic), so the check is that
+    live answers stay right while the new deployment takes the extra load; watch its own logs or metrics
+    for its answers.
+    """
+    backend.endpoints.set_mirror(plan.endpoint, {plan.new: policy.mirror_percent})
+    try:
+        row = _check_step(backend, plan, policy)
+    finally:
+        backend.endpoints.set_mirror(plan.endpoint, {})
+    shadow = {
+        "step": f"{plan.new} mirror {policy.mirror_percent} %",
+        "traffic": _describe(plan.previous_traffic),
+        **row,
+    }
+    if row["verdict"] != "pass":
+        _publish_rollout(plan, [shadow], failed=True)
+        raise RolloutCheckError(
+            f"the shadow step mirroring {policy.mirror_percent} % to {plan.new!r} failed its check: {row['verdict']}"
+        )
+    return shadow
 
 
 def _check_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> dict[str, object]:

@@ -17,6 +17,13 @@ class RolloutPolicy(BaseModel):
         default=20, ge=1, le=10_000, description="Requests sent through the endpoint at each step."
     )
     max_latency_ms: float = Field(default=1000.0, gt=0, description="Slowest acceptable answer at a step.")
+    mirror_percent: int = Field(
+        default=0,
+        ge=0,
+        le=50,
+        description="A shadow step before live traffic moves: this share of requests is also copied to the new "
+        "deployment (mirror traffic; its answers are dropped). 0: no shadow step.",
+    )
 
     @field_validator("steps")
     @classmethod

@@ -1,5 +1,6 @@
-"""Under `mlops up` with MLOPS_BACKEND=azureml and the emulator: `mlops up` runs the emulator, and the
-nightly train-register deployment, run by the platform's worker, submits its job there."""
+"""Under `mlops up` with MLOPS_BACKEND=azureml and the emulator: `mlops up` runs the emulator; the nightly
+train-register deployment, run by the platform's worker, submits its job there, and the event chain goes on
+to deploy (a managed online endpoint) and batch-score (a batch endpoint's job), as on the local backend."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from infra.azureml_emulator.process import EmulatorProcess
+from infra.factory import open_backend
+from infra.settings import load_settings
+from model.score import INPUT_SAMPLE, predict_locally
 from tests.deployments.platform_harness import Platform
 from tests.helpers import free_port
 
@@ -26,6 +31,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
         "MLOPS_BACKEND": "azureml",
         "MLOPS_AZUREML_EMULATOR": "1",
         "MLOPS_AZUREML_EMULATOR_PORT": str(free_port()),
+        "MLOPS_AZUREML_EMULATOR_ENDPOINT_PORT": str(free_port()),
         "MLOPS_AZUREML_POLL_SECONDS": "0.2",
         "MLOPS_PREFECT_DATABASE": "sqlite",  # PostgreSQL has its own tests; this one is about the backend
         "MLOPS_BLOB_EMULATOR": "none",
@@ -36,10 +42,11 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
         platform.mlops("down", timeout=120)
 
 
-def test_the_nightly_deployment_trains_on_the_emulator(platform: Platform) -> None:
+def test_the_nightly_chain_trains_deploys_and_batch_scores_on_the_emulator(platform: Platform) -> None:
     up = platform.mlops("up")
     assert up.returncode == 0, up.stdout + up.stderr
     assert "Azure ML emulator: started at https://127.0.0.1:" in up.stdout
+    started = time.time()
 
     run = subprocess.run(
         [
@@ -68,6 +75,35 @@ def test_the_nightly_deployment_trains_on_the_emulator(platform: Platform) -> No
     jobs = [r for r in emulator.requests() if r["method"] == "PUT" and "/jobs/" in r["path"]]
     assert len(jobs) == 1
     assert jobs[0]["path"].rsplit("/", 1)[-1] == report["models"][0]["tags"]["run_id"]
+
+    # the chain: registration → deploy → batch-score, each a run of the platform's worker on the azureml backend
+    deploy = platform.wait_for_run("deploy", started, timeout=420)
+    batch = platform.wait_for_run("batch-score", started, timeout=420)
+    assert [deploy["state_type"], batch["state_type"]] == ["COMPLETED", "COMPLETED"]
+    assert int(deploy["parameters"]["version"]) == 1
+    assert int(batch["parameters"]["model_version"]) == 1
+    requests = emulator.requests()
+    assert any(
+        r["method"] == "PUT" and r["path"].endswith("/onlineEndpoints/diabetes-endpoint/deployments/blue")
+        for r in requests
+    )
+    assert len([r for r in requests if r["method"] == "POST" and "/inference/batch/" in r["path"]]) == 1
+    # the values: the endpoint answers the smoke request with the registered model's predictions, the batch all rows
+    report = json.loads(platform.mlops("status", "--json").stdout)
+    endpoint = report["endpoint"]
+    assert endpoint["deployments"] == {"blue": {"model": f"{MODEL}:1", "traffic": 100}}
+    settings_env = {**platform.env()}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in settings_env.items():
+            patch.setenv(name, value)
+        backend = open_backend(load_settings())
+        answer = backend.endpoints.invoke("diabetes-endpoint", json.dumps({"data": INPUT_SAMPLE}).encode())
+        expected = predict_locally(backend.packages.build(backend.registry.get(MODEL, 1)).model_dir, INPUT_SAMPLE)
+    assert answer.status == 200
+    assert answer.payload()["result"] == pytest.approx(expected, abs=1e-6)
+    outputs = sorted((platform.home / "batch-output").rglob("*.csv"))
+    assert len(outputs) == 1
+    assert len(outputs[0].read_text().splitlines()) == 443  # the header and the 442 rows
 
     down = platform.mlops("down")
     assert "stopped the Azure ML emulator" in down.stdout
