@@ -101,37 +101,25 @@ def batch_deployment(
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="This class is intended as a base class", category=UserWarning)
-        return _batch_deployment(settings, name, model, code, environment, parallelism, error_threshold)
-
-
-def _batch_deployment(
-    settings: Settings,
-    name: str,
-    model: str,
-    code: Path,
-    environment: str | Environment,
-    parallelism: int,
-    error_threshold: int,
-) -> BatchDeployment:
-    return BatchDeployment(
-        name=name,
-        endpoint_name=settings.aml_batch_endpoint_name,
-        model=model,
-        code_configuration=CodeConfiguration(code=str(code), scoring_script=BATCH_SCRIPT),
-        environment=environment,
-        compute=settings.aml_compute_cluster_name_scoring,
-        resources=ResourceConfiguration(instance_count=1),
-        mini_batch_size=1,
-        max_concurrency_per_instance=parallelism,
-        error_threshold=error_threshold,
-        output_action=BatchDeploymentOutputAction.APPEND_ROW,
-        output_file_name=BATCH_OUTPUT_FILE,
-        retry_settings=BatchRetrySettings(
-            max_retries=settings.aml_batch_max_retries, timeout=settings.aml_batch_retry_timeout_seconds
-        ),
-        logging_level="info",
-        tags={"mlops.model": model.removeprefix("azureml:")},
-    )
+        return BatchDeployment(
+            name=name,
+            endpoint_name=settings.aml_batch_endpoint_name,
+            model=model,
+            code_configuration=CodeConfiguration(code=str(code), scoring_script=BATCH_SCRIPT),
+            environment=environment,
+            compute=settings.aml_compute_cluster_name_scoring,
+            resources=ResourceConfiguration(instance_count=1),
+            mini_batch_size=1,
+            max_concurrency_per_instance=parallelism,
+            error_threshold=error_threshold,
+            output_action=BatchDeploymentOutputAction.APPEND_ROW,
+            output_file_name=BATCH_OUTPUT_FILE,
+            retry_settings=BatchRetrySettings(
+                max_retries=settings.aml_batch_max_retries, timeout=settings.aml_batch_retry_timeout_seconds
+            ),
+            logging_level="info",
+            tags={"mlops.model": model.removeprefix("azureml:")},
+        )
 
 
 def compute_cluster(settings: Settings, *, scoring: bool = False) -> AmlCompute:

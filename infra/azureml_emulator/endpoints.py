@@ -170,6 +170,23 @@ def stop_scope_endpoints(emulator: Any, scope: str) -> None:
             runtime(emulator, scope, name, body["_emulator"]["port"]).stop(name)
 
 
+def _read_or_delete(
+    context: Context, existing: dict[str, Any] | None, what: str, remove: Any
+) -> tuple[int, Any] | tuple[int, Any, dict[str, str]] | None:
+    """GET: the stored body (404 when absent). DELETE: `remove()`, as a long-running operation (204 when absent).
+    None for a write, which the caller handles."""
+    if context.method == "GET":
+        if existing is None:
+            raise not_found(what)
+        return 200, _public(existing)
+    if context.method == "DELETE":
+        if existing is None:
+            return 204, None
+        remove()
+        return 202, None, operation(context)
+    return None
+
+
 def _public(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != "_emulator"}
 
@@ -183,21 +200,20 @@ def online_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[
     name = context.params["endpoint"]
     store = context.emulator.store
     existing = store.get_asset(context.scope, ONLINE, name)
-    if context.method == "GET":
-        if existing is None:
-            raise not_found(f"online endpoint {name!r}")
-        return 200, _public(existing)
-    if context.method == "DELETE":
-        if existing is None:
-            return 204, None
+
+    def remove() -> None:
+        assert existing is not None
         with _lock(context.scope + "/" + name):
             runtime(context.emulator, context.scope, name, existing["_emulator"]["port"]).stop(name)
             for deployment in store.list_assets(context.scope, ONLINE_DEPLOYMENTS):
-                if deployment["name"].split("/")[0] == name:
+                if deployment["_emulator"]["endpoint"] == name:
                     store.delete_asset(context.scope, ONLINE_DEPLOYMENTS, deployment["_emulator"]["key"])
             store.delete_asset(context.scope, ONLINE, name)
             shutil.rmtree(endpoint_folder(context.emulator, context.scope, name), ignore_errors=True)
-        return 202, None, operation(context)
+
+    answer = _read_or_delete(context, existing, f"online endpoint {name!r}", remove)
+    if answer is not None:
+        return answer
     check_endpoint_name(name)
     request = context.json()
     properties = request.get("properties") or {}
@@ -242,12 +258,12 @@ def online_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[
                 traffic = {k: int(v) for k, v in properties["traffic"].items()}
                 mirror = {k: int(v) for k, v in (properties.get("mirrorTraffic") or {}).items()}
                 _check_deployments(context, name, set(traffic) | set(mirror))
-                if mirror != existing["properties"].get("mirrorTraffic", {}) and any(mirror.values()):
-                    served.set_mirror(name, {})  # the new split first, then the mirror that may name a freed deployment
                 state = served.set_traffic(name, {d: traffic.get(d, 0) for d in _deployments(context, name)})
-                state_mirror = served.set_mirror(name, mirror)
                 existing["properties"]["traffic"] = {d: state.traffic()[d] for d in traffic if d in state.traffic()}
-                existing["properties"]["mirrorTraffic"] = {d: p for d, p in state_mirror.items() if p}
+                try:
+                    served.set_mirror(name, mirror)
+                finally:  # what the server holds, also when it refused the mirror (a live deployment is not mirrored)
+                    existing["properties"]["mirrorTraffic"] = {d: p for d, p in served.mirror(name).items() if p}
             else:
                 existing["properties"]["mirrorTraffic"] = existing["properties"].get("mirrorTraffic", {})
         except ArmError:
@@ -323,7 +339,9 @@ def regenerate_keys(context: Context) -> tuple[int, Any, dict[str, str]]:
         served = runtime(context.emulator, context.scope, name, found["_emulator"]["port"])
         process = served.process(name)
         keys = process.keys()
-        keys[kind] = str(context.json().get("keyValue") or secrets.token_urlsafe(32))
+        # azure-ai-ml sends the current key as keyValue, and expects a new one: only another value is taken as given
+        wanted = context.json().get("keyValue")
+        keys[kind] = str(wanted) if wanted and wanted != keys[kind] else secrets.token_urlsafe(32)
         path = process.folder / "keys.json"
         temporary = path.with_suffix(".new")
         temporary.write_text(json.dumps(keys))
@@ -356,26 +374,24 @@ def online_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dic
     key = f"{endpoint['name']}/{name}"
     existing = store.get_asset(context.scope, ONLINE_DEPLOYMENTS, key)
     served = runtime(context.emulator, context.scope, endpoint["name"], endpoint["_emulator"]["port"])
-    if context.method == "GET":
-        if existing is None:
-            raise not_found(f"deployment {name!r} of endpoint {endpoint['name']!r}")
-        return 200, _public(existing)
-    if context.method == "DELETE":
-        if existing is None:
-            return 204, None
-        share = endpoint["properties"]["traffic"].get(name, 0)
-        if share:
-            raise ArmError(
-                400,
-                "BadArgument",
-                f"deployment {name!r} takes {share} % of endpoint {endpoint['name']!r}'s traffic; move it first",
-            )
+    share = endpoint["properties"]["traffic"].get(name, 0)
+    if context.method == "DELETE" and existing and share:
+        raise ArmError(
+            400,
+            "BadArgument",
+            f"deployment {name!r} takes {share} % of endpoint {endpoint['name']!r}'s traffic; move it first",
+        )
+
+    def remove() -> None:
         with _lock(context.scope + "/" + endpoint["name"]):
             state = served.get(endpoint["name"])
             if state is not None and name in state.deployments:
                 served.remove_deployment(endpoint["name"], name)
             store.delete_asset(context.scope, ONLINE_DEPLOYMENTS, key)
-        return 202, None, operation(context)
+
+    answer = _read_or_delete(context, existing, f"deployment {name!r} of endpoint {endpoint['name']!r}", remove)
+    if answer is not None:
+        return answer
     check_endpoint_name(name)
     request = context.json()
     properties = dict(request.get("properties") or {})
@@ -446,14 +462,14 @@ def online_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dic
     return (201 if existing is None else 200), _public(body), headers
 
 
+def _list_deployments(context: Context, endpoint_kind: str, kind: str) -> tuple[int, Any]:
+    endpoint = _endpoint_or_404(context, endpoint_kind)
+    found = context.emulator.store.list_assets(context.scope, kind)
+    return 200, {"value": [_public(d) for d in found if d["_emulator"]["endpoint"] == endpoint["name"]]}
+
+
 def online_deployments(context: Context) -> tuple[int, Any]:
-    endpoint = _endpoint_or_404(context)
-    found = [
-        _public(d)
-        for d in context.emulator.store.list_assets(context.scope, ONLINE_DEPLOYMENTS)
-        if d["_emulator"]["endpoint"] == endpoint["name"]
-    ]
-    return 200, {"value": found}
+    return _list_deployments(context, ONLINE, ONLINE_DEPLOYMENTS)
 
 
 def deployment_logs(context: Context) -> tuple[int, Any]:
@@ -537,18 +553,16 @@ def _assemble_bundle(
 def batch_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
     name, store = context.params["endpoint"], context.emulator.store
     existing = store.get_asset(context.scope, BATCH, name)
-    if context.method == "GET":
-        if existing is None:
-            raise not_found(f"batch endpoint {name!r}")
-        return 200, _public(existing)
-    if context.method == "DELETE":
-        if existing is None:
-            return 204, None
+
+    def remove() -> None:
         for deployment in store.list_assets(context.scope, BATCH_DEPLOYMENTS):
             if deployment["_emulator"]["endpoint"] == name:
                 store.delete_asset(context.scope, BATCH_DEPLOYMENTS, deployment["_emulator"]["key"])
         store.delete_asset(context.scope, BATCH, name)
-        return 202, None, operation(context)
+
+    answer = _read_or_delete(context, existing, f"batch endpoint {name!r}", remove)
+    if answer is not None:
+        return answer
     check_endpoint_name(name)
     request = context.json()
     properties = dict(request.get("properties") or {})
@@ -590,19 +604,16 @@ def batch_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dict
     name, store = context.params["deployment"], context.emulator.store
     key = f"{endpoint['name']}/{name}"
     existing = store.get_asset(context.scope, BATCH_DEPLOYMENTS, key)
-    if context.method == "GET":
-        if existing is None:
-            raise not_found(f"deployment {name!r} of batch endpoint {endpoint['name']!r}")
-        return 200, _public(existing)
-    if context.method == "DELETE":
-        if existing is None:
-            return 204, None
-        if endpoint["properties"]["defaults"].get("deploymentName") == name:
-            raise ArmError(
-                400, "BadArgument", f"deployment {name!r} is the default of batch endpoint {endpoint['name']!r}"
-            )
-        store.delete_asset(context.scope, BATCH_DEPLOYMENTS, key)
-        return 202, None, operation(context)
+    if context.method == "DELETE" and existing and endpoint["properties"]["defaults"].get("deploymentName") == name:
+        raise ArmError(400, "BadArgument", f"deployment {name!r} is the default of batch endpoint {endpoint['name']!r}")
+    answer = _read_or_delete(
+        context,
+        existing,
+        f"deployment {name!r} of batch endpoint {endpoint['name']!r}",
+        lambda: store.delete_asset(context.scope, BATCH_DEPLOYMENTS, key),
+    )
+    if answer is not None:
+        return answer
     check_endpoint_name(name)
     request = context.json()
     properties = dict(request.get("properties") or {})
@@ -638,13 +649,7 @@ def batch_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dict
 
 
 def batch_deployments(context: Context) -> tuple[int, Any]:
-    endpoint = _endpoint_or_404(context, BATCH)
-    found = [
-        _public(d)
-        for d in context.emulator.store.list_assets(context.scope, BATCH_DEPLOYMENTS)
-        if d["_emulator"]["endpoint"] == endpoint["name"]
-    ]
-    return 200, {"value": found}
+    return _list_deployments(context, BATCH, BATCH_DEPLOYMENTS)
 
 
 def batch_invoke(context: Context) -> tuple[int, Any]:
@@ -738,15 +743,11 @@ def _batch_input(input_data: dict[str, Any]) -> str:
 def compute(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
     name, store = context.params["compute"], context.emulator.store
     existing = store.get_asset(context.scope, COMPUTES, name)
-    if context.method == "GET":
-        if existing is None:
-            raise not_found(f"compute {name!r}")
-        return 200, _public(existing)
-    if context.method == "DELETE":
-        if existing is None:
-            return 204, None
-        store.delete_asset(context.scope, COMPUTES, name)
-        return 202, None, operation(context)
+    answer = _read_or_delete(
+        context, existing, f"compute {name!r}", lambda: store.delete_asset(context.scope, COMPUTES, name)
+    )
+    if answer is not None:
+        return answer
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9\-]{1,22}", name):
         raise ArmError(
             400, "BadArgument", f"compute name {name!r}: 2-23 letters, digits or '-', starting with a letter"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,3 +89,15 @@ def emulated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulat
         yield emulated
     finally:
         emulated.process.stop()
+
+
+def mlops_cli(*args: str, env: dict[str, str], api_url: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`mlops <args>` in a child process with the test's settings, against the Prefect server at `api_url`."""
+    return subprocess.run(
+        [sys.executable, "-m", "deployments.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env, "PREFECT_API_URL": api_url},
+        check=False,
+        timeout=timeout,
+    )

@@ -133,7 +133,7 @@ def test_a_workspace_that_does_not_exist_names_the_setting(emulated: Emulated) -
     with pytest.raises(ConfigError, match="AZUREML_WORKSPACE_NAME"):
         backend.registry.list()
     with pytest.raises(ConfigError, match="does not exist"):
-        backend.workspace.ensure()
+        backend.endpoints.get("diabetes-endpoint")
 
 
 def test_an_emulator_that_does_not_answer_is_a_transient_error(emulated: Emulated) -> None:
@@ -201,3 +201,27 @@ def _request_log(emulated: Emulated) -> list[dict[str, Any]]:
         for line in path.read_text().splitlines()
         if line.startswith("{")
     ]
+
+
+def test_keys_regenerate_and_an_aml_token_endpoint_answers_with_its_token(emulated: Emulated) -> None:
+    backend = _backend(emulated)
+    bundle = backend.packages.build(_registered(backend, emulated))
+    body = json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}).encode()
+    backend.endpoints.ensure("ep-keys")
+    backend.endpoints.add_deployment("ep-keys", "blue", bundle)
+    backend.endpoints.set_traffic("ep-keys", {"blue": 100})
+    old = backend.endpoints.key("ep-keys")
+    backend.client.online_endpoints.begin_regenerate_keys("ep-keys", key_type="primary").result()
+    fresh = _backend(emulated)  # no cached key
+    assert fresh.endpoints.key("ep-keys") != old
+    assert fresh.endpoints.invoke("ep-keys", body).status == 200  # the server restarted with its deployments
+    stale = fresh.endpoints.invoke("ep-keys", body, headers={"authorization": f"Bearer {old}"})
+    assert stale.status == 401
+
+    tokens = _backend(emulated, aml_endpoint_auth_mode="aml_token")
+    tokens.endpoints.ensure("ep-token")
+    tokens.endpoints.add_deployment("ep-token", "blue", bundle)
+    tokens.endpoints.set_traffic("ep-token", {"blue": 100})
+    assert tokens.client.online_endpoints.get("ep-token").auth_mode == "aml_token"
+    answer = tokens.endpoints.invoke("ep-token", body)
+    assert answer.status == 200, answer.body

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.azureml.conftest import Emulated, start_emulated
+from tests.azureml.conftest import Emulated, mlops_cli, start_emulated
 
 MODEL = "diabetes_regression_model.pkl"
 # Tags whose values name the run itself; every other tag must equal the local backend's.
@@ -21,14 +21,7 @@ _PER_RUN = {"run_id", "prefect_flow_run_id"}
 
 
 def _mlops(*args: str, env: dict[str, str], api_url: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "deployments.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env, "PREFECT_API_URL": api_url},
-        check=False,
-        timeout=timeout,
-    )
+    return mlops_cli(*args, env=env, api_url=api_url, timeout=timeout)
 
 
 def _status(env: dict[str, str], api_url: str) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def test_an_unknown_workspace_and_an_unknown_route_are_404(client: httpx.Client)
     other = client.get(WS.replace("mlops-aml-ws", "elsewhere"), params=API)
     assert other.status_code == 404
     assert "elsewhere" in _error(other)["message"]
-    unknown = client.get(f"{WS}/computes/train-cluster", params=API)
+    unknown = client.get(f"{WS}/featurestoreEntities/customers", params=API)
     assert unknown.status_code == 404
     assert _error(unknown)["code"] == "NoRegisteredProviderFound"
 

@@ -24,7 +24,7 @@ import pytest
 from infra.azureml import AzureMLBackend
 from infra.factory import open_backend
 from infra.settings import load_settings
-from tests.azureml.conftest import Emulated, start_emulated
+from tests.azureml.conftest import Emulated, mlops_cli, start_emulated
 from tests.helpers import free_port
 
 MODEL = "diabetes_regression_model.pkl"
@@ -33,14 +33,7 @@ _CURL = re.compile(r"curl -s (?:--cacert (?P<ca>\S+) )?(?P<url>\S+) -H 'Authoriz
 
 
 def _mlops(*args: str, env: dict[str, str], api_url: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "deployments.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env, "PREFECT_API_URL": api_url},
-        check=False,
-        timeout=timeout,
-    )
+    return mlops_cli(*args, env=env, api_url=api_url, timeout=timeout)
 
 
 def _score(stdout: str) -> list[float]:

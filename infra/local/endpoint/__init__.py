@@ -77,6 +77,11 @@ class LocalEndpoints:
     def remove_deployment(self, name: str, deployment: str) -> EndpointState:
         return self._manage(name, "DELETE", f"deployments/{deployment}", None)
 
+    def mirror(self, name: str) -> dict[str, int]:
+        """The mirror shares the server holds now."""
+        answer: dict[str, int] = self._request(name, "GET", "state", None).get("mirror", {})
+        return answer
+
     def set_mirror(self, name: str, mirror: dict[str, int]) -> dict[str, int]:
         """Copy a share of unpinned requests to deployments taking no traffic; return the mirror shares now set."""
         answer: dict[str, int] = self._request(name, "PUT", "mirror", mirror).get("mirror", {})
