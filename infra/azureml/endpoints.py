@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import shutil
@@ -25,6 +27,7 @@ import ssl
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +121,8 @@ class AzureMLEndpoints:
             entities.write_yaml(endpoint, self.yaml, "online-endpoint")
             _log.info("creating online endpoint %s", name)
             self._wait(
-                self.client.online_endpoints.begin_create_or_update(endpoint), f"creating online endpoint {name}"
+                lambda: self.client.online_endpoints.begin_create_or_update(endpoint),
+                f"creating online endpoint {name}",
             )
         return self._state(name)
 
@@ -129,7 +133,7 @@ class AzureMLEndpoints:
         _log.info("creating deployment %s/%s serving %s", name, deployment, bundle.model)
         try:
             self._wait(
-                self.client.online_deployments.begin_create_or_update(entity),
+                lambda: self.client.online_deployments.begin_create_or_update(entity),
                 f"creating deployment {name}/{deployment}",
             )
         except BackendError as failure:
@@ -166,28 +170,35 @@ class AzureMLEndpoints:
         live = {d for d, share in (endpoint.traffic or {}).items() if share}
         endpoint.mirror_traffic = {d: p for d, p in (endpoint.mirror_traffic or {}).items() if p and d not in live}
         entities.write_yaml(endpoint, self.yaml, "online-endpoint")
-        return self._wait(self.client.online_endpoints.begin_create_or_update(endpoint), action)
+        return self._wait(lambda: self.client.online_endpoints.begin_create_or_update(endpoint), action)
 
     def remove_deployment(self, name: str, deployment: str) -> EndpointState:
         action = f"deleting deployment {name}/{deployment}"
-        with translated(self.settings, action):
-            poller = self.client.online_deployments.begin_delete(name=deployment, endpoint_name=name)
-        self._wait(poller, action)
+        self._wait(lambda: self.client.online_deployments.begin_delete(name=deployment, endpoint_name=name), action)
         return self._state(name)
 
     def delete(self, name: str) -> bool:
         """Delete the endpoint and its deployments (teardown); False if it did not exist."""
         if self.get(name) is None:
             return False
-        action = f"deleting online endpoint {name}"
-        with translated(self.settings, action):
-            poller = self.client.online_endpoints.begin_delete(name=name)
-        self._wait(poller, action)
+        self._wait(lambda: self.client.online_endpoints.begin_delete(name=name), f"deleting online endpoint {name}")
         return True
 
-    def _wait(self, poller: Any, action: str) -> Any:
-        with translated(self.settings, action):
-            return poller.result(timeout=self.settings.aml_deploy_timeout_seconds)
+    def _wait(self, start: Callable[[], Any], action: str) -> Any:
+        """Start a long-running operation and wait for its poller, within the deploy timeout; the SDK's
+        progress dots on stdout go to the debug log."""
+        printed = io.StringIO()
+        try:
+            with translated(self.settings, action), contextlib.redirect_stdout(printed):
+                poller = start()
+                result = poller.result(timeout=self.settings.aml_deploy_timeout_seconds)
+                if not poller.done():
+                    msg = f"{action}: not finished after {self.settings.aml_deploy_timeout_seconds:g} s (MLOPS_AML_DEPLOY_TIMEOUT_SECONDS)"
+                    raise BackendError(msg)
+                return result
+        finally:
+            if printed.getvalue().strip():
+                _log.debug("azure-ai-ml printed: %s", printed.getvalue().strip())
 
     # ---- calling ----
     def key(self, name: str) -> str:

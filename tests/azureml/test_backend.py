@@ -225,3 +225,25 @@ def test_keys_regenerate_and_an_aml_token_endpoint_answers_with_its_token(emulat
     assert tokens.client.online_endpoints.get("ep-token").auth_mode == "aml_token"
     answer = tokens.endpoints.invoke("ep-token", body)
     assert answer.status == 200, answer.body
+
+
+def test_a_bad_mini_batch_is_named_and_the_threshold_fails_the_batch_job(emulated: Emulated) -> None:
+    backend = _backend(emulated)
+    model = _registered(backend, emulated)
+    good, bad = emulated.home / "good.csv", emulated.home / "bad.csv"
+    write_sample_csv(good, for_scoring=True)
+    lines = good.read_text().splitlines()
+    bad.write_text("\n".join([lines[0], lines[1], "x" + lines[2], lines[3]]) + "\n")
+    batches = backend.batch.plan([good, bad], 1000)
+    assert len(batches) == 2
+
+    results, failures = backend.batch.run_job(
+        model, batches, emulated.home / "work-1", parallelism=2, error_threshold=-1
+    )
+    assert [(r.index, r.rows_in, r.rows_out) for r in results] == [(0, 442, 442)]
+    assert list(failures) == [1]
+    assert "bad" not in failures[1] or "not a number" in failures[1] or "age" in failures[1]
+    assert "part-000001.csv" not in failures[1]  # the error itself, not the file list
+
+    with pytest.raises(JobFailedError, match=r"1 mini-batch\(es\) failed, over the deployment's error_threshold of 0"):
+        backend.batch.run_job(model, batches, emulated.home / "work-2", parallelism=2, error_threshold=0)
