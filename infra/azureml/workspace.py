@@ -115,22 +115,30 @@ class AzureMLWorkspace:
         return changes
 
     def tidy(self) -> list[str]:
-        """Clusters kept warm (min nodes above 0) with no node busy go back to 0 nodes."""
+        """Clusters kept warm (min nodes above 0) with no node busy go back to 0 nodes.
+
+        The update is a fresh `AmlCompute` (this cluster's size and maximum, minimum 0), not the fetched
+        entity: azure-ai-ml 1.35.2 cannot send back a cluster it read (it reads network settings with no
+        subnet and then fails turning that subnet into an id).
+        """
         changes = []
         with translated(self.settings, "scaling idle compute"):
-            for name in (self.settings.aml_compute_cluster_name, self.settings.aml_compute_cluster_name_scoring):
+            for scoring in (False, True):
+                wanted = entities.compute_cluster(self.settings, scoring=scoring)
                 try:
-                    cluster = self.client.compute.get(name)
+                    cluster = self.client.compute.get(wanted.name)
                 except ResourceNotFoundError:
                     continue
-                busy = getattr(getattr(cluster, "_status", None), "running_node_count", 0) or 0
-                if (cluster.min_instances or 0) > 0 and not busy:
-                    low = cluster.min_instances
-                    cluster.min_instances = 0
-                    self.client.compute.begin_create_or_update(cluster).result(
-                        timeout=self.settings.aml_deploy_timeout_seconds
-                    )
-                    changes.append(f"scaled idle compute cluster {name} from {low} to 0 nodes")
+                if not cluster.min_instances:
+                    continue
+                nodes = self.client.compute.list_nodes(wanted.name)
+                if any(str(node.node_state).lower() != "idle" for node in nodes):
+                    continue
+                wanted.size, wanted.max_instances, wanted.min_instances = cluster.size, cluster.max_instances, 0
+                self.client.compute.begin_create_or_update(wanted).result(
+                    timeout=self.settings.aml_deploy_timeout_seconds
+                )
+                changes.append(f"scaled idle compute cluster {wanted.name} from {cluster.min_instances} to 0 nodes")
         return changes
 
     def delete(self) -> list[str]:

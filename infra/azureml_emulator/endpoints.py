@@ -825,6 +825,14 @@ def compute(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str
     return (201 if existing is None else 200), body, operation(context)
 
 
+def compute_nodes(context: Context) -> tuple[int, Any]:
+    """A cluster's nodes: none run here (jobs run in the emulator's own processes, not on nodes)."""
+    name = context.params["compute"]
+    if context.emulator.store.get_asset(context.scope, COMPUTES, name) is None:
+        raise not_found(f"compute {name!r}")
+    return 200, {"nodes": [], "nextLink": None}
+
+
 def computes(context: Context) -> tuple[int, Any]:
     return 200, {"value": context.emulator.store.list_assets(context.scope, COMPUTES)}
 
@@ -852,6 +860,7 @@ def register(route: Any) -> None:
         ("POST", "/inference/batch/(?P<sub>[^/]+)/(?P<rg>[^/]+)/(?P<ws>[^/]+)/(?P<endpoint>[^/]+)/jobs", batch_invoke),
         ("GET", "{WS}/computes", computes),
         *((m, "{WS}/computes/(?P<compute>[^/]+)", compute) for m in ("GET", "PUT", "DELETE")),
+        ("POST", "{WS}/computes/(?P<compute>[^/]+)/listNodes", compute_nodes),
     ]
     for method, pattern, handler in table:
         route(method, pattern)(handler)

@@ -94,3 +94,11 @@ def test_cleanup_never_archives_the_serving_version_and_teardown_deletes_the_wor
     assert bare.requests("DELETE", "/Microsoft.Storage/storageAccounts/")
     with pytest.raises(ConfigError, match="AZUREML_WORKSPACE_NAME"):
         _backend().endpoints.get(endpoint)  # the workspace is gone
+
+
+def test_cleanup_scales_a_warm_idle_cluster_back_to_0_nodes(bare: Emulated, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_AML_CLUSTER_MIN_NODES", "1")
+    assert "created compute cluster train-cluster (STANDARD_DS2_V2, 1-4 nodes)" in provision()
+    assert cleanup() == ["scaled idle compute cluster train-cluster from 1 to 0 nodes"]
+    assert _backend().client.compute.get("train-cluster").min_instances == 0
+    assert cleanup() == []
