@@ -81,11 +81,11 @@ class AzureMLBatch:
         deployment = self._ensure_deployment(model, parallelism, error_threshold)
         name = _job_name(model, data, deployment, work)
         self._invoke(name, deployment, data)
-        status = self.jobs._wait(
+        status = self.jobs.wait_for(
             name, self.settings.aml_batch_timeout_seconds, what="batch job", setting="MLOPS_AML_BATCH_TIMEOUT_SECONDS"
         )
         if status != "Completed":
-            raise JobFailedError(self.jobs._failure(name, status, what="batch job"))
+            raise JobFailedError(self.jobs.failure(name, status, what="batch job"))
         predictions, log = self._download(name, work / "azureml-job")
         return _split(predictions, log, batches, work)
 
@@ -128,7 +128,7 @@ class AzureMLBatch:
                 settings,
                 deployment_name,
                 model=f"azureml:{model.id}",
-                code=self.jobs._code_snapshot(),
+                code=self.jobs.code_snapshot(),
                 environment=ensure_environment(self.client, settings, self.packages.build(model)),
                 parallelism=parallelism,
                 error_threshold=error_threshold,

@@ -74,9 +74,9 @@ class AzureMLJobs:
                 self._submit(spec)
             else:
                 _log.info("job %s exists (status %s): re-attaching", name, job_status(existing))
-            status = self._wait(name, spec.timeout_seconds)
+            status = self.wait_for(name, spec.timeout_seconds)
             if status != "Completed":
-                raise JobFailedError(self._failure(name, status))
+                raise JobFailedError(self.failure(name, status))
             outputs = self._download(name)
         return _collect(name, outputs, reattached=existing is not None)
 
@@ -92,7 +92,7 @@ class AzureMLJobs:
         parameters = staging / "parameters.json"
         parameters.write_text(json.dumps({"training": spec.parameters}, indent=2, sort_keys=True) + "\n")
         job = command(
-            code=str(self._code_snapshot()),
+            code=str(self.code_snapshot()),
             command=COMMAND,
             inputs={
                 "training_data": Input(type=AssetTypes.URI_FILE, path=self._training_data(spec.data)),
@@ -111,7 +111,7 @@ class AzureMLJobs:
         submitted = self.client.jobs.create_or_update(job)
         _log.info("submitted job %s (%s)", submitted.name, submitted.studio_url)
 
-    def _code_snapshot(self) -> Path:
+    def code_snapshot(self) -> Path:
         """The `model` package (its source files) copied into a folder named by its code hash."""
         source = model_package()
         target = self.root / "code" / code_sha256(source)[:16]
@@ -172,7 +172,7 @@ class AzureMLJobs:
                 )
         return f"azureml:{name}:{version}", True
 
-    def _wait(
+    def wait_for(
         self, name: str, timeout: float, what: str = "training job", setting: str = "MLOPS_TRAIN_TIMEOUT_SECONDS"
     ) -> str:
         deadline = time.monotonic() + timeout
@@ -190,7 +190,7 @@ class AzureMLJobs:
                 raise JobFailedError(msg)
             time.sleep(self.poll_seconds)
 
-    def _failure(self, name: str, status: str, what: str = "training job") -> str:
+    def failure(self, name: str, status: str, what: str = "training job") -> str:
         """The job's own error (run history's, as `jobs.stream` reports it) and the tail of its user log."""
         error = f"the job ended {status}"
         with contextlib.redirect_stdout(io.StringIO()):

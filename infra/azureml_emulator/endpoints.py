@@ -395,7 +395,7 @@ def online_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dic
     check_endpoint_name(name)
     request = context.json()
     properties = dict(request.get("properties") or {})
-    model, code, environment = _deployment_assets(context, properties)
+    model, code, _ = _deployment_assets(context, properties)  # the environment is checked, not built
     sku = request.get("sku") or {}
     capacity = int(sku.get("capacity") or 1)
     if capacity < 1:
@@ -458,7 +458,6 @@ def online_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dic
             "AzureAsyncOperationUri": headers["Azure-AsyncOperation"],
         }
         store.put_asset(context.scope, ONLINE_DEPLOYMENTS, key, "", body)
-    del environment
     return (201 if existing is None else 200), _public(body), headers
 
 
@@ -677,7 +676,7 @@ def batch_invoke(context: Context) -> tuple[int, Any]:
     request = context.json().get("properties") or {}
     data = _batch_input(request.get("inputData") or {})
     settings = deployment["properties"]
-    model, code, _ = _deployment_assets(context, settings)
+    model, _, _ = _deployment_assets(context, settings)
     name = str(request.get("name") or f"batchjob-{uuid.uuid4()}")
     if store.get_job(context.scope, name) is not None:
         raise ArmError(409, "Conflict", f"job {name!r} already exists")
@@ -716,7 +715,6 @@ def batch_invoke(context: Context) -> tuple[int, Any]:
             "outputs": {"score": {"jobOutputType": "uri_folder"}},
         }
     }
-    del code
     store.insert_job(context.scope, name, jobs.prepare(name, body))
     return 200, {
         "id": _arm_id(context, "batchEndpoints", endpoint["name"], "jobs", name),
