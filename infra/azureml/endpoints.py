@@ -83,7 +83,8 @@ class AzureMLEndpoints:
         self.client = client
         self.settings = settings
         self.yaml = settings.home / "azureml" / "yaml"
-        self._keys: dict[str, tuple[float, str]] = {}
+        self._keys: dict[str, tuple[float, str, str]] = {}
+        self._tls = _tls_context()  # after make_client, which adds the emulator's CA to REQUESTS_CA_BUNDLE
         self._keys_lock = threading.Lock()
 
     # ---- reading ----
@@ -202,34 +203,38 @@ class AzureMLEndpoints:
 
     # ---- calling ----
     def key(self, name: str) -> str:
+        return self._caller(name)[0]
+
+    def _caller(self, name: str) -> tuple[str, str]:
+        """The endpoint's key (or token) and scoring URI, read once and kept for a few minutes: a rollout
+        step sends many requests, and each must not cost two control-plane calls."""
         with self._keys_lock:
             cached = self._keys.get(name)
             if cached and time.monotonic() - cached[0] < _KEY_SECONDS:
-                return cached[1]
+                return cached[1], cached[2]
         with translated(self.settings, f"reading the keys of {name}"):
             credentials = self.client.online_endpoints.get_keys(name)
+            scoring_uri = str(self.client.online_endpoints.get(name).scoring_uri or "")
         value = getattr(credentials, "primary_key", None) or getattr(credentials, "access_token", None)
-        if not value:
-            raise BackendError(f"online endpoint {name!r} returned no key or token")
+        if not value or not scoring_uri:
+            raise BackendError(f"online endpoint {name!r} returned no key or token, or no scoring URI")
         with self._keys_lock:
-            self._keys[name] = (time.monotonic(), str(value))
-        return str(value)
+            self._keys[name] = (time.monotonic(), str(value), scoring_uri)
+        return str(value), scoring_uri
 
     def invoke(
         self, name: str, body: bytes, *, deployment: str | None = None, headers: dict[str, str] | None = None
     ) -> Invocation:
-        state = self._state(name)
-        sent = {"authorization": f"Bearer {self.key(name)}", "content-type": "application/json", **(headers or {})}
+        key, scoring_uri = self._caller(name)
+        sent = {"authorization": f"Bearer {key}", "content-type": "application/json", **(headers or {})}
         if deployment:
             sent["azureml-model-deployment"] = deployment
         started = time.perf_counter()
         try:
-            with httpx.Client(verify=_tls_context(), timeout=60) as client:
-                response = client.post(state.scoring_url, content=body, headers=sent)
+            with httpx.Client(verify=self._tls, timeout=60) as client:
+                response = client.post(scoring_uri, content=body, headers=sent)
         except httpx.TransportError as exc:
-            raise TransientBackendError(
-                f"online endpoint {name!r} at {state.scoring_url} did not answer: {exc}"
-            ) from exc
+            raise TransientBackendError(f"online endpoint {name!r} at {scoring_uri} did not answer: {exc}") from exc
         return Invocation(
             status=response.status_code,
             body=response.content,
