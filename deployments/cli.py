@@ -7,6 +7,8 @@
     mlops approve [RUN_ID] [--reject] [--reviewer NAME] [--comment TEXT]
     mlops endpoint status [--json] | stop
     mlops status [--json]
+    mlops trace ID [--json]                  a request's path from its flow run (or a run's spans)
+    mlops logs [RUN_ID] [--last N] [--json]  a flow run's endpoint requests, or the endpoint's latest
     mlops emulator up | down | status [--json]  the local Azure ML emulator (MLOPS_BACKEND=azureml MLOPS_AZUREML_EMULATOR=1)
     mlops up | down                          the local platform: Prefect server + UI, work pool, deployments, worker
     mlops provision | cleanup [--keep N] [--stop-endpoint] [--teardown [--yes]]
@@ -25,7 +27,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from deployments import flow_commands, platform_commands
+from deployments import flow_commands, platform_commands, telemetry_commands
 from infra.errors import BackendError, ConfigError
 from infra.settings import Settings, load_settings
 
@@ -155,6 +157,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     arrived.add_argument("--path", default="", help="the new training CSV (default: the configured data)")
     arrived.set_defaults(command=platform_commands.data_arrived, name="data-arrived")
+
+    trace = commands.add_parser("trace", help="a request's path from its flow run, or a flow run's spans")
+    trace.add_argument("id", help="a request id (x-ms-request-id), a flow or task run id, or a trace id")
+    trace.add_argument("--json", action="store_true", help="print the trace's spans as JSON")
+    trace.set_defaults(command=telemetry_commands.trace, name="trace")
+
+    logs = commands.add_parser("logs", help="the endpoint requests of a flow run, or the endpoint's latest")
+    logs.add_argument("run_id", nargs="?", help="a flow or task run id (default: the endpoint's request log)")
+    logs.add_argument("--last", type=int, default=20, help="show the newest N (default 20; 0: all)")
+    logs.add_argument("--json", action="store_true", help="print JSON")
+    logs.set_defaults(command=telemetry_commands.logs, name="logs")
 
     status = commands.add_parser("status", help="registered models, the champion and the endpoint")
     status.add_argument("--json", action="store_true", help="print JSON")

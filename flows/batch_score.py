@@ -12,6 +12,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from infra.factory import open_backend
 from infra.settings import load_settings
+from infra.telemetry import annotate
 from tasks.batch import (
     OUTPUT_FILE,
     BatchSummary,
@@ -51,6 +52,7 @@ def batch_score(
             f"parallelism must be 1..{MAX_PARALLELISM} and mini_batch_size at least 1, got {parallelism} and {mini_batch_size}"
         )
     started = time.monotonic()
+    annotate({"mlops.flow": "batch-score"})
     settings = load_settings()
     backend = open_backend(settings)
     work = settings.home / "batch" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{(flow_run.get_id() or 'local')[:8]}"

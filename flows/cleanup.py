@@ -7,6 +7,7 @@ from prefect import flow
 
 from infra.factory import open_backend
 from infra.settings import load_settings
+from infra.telemetry import annotate
 from tasks.cleanup import (
     archive_old_versions,
     delete_workspace,
@@ -24,6 +25,7 @@ def cleanup(keep_versions: int = 5, stop_endpoint_server: bool = False, delete_e
     local endpoint; `delete_everything` (the CLI's `--teardown`) also deletes what provision created."""
     if keep_versions < 1:
         raise ValueError(f"keep_versions must be at least 1, got {keep_versions}")
+    annotate({"mlops.flow": "cleanup"})
     settings = load_settings()
     backend = open_backend(settings)
     # Idle deployments and old versions

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from infra.backend import EndpointState, ModelVersion
 from infra.factory import open_backend
 from infra.settings import load_settings
+from infra.telemetry import annotate
 from tasks.approval import request_approval
 from tasks.deploy import (
     ensure_endpoint,
@@ -70,6 +71,7 @@ def deploy(
     serving 100 % is not deployed: queued deploys of a burst of promotions may start in any order,
     and the newest must be the one left serving. An explicit older `version` without it is a rollback.
     """
+    annotate({"mlops.flow": "deploy"})
     settings = load_settings()
     backend = open_backend(settings)
     model = resolve_model(backend, model_name or settings.model_name, version)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 from flows.batch_score import batch_score
 from flows.deploy import DEFAULT_ROLLOUT, DeployResult, deploy
 from flows.train_register import DEFAULT_GATE, TrainRegisterResult, train_register
+from infra.telemetry import annotate
 from model.gate import GatePolicy
 from tasks.batch import BatchSummary
 from tasks.rollout import RolloutPolicy
@@ -30,6 +31,7 @@ def pipeline(
 ) -> PipelineResult:
     """Train, gate and register; package, deploy with blue/green traffic and smoke-test the champion; batch-score
     the default input with the version now serving."""
+    annotate({"mlops.flow": "pipeline"})
     # Train, evaluate, register
     training = train_register(alpha=alpha, gate=gate, force=force)
     # Package, deploy, smoke test

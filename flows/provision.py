@@ -9,12 +9,14 @@ from prefect import flow
 
 from infra.factory import open_backend
 from infra.settings import load_settings
+from infra.telemetry import annotate
 from tasks.provision import ensure_containers, ensure_workspace, publish_changes, register_blob_blocks
 
 
 @flow(name="provision")
 def provision() -> list[str]:
     """Create what the pipeline needs where it runs; return the changes (empty when all was in place)."""
+    annotate({"mlops.flow": "provision"})
     settings = load_settings()
     backend = open_backend(settings)
     # Workspace and registry

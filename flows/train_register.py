@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 from infra.backend import Backend, ModelVersion, TrainOutput
 from infra.factory import open_backend
 from infra.settings import load_settings
+from infra.telemetry import annotate
 from model.gate import GatePolicy
 from model.layout import MODEL_FILE
 from tasks import (
@@ -49,6 +50,7 @@ def train_register(
     `alpha` overrides the parameters file; `force` registers even when the gate says no
     (MLOpsPython's ALLOW_RUN_CANCEL=false).
     """
+    annotate({"mlops.flow": "train-register"})
     settings = load_settings()
     backend = open_backend(settings)
     # Train, served from the cache when data, code and parameters are unchanged

@@ -294,6 +294,11 @@ class Settings(BaseSettings):
         return self.home / "emulator"
 
     @property
+    def telemetry_dir(self) -> Path:
+        """Spans written as files (when no Azure Monitor or OTLP destination is set), read by `mlops trace`."""
+        return self.home / "telemetry"
+
+    @property
     def platform_dir(self) -> Path:
         """Pids, logs and the database of the processes `mlops up` starts."""
         return self.home / "platform"

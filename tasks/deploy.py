@@ -19,11 +19,12 @@ from infra.backend import Backend, Bundle, EndpointState, ModelVersion
 from infra.errors import MissingResourceError, RolloutCheckError
 from infra.factory import open_backend
 from infra.settings import load_settings
+from infra.telemetry import current_traceparent
 from model.score import INPUT_SAMPLE, predict_locally
 from tasks._events import chain_label
 from tasks._retry import retry_if_transient
 from tasks.rollout import RolloutPlan, RolloutPolicy
-from tasks.smoke import check_answer, smoke_body
+from tasks.smoke import CHECK_HEADER, check_answer, smoke_body
 
 SERVING_ALIAS = "serving"
 DEPLOYED_EVENT = "mlops.model.deployed"
@@ -159,7 +160,9 @@ def _shadow_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> 
 def _check_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> dict[str, object]:
     latencies, served, problems = [], dict.fromkeys(plan.expected, 0), []
     for _ in range(policy.requests_per_step):
-        answer = backend.endpoints.invoke(plan.endpoint, smoke_body())
+        answer = backend.endpoints.invoke(
+            plan.endpoint, smoke_body(), headers={**current_traceparent(), CHECK_HEADER: "rollout"}
+        )
         latencies.append(answer.latency_ms)
         deployment = answer.headers.get("azureml-model-deployment", "")
         served[deployment] = served.get(deployment, 0) + 1

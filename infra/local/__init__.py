@@ -30,6 +30,7 @@ class LocalBackend:
             port=settings.endpoint_port,
             max_body_bytes=settings.endpoint_max_body_bytes,
             start_timeout=settings.endpoint_start_timeout_seconds,
+            telemetry_dir=settings.telemetry_dir,
         )
         self.batch = LocalBatch()
         self.workspace = LocalWorkspace(settings)

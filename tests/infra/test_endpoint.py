@@ -7,9 +7,10 @@ import os
 import stat
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from infra.errors import BackendError
 from infra.local import LocalBackend
 from infra.local.endpoint import EndpointRefusedError
 from infra.settings import load_settings
+from infra.telemetry import read_spans
 from model.score import INPUT_SAMPLE, predict_locally
 from tests.helpers import MODEL, SMOKE, clone_home, free_port
 
@@ -184,23 +186,75 @@ def test_generated_requests_never_get_a_5xx(live: Live, body: bytes, pinned: str
         assert response.json()["error"]
 
 
+def _eventually(read: Callable[[], list[dict[str, Any]]], timeout: float = 10) -> list[dict[str, Any]]:
+    """What `read` returns once it returns something (the server writes its files five times a second)."""
+    deadline = time.monotonic() + timeout
+    while not (found := read()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text() if path.is_file() else ""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
 class TestTelemetry:
+    TRACE_ID, CALLER_SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+
     def test_one_structured_line_per_request(self, live: Live) -> None:
-        trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        trace = f"00-{self.TRACE_ID}-{self.CALLER_SPAN}-01"
         response = live.score(SMOKE, headers={"traceparent": trace, "x-ms-request-id": "req-42"})
         assert response.headers["x-ms-request-id"] == "req-42"
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            lines = [json.loads(line) for line in live.log.read_text().splitlines() if line.startswith("{")]
-            found = [line for line in lines if line["request_id"] == "req-42"]
-            if found:
-                break
-            time.sleep(0.05)
+        found = _eventually(lambda: [line for line in _json_lines(live.log) if line["request_id"] == "req-42"])
         assert len(found) == 1
-        assert found[0]["traceparent"] == trace
+        assert found[0]["trace_id"] == self.TRACE_ID
+        assert found[0]["parent_span_id"] == self.CALLER_SPAN
+        assert len(found[0]["span_id"]) == 16
+        assert found[0]["span_id"] != self.CALLER_SPAN
         assert found[0]["predictions"] == 2
         assert found[0]["deployment"] == "blue"
+        assert found[0]["model"] == f"{MODEL}:1"
         assert 0 < found[0]["latency_ms"] < 1000
+
+    def test_the_span_continues_the_callers_trace(self, live: Live) -> None:
+        trace = f"00-{self.TRACE_ID}-{self.CALLER_SPAN}-01"
+        live.score(SMOKE, headers={"traceparent": trace, "x-ms-request-id": "req-span"})
+        folder = live.backend.settings.telemetry_dir
+        spans = _eventually(
+            lambda: [s for s in read_spans(folder) if s.attributes.get("mlops.request_id") == "req-span"]
+        )
+        assert len(spans) == 1
+        assert (spans[0].trace_id, spans[0].parent_id) == (self.TRACE_ID, self.CALLER_SPAN)
+        assert spans[0].attributes["mlops.deployment"] == "blue"
+        assert spans[0].attributes["http.response.status_code"] == 200
+        logged = [line for line in _json_lines(live.log) if line["request_id"] == "req-span"]
+        assert logged[0]["span_id"] == spans[0].span_id
+
+    def test_a_request_without_a_valid_traceparent_starts_a_trace(self, live: Live) -> None:
+        live.score(SMOKE, headers={"traceparent": "00-not-a-trace-01", "x-ms-request-id": "req-new-trace"})
+        found = _eventually(lambda: [line for line in _json_lines(live.log) if line["request_id"] == "req-new-trace"])
+        assert len(found[0]["trace_id"]) == 32
+        assert found[0]["trace_id"] != "0" * 32
+        assert found[0]["parent_span_id"] == ""
+
+    def test_scored_requests_are_collected_but_checks_are_not(self, live: Live) -> None:
+        # the last one is written last: once it shows, the others would have too
+        live.score(SMOKE, headers={"x-ms-request-id": "req-check", "x-mlops-check": "smoke"})
+        live.score(b"{not json", headers={"x-ms-request-id": "req-bad"})
+        live.score(SMOKE, headers={"x-ms-request-id": "req-live"})
+        folder = live.backend.settings.home / "endpoints" / ENDPOINT / "collected"
+
+        def collected() -> list[dict[str, Any]]:
+            return [r for f in sorted(folder.glob("*.jsonl")) for r in _json_lines(f)]
+
+        live_rows = _eventually(lambda: [r for r in collected() if r["request_id"] == "req-live"])
+        assert json.loads(live_rows[0]["request"]) == json.loads(SMOKE)
+        assert len(json.loads(live_rows[0]["response"])["result"]) == 2
+        assert live_rows[0]["model"] == f"{MODEL}:1"
+        ids = {r["request_id"] for r in collected()}
+        assert "req-check" not in ids
+        assert "req-bad" not in ids
 
     def test_generated_request_id_when_none_is_sent(self, live: Live) -> None:
         assert len(live.score(SMOKE).headers["x-ms-request-id"]) == 32

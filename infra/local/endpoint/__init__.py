@@ -12,6 +12,7 @@ import httpx
 from infra.backend import Bundle, DeploymentInfo, EndpointState, Invocation
 from infra.errors import BackendError, MissingResourceError, TransientBackendError
 from infra.local.endpoint.process import EndpointProcess, loopback_client
+from infra.telemetry import current_traceparent
 
 __all__ = ["EndpointRefusedError", "LocalEndpoints"]
 
@@ -32,8 +33,10 @@ class LocalEndpoints:
         start_timeout: float = 60,
         tls: tuple[Path, Path] | None = None,
         port_variable: str = "MLOPS_ENDPOINT_PORT",
+        telemetry_dir: Path | None = None,
     ) -> None:
         self.root = root
+        self.telemetry_dir = telemetry_dir
         self.port = port
         self.max_body_bytes = max_body_bytes
         self.start_timeout = start_timeout
@@ -48,6 +51,7 @@ class LocalEndpoints:
             max_body_bytes=self.max_body_bytes,
             tls=self.tls,
             port_variable=self.port_variable,
+            telemetry_dir=self.telemetry_dir,
         )
 
     def ensure(self, name: str) -> EndpointState:
@@ -130,7 +134,7 @@ class LocalEndpoints:
         if not process.running():
             raise MissingResourceError(f"endpoint {name!r} is not running (start it with `mlops deploy`)")
         url = process.url()
-        headers = {"authorization": f"Bearer {process.keys()['admin']}"}
+        headers = {"authorization": f"Bearer {process.keys()['admin']}", **current_traceparent()}
         try:
             with loopback_client(120) as client:
                 response = client.request(method, f"{url}/management/{path}", json=payload, headers=headers)

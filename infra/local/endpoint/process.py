@@ -36,9 +36,12 @@ class EndpointProcess:
         python: str = sys.executable,
         tls: tuple[Path, Path] | None = None,
         port_variable: str = "MLOPS_ENDPOINT_PORT",
+        telemetry_dir: Path | None = None,
     ) -> None:
-        """`tls` (certificate, key) makes the server answer HTTPS instead of HTTP."""
+        """`tls` (certificate, key) makes the server answer HTTPS instead of HTTP; `telemetry_dir` is where its
+        spans go as files (default: MLOPS_HOME/telemetry of its environment)."""
         self.folder = folder
+        self.telemetry_dir = telemetry_dir
         self.tls = tls
         self.port_variable = port_variable
         self.name = name
@@ -89,6 +92,8 @@ class EndpointProcess:
         command += ["--name", self.name, "--max-body-bytes", str(self.max_body_bytes)]
         if self.tls:
             command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+        if self.telemetry_dir:
+            command += ["--telemetry-dir", str(self.telemetry_dir)]
         code_root = str(Path(infra.__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
         pid = spawn_detached(command, env, self.log)

@@ -14,8 +14,13 @@ It behaves like an Azure ML managed online endpoint:
                                  (its answers are logged and dropped, as Azure ML's mirror traffic)
 
 Management never needs a restart; the state is saved to `state.json` and reloaded at start. Every
-request logs one JSON line (request id, traceparent, deployment, predictions, latency) to stdout,
-flushed five times a second.
+request logs one JSON line (request id, trace and span ids, deployment, model version, predictions,
+latency) to stdout, flushed five times a second.
+
+Tracing (`infra.telemetry`): a scoring or management request continues the caller's W3C
+`traceparent` (or starts a trace) in a span of its own. A scored request's inputs and outputs are
+collected, as Azure ML's data collector does, to `collected/<YYYY-MM-DD>.jsonl` (the drift monitor
+reads them); requests marked `x-mlops-check` (the smoke test's, the rollout's) are not.
 Bad requests get a 4xx JSON error naming the problem; the server keeps serving.
 
     python -m infra.local.endpoint.server --dir DIR --port PORT [--max-body-bytes N] [--tls-cert F --tls-key F]
@@ -45,14 +50,22 @@ from types import ModuleType
 from typing import Any
 
 import orjson
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from infra.local.endpoint.openapi import openapi_document
+from infra.telemetry import parse_traceparent, setup_tracing, shutdown_tracing
 
 STATE_FILE = "state.json"
 KEYS_FILE = "keys.json"
 _JSON = [(b"content-type", b"application/json")]
 _module_ids = itertools.count(1)
 LOG_FLUSH_SECONDS = 0.2
+COLLECTED_FOLDER = "collected"
+CHECK_HEADER = b"x-mlops-check"  # synthetic traffic (smoke test, rollout checks): traced, not collected
+_SMALL_ANSWER = 512  # bytes of an answer kept on its span
+_PROPAGATOR = TraceContextTextMapPropagator()
 
 Receive = Any
 Send = Any
@@ -115,8 +128,19 @@ def load_bundle(name: str, bundle: Path) -> Deployment:
 class EndpointApp:
     """The ASGI application. State lives in memory and in `state_dir/state.json`."""
 
-    def __init__(self, state_dir: Path, *, name: str = "endpoint", max_body_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        name: str = "endpoint",
+        max_body_bytes: int = 1 << 20,
+        telemetry_dir: Path | None = None,
+    ) -> None:
         self.state_dir = state_dir
+        self.telemetry_dir = telemetry_dir
+        self._tracer: trace.Tracer | None = None
+        self._collected: list[bytes] = []
+        self._collected_day = ""
         self.name = name
         self.max_body_bytes = max_body_bytes
         keys = json.loads((state_dir / KEYS_FILE).read_text())
@@ -183,16 +207,21 @@ class EndpointApp:
                 except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which stops
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                if setup_tracing(f"endpoint-{self.name}", self.telemetry_dir, batch=True):
+                    self._tracer = trace.get_tracer("mlops.endpoint")
                 self._schedule_flush()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self._flush_collected()
                 self._out.flush()
+                shutdown_tracing()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     def _schedule_flush(self) -> None:
         """Flush the request log a few times a second: one write per batch instead of one per request."""
         self._out.flush()
+        self._flush_collected()
         asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._schedule_flush)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -200,8 +229,14 @@ class EndpointApp:
         headers = dict(scope["headers"])
         request_id = headers.get(b"x-ms-request-id", b"").decode("latin-1") or uuid.uuid4().hex
         deployment, predictions = "", 0
+        path = scope["path"]
+        span = (
+            self._start_span(scope, headers, request_id)
+            if self._tracer is not None and (path == "/score" or path.startswith("/management/"))
+            else None
+        )
         try:
-            status, body, extra, deployment, predictions = await self._route(scope, headers, receive)
+            status, body, extra, deployment, predictions = await self._route(scope, headers, receive, request_id)
         except HttpError as error:
             status, body, extra = error.status, orjson.dumps({"error": error.message}), _JSON + error.headers
         except Exception as exc:  # noqa: BLE001 - a bug in a scoring script must not take the endpoint down
@@ -216,7 +251,37 @@ class EndpointApp:
             response_headers.append((b"azureml-model-deployment", deployment.encode()))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})
-        self._log(scope, headers, request_id, status, deployment, predictions, started)
+        model = self.deployments[deployment].model if deployment in self.deployments else ""
+        if span is not None:
+            self._end_span(span, status, deployment, model, predictions, body)
+        self._log(scope, headers, request_id, status, deployment, model, predictions, started, span)
+
+    def _start_span(self, scope: Scope, headers: dict[bytes, bytes], request_id: str) -> Span:
+        """A server span continuing the caller's `traceparent`, or the root of a new trace."""
+        assert self._tracer is not None
+        given = headers.get(b"traceparent")
+        context = _PROPAGATOR.extract({"traceparent": given.decode("latin-1")}) if given else None
+        return self._tracer.start_span(
+            f"{scope['method']} {scope['path']}",
+            context=context,
+            kind=SpanKind.SERVER,
+            attributes={"mlops.endpoint": self.name, "mlops.request_id": request_id},
+        )
+
+    def _end_span(self, span: Span, status: int, deployment: str, model: str, predictions: int, body: bytes) -> None:
+        span.set_attributes(
+            {
+                "http.response.status_code": status,
+                "mlops.deployment": deployment,
+                "mlops.model": model,
+                "mlops.predictions": predictions,
+            }
+        )
+        if status >= 400:
+            span.set_status(Status(StatusCode.ERROR, body[:_SMALL_ANSWER].decode(errors="replace")))
+        elif len(body) <= _SMALL_ANSWER:
+            span.set_attribute("mlops.answer", body.decode(errors="replace"))
+        span.end()
 
     def _log(
         self,
@@ -225,17 +290,28 @@ class EndpointApp:
         request_id: str,
         status: int,
         deployment: str,
+        model: str,
         predictions: int,
         started: float,
+        span: Span | None = None,
     ) -> None:
+        traceparent = headers.get(b"traceparent", b"").decode("latin-1")
+        caller = parse_traceparent(traceparent) if traceparent else None
+        trace_id, span_id = (caller[0], "") if caller else ("", "")
+        if span is not None:
+            context = span.get_span_context()
+            trace_id, span_id = f"{context.trace_id:032x}", f"{context.span_id:016x}"
         line = {
             "time": time.time(),
             "request_id": request_id,
-            "traceparent": headers.get(b"traceparent", b"").decode("latin-1"),
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "parent_span_id": caller[1] if caller else "",
             "method": scope["method"],
             "path": scope["path"],
             "status": status,
             "deployment": deployment,
+            "model": model,
             "predictions": predictions,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }
@@ -243,13 +319,38 @@ class EndpointApp:
             line["mirror"] = True
         self._out.write(orjson.dumps(line).decode() + "\n")  # flushed by _schedule_flush
 
+    def _collect(
+        self, headers: dict[bytes, bytes], request_id: str, deployment: Deployment, request: str, answer: bytes
+    ) -> None:
+        """Keep a scored request's inputs and outputs for the drift monitor (written with the log's flush)."""
+        if CHECK_HEADER in headers:
+            return
+        record = {
+            "time": time.time(),
+            "request_id": request_id,
+            "deployment": deployment.name,
+            "model": deployment.model,
+            "request": request,
+            "response": answer.decode(),
+        }
+        self._collected.append(orjson.dumps(record) + b"\n")
+
+    def _flush_collected(self) -> None:
+        if not self._collected:
+            return
+        lines, self._collected = self._collected, []
+        folder = self.state_dir / COLLECTED_FOLDER
+        folder.mkdir(exist_ok=True)
+        with open(folder / f"{time.strftime('%Y-%m-%d', time.gmtime())}.jsonl", "ab") as out:
+            out.write(b"".join(lines))
+
     async def _route(
-        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive
+        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, request_id: str
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]], str, int]:
         method, path = scope["method"], scope["path"]
         if path == "/score":
             _require(method, "POST")
-            return await self._score(headers, receive)
+            return await self._score(headers, receive, request_id)
         if path == "/":
             _require(method, "GET")
             return 200, b"Healthy", self._liveness_headers, "", 0
@@ -270,7 +371,7 @@ class EndpointApp:
         raise HttpError(404, f"no route {method} {path}")
 
     async def _score(
-        self, headers: dict[bytes, bytes], receive: Receive
+        self, headers: dict[bytes, bytes], receive: Receive, request_id: str
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]], str, int]:
         self._authorize(headers, self._scoring_keys, "a scoring key")
         pinned = headers.get(b"azureml-model-deployment")
@@ -286,7 +387,9 @@ class EndpointApp:
             answer = deployment.module.run(text)
         except ValueError as exc:  # the scoring contract: bad input is a ValueError
             raise HttpError(400, str(exc)) from None
-        return 200, orjson.dumps(answer), _JSON, deployment.name, len(answer.get("result", ()))
+        encoded = orjson.dumps(answer)
+        self._collect(headers, request_id, deployment, text, encoded)
+        return 200, encoded, _JSON, deployment.name, len(answer.get("result", ()))
 
     def _maybe_mirror(self, text: str, headers: dict[bytes, bytes]) -> None:
         """Send a copy of the request to each mirror deployment, at its percentage; the answer is only logged."""
@@ -306,7 +409,7 @@ class EndpointApp:
             traceback.print_exc()
             status, predictions = 500, 0
         scope = {"method": "POST", "path": "/score", "mirror": True}
-        self._log(scope, headers, uuid.uuid4().hex, status, target.name, predictions, started)
+        self._log(scope, headers, uuid.uuid4().hex, status, target.name, target.model, predictions, started)
 
     def _pick(self, pinned: bytes | None) -> Deployment:
         if pinned:
@@ -461,8 +564,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-body-bytes", type=int, default=1 << 20)
     parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM) ...")
     parser.add_argument("--tls-key", type=Path, help="... and this key")
+    parser.add_argument("--telemetry-dir", type=Path, help="where spans go as files (default MLOPS_HOME/telemetry)")
     args = parser.parse_args(argv)
-    app = EndpointApp(args.dir, name=args.name, max_body_bytes=args.max_body_bytes)
+    app = EndpointApp(args.dir, name=args.name, max_body_bytes=args.max_body_bytes, telemetry_dir=args.telemetry_dir)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

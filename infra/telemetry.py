@@ -1,0 +1,279 @@
+"""Tracing with OpenTelemetry: one trace from a flow run, through its tasks, to each scoring request.
+
+Prefect already starts a span for every flow run and task run (attributes `prefect.run.id`,
+`prefect.run.type`, `prefect.run.name`) once a tracer provider is installed; `setup_tracing()`
+installs one. The smoke test and the rollout's checks send the current span as a W3C `traceparent`,
+and the endpoint continues that trace (`infra.local.endpoint.server`).
+
+Where spans go, first match wins:
+
+    APPLICATIONINSIGHTS_CONNECTION_STRING   Azure Monitor (Application Insights)
+    OTEL_EXPORTER_OTLP_ENDPOINT             an OTLP/HTTP collector (`/v1/traces` is appended)
+    otherwise                               JSON lines under MLOPS_HOME/telemetry/, which `mlops trace` reads
+
+`MLOPS_TRACING=false` turns tracing off (the endpoint still logs a caller's trace id).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+
+TELEMETRY_FOLDER = "telemetry"
+SPAN_FILE_PREFIX = "spans-"
+AZURE_MONITOR_VARIABLE = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+OTLP_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
+TRACING_VARIABLE = "MLOPS_TRACING"
+_OFF = {"0", "false", "off", "no"}
+
+_installed: dict[str, str] = {}
+_lock = threading.Lock()
+
+
+def tracing_enabled() -> bool:
+    return os.environ.get(TRACING_VARIABLE, "true").strip().lower() not in _OFF
+
+
+def destination() -> str:
+    """Where this process's spans go: `azure-monitor`, `otlp` or `files`."""
+    if os.environ.get(AZURE_MONITOR_VARIABLE):
+        return "azure-monitor"
+    if os.environ.get(OTLP_VARIABLE):
+        return "otlp"
+    return "files"
+
+
+def setup_tracing(service: str, folder: Path | Callable[[], Path] | None = None, *, batch: bool = False) -> str | None:
+    """Install this process's tracer provider (once; later calls keep the first) and say where spans go.
+
+    `folder` is where the `files` destination writes: a path, or a function called at each export
+    (a flow process may serve several MLOPS_HOMEs, as the tests do); default MLOPS_HOME/telemetry.
+    `batch` exports from a background thread (a server's hot path) instead of at each span's end.
+    Returns None when tracing is off.
+    """
+    if not tracing_enabled():
+        return None
+    with _lock:
+        if "destination" in _installed:
+            return _installed["destination"]
+        kind = destination()
+        exporter = _exporter(kind, service, folder if folder is not None else telemetry_folder)
+        processor = (
+            BatchSpanProcessor(exporter, schedule_delay_millis=200, max_queue_size=65_536)
+            if batch or kind != "files"
+            else SimpleSpanProcessor(exporter)
+        )
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        provider.add_span_processor(processor)
+        trace.set_tracer_provider(provider)
+        _installed["destination"] = kind
+        return kind
+
+
+def shutdown_tracing() -> None:
+    """Export what is queued (a server calls this as it stops)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
+
+
+def _exporter(kind: str, service: str, folder: Path | Callable[[], Path]) -> SpanExporter:
+    if kind == "azure-monitor":
+        from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
+
+        exporter: SpanExporter = AzureMonitorTraceExporter(connection_string=os.environ[AZURE_MONITOR_VARIABLE])
+        return exporter
+    if kind == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    return JsonLinesSpanExporter(folder, service)
+
+
+def telemetry_folder() -> Path:
+    """MLOPS_HOME/telemetry for the MLOPS_HOME of the environment now."""
+    return _home_for(os.environ.get("MLOPS_HOME")) / TELEMETRY_FOLDER
+
+
+@functools.lru_cache(maxsize=64)
+def _home_for(variable: str | None) -> Path:
+    from infra.errors import ConfigError
+    from infra.settings import checkout_root, load_settings
+
+    try:
+        return load_settings().home
+    except ConfigError:  # a bad setting stops the command elsewhere; spans still need a place
+        return Path(variable).expanduser().resolve() if variable else checkout_root() / ".mlops"
+
+
+# ---- the W3C header ----
+def current_traceparent() -> dict[str, str]:
+    """The current span as headers (`traceparent`), or a fresh trace's when no span is recording."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    if "traceparent" not in carrier:
+        carrier["traceparent"] = f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    return carrier
+
+
+def parse_traceparent(value: str) -> tuple[str, str] | None:
+    """(trace id, parent span id) of a valid W3C `traceparent` value, else None."""
+    parts = value.strip().split("-")
+    if len(parts) < 4 or len(parts[0]) != 2 or parts[0] == "ff" or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    trace_id, span_id = parts[1].lower(), parts[2].lower()
+    if not _is_hex(trace_id + span_id) or trace_id == "0" * 32 or span_id == "0" * 16:
+        return None
+    return trace_id, span_id
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
+
+
+def annotate(attributes: dict[str, str]) -> None:
+    """Add attributes to the current span (the flow run's, when called in a flow's body)."""
+    trace.get_current_span().set_attributes(attributes)
+
+
+# ---- the `files` destination ----
+class JsonLinesSpanExporter(SpanExporter):
+    """One JSON object per span, appended to `<folder>/spans-<service>-<pid>.jsonl` (one file per process)."""
+
+    def __init__(self, folder: Path | Callable[[], Path], service: str) -> None:
+        self._folder = folder
+        self._service = service
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        folder = self._folder() if callable(self._folder) else self._folder
+        lines = "".join(json.dumps(span_record(span, self._service), default=str) + "\n" for span in spans)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with self._lock, open(folder / f"{SPAN_FILE_PREFIX}{self._service}-{os.getpid()}.jsonl", "a") as out:
+                out.write(lines)
+        except OSError:
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+def span_record(span: ReadableSpan, service: str) -> dict[str, Any]:
+    context = span.get_span_context()
+    parent = span.parent
+    return {
+        "trace_id": f"{context.trace_id:032x}" if context else "",
+        "span_id": f"{context.span_id:016x}" if context else "",
+        "parent_id": f"{parent.span_id:016x}" if parent else None,
+        "name": span.name,
+        "kind": span.kind.name,
+        "service": service,
+        "start": (span.start_time or 0) / 1e9,
+        "end": (span.end_time or 0) / 1e9,
+        "status": span.status.status_code.name,
+        "status_message": span.status.description or "",
+        "attributes": dict(span.attributes or {}),
+    }
+
+
+# ---- reading the local telemetry back ----
+@dataclass
+class Span:
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    service: str
+    start: float
+    end: float
+    status: str
+    attributes: dict[str, Any]
+    children: list[Span] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return max(self.end - self.start, 0.0)
+
+    @property
+    def run_type(self) -> str:
+        return str(self.attributes.get("prefect.run.type", ""))
+
+
+def read_spans(folder: Path) -> list[Span]:
+    """Every span recorded under `folder`, oldest first (a half-written last line is skipped)."""
+    spans: list[Span] = []
+    for path in sorted(folder.glob(f"{SPAN_FILE_PREFIX}*.jsonl")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            spans.append(
+                Span(
+                    trace_id=entry["trace_id"],
+                    span_id=entry["span_id"],
+                    parent_id=entry.get("parent_id"),
+                    name=entry["name"],
+                    service=entry.get("service", ""),
+                    start=float(entry["start"]),
+                    end=float(entry["end"]),
+                    status=entry.get("status", ""),
+                    attributes=entry.get("attributes", {}),
+                )
+            )
+    spans.sort(key=lambda s: s.start)
+    return spans
+
+
+def find_trace(spans: Iterable[Span], identifier: str) -> tuple[str, Span] | None:
+    """The trace id and the span that `identifier` names: a flow or task run id, a request id, a trace id."""
+    wanted = identifier.strip().lower()
+    for span in spans:
+        ids = (span.attributes.get("prefect.run.id"), span.attributes.get("mlops.request_id"), span.span_id)
+        if wanted in {str(i).lower() for i in ids if i} or span.trace_id == wanted:
+            return span.trace_id, span
+    return None
+
+
+def build_tree(spans: Iterable[Span], trace_id: str) -> list[Span]:
+    """The spans of one trace as trees (roots first; a span whose parent was not recorded is a root)."""
+    members = [s for s in spans if s.trace_id == trace_id]
+    by_id = {s.span_id: s for s in members}
+    for span in members:
+        span.children = []
+    roots: list[Span] = []
+    for span in members:
+        parent = by_id.get(span.parent_id or "")
+        (parent.children if parent is not None else roots).append(span)
+    return roots
+
+
+def ancestors(spans: Iterable[Span], leaf: Span) -> list[Span]:
+    """The chain from the trace's root down to `leaf`."""
+    by_id = {s.span_id: s for s in spans if s.trace_id == leaf.trace_id}
+    chain = [leaf]
+    while chain[-1].parent_id in by_id and len(chain) < 64:
+        chain.append(by_id[chain[-1].parent_id or ""])
+    return list(reversed(chain))
