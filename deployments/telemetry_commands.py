@@ -39,7 +39,7 @@ def trace(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def logs(settings: Settings, args: argparse.Namespace) -> int:
-    """`mlops logs [RUN_ID]`: the endpoint requests of a flow run (from the spans), else the endpoint's latest."""
+    """`mlops logs [RUN_ID]`: the scoring requests of a flow run (from the spans), else the endpoint's latest."""
     if args.run_id:
         spans = telemetry.read_spans(settings.telemetry_dir)
         found = telemetry.find_trace(spans, args.run_id)
@@ -47,7 +47,7 @@ def logs(settings: Settings, args: argparse.Namespace) -> int:
             print(_not_found(settings, args.run_id, spans), file=sys.stderr)
             return 1
         telemetry.build_tree(spans, found[0])
-        requests = [_request_of(s) for s in _descendants(found[1]) if "mlops.request_id" in s.attributes]
+        requests = [_request_of(s) for s in _descendants(found[1]) if s.name == "POST /score"]
     else:
         log = settings.home / "endpoints" / settings.endpoint_name / "server.log"
         if not log.is_file():

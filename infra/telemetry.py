@@ -97,7 +97,13 @@ def _exporter(kind: str, service: str, folder: Path | Callable[[], Path]) -> Spa
     if kind == "azure-monitor":
         from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
 
-        exporter: SpanExporter = AzureMonitorTraceExporter(connection_string=os.environ[AZURE_MONITOR_VARIABLE])
+        if os.environ.get("DO_NOT_TRACK", "").strip().lower() not in ("", *_OFF):
+            # the exporter's own usage reports ("statsbeat") to Microsoft
+            os.environ.setdefault("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
+        retry_folder = (folder() if callable(folder) else folder) / "azure-monitor-retry"
+        exporter: SpanExporter = AzureMonitorTraceExporter(
+            connection_string=os.environ[AZURE_MONITOR_VARIABLE], storage_directory=str(retry_folder)
+        )
         return exporter
     if kind == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
