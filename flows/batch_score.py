@@ -16,6 +16,7 @@ from infra.telemetry import annotate
 from tasks.batch import (
     OUTPUT_FILE,
     BatchSummary,
+    announce_batch_scored,
     assemble_output,
     batch_passes,
     check_batch,
@@ -75,7 +76,11 @@ def batch_score(
     check_batch(summary, error_threshold)
     # Copy to the output
     summary = summary.model_copy(
-        update={"output": publish_output(backend, settings, result, output or settings.batch_output)}
+        update={
+            "output": publish_output(backend, settings, result, output or settings.batch_output),
+            "scored": str(result),
+        }
     )
     publish_batch_summary(summary)
+    announce_batch_scored(summary, model)
     return summary

@@ -1,4 +1,5 @@
-"""The end-to-end pipeline: train-register, deploy the champion (a no-op when it already serves), batch-score."""
+"""The end-to-end pipeline: train-register, deploy the champion (a no-op when it already serves), batch-score,
+monitor the scored data for drift."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from pydantic import BaseModel, ConfigDict
 
 from flows.batch_score import batch_score
 from flows.deploy import DEFAULT_ROLLOUT, DeployResult, deploy
+from flows.monitor import monitor
 from flows.train_register import DEFAULT_GATE, TrainRegisterResult, train_register
 from infra.telemetry import annotate
 from model.gate import GatePolicy
 from tasks.batch import BatchSummary
+from tasks.monitor import DriftSummary
 from tasks.rollout import RolloutPolicy
 
 
@@ -20,6 +23,7 @@ class PipelineResult(BaseModel):
     training: TrainRegisterResult
     deployment: DeployResult
     batch: BatchSummary
+    drift: DriftSummary
 
 
 @flow(name="pipeline")
@@ -30,7 +34,7 @@ def pipeline(
     rollout: RolloutPolicy = DEFAULT_ROLLOUT,
 ) -> PipelineResult:
     """Train, gate and register; package, deploy with blue/green traffic and smoke-test the champion; batch-score
-    the default input with the version now serving."""
+    the default input with the version now serving; compare the scored data with that version's training data."""
     annotate({"mlops.flow": "pipeline"})
     # Train, evaluate, register
     training = train_register(alpha=alpha, gate=gate, force=force)
@@ -38,4 +42,12 @@ def pipeline(
     deployment = deploy(rollout=rollout)
     # Batch score
     batch = batch_score(model_version=deployment.model.version)
-    return PipelineResult(training=training, deployment=deployment, batch=batch)
+    # Drift of the scored data (a drift event here triggers nothing: the pipeline is one run)
+    drift = monitor(
+        scored=batch.scored,
+        output=batch.output,
+        inputs=batch.inputs,
+        model_version=deployment.model.version,
+        include_online=False,
+    )
+    return PipelineResult(training=training, deployment=deployment, batch=batch, drift=drift)

@@ -271,6 +271,13 @@ class Workspace(Protocol):
         ...
 
 
+class Monitoring(Protocol):
+    def ensure(self, model: ModelVersion, thresholds: dict[str, float]) -> str | None:
+        """Create or update the platform's own drift monitor of the serving deployment (none locally: the
+        `monitor` flow is the monitor); return its name, or None."""
+        ...
+
+
 class Backend(Protocol):
     @property
     def name(self) -> str:
@@ -294,6 +301,9 @@ class Backend(Protocol):
 
     @property
     def workspace(self) -> Workspace: ...
+
+    @property
+    def monitoring(self) -> Monitoring: ...
 
     @property
     def storage(self) -> Storage: ...

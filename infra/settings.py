@@ -92,6 +92,24 @@ class Settings(BaseSettings):
         "diabetes_scoring_ds", description="Scoring data asset name on Azure ML (SCORING_DATASET_NAME)."
     )
 
+    # ---- tracing and drift ----
+    tracing: bool = Field(True, description="Trace flow runs, tasks and scoring requests (OpenTelemetry).")
+    drift_psi_threshold: float = Field(
+        0.2, gt=0, description="A feature drifts when its PSI reaches this (and its KS p-value is low)."
+    )
+    drift_ks_p_value: float = Field(
+        0.01, gt=0, lt=1, description="... and the two-sample KS test's p-value is under this."
+    )
+    drift_min_rows: int = Field(50, ge=2, description="Fewer recent scoring rows than this decide nothing.")
+    drift_window_hours: float = Field(
+        24, gt=0, description="Recent = scored in the last this many hours (batch runs and online requests)."
+    )
+    drift_retrain_on_scoring_data: bool = Field(
+        False,
+        description="On drift, retrain on the drifted input file itself when it carries the target column "
+        "(labelled feedback); otherwise on the configured training data.",
+    )
+
     # ---- blob storage (prefect-azure); never passed on a command line ----
     blob_connection_string: SecretStr | None = Field(
         None,

@@ -47,7 +47,14 @@ _lock = threading.Lock()
 
 
 def tracing_enabled() -> bool:
-    return os.environ.get(TRACING_VARIABLE, "true").strip().lower() not in _OFF
+    """MLOPS_TRACING (environment or .env, as every setting); default on."""
+    from infra.errors import ConfigError
+    from infra.settings import load_settings
+
+    try:
+        return load_settings().tracing
+    except ConfigError:  # a bad setting stops the command elsewhere; decide from the variable alone
+        return os.environ.get(TRACING_VARIABLE, "true").strip().lower() not in _OFF
 
 
 def destination() -> str:

@@ -27,9 +27,10 @@ from sklearn.model_selection import train_test_split
 from model import environment
 from model.data import FEATURES, TARGET, file_sha256, read_csv
 from model.errors import ModelError, ParametersError
-from model.layout import ENVIRONMENT_FILE, METRICS_FILE, MODEL_FILE, TRAINING_FILE
+from model.layout import ENVIRONMENT_FILE, METRICS_FILE, MODEL_FILE, PREDICTION_COLUMN, REFERENCE_FILE, TRAINING_FILE
 
 Split = tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]
+REFERENCE_ROWS = 10_000  # at most this many training rows are kept as the drift baseline
 
 
 def load_parameters(path: Path) -> dict[str, Any]:
@@ -112,7 +113,18 @@ def run(data: Path, params: Path, out: Path) -> dict[str, float]:
             "split": {"train": len(x_train), "test": len(x_test), "test_size": 0.2, "random_state": 0},
         },
     )
+    write_reference(model, frame, out / REFERENCE_FILE)
     return metrics
+
+
+def write_reference(model: Ridge, frame: pd.DataFrame, path: Path) -> None:
+    """The drift baseline: the training features (a fixed sample of at most REFERENCE_ROWS rows) and what the
+    model predicts for them, so a monitor compares scoring inputs and predictions without the training data."""
+    features = frame[list(FEATURES)]
+    if len(features) > REFERENCE_ROWS:
+        features = features.sample(n=REFERENCE_ROWS, random_state=0).sort_index()
+    reference = features.assign(**{PREDICTION_COLUMN: model.predict(features.to_numpy())})
+    reference.to_csv(path, index=False, float_format="%.17g")
 
 
 def _write_json(path: Path, value: object) -> None:

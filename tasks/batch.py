@@ -12,6 +12,7 @@ from uuid import UUID
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
 from prefect.futures import PrefectConcurrentFuture
 from pydantic import BaseModel, ConfigDict
 
@@ -20,10 +21,12 @@ from infra.errors import MissingResourceError, MLOpsError, TransientBackendError
 from infra.settings import Settings
 from infra.storage import BlobLocation, parse_location
 from model.data import write_sample_csv
+from tasks._events import chain_label
 from tasks._retry import retry_if_transient
 from tasks.evaluate import CHAMPION_ALIAS, serving_version
 
 OUTPUT_FILE = "parallel_run_step.txt"  # MLOpsPython's ParallelRunStep output name
+SCORED_EVENT = "mlops.batch.scored"
 
 
 class BatchScoringError(MLOpsError):
@@ -55,6 +58,7 @@ class BatchSummary(BaseModel):
     seconds: float
     unaccounted: list[int] = []
     output: str | None = None
+    scored: str | None = None  # the scored rows on this machine (the run's folder), which the drift monitor reads
 
     @property
     def rows_per_second(self) -> float:
@@ -292,6 +296,28 @@ def publish_output(backend: Backend, settings: Settings, scored: Path, destinati
     where = backend.storage.publish(scored, location, output_name(settings))
     get_run_logger().info("copied the scores to %s", where)
     return where
+
+
+@task(name="announce-batch-scored", cache_policy=NO_CACHE)
+def announce_batch_scored(summary: BatchSummary, model: ModelVersion) -> None:
+    """Emit `mlops.batch.scored` (the drift monitor's deployment follows it)."""
+    emit_event(
+        event=SCORED_EVENT,
+        resource={
+            "prefect.resource.id": f"mlops.batch.{model.name}",
+            "prefect.resource.name": model.name,
+            **chain_label(),
+        },
+        related=[{"prefect.resource.id": f"mlops.model.{model.name}", "prefect.resource.role": "model"}],
+        payload={
+            "name": model.name,
+            "version": model.version,
+            "scored": summary.scored,
+            "output": summary.output,
+            "inputs": summary.inputs,
+            "rows": summary.rows_out,
+        },
+    )
 
 
 @task(name="publish-batch-summary", cache_policy=NO_CACHE)

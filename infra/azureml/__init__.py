@@ -22,6 +22,7 @@ from infra.azureml.batch import AzureMLBatch
 from infra.azureml.client import make_client
 from infra.azureml.endpoints import AzureMLEndpoints, AzureMLPackages
 from infra.azureml.jobs import AzureMLJobs
+from infra.azureml.monitoring import AzureMLMonitoring
 from infra.azureml.registry import AzureMLRegistry
 from infra.azureml.workspace import AzureMLWorkspace
 from infra.settings import Settings
@@ -45,4 +46,5 @@ class AzureMLBackend:
         self.packages = AzureMLPackages(self.client, settings)
         self.batch = AzureMLBatch(self.client, settings, self.packages, self.jobs)
         self.workspace = AzureMLWorkspace(self.client, settings, self.endpoints, self.jobs)
+        self.monitoring = AzureMLMonitoring(self.client, settings, self.packages, self.endpoints)
         self.storage = Storage(settings)

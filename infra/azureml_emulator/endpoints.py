@@ -42,6 +42,7 @@ from infra.errors import MLOpsError
 ONLINE, ONLINE_DEPLOYMENTS = "onlineEndpoints", "onlineDeployments"
 BATCH, BATCH_DEPLOYMENTS = "batchEndpoints", "batchDeployments"
 COMPUTES = "computes"
+SCHEDULES = "schedules"
 OPERATIONS_SCOPE, OPERATIONS = "-", "operations"
 LOCATION = "eastus"
 _ENDPOINT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9\-]{1,30}[A-Za-z0-9]")
@@ -835,6 +836,61 @@ def computes(context: Context) -> tuple[int, Any]:
     return 200, {"value": context.emulator.store.list_assets(context.scope, COMPUTES)}
 
 
+# ---------------------------------------------------------------- schedules (model monitors)
+def schedule(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+    """A schedule as Azure ML keeps it. A monitor's target deployment and its signals' data assets must exist;
+    the schedule is stored and answered back, and is not run here (its Spark job is Azure ML's own)."""
+    name, store = context.params["schedule"], context.emulator.store
+    existing = store.get_asset(context.scope, SCHEDULES, name)
+    answer = _read_or_delete(
+        context, existing, f"schedule {name!r}", lambda: store.delete_asset(context.scope, SCHEDULES, name)
+    )
+    if answer is not None:
+        return answer
+    request = context.json()
+    properties = dict(request.get("properties") or {})
+    action = properties.get("action") or {}
+    if action.get("actionType") == "CreateMonitor":
+        _check_monitor(context, action.get("monitorDefinition") or {})
+    body = {
+        "_emulator": {},
+        "id": _arm_id(context, "schedules", name),
+        "name": name,
+        "type": f"{PROVIDER}/workspaces/schedules",
+        "systemData": system_data((existing or {}).get("systemData", {}).get("createdAt") or now(), now()),
+        "properties": {**properties, "isEnabled": properties.get("isEnabled", True), "provisioningState": "Succeeded"},
+    }
+    store.put_asset(context.scope, SCHEDULES, name, "", body)
+    return (201 if existing is None else 200), _public(body), operation(context)
+
+
+def _check_monitor(context: Context, definition: dict[str, Any]) -> None:
+    target = (definition.get("monitoringTarget") or {}).get("deploymentId") or ""
+    found = re.search(r"/onlineEndpoints/([^/]+)/deployments/([^/]+)$", target)
+    if (
+        found is None
+        or context.emulator.store.get_asset(context.scope, ONLINE_DEPLOYMENTS, f"{found[1]}/{found[2]}") is None
+    ):
+        raise ArmError(
+            400, "BadArgument", f"the monitoring target {target!r} is not an online deployment of this workspace"
+        )
+    for signal_name, signal in (definition.get("signals") or {}).items():
+        for role in ("productionData", "referenceData"):
+            data = signal.get(role) or {}
+            uri = data.get("uri") or ""
+            asset = re.search(r"/data/([^/]+)/versions/([^/]+)$", uri)
+            if asset is None or context.emulator.store.get_asset(context.scope, "data", asset[1], asset[2]) is None:
+                raise ArmError(
+                    400,
+                    "BadArgument",
+                    f"signal {signal_name!r}: {role} {uri!r} is not a data asset version of this workspace",
+                )
+
+
+def schedules(context: Context) -> tuple[int, Any]:
+    return 200, {"value": [_public(b) for b in context.emulator.store.list_assets(context.scope, SCHEDULES)]}
+
+
 def register(route: Any) -> None:
     op = f"/subscriptions/(?P<sub>[^/]+)/providers/{PROVIDER}/locations/[^/]+"
     online = "{WS}/onlineEndpoints/(?P<endpoint>[^/]+)"
@@ -859,6 +915,8 @@ def register(route: Any) -> None:
         ("GET", "{WS}/computes", computes),
         *((m, "{WS}/computes/(?P<compute>[^/]+)", compute) for m in ("GET", "PUT", "DELETE")),
         ("POST", "{WS}/computes/(?P<compute>[^/]+)/listNodes", compute_nodes),
+        ("GET", "{WS}/schedules", schedules),
+        *((m, "{WS}/schedules/(?P<schedule>[^/]+)", schedule) for m in ("GET", "PUT", "DELETE")),
     ]
     for method, pattern, handler in table:
         route(method, pattern)(handler)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from infra.backend import ModelVersion
 from infra.local.batch import LocalBatch
 from infra.local.endpoint import LocalEndpoints
 from infra.local.jobs import LocalJobs
@@ -12,6 +13,13 @@ from infra.settings import Settings
 from infra.storage import Storage
 
 __all__ = ["LocalBackend", "LocalBatch", "LocalEndpoints", "LocalJobs", "LocalPackages", "LocalRegistry"]
+
+
+class LocalMonitoring:
+    """Here the `monitor` flow is the drift monitor itself: there is no platform monitor to keep in place."""
+
+    def ensure(self, model: ModelVersion, thresholds: dict[str, float]) -> str | None:  # noqa: ARG002
+        return None
 
 
 class LocalBackend:
@@ -34,4 +42,5 @@ class LocalBackend:
         )
         self.batch = LocalBatch()
         self.workspace = LocalWorkspace(settings)
+        self.monitoring = LocalMonitoring()
         self.storage = Storage(settings)

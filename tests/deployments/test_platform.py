@@ -59,17 +59,23 @@ class TestUp:
         assert f"Azurite blob storage: started on 127.0.0.1:{platform.azurite_port}" in report
         assert f"Prefect server: started at {platform.ui}" in report
         assert "work pool mlops-local: created (process)" in report
-        assert "deployments: 6 deployed from prefect.yaml" in report
+        assert "deployments: 7 deployed from prefect.yaml" in report
         assert "worker: started" in report
         assert httpx.get(f"{platform.api}/health").status_code == 200
 
     def test_deployments_schedules_and_triggers(self, platform: Platform) -> None:
         deployments = {d["name"]: d for d in platform.api_post("/deployments/filter", {})}
         names = {f"{d['name']}" for d in deployments.values()}
-        assert names == {"nightly", "on-registered", "on-deployed", "manual", "weekly"}
+        assert names == {"nightly", "on-registered", "on-deployed", "after-batch", "manual", "weekly"}
         automations = platform.api_post("/automations/filter", {})
         expected = {a["trigger"]["expect"][0] for a in automations}
-        assert expected == {"mlops.data.arrived", "mlops.model.registered", "mlops.model.deployed"}
+        assert expected == {
+            "mlops.data.arrived",
+            "mlops.model.registered",
+            "mlops.model.deployed",
+            "mlops.batch.scored",
+            "mlops.data.drifted",
+        }
 
     def test_provision_created_the_containers_and_blocks(self, platform: Platform) -> None:
         assert platform.blobs("input") == {}  # the containers exist (listing a missing one raises)

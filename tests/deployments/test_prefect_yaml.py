@@ -36,6 +36,7 @@ def test_every_flow_is_deployed_once() -> None:
             "provision.provision",
             "cleanup.cleanup",
             "pipeline.pipeline",
+            "monitor.monitor",
         )
     )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 
 from model import layout, train
@@ -69,7 +70,13 @@ class TestDiabetesTraining:
     def test_outputs_are_deterministic(self, diabetes_csv: Path, tmp_path: Path) -> None:
         train.run(diabetes_csv, PARAMS, tmp_path / "a")
         train.run(diabetes_csv, PARAMS, tmp_path / "b")
-        for name in (layout.MODEL_FILE, layout.METRICS_FILE, layout.ENVIRONMENT_FILE, layout.TRAINING_FILE):
+        for name in (
+            layout.MODEL_FILE,
+            layout.METRICS_FILE,
+            layout.ENVIRONMENT_FILE,
+            layout.TRAINING_FILE,
+            layout.REFERENCE_FILE,
+        ):
             assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
     def test_training_record_and_environment_lock(self, diabetes_csv: Path, tmp_path: Path) -> None:
@@ -83,6 +90,23 @@ class TestDiabetesTraining:
 
         assert lock["libraries"]["scikit-learn"] == sklearn.__version__
         assert lock["python"] == ".".join(map(str, sys.version_info[:3]))
+
+    def test_the_drift_baseline_is_the_training_features_and_their_predictions(
+        self, diabetes_csv: Path, tmp_path: Path
+    ) -> None:
+        train.run(diabetes_csv, PARAMS, tmp_path)
+        reference = pd.read_csv(tmp_path / layout.REFERENCE_FILE)
+        features = read_csv(diabetes_csv).drop(columns=["Y"])
+        assert list(reference.columns) == [*features.columns, layout.PREDICTION_COLUMN]
+        np.testing.assert_array_equal(reference[features.columns].to_numpy(), features.to_numpy())
+        model = joblib.load(tmp_path / layout.MODEL_FILE)
+        np.testing.assert_array_equal(reference[layout.PREDICTION_COLUMN], model.predict(features.to_numpy()))
+
+    def test_a_large_training_set_keeps_a_sample_as_baseline(self, tmp_path: Path) -> None:
+        frame = pd.DataFrame(np.random.default_rng(0).normal(size=(12_000, 11)), columns=[*FEATURES, "Y"])
+        model = train.train_model(frame[list(FEATURES)].to_numpy(), frame["Y"].to_numpy())
+        train.write_reference(model, frame, tmp_path / "reference.csv")
+        assert len(pd.read_csv(tmp_path / "reference.csv")) == train.REFERENCE_ROWS
 
 
 class TestParameters:
@@ -115,7 +139,13 @@ class TestCommandLine:
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["metrics"]["mse"] == pytest.approx(3295.714938563238, rel=1e-9)
         assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-            [layout.ENVIRONMENT_FILE, layout.METRICS_FILE, layout.MODEL_FILE, layout.TRAINING_FILE]
+            [
+                layout.ENVIRONMENT_FILE,
+                layout.METRICS_FILE,
+                layout.MODEL_FILE,
+                layout.REFERENCE_FILE,
+                layout.TRAINING_FILE,
+            ]
         )
 
     def test_bad_data_exits_2_with_the_reason(self, tmp_path: Path) -> None:
