@@ -1,9 +1,11 @@
-"""Online scoring benchmark: this project's endpoint, Azure ML's inference server and a raw-ASGI reference.
+"""Online scoring benchmark: this project's endpoint (tracing on, and off), Azure ML's inference server and a
+raw-ASGI reference.
 
-All three serve the same trained model to the same payloads (1 row and 100 rows of the diabetes
-features) at concurrency 1 and 16, measured with wrk on loopback. Servers run on CPU 1 and wrk on
-CPU 0 (as in shared/reference/performance-anchors.md). Each configuration runs `--reps` times,
-interleaved; the table shows medians. Needs `wrk` (Debian: `apt-get install wrk`) and
+All serve the same trained model to the same payloads (1 row and 100 rows of the diabetes features) at
+concurrency 1 and 16, measured with wrk on loopback. Every request carries a W3C `traceparent`, which
+the endpoint with tracing on continues in a span of its own (written to files, the default
+destination). Servers run on CPU 1 and wrk on CPU 0 (as in shared/reference/performance-anchors.md).
+Each configuration runs `--reps` times, interleaved; the table shows medians. Needs `wrk` (Debian: `apt-get install wrk`) and
 `.venv-azureml` (`make azureml-venv`).
 
     .venv/bin/python benchmarks/online.py [--duration 10] [--reps 3] [--out benchmarks/results/online.md]
@@ -38,6 +40,7 @@ SERVER_CPU, LOAD_CPU = "1", "0"
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 {auth}
 wrk.body = [=[{body}]=]
 done = function(summary, latency, requests)
@@ -87,16 +90,28 @@ def prepare(work: Path) -> tuple[LocalBackend, Bundle, list[list[float]]]:
 
 
 @contextmanager
-def ours(backend: LocalBackend, bundle: Bundle) -> Iterator[Server]:
-    state = backend.endpoints.ensure("bench-endpoint")
+def ours(backend: LocalBackend, bundle: Bundle, *, tracing: bool = True) -> Iterator[Server]:
+    """The endpoint; with `tracing`, each request continues the sent `traceparent` in a span written to
+    MLOPS_HOME/telemetry (the default destination), else no span (MLOPS_TRACING=false)."""
+    name = "bench-endpoint" if tracing else "bench-untraced"
+    previous = os.environ.get("MLOPS_TRACING")
+    os.environ["MLOPS_TRACING"] = "true" if tracing else "false"  # the endpoint process inherits it
     try:
-        backend.endpoints.add_deployment("bench-endpoint", "blue", bundle)
-        backend.endpoints.set_traffic("bench-endpoint", {"blue": 100})
-        pid = backend.endpoints.process("bench-endpoint").pid()
-        subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, str(pid)], check=True, capture_output=True)
-        yield Server("this endpoint", state.scoring_url, f"Bearer {backend.endpoints.key('bench-endpoint')}")
+        state = backend.endpoints.ensure(name)
     finally:
-        backend.endpoints.stop("bench-endpoint")
+        if previous is None:
+            os.environ.pop("MLOPS_TRACING")
+        else:
+            os.environ["MLOPS_TRACING"] = previous
+    try:
+        backend.endpoints.add_deployment(name, "blue", bundle)
+        backend.endpoints.set_traffic(name, {"blue": 100})
+        pid = backend.endpoints.process(name).pid()
+        subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, str(pid)], check=True, capture_output=True)
+        label = "this endpoint" if tracing else "this endpoint, tracing off"
+        yield Server(label, state.scoring_url, f"Bearer {backend.endpoints.key(name)}")
+    finally:
+        backend.endpoints.stop(name)
 
 
 @contextmanager
@@ -216,7 +231,12 @@ def goals(all_results: dict[str, dict[tuple[str, int], list[dict[str, float]]]])
         median(n, "rps") for n in ("this endpoint", "Azure ML inference server", "raw ASGI reference")
     )
     p99 = median("this endpoint", "p99")
+    untraced = median("this endpoint, tracing off", "rps")
     checks = [
+        (
+            f"tracing cost (1 row, c16): {1 - ours_rps / untraced:.1%} fewer req/s with tracing on (goal ≤ 10 %)",
+            ours_rps >= 0.9 * untraced,
+        ),
         (
             f"req/s vs Azure ML inference server (1 row, c16): {ours_rps / azml_rps:.2f}× (goal ≥ 2×)",
             ours_rps >= 2 * azml_rps,
@@ -234,7 +254,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--only", choices=["ours", "azml", "asgi"], action="append", help="measure only these servers")
+    parser.add_argument(
+        "--only", choices=["ours", "untraced", "azml", "asgi"], action="append", help="measure only these servers"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "online.md")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -250,6 +272,7 @@ def main() -> None:
         all_results = {}
         servers = {
             "ours": lambda: ours(backend, bundle),
+            "untraced": lambda: ours(backend, bundle, tracing=False),
             "azml": lambda: azure_ml_server(bundle, work),
             "asgi": lambda: raw_asgi(bundle, work),
         }

@@ -38,6 +38,7 @@ from infra.errors import JobFailedError, TransientBackendError
 from infra.local.jobs import job_error
 from infra.provenance import code_files, code_sha256, model_package
 from infra.settings import Settings
+from infra.telemetry import current_traceparent
 from model import environment, layout
 from model.data import file_sha256
 
@@ -104,7 +105,8 @@ class AzureMLJobs:
             experiment_name=self.settings.experiment_name,
             display_name="train",
             description="python -m model.train, submitted by the mlops train-register flow",
-            tags={"mlops.job": "train"},
+            # the submitting task run's trace: the job is found from the flow run's trace, and back
+            tags={"mlops.job": "train", **current_traceparent()},
         )
         job.name = spec.job_name
         job.set_limits(timeout=int(spec.timeout_seconds))

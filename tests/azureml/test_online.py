@@ -20,10 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.ai.ml.entities import MonitorSchedule
+from azure.ai.ml.entities._load_functions import load_schedule
 
 from infra.azureml import AzureMLBackend
 from infra.factory import open_backend
 from infra.settings import load_settings
+from infra.telemetry import read_spans
 from tests.azureml.conftest import Emulated, mlops_cli, start_emulated
 from tests.helpers import free_port
 
@@ -78,6 +81,10 @@ def story(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             _tamper(backend.packages.build(backend.registry.get(MODEL, 2)).path)
             runs["wrong"] = _mlops("deploy", "--version", "2", env=emulated.env, api_url=prefect_server)
             runs["endpoint"] = backend.endpoints.get(backend.settings.endpoint_name)
+            runs["monitor"] = _read(lambda: backend.client.schedules.get(f"{backend.settings.endpoint_name}-drift"))
+            runs["reference"] = _read(
+                lambda: backend.client.data.get("diabetes_regression_model-reference", version="1")
+            )
             runs["deployments"] = [
                 d.name for d in backend.client.online_deployments.list(backend.settings.endpoint_name)
             ]
@@ -90,6 +97,14 @@ def story(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 capture_output=True,
                 check=False,
             )
+
+
+def _read(call: Any) -> Any:
+    """What `call()` returns, or the exception it raised (a test names it, instead of the fixture failing)."""
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001
+        return exc
 
 
 def _tamper(bundle: Path) -> None:
@@ -134,6 +149,46 @@ class TestRun:
         assert all(status == "Completed" for name, status in emulated.jobs().items() if name.startswith("batch-"))
 
 
+class TestTrace:
+    def test_the_smoke_request_to_the_managed_endpoint_is_in_the_deploy_runs_trace(self, story: dict[str, Any]) -> None:
+        spans = read_spans(story["root"] / "azure" / "telemetry")
+        [deploy_run] = [s for s in spans if s.attributes.get("mlops.flow") == "deploy" and s.status == "OK"]
+        smoke = [s for s in spans if s.name.startswith("smoke-test") and s.parent_id == deploy_run.span_id]
+        requests = [s for s in spans if s.parent_id in {t.span_id for t in smoke} and s.name == "POST /score"]
+        assert requests, [s.name for s in spans]
+        assert {s.trace_id for s in requests} == {deploy_run.trace_id}
+        assert requests[-1].attributes["mlops.model"] == f"{MODEL}:1"
+        assert requests[-1].attributes["http.response.status_code"] == 200
+
+
+class TestMonitor:
+    """`mlops run`'s monitor step keeps Azure ML's own drift monitor of the serving deployment."""
+
+    def test_a_monitor_schedule_watches_the_serving_deployment(self, story: dict[str, Any]) -> None:
+        schedule = story["runs"]["monitor"]
+        assert isinstance(schedule, MonitorSchedule), schedule
+        definition = schedule.create_monitor
+        assert definition.monitoring_target.endpoint_deployment_id.endswith(
+            "/onlineEndpoints/diabetes-endpoint/deployments/blue"
+        )
+        [signal] = definition.monitoring_signals.values()
+        assert signal.type == "data_drift"
+        assert signal.features == ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+        assert signal.metric_thresholds.numerical.population_stability_index == 0.2
+        assert "diabetes_regression_model-reference" in signal.reference_data.input_data.path
+        assert "diabetes_scoring_ds" in signal.production_data.input_data.path
+
+    def test_its_baseline_is_version_1s_training_data_as_an_mltable(self, story: dict[str, Any]) -> None:
+        reference = story["runs"]["reference"]
+        assert not isinstance(reference, Exception), reference
+        assert reference.type == "mltable"
+        assert reference.tags["mlops.model"] == f"{MODEL}:1"
+
+    def test_it_went_through_the_sdk(self, story: dict[str, Any]) -> None:
+        emulated: Emulated = story["emulated"]
+        assert emulated.requests("PUT", "/schedules/diabetes-endpoint-drift")
+
+
 class TestRollback:
     def test_the_wrong_bundle_fails_the_run_naming_the_smoke_test(self, story: dict[str, Any]) -> None:
         runs = story["runs"]
@@ -163,6 +218,7 @@ def test_every_entity_yaml_was_written_and_loads(story: dict[str, Any]) -> None:
         "batch-deployment-": ml.load_batch_deployment,
         "compute-": ml.load_compute,
         "environment-": ml.load_environment,
+        "monitor-": load_schedule,
     }
     written = sorted(p.name for p in folder.glob("*.yml"))
     for prefix, loader in loaders.items():

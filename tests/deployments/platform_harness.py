@@ -91,6 +91,17 @@ class Platform:
 
         return self._until(finished, timeout, f"no {flow} run finished")
 
+    def wait_for_runs_matching(
+        self, flow: str, after: float, matches: Callable[[dict[str, Any]], bool], timeout: float = 240
+    ) -> dict[str, Any]:
+        """The first run of `flow` created after `after` for which `matches(run)`, once it is final."""
+
+        def finished() -> dict[str, Any] | None:
+            runs = (r for r in self.runs(flow) if _epoch(r["created"]) >= after and matches(r))
+            return next((r for r in runs if r["state_type"] in FINAL), None)
+
+        return self._until(finished, timeout, f"no matching {flow} run finished")
+
     def _until(self, check: Callable[[], T | None], timeout: float, failure: str) -> T:
         """`check()`'s first answer that is not None, polled every half second; the worker's log if none comes."""
         deadline = time.monotonic() + timeout

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
 
 from infra.settings import checkout_root
+from model.data import write_sample_csv
 from tests.deployments.platform_harness import FINAL, Platform
 from tests.helpers import MODEL, SMOKE
 
@@ -50,6 +52,7 @@ def chain(platform: Platform) -> dict[str, Any]:
         "train": platform.wait_for_run("train-register", started),
         "deploy": platform.wait_for_run("deploy", started),
         "batch": platform.wait_for_run("batch-score", started),
+        "monitor": platform.wait_for_run("monitor", started),
     }
 
 
@@ -95,8 +98,8 @@ class TestUp:
 
 
 class TestChain:
-    def test_one_run_leads_to_deploy_and_batch_score(self, chain: dict[str, Any]) -> None:
-        assert [chain[k]["state_type"] for k in ("train", "deploy", "batch")] == ["COMPLETED"] * 3
+    def test_one_run_leads_to_deploy_batch_score_and_monitor(self, chain: dict[str, Any]) -> None:
+        assert [chain[k]["state_type"] for k in ("train", "deploy", "batch", "monitor")] == ["COMPLETED"] * 4
 
     def test_triggered_runs_carry_the_event_s_model(self, chain: dict[str, Any]) -> None:
         assert chain["deploy"]["parameters"]["model_name"] == MODEL
@@ -114,12 +117,15 @@ class TestChain:
     def test_batch_score_read_and_wrote_blob_storage(self, platform: Platform, chain: dict[str, Any]) -> None:
         assert list(platform.blobs("input")) == ["diabetes_scoring_input.csv"]  # MLOpsPython's input, seeded
         outputs = platform.blobs("output")
-        assert len(outputs) == 1, outputs.keys()
-        (name, text), today = next(iter(outputs.items())), time.strftime("%Y-%m-%d", time.gmtime())
+        assert len(outputs) == 2, outputs.keys()  # the scores, and the monitor's drift.json beside them
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        [(name, text)] = [(n, t) for n, t in outputs.items() if n.endswith(".csv")]
         assert re.fullmatch(rf"{today}/diabetes_scoring_output_\d\d_\d\d_\d\d_\d{{3}}\.csv", name), name
         lines = text.decode().splitlines()
         assert lines[0] == "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6,score"
         assert len(lines) == 443
+        drift = json.loads(outputs[name.removesuffix(".csv") + ".drift.json"])
+        assert (drift["rows"], drift["drifted"]) == (442, [])  # the training data's own features do not drift
 
     def test_data_arrived_starts_train_register(self, platform: Platform, chain: dict[str, Any]) -> None:
         started = time.time() - 1
@@ -128,6 +134,33 @@ class TestChain:
         run = platform.wait_for_run("train-register", started)
         assert run["state_type"] == "COMPLETED"
         assert run["created_by"]["type"] == "AUTOMATION"
+
+    def test_drifted_scoring_data_starts_train_register(
+        self, platform: Platform, chain: dict[str, Any], tmp_path: Path
+    ) -> None:
+        frame = pd.read_csv(write_sample_csv(tmp_path / "features.csv", for_scoring=True))
+        for column in ("bmi", "s5"):
+            frame[column] += frame[column].std()
+        shifted = tmp_path / "shifted.csv"
+        frame.to_csv(shifted, index=False)
+        started = time.time() - 1
+        scored = platform.mlops("batch-score", "--input", str(shifted))
+        assert scored.returncode == 0, scored.stderr[-3000:]
+
+        def this_batch(run: dict[str, Any]) -> bool:
+            return str(shifted) in json.dumps(run["parameters"])
+
+        monitored = platform.wait_for_runs_matching("monitor", started, this_batch)
+        assert monitored["state_type"] == "COMPLETED"
+        assert monitored["created_by"]["type"] == "AUTOMATION"
+        events = platform.api_post(
+            "/events/filter", {"filter": {"event": {"name": ["mlops.data.drifted"]}}, "limit": 50}
+        )["events"]
+        mine = [e for e in events if e["related"] and f"prefect.flow-run.{monitored['id']}" in json.dumps(e["related"])]
+        assert [e["payload"]["features"] for e in mine] == [["bmi", "s5"]]
+        retrained = platform.wait_for_run("train-register", started)
+        assert retrained["created_by"]["type"] == "AUTOMATION"
+        assert retrained["state_type"] == "COMPLETED"
 
 
 class TestCiScript:
@@ -176,9 +209,15 @@ class TestUi:
         page.get_by_text("model-card").first.click()
         expect(page.get_by_text(f"Model card: {MODEL} version 1").first).to_be_visible(timeout=30_000)
         page.screenshot(path=str(SCREENSHOTS / "model-card.png"), full_page=True)
+        page.goto(f"{platform.ui}/runs/flow-run/{chain['monitor']['id']}", wait_until="networkidle")
+        page.get_by_text("Artifacts", exact=True).click()
+        expect(page.get_by_text("drift-report").first).to_be_visible(timeout=30_000)
+        page.get_by_text("drift-report").first.click()
+        expect(page.get_by_text("Drift of the scoring data against").first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "drift-report.png"), full_page=True)
         assert all(
             (SCREENSHOTS / name).stat().st_size > 10_000
-            for name in ("runs.png", "train-register-artifacts.png", "model-card.png")
+            for name in ("runs.png", "train-register-artifacts.png", "model-card.png", "drift-report.png")
         )
 
 
