@@ -78,6 +78,7 @@ class TestBatchDrift:
         assert {f["name"]: f["drifted"] for f in summary.report["features"]} == dict.fromkeys(FEATURES, False)
         artifacts = artifacts_of(state.state_details.flow_run_id)
         assert "no feature drifted" in artifacts["drift-report"].data
+        assert wait_for_events(DRIFT_EVENT, 1, {}, state.state_details.flow_run_id, timeout=5) == []
 
     def test_two_shifted_features_drift_and_are_announced(self, workspace: tuple[LocalBackend, Path]) -> None:
         backend, root = workspace
