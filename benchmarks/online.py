@@ -5,7 +5,8 @@ All serve the same trained model to the same payloads (1 row and 100 rows of the
 concurrency 1 and 16, measured with wrk on loopback. Every request carries a W3C `traceparent`, which
 the endpoint with tracing on continues in a span of its own (written to files, the default
 destination). Servers run on CPU 1 and wrk on CPU 0 (as in shared/reference/performance-anchors.md).
-Each configuration runs `--reps` times, interleaved; the table shows medians. Needs `wrk` (Debian: `apt-get install wrk`) and
+Each configuration runs `--reps` times, the servers taking turns (all run at once, idle but for their
+turn); the table shows medians. Needs `wrk` (Debian: `apt-get install wrk`) and
 `.venv-azureml` (`make azureml-venv`).
 
     .venv/bin/python benchmarks/online.py [--duration 10] [--reps 3] [--out benchmarks/results/online.md]
@@ -14,6 +15,7 @@ Each configuration runs `--reps` times, interleaved; the table shows medians. Ne
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import shutil
@@ -21,9 +23,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,29 +92,65 @@ def prepare(work: Path) -> tuple[LocalBackend, Bundle, list[list[float]]]:
     return backend, backend.packages.build(model), rows
 
 
+TRACING = {
+    "files": ("this endpoint", {"MLOPS_TRACING": "true"}),
+    "off": ("this endpoint, tracing off", {"MLOPS_TRACING": "false"}),
+    "otlp": ("this endpoint, spans to OTLP", {"MLOPS_TRACING": "true"}),
+}
+
+
 @contextmanager
-def ours(backend: LocalBackend, bundle: Bundle, *, tracing: bool = True) -> Iterator[Server]:
-    """The endpoint; with `tracing`, each request continues the sent `traceparent` in a span written to
-    MLOPS_HOME/telemetry (the default destination), else no span (MLOPS_TRACING=false)."""
-    name = "bench-endpoint" if tracing else "bench-untraced"
-    previous = os.environ.get("MLOPS_TRACING")
-    os.environ["MLOPS_TRACING"] = "true" if tracing else "false"  # the endpoint process inherits it
+def ours(backend: LocalBackend, bundle: Bundle, *, tracing: str = "files") -> Iterator[Server]:
+    """The endpoint. Tracing `files`: each request continues the sent `traceparent` in a span record written
+    to MLOPS_HOME/telemetry (the default destination); `off`: no span (MLOPS_TRACING=false); `otlp`: the
+    OpenTelemetry SDK's span, exported to a collector (a sink in this process that reads and drops)."""
+    label, variables = TRACING[tracing]
+    name = f"bench-{tracing}"
+    backend = LocalBackend(backend.settings.model_copy(update={"endpoint_port": _free_port()}))  # one port each
+    with _sink() if tracing == "otlp" else nullcontext(None) as sink:
+        if sink is not None:
+            variables = {**variables, "OTEL_EXPORTER_OTLP_ENDPOINT": sink}
+        saved = {k: os.environ.get(k) for k in variables}
+        os.environ.update(variables)  # the endpoint process inherits them
+        try:
+            state = backend.endpoints.ensure(name)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key)
+                else:
+                    os.environ[key] = value
+        try:
+            backend.endpoints.add_deployment(name, "blue", bundle)
+            backend.endpoints.set_traffic(name, {"blue": 100})
+            pid = backend.endpoints.process(name).pid()
+            subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, str(pid)], check=True, capture_output=True)
+            yield Server(label, state.scoring_url, f"Bearer {backend.endpoints.key(name)}")
+        finally:
+            backend.endpoints.stop(name)
+
+
+@contextmanager
+def _sink() -> Iterator[str]:
+    """An OTLP/HTTP collector stand-in that reads every export and answers 200."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:  # noqa: ARG002 - quiet
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        state = backend.endpoints.ensure(name)
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        if previous is None:
-            os.environ.pop("MLOPS_TRACING")
-        else:
-            os.environ["MLOPS_TRACING"] = previous
-    try:
-        backend.endpoints.add_deployment(name, "blue", bundle)
-        backend.endpoints.set_traffic(name, {"blue": 100})
-        pid = backend.endpoints.process(name).pid()
-        subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, str(pid)], check=True, capture_output=True)
-        label = "this endpoint" if tracing else "this endpoint, tracing off"
-        yield Server(label, state.scoring_url, f"Bearer {backend.endpoints.key(name)}")
-    finally:
-        backend.endpoints.stop(name)
+        server.shutdown()
+        server.server_close()
 
 
 @contextmanager
@@ -194,16 +233,21 @@ def wrk(server: Server, body: bytes, connections: int, seconds: int, work: Path)
 
 
 def measure(
-    server: Server, payloads: dict[str, bytes], args: argparse.Namespace, work: Path
-) -> dict[tuple[str, int], list[dict[str, float]]]:
-    results: dict[tuple[str, int], list[dict[str, float]]] = {}
-    wrk(server, payloads["1 row"], 16, 2, work)  # warm-up
-    for _ in range(args.reps):
+    servers: list[Server], payloads: dict[str, bytes], args: argparse.Namespace, work: Path
+) -> dict[str, dict[tuple[str, int], list[dict[str, float]]]]:
+    """Every configuration on every server, the servers taking turns within each repetition, so a slow spell of
+    the machine falls on all of them alike."""
+    results: dict[str, dict[tuple[str, int], list[dict[str, float]]]] = {s.name: {} for s in servers}
+    for server in servers:
+        wrk(server, payloads["1 row"], 16, 2, work)  # warm-up
+    for repetition in range(args.reps):
+        print(f"repetition {repetition + 1} of {args.reps} ...", file=sys.stderr)
         for payload, body in payloads.items():
             for connections in (1, 16):
-                results.setdefault((payload, connections), []).append(
-                    wrk(server, body, connections, args.duration, work)
-                )
+                for server in servers:
+                    results[server.name].setdefault((payload, connections), []).append(
+                        wrk(server, body, connections, args.duration, work)
+                    )
     return results
 
 
@@ -232,9 +276,11 @@ def goals(all_results: dict[str, dict[tuple[str, int], list[dict[str, float]]]])
     )
     p99 = median("this endpoint", "p99")
     untraced = median("this endpoint, tracing off", "rps")
+    otlp_rps = median("this endpoint, spans to OTLP", "rps")
     checks = [
         (
-            f"tracing cost (1 row, c16): {1 - ours_rps / untraced:.1%} fewer req/s with tracing on (goal ≤ 10 %)",
+            f"tracing cost (1 row, c16): {1 - ours_rps / untraced:.1%} fewer req/s with tracing on, spans to files "
+            f"(goal ≤ 10 %); with the SDK exporting to OTLP: {1 - otlp_rps / untraced:.1%} (no goal)",
             ours_rps >= 0.9 * untraced,
         ),
         (
@@ -255,7 +301,10 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument(
-        "--only", choices=["ours", "untraced", "azml", "asgi"], action="append", help="measure only these servers"
+        "--only",
+        choices=["ours", "untraced", "otlp", "azml", "asgi"],
+        action="append",
+        help="measure only these servers",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "online.md")
     args = parser.parse_args()
@@ -269,20 +318,21 @@ def main() -> None:
             "100 rows": json.dumps({"data": rows[:100]}).encode(),
         }
         expected = predict_locally(bundle.model_dir, rows[:100])
-        all_results = {}
         servers = {
             "ours": lambda: ours(backend, bundle),
-            "untraced": lambda: ours(backend, bundle, tracing=False),
+            "untraced": lambda: ours(backend, bundle, tracing="off"),
+            "otlp": lambda: ours(backend, bundle, tracing="otlp"),
             "azml": lambda: azure_ml_server(bundle, work),
             "asgi": lambda: raw_asgi(bundle, work),
         }
-        for key, start in servers.items():
-            if args.only and key not in args.only:
-                continue
-            with start() as server:
+        with ExitStack() as running:
+            started = [
+                running.enter_context(start()) for key, start in servers.items() if not args.only or key in args.only
+            ]
+            for server in started:
                 check_answers(server, payloads["100 rows"], expected)
-                print(f"measuring {server.name} ...", file=sys.stderr)
-                all_results[server.name] = measure(server, payloads, args, work)
+            print(f"measuring {', '.join(s.name for s in started)}, taking turns ...", file=sys.stderr)
+            all_results = measure(started, payloads, args, work)
     report = "\n\n".join(
         [
             f"Online scoring, {time.strftime('%Y-%m-%d %H:%M')}, wrk -t1 on CPU {LOAD_CPU}, servers on CPU {SERVER_CPU}, loopback.",

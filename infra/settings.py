@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     endpoint_name: str = Field("diabetes-endpoint", description="Online endpoint name: 3-32 letters, digits or '-'.")
     endpoint_port: int = Field(5801, ge=1, le=65535, description="Port of the local endpoint on 127.0.0.1.")
     endpoint_max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger scoring requests get 413.")
+    endpoint_collect_percent: float = Field(
+        100,
+        ge=0,
+        le=100,
+        description="Share of scored requests whose inputs and outputs the endpoint keeps for the drift monitor.",
+    )
     endpoint_start_timeout_seconds: float = Field(60, gt=0, description="How long to wait for the endpoint to answer.")
 
     # ---- batch scoring (SCORING_DATASTORE_*, SCORING_DATASET_NAME) ----

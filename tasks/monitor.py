@@ -127,8 +127,9 @@ def _collected_rows(folder: Path, since: float) -> pd.DataFrame:
                 record = json.loads(line)
                 if record["time"] < since:
                     continue
-                data = json.loads(record["request"])["data"]
-                result = json.loads(record["response"])["result"]
+                request, response = record["request"], record["response"]
+                data = (json.loads(request) if isinstance(request, str) else request)["data"]
+                result = (json.loads(response) if isinstance(response, str) else response)["result"]
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue
             if len(data) == len(result) and all(len(row) == len(FEATURES) for row in data):

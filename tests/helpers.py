@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import random
 import shutil
@@ -135,3 +136,37 @@ class LoadGenerator:
     @property
     def total(self) -> int:
         return sum(self.statuses.values()) + len(self.failures)
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    """Keeps every POST it is sent: (path, headers, body)."""
+
+    def __init__(self, port: int) -> None:
+        self.posts: list[tuple[str, dict[str, str], bytes]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(handler) -> None:
+                body = handler.rfile.read(int(handler.headers.get("content-length", 0)))
+                self.posts.append((handler.path, dict(handler.headers), body))
+                answer = b'{"itemsReceived": 1, "itemsAccepted": 1, "errors": []}'
+                handler.send_response(200)
+                handler.send_header("content-type", "application/json")
+                handler.send_header("content-length", str(len(answer)))
+                handler.end_headers()
+                handler.wfile.write(answer)
+
+            def log_message(handler, *args: object) -> None:
+                return None
+
+        super().__init__(("127.0.0.1", port), Handler)
+
+
+@contextmanager
+def receiving() -> Iterator[Receiver]:
+    """A `Receiver` on a free loopback port, serving from a thread until the block ends."""
+    server = Receiver(free_port())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -37,6 +37,7 @@ class LocalBackend:
             settings.home / "endpoints",
             port=settings.endpoint_port,
             max_body_bytes=settings.endpoint_max_body_bytes,
+            collect_percent=settings.endpoint_collect_percent,
             start_timeout=settings.endpoint_start_timeout_seconds,
             telemetry_dir=settings.telemetry_dir,
         )

@@ -17,6 +17,7 @@ import pytest
 import sklearn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from infra.backend import Bundle
 from infra.errors import BackendError
@@ -25,7 +26,7 @@ from infra.local.endpoint import EndpointRefusedError
 from infra.settings import load_settings
 from infra.telemetry import read_spans
 from model.score import INPUT_SAMPLE, predict_locally
-from tests.helpers import MODEL, SMOKE, clone_home, free_port
+from tests.helpers import MODEL, SMOKE, clone_home, free_port, receiving
 
 ENDPOINT = "test-endpoint"
 
@@ -238,6 +239,53 @@ class TestTelemetry:
         assert found[0]["trace_id"] != "0" * 32
         assert found[0]["parent_span_id"] == ""
 
+    def test_an_unsampled_caller_is_logged_but_not_recorded(self, live: Live) -> None:
+        live.score(
+            SMOKE,
+            headers={"traceparent": f"00-{self.TRACE_ID}-{self.CALLER_SPAN}-00", "x-ms-request-id": "req-unsampled"},
+        )
+        live.score(SMOKE, headers={"x-ms-request-id": "req-after"})  # written after it, in the same or a later batch
+        folder = live.backend.settings.telemetry_dir
+        _eventually(lambda: [s for s in read_spans(folder) if s.attributes.get("mlops.request_id") == "req-after"])
+        assert not [s for s in read_spans(folder) if s.attributes.get("mlops.request_id") == "req-unsampled"]
+        [line] = [line for line in _json_lines(live.log) if line["request_id"] == "req-unsampled"]
+        assert line["trace_id"] == self.TRACE_ID
+
+    def test_with_a_collector_configured_the_spans_go_there(self, live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+        endpoints, name = live.backend.endpoints, "otlp-endpoint"
+        with receiving() as collector:
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{collector.server_port}")
+            other = LocalBackend(load_settings(home=live.backend.settings.home, endpoint_port=free_port()))
+            other.endpoints.ensure(name)  # the server inherits the variable
+            try:
+                other.endpoints.add_deployment(name, "blue", live.bundles[1])
+                other.endpoints.set_traffic(name, {"blue": 100})
+                url = other.endpoints.process(name).url()
+                trace = f"00-{self.TRACE_ID}-{self.CALLER_SPAN}-01"
+                answer = httpx.post(
+                    f"{url}/score",
+                    content=SMOKE,
+                    headers={"authorization": f"Bearer {other.endpoints.key(name)}", "traceparent": trace},
+                )
+                assert answer.status_code == 200
+            finally:
+                other.endpoints.stop(name)  # stopping exports what is queued
+            spans = [
+                span
+                for path, _, body in collector.posts
+                if path == "/v1/traces"
+                for resource in ExportTraceServiceRequest.FromString(body).resource_spans
+                for scope in resource.scope_spans
+                for span in scope.spans
+            ]
+        [scored] = [s for s in spans if s.name == "POST /score"]
+        assert (scored.trace_id.hex(), scored.parent_span_id.hex()) == (self.TRACE_ID, self.CALLER_SPAN)
+        attributes = {a.key: a.value for a in scored.attributes}
+        assert attributes["mlops.deployment"].string_value == "blue"
+        assert attributes["http.response.status_code"].int_value == 200
+        assert not list((live.backend.settings.telemetry_dir).glob(f"spans-endpoint-{name}-*.jsonl"))
+        assert endpoints.get(ENDPOINT) is not None  # the shared endpoint was not touched
+
     def test_scored_requests_are_collected_but_checks_are_not(self, live: Live) -> None:
         # the last one is written last: once it shows, the others would have too
         live.score(SMOKE, headers={"x-ms-request-id": "req-check", "x-mlops-check": "smoke"})
@@ -249,8 +297,8 @@ class TestTelemetry:
             return [r for f in sorted(folder.glob("*.jsonl")) for r in _json_lines(f)]
 
         live_rows = _eventually(lambda: [r for r in collected() if r["request_id"] == "req-live"])
-        assert json.loads(live_rows[0]["request"]) == json.loads(SMOKE)
-        assert len(json.loads(live_rows[0]["response"])["result"]) == 2
+        assert live_rows[0]["request"] == json.loads(SMOKE)
+        assert len(live_rows[0]["response"]["result"]) == 2
         assert live_rows[0]["model"] == f"{MODEL}:1"
         ids = {r["request_id"] for r in collected()}
         assert "req-check" not in ids

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import gzip
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from infra import telemetry
-from tests.helpers import free_port
+from tests.helpers import Receiver, receiving
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
@@ -32,37 +30,10 @@ shutdown_tracing()
 """
 
 
-class Receiver(http.server.ThreadingHTTPServer):
-    """Keeps every POST it is sent: (path, headers, body)."""
-
-    def __init__(self, port: int) -> None:
-        self.posts: list[tuple[str, dict[str, str], bytes]] = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(handler) -> None:
-                body = handler.rfile.read(int(handler.headers.get("content-length", 0)))
-                self.posts.append((handler.path, dict(handler.headers), body))
-                answer = b'{"itemsReceived": 1, "itemsAccepted": 1, "errors": []}'
-                handler.send_response(200)
-                handler.send_header("content-type", "application/json")
-                handler.send_header("content-length", str(len(answer)))
-                handler.end_headers()
-                handler.wfile.write(answer)
-
-            def log_message(handler, *args: object) -> None:
-                return None
-
-        super().__init__(("127.0.0.1", port), Handler)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver(free_port())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with receiving() as server:
+        yield server
 
 
 def _probe(home: Path, **env: str) -> list[str]:
@@ -84,7 +55,12 @@ def _probe(home: Path, **env: str) -> list[str]:
 class TestTraceparent:
     def test_valid_values_parse(self) -> None:
         value = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-        assert telemetry.parse_traceparent(value) == ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
+        assert telemetry.parse_traceparent(value) == ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", True)
+        assert telemetry.parse_traceparent(value.removesuffix("01") + "00") == (
+            "0af7651916cd43dd8448eb211c80319c",
+            "b7ad6b7169203331",
+            False,
+        )
 
     @pytest.mark.parametrize(
         "value",
@@ -95,6 +71,7 @@ class TestTraceparent:
             "00-00000000000000000000000000000000-b7ad6b7169203331-01",  # all-zero trace id
             "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",  # forbidden version
             "00-0af7651916cd43dd8448eb211c80319z-b7ad6b7169203331-01",  # not hex
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0x",  # flags not hex
         ],
     )
     def test_invalid_values_do_not(self, value: str) -> None:

@@ -34,8 +34,10 @@ class LocalEndpoints:
         tls: tuple[Path, Path] | None = None,
         port_variable: str = "MLOPS_ENDPOINT_PORT",
         telemetry_dir: Path | None = None,
+        collect_percent: float = 100,
     ) -> None:
         self.root = root
+        self.collect_percent = collect_percent
         self.telemetry_dir = telemetry_dir
         self.port = port
         self.max_body_bytes = max_body_bytes
@@ -52,6 +54,7 @@ class LocalEndpoints:
             tls=self.tls,
             port_variable=self.port_variable,
             telemetry_dir=self.telemetry_dir,
+            collect_percent=self.collect_percent,
         )
 
     def ensure(self, name: str) -> EndpointState:

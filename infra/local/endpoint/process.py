@@ -37,11 +37,13 @@ class EndpointProcess:
         tls: tuple[Path, Path] | None = None,
         port_variable: str = "MLOPS_ENDPOINT_PORT",
         telemetry_dir: Path | None = None,
+        collect_percent: float = 100,
     ) -> None:
         """`tls` (certificate, key) makes the server answer HTTPS instead of HTTP; `telemetry_dir` is where its
         spans go as files (default: MLOPS_HOME/telemetry of its environment)."""
         self.folder = folder
         self.telemetry_dir = telemetry_dir
+        self.collect_percent = collect_percent
         self.tls = tls
         self.port_variable = port_variable
         self.name = name
@@ -94,6 +96,7 @@ class EndpointProcess:
             command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         if self.telemetry_dir:
             command += ["--telemetry-dir", str(self.telemetry_dir)]
+        command += ["--collect-percent", str(self.collect_percent)]
         code_root = str(Path(infra.__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
         pid = spawn_detached(command, env, self.log)

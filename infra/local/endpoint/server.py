@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import concurrent.futures
 import hmac
 import importlib.util
 import itertools
@@ -55,7 +56,16 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from infra.local.endpoint.openapi import openapi_document
-from infra.telemetry import parse_traceparent, setup_tracing, shutdown_tracing
+from infra.telemetry import (
+    SpanLog,
+    new_span_id,
+    new_trace_id,
+    parse_traceparent,
+    server_mode,
+    setup_tracing,
+    shutdown_tracing,
+    telemetry_folder,
+)
 
 STATE_FILE = "state.json"
 KEYS_FILE = "keys.json"
@@ -80,6 +90,20 @@ class HttpError(Exception):
         self.status = status
         self.message = message
         self.headers = headers or []
+
+
+@dataclass(frozen=True)
+class RequestTrace:
+    """One traced request: its ids, and the SDK's span when the SDK records it."""
+
+    name: str
+    trace_id: str
+    span_id: str
+    parent_id: str
+    sampled: bool
+    request_id: str
+    start: float
+    span: Span | None = None
 
 
 @dataclass(frozen=True)
@@ -135,12 +159,16 @@ class EndpointApp:
         name: str = "endpoint",
         max_body_bytes: int = 1 << 20,
         telemetry_dir: Path | None = None,
+        collect_percent: float = 100,
     ) -> None:
         self.state_dir = state_dir
+        self.collect_percent = collect_percent
         self.telemetry_dir = telemetry_dir
-        self._tracer: trace.Tracer | None = None
+        self._tracer: trace.Tracer | None = None  # the SDK, when spans go to a remote destination
+        self._spans: SpanLog | None = None  # else our own span records, written with the log
         self._collected: list[bytes] = []
-        self._collected_day = ""
+        # the collected data and span files are written by one thread, in order, off the event loop
+        self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-writer")
         self.name = name
         self.max_body_bytes = max_body_bytes
         keys = json.loads((state_dir / KEYS_FILE).read_text())
@@ -207,22 +235,51 @@ class EndpointApp:
                 except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which stops
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
-                if setup_tracing(f"endpoint-{self.name}", self.telemetry_dir, batch=True):
-                    self._tracer = trace.get_tracer("mlops.endpoint")
+                self._start_tracing()
                 self._schedule_flush()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self._flush_collected()
+                self._writer.submit(self._write, *self._take())
+                self._writer.shutdown(wait=True)
                 self._out.flush()
                 shutdown_tracing()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def _start_tracing(self) -> None:
+        service = f"endpoint-{self.name}"
+        mode = server_mode()
+        if mode == "files":
+            self._spans = SpanLog(self.telemetry_dir or telemetry_folder(), service)
+        elif mode == "sdk" and setup_tracing(service, self.telemetry_dir, batch=True):
+            self._tracer = trace.get_tracer("mlops.endpoint")
+
     def _schedule_flush(self) -> None:
-        """Flush the request log a few times a second: one write per batch instead of one per request."""
+        """Flush the request log a few times a second: one write per batch instead of one per request; the
+        collected data and the spans (larger) are handed to the writer thread."""
         self._out.flush()
-        self._flush_collected()
+        taken = self._take()
+        if taken[1] or taken[2]:
+            self._writer.submit(self._write, *taken)
         asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._schedule_flush)
+
+    def _take(self) -> tuple[str, bytes, bytes]:
+        """The day, and the collected records and span records buffered since the last flush."""
+        collected, self._collected = b"".join(self._collected), []
+        spans = self._spans.take() if self._spans is not None else b""
+        return time.strftime("%Y-%m-%d", time.gmtime()), collected, spans
+
+    def _write(self, day: str, collected: bytes, spans: bytes) -> None:
+        try:
+            if collected:
+                folder = self.state_dir / COLLECTED_FOLDER
+                folder.mkdir(exist_ok=True)
+                with open(folder / f"{day}.jsonl", "ab") as out:
+                    out.write(collected)
+            if spans and self._spans is not None:
+                self._spans.write(spans)
+        except OSError:  # a full disk loses these records, never a request
+            traceback.print_exc()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -230,10 +287,8 @@ class EndpointApp:
         request_id = headers.get(b"x-ms-request-id", b"").decode("latin-1") or uuid.uuid4().hex
         deployment, predictions = "", 0
         path = scope["path"]
-        span = (
-            self._start_span(scope, headers, request_id)
-            if self._tracer is not None and (path == "/score" or path.startswith("/management/"))
-            else None
+        traced = (
+            self._begin(scope, headers, request_id) if path == "/score" or path.startswith("/management/") else None
         )
         try:
             status, body, extra, deployment, predictions = await self._route(scope, headers, receive, request_id)
@@ -252,36 +307,74 @@ class EndpointApp:
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})
         model = self.deployments[deployment].model if deployment in self.deployments else ""
-        if span is not None:
-            self._end_span(span, status, deployment, model, predictions, body)
-        self._log(scope, headers, request_id, status, deployment, model, predictions, started, span)
+        if traced is not None:
+            self._end(traced, status, deployment, model, predictions, body)
+        self._log(scope, headers, request_id, status, deployment, model, predictions, started, traced)
 
-    def _start_span(self, scope: Scope, headers: dict[bytes, bytes], request_id: str) -> Span:
-        """A server span continuing the caller's `traceparent`, or the root of a new trace."""
-        assert self._tracer is not None
-        given = headers.get(b"traceparent")
-        context = _PROPAGATOR.extract({"traceparent": given.decode("latin-1")}) if given else None
-        return self._tracer.start_span(
-            f"{scope['method']} {scope['path']}",
+    def _begin(self, scope: Scope, headers: dict[bytes, bytes], request_id: str) -> RequestTrace | None:
+        """The request's span: continuing the caller's `traceparent`, or the root of a new trace."""
+        given = headers.get(b"traceparent", b"").decode("latin-1")
+        caller = parse_traceparent(given) if given else None
+        name = f"{scope['method']} {scope['path']}"
+        if self._spans is not None:
+            trace_id, parent, sampled = caller or (new_trace_id(), "", True)
+            return RequestTrace(name, trace_id, new_span_id(), parent, sampled, request_id, time.time())
+        if self._tracer is None:
+            return None
+        context = _PROPAGATOR.extract({"traceparent": given}) if caller else None
+        span = self._tracer.start_span(
+            name,
             context=context,
             kind=SpanKind.SERVER,
             attributes={"mlops.endpoint": self.name, "mlops.request_id": request_id},
         )
-
-    def _end_span(self, span: Span, status: int, deployment: str, model: str, predictions: int, body: bytes) -> None:
-        span.set_attributes(
-            {
-                "http.response.status_code": status,
-                "mlops.deployment": deployment,
-                "mlops.model": model,
-                "mlops.predictions": predictions,
-            }
+        ids = span.get_span_context()
+        return RequestTrace(
+            name,
+            f"{ids.trace_id:032x}",
+            f"{ids.span_id:016x}",
+            caller[1] if caller else "",
+            True,
+            request_id,
+            0.0,
+            span,
         )
-        if status >= 400:
-            span.set_status(Status(StatusCode.ERROR, body[:_SMALL_ANSWER].decode(errors="replace")))
-        elif len(body) <= _SMALL_ANSWER:
-            span.set_attribute("mlops.answer", body.decode(errors="replace"))
-        span.end()
+
+    def _end(
+        self, traced: RequestTrace, status: int, deployment: str, model: str, predictions: int, body: bytes
+    ) -> None:
+        attributes: dict[str, Any] = {
+            "mlops.endpoint": self.name,
+            "mlops.request_id": traced.request_id,
+            "http.response.status_code": status,
+            "mlops.deployment": deployment,
+            "mlops.model": model,
+            "mlops.predictions": predictions,
+        }
+        problem = body[:_SMALL_ANSWER].decode(errors="replace") if status >= 400 else ""
+        if not problem and len(body) <= _SMALL_ANSWER:
+            attributes["mlops.answer"] = body.decode(errors="replace")
+        if traced.span is not None:  # the SDK's span, for a remote destination
+            traced.span.set_attributes(attributes)
+            if status >= 500:
+                traced.span.set_status(Status(StatusCode.ERROR, problem))
+            traced.span.end()
+        elif self._spans is not None and traced.sampled:
+            self._spans.add(
+                {
+                    "trace_id": traced.trace_id,
+                    "span_id": traced.span_id,
+                    "parent_id": traced.parent_id or None,
+                    "name": traced.name,
+                    "kind": "SERVER",
+                    "service": self._spans.service,
+                    "start": traced.start,
+                    "end": time.time(),
+                    "status": "ERROR" if status >= 500 else "UNSET",
+                    "status_message": problem,
+                    "attributes": attributes,
+                }
+            )
 
     def _log(
         self,
@@ -293,20 +386,20 @@ class EndpointApp:
         model: str,
         predictions: int,
         started: float,
-        span: Span | None = None,
+        traced: RequestTrace | None = None,
     ) -> None:
-        traceparent = headers.get(b"traceparent", b"").decode("latin-1")
-        caller = parse_traceparent(traceparent) if traceparent else None
-        trace_id, span_id = (caller[0], "") if caller else ("", "")
-        if span is not None:
-            context = span.get_span_context()
-            trace_id, span_id = f"{context.trace_id:032x}", f"{context.span_id:016x}"
+        if traced is not None:
+            trace_id, span_id, parent = traced.trace_id, traced.span_id, traced.parent_id
+        else:  # not traced: still name the caller's trace
+            given = headers.get(b"traceparent", b"").decode("latin-1")
+            caller = parse_traceparent(given) if given else None
+            trace_id, span_id, parent = (caller[0], "", caller[1]) if caller else ("", "", "")
         line = {
             "time": time.time(),
             "request_id": request_id,
             "trace_id": trace_id,
             "span_id": span_id,
-            "parent_span_id": caller[1] if caller else "",
+            "parent_span_id": parent,
             "method": scope["method"],
             "path": scope["path"],
             "status": status,
@@ -320,29 +413,22 @@ class EndpointApp:
         self._out.write(orjson.dumps(line).decode() + "\n")  # flushed by _schedule_flush
 
     def _collect(
-        self, headers: dict[bytes, bytes], request_id: str, deployment: Deployment, request: str, answer: bytes
+        self, headers: dict[bytes, bytes], request_id: str, deployment: Deployment, request: bytes, answer: bytes
     ) -> None:
-        """Keep a scored request's inputs and outputs for the drift monitor (written with the log's flush)."""
-        if CHECK_HEADER in headers:
-            return
-        record = {
-            "time": time.time(),
-            "request_id": request_id,
-            "deployment": deployment.name,
-            "model": deployment.model,
-            "request": request,
-            "response": answer.decode(),
-        }
-        self._collected.append(orjson.dumps(record) + b"\n")
+        """Keep a scored request's inputs and outputs for the drift monitor (written after the log's flush).
 
-    def _flush_collected(self) -> None:
-        if not self._collected:
+        A JSON body goes in as it came (the scoring script parsed it: no escaping, one line), any other
+        body as a string."""
+        if CHECK_HEADER in headers or (self.collect_percent < 100 and random.random() * 100 >= self.collect_percent):
             return
-        lines, self._collected = self._collected, []
-        folder = self.state_dir / COLLECTED_FOLDER
-        folder.mkdir(exist_ok=True)
-        with open(folder / f"{time.strftime('%Y-%m-%d', time.gmtime())}.jsonl", "ab") as out:
-            out.write(b"".join(lines))
+        head = orjson.dumps(
+            {"time": time.time(), "request_id": request_id, "deployment": deployment.name, "model": deployment.model}
+        )
+        raw = request.strip()
+        embedded = (
+            raw.replace(b"\n", b" ").replace(b"\r", b" ") if raw[:1] in (b"{", b"[") else orjson.dumps(request.decode())
+        )
+        self._collected.append(head[:-1] + b',"request":' + embedded + b',"response":' + answer + b"}\n")
 
     async def _route(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, request_id: str
@@ -388,7 +474,7 @@ class EndpointApp:
         except ValueError as exc:  # the scoring contract: bad input is a ValueError
             raise HttpError(400, str(exc)) from None
         encoded = orjson.dumps(answer)
-        self._collect(headers, request_id, deployment, text, encoded)
+        self._collect(headers, request_id, deployment, body, encoded)
         return 200, encoded, _JSON, deployment.name, len(answer.get("result", ()))
 
     def _maybe_mirror(self, text: str, headers: dict[bytes, bytes]) -> None:
@@ -565,8 +651,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM) ...")
     parser.add_argument("--tls-key", type=Path, help="... and this key")
     parser.add_argument("--telemetry-dir", type=Path, help="where spans go as files (default MLOPS_HOME/telemetry)")
+    parser.add_argument("--collect-percent", type=float, default=100, help="share of scored requests collected")
     args = parser.parse_args(argv)
-    app = EndpointApp(args.dir, name=args.name, max_body_bytes=args.max_body_bytes, telemetry_dir=args.telemetry_dir)
+    app = EndpointApp(
+        args.dir,
+        name=args.name,
+        max_body_bytes=args.max_body_bytes,
+        telemetry_dir=args.telemetry_dir,
+        collect_percent=args.collect_percent,
+    )
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
