@@ -145,8 +145,22 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     _summarize_training(result.training)
     _summarize_batch(result.batch)
+    _summarize_drift(result.drift)
     _summarize_deployment(settings, result.deployment)
     return 0
+
+
+def _summarize_drift(summary: Any) -> None:
+    if not summary.rows:
+        SUMMARY.add(f"drift: {summary.note}")
+        return
+    verdict = (
+        f"{', '.join(summary.drifted)} drifted (mlops.data.drifted emitted)"
+        if summary.drifted
+        else "no feature drifted"
+    )
+    SUMMARY.add(f"drift: {verdict}, {summary.rows} scoring rows against {summary.model}'s training data")
+    SUMMARY.add(f"drift report: {summary.published or summary.drift_json}")
 
 
 def _summarize_training(result: Any) -> None:

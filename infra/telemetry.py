@@ -210,8 +210,8 @@ class SpanLog:
         return b"".join(lines)
 
     def write(self, data: bytes) -> None:
-        if data:
-            self.folder.mkdir(parents=True, exist_ok=True)
+        if data and self.folder.parent.is_dir():  # a deleted workspace is not recreated by its spans
+            self.folder.mkdir(exist_ok=True)
             with open(self.path, "ab") as out:
                 out.write(data)
 
@@ -229,9 +229,11 @@ class JsonLinesSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         folder = self._folder() if callable(self._folder) else self._folder
+        if not folder.parent.is_dir():  # the workspace is gone (or not made yet): spans never recreate it
+            return SpanExportResult.SUCCESS
         lines = b"".join(orjson.dumps(span_record(span, self._service), default=str) + b"\n" for span in spans)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(exist_ok=True)
             with self._lock, open(folder / f"{SPAN_FILE_PREFIX}{self._service}-{os.getpid()}.jsonl", "ab") as out:
                 out.write(lines)
         except OSError:

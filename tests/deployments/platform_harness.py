@@ -102,6 +102,10 @@ class Platform:
 
         return self._until(finished, timeout, f"no matching {flow} run finished")
 
+    def until(self, check: Callable[[], T | None], timeout: float, failure: str) -> T:
+        """`check()`'s first answer that is not None (polled every half second)."""
+        return self._until(check, timeout, failure)
+
     def _until(self, check: Callable[[], T | None], timeout: float, failure: str) -> T:
         """`check()`'s first answer that is not None, polled every half second; the worker's log if none comes."""
         deadline = time.monotonic() + timeout

@@ -153,11 +153,17 @@ class TestChain:
         monitored = platform.wait_for_runs_matching("monitor", started, this_batch)
         assert monitored["state_type"] == "COMPLETED"
         assert monitored["created_by"]["type"] == "AUTOMATION"
-        events = platform.api_post(
-            "/events/filter", {"filter": {"event": {"name": ["mlops.data.drifted"]}}, "limit": 50}
-        )["events"]
-        mine = [e for e in events if e["related"] and f"prefect.flow-run.{monitored['id']}" in json.dumps(e["related"])]
-        assert [e["payload"]["features"] for e in mine] == [["bmi", "s5"]]
+
+        def drift_events() -> list[dict[str, Any]] | None:
+            """The run's drift events once the server stored them (it persists events a little after the run)."""
+            events = platform.api_post(
+                "/events/filter", {"filter": {"event": {"name": ["mlops.data.drifted"]}}, "limit": 50}
+            )["events"]
+            mine = [e for e in events if f"prefect.flow-run.{monitored['id']}" in json.dumps(e["related"])]
+            return mine or None
+
+        drifted = platform.until(drift_events, 60, "no mlops.data.drifted event of the monitor run was stored")
+        assert [e["payload"]["features"] for e in drifted] == [["bmi", "s5"]]
         retrained = platform.wait_for_run("train-register", started)
         assert retrained["created_by"]["type"] == "AUTOMATION"
         assert retrained["state_type"] == "COMPLETED"

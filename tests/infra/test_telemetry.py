@@ -37,6 +37,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def _probe(home: Path, **env: str) -> list[str]:
+    home.mkdir(parents=True, exist_ok=True)  # a workspace that exists (spans never create one)
     clean = {
         k: v for k, v in os.environ.items() if k not in (telemetry.AZURE_MONITOR_VARIABLE, telemetry.OTLP_VARIABLE)
     }
@@ -109,6 +110,17 @@ class TestSpanFiles:
         assert [c.name for c in roots[0].children] == ["task", "other task"]
         assert [s.name for s in telemetry.ancestors(spans, request)] == ["flow", "task", "POST /score"]
         assert telemetry.find_trace(spans, "nothing-like-it") is None
+
+    def test_a_deleted_workspace_is_not_recreated_by_its_spans(self, tmp_path: Path) -> None:
+        provider = TracerProvider()
+        gone = tmp_path / "deleted-home" / "telemetry"
+        provider.add_span_processor(SimpleSpanProcessor(telemetry.JsonLinesSpanExporter(gone, "svc")))
+        with provider.get_tracer("test").start_as_current_span("after teardown"):
+            pass
+        log = telemetry.SpanLog(gone, "endpoint")
+        log.add({"name": "late request"})
+        log.flush()
+        assert not gone.parent.exists()
 
     def test_a_half_written_line_is_skipped(self, tmp_path: Path) -> None:
         good = {"trace_id": "a" * 32, "span_id": "b" * 16, "name": "x", "start": 1, "end": 2}
