@@ -4,6 +4,7 @@ published (artifacts, `drift.json`, plots) and the `mlops.data.drifted` event.""
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from infra.settings import Settings
 from infra.storage import BlobLocation, parse_location
 from model.batch_score import SCORE_COLUMN
 from model.data import FEATURES, TARGET
-from model.drift import DriftReport, DriftThresholds, compare, plot_column
+from model.drift import ColumnDrift, DriftReport, DriftThresholds, compare, plot_column
 from model.layout import PREDICTION_COLUMN, REFERENCE_FILE
 from tasks._events import chain_label
 from tasks._retry import retry_if_transient
@@ -160,7 +161,7 @@ def publish_drift(
     report: DriftReport, baseline: pd.DataFrame, current: ScoringData, model: ModelVersion, work: Path
 ) -> list[Path]:
     """A table artifact of every feature, and a markdown artifact with a plot per drifted feature."""
-    rows = [_row(c, report) for c in [*report.features, *([report.prediction] if report.prediction else [])]]
+    rows = [_row(c) for c in [*report.features, *([report.prediction] if report.prediction else [])]]
     verdict = ", ".join(report.drifted) if report.drifted else "no feature drifted"
     create_table_artifact(table=rows, key="drift", description=f"{model.id}: {verdict}")
     plots = []
@@ -197,17 +198,16 @@ def publish_drift(
     return plots
 
 
-def _row(column: Any, report: DriftReport) -> dict[str, object]:
+def _row(column: ColumnDrift) -> dict[str, object]:
     shift = column.shift_in_std
+    drifted = "prediction" if column.name == "prediction" else "yes"  # the predictions are never a drifted feature
     return {
         "feature": column.name,
         "psi": round(column.psi, 4),
         "ks_statistic": round(column.ks_statistic, 4),
         "ks_p_value": float(f"{column.ks_p_value:.3g}"),
-        "mean_shift_sd": round(shift, 3) if abs(shift) != float("inf") else "inf",
-        "drifted": "yes"
-        if column.name in report.drifted
-        else ("prediction" if column.name == "prediction" and column.drifted else "no"),
+        "mean_shift_sd": round(shift, 3) if math.isfinite(shift) else str(shift),
+        "drifted": drifted if column.drifted else "no",
     }
 
 
