@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from infra.backend import Backend, ModelVersion
 from infra.errors import MissingResourceError
+from infra.local.endpoint.server import COLLECTED_FOLDER
 from infra.settings import Settings
 from infra.storage import BlobLocation, parse_location
 from model.batch_score import SCORE_COLUMN
@@ -31,7 +32,6 @@ from tasks.batch import OUTPUT_FILE
 
 DRIFT_EVENT = "mlops.data.drifted"
 DRIFT_FILE = "drift.json"
-COLLECTED_FOLDER = "collected"  # the endpoint's collected requests (infra.local.endpoint.server)
 
 
 @dataclass(frozen=True)
