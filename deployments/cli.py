@@ -7,6 +7,8 @@
     mlops approve [RUN_ID] [--reject] [--reviewer NAME] [--comment TEXT]
     mlops endpoint status [--json] | stop
     mlops status [--json]
+    mlops check-model [FOLDER] [--keep]      the model contract, run on a tiny sample (exit 2: what is missing)
+    mlops init NAME [--from diabetes|classification]   a model package of your own, and the settings for it
     mlops trace ID [--json]                  a request's path from its flow run (or a run's spans)
     mlops logs [RUN_ID] [--last N] [--json]  a flow run's endpoint requests, or the endpoint's latest
     mlops emulator up | down | status [--json]  the local Azure ML emulator (MLOPS_BACKEND=azureml MLOPS_AZUREML_EMULATOR=1)
@@ -27,7 +29,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from deployments import flow_commands, platform_commands, telemetry_commands
+from deployments import flow_commands, model_commands, platform_commands, telemetry_commands
 from infra.errors import BackendError, ConfigError
 from infra.settings import Settings, load_settings
 
@@ -41,6 +43,8 @@ _PREFECT_DEFAULTS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.name in ("check-model", "init"):  # these work on a package the settings may not accept yet
+        return int(args.command(args))
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -169,6 +173,24 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--json", action="store_true", help="print JSON")
     logs.set_defaults(command=telemetry_commands.logs, name="logs")
 
+    check = commands.add_parser("check-model", help="run the model contract on a tiny sample; say what is missing")
+    check.add_argument("package", nargs="?", help="the package folder (default: MLOPS_MODEL_PACKAGE, else model/)")
+    check.add_argument("--keep", action="store_true", help="keep the work folder (data, outputs) for a look")
+    check.set_defaults(command=model_commands.check_model, name="check-model")
+
+    init = commands.add_parser("init", help="start a model package of your own from a sample; point the settings at it")
+    init.add_argument("package_name", metavar="NAME", help="the package's name: lowercase letters, digits, '_'")
+    init.add_argument(
+        "--from",
+        dest="source",
+        choices=sorted(model_commands.TEMPLATES),
+        default="diabetes",
+        help="diabetes: rename the sample in model/ (as MLOpsPython's bootstrap.py); "
+        "classification: copy the LightGBM classifier to models/NAME/",
+    )
+    init.add_argument("--force", action="store_true", help="replace an existing models/NAME/")
+    init.set_defaults(command=model_commands.init, name="init")
+
     status = commands.add_parser("status", help="registered models, the champion and the endpoint")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(command=platform_commands.status, name="status")
@@ -176,10 +198,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _training_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--alpha", type=float, help="Ridge alpha, overriding the parameters file")
+    parser.add_argument(
+        "--alpha", type=float, help="training.alpha (the diabetes sample's Ridge alpha), overriding the parameters file"
+    )
     parser.add_argument("--force", action="store_true", help="register even if the gate says no")
-    parser.add_argument("--metric", default="mse", help="gate metric (default mse)")
-    parser.add_argument("--direction", choices=["minimize", "maximize"], default="minimize")
+    parser.add_argument("--metric", help="gate metric (default: the model package's, mse for the diabetes sample)")
+    parser.add_argument("--direction", choices=["minimize", "maximize"], help="default: the model package's")
     parser.add_argument("--min-improvement", type=float, default=0.0, help="required improvement (absolute)")
     parser.add_argument("--promote-ties", action="store_true", help="promote a candidate equal to the champion")
 

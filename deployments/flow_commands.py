@@ -57,10 +57,13 @@ def in_this_process() -> Iterator[None]:
         yield
 
 
-def gate_policy(args: argparse.Namespace) -> Any:
+def gate_policy(settings: Settings, args: argparse.Namespace) -> Any:
+    """The gate of the command line; the metric and direction the model package names unless given."""
     from model.gate import GatePolicy
 
-    return GatePolicy(args.metric, args.direction, args.min_improvement, args.promote_ties)
+    metric = args.metric or settings.package.metric
+    direction = args.direction or settings.package.direction
+    return GatePolicy(metric, direction, args.min_improvement, args.promote_ties)  # type: ignore[arg-type]
 
 
 def rollout_policy(args: argparse.Namespace) -> Any:
@@ -78,10 +81,10 @@ def finished(state: Any, name: str) -> Any:
     return state.result()
 
 
-def train(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001 - flows read settings themselves
+def train(settings: Settings, args: argparse.Namespace) -> int:
     from flows.train_register import train_register
 
-    gate = gate_policy(args)
+    gate = gate_policy(settings, args)
     result = finished(
         train_register(data=args.data, alpha=args.alpha, gate=gate, force=args.force, return_state=True), "train"
     )
@@ -138,7 +141,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from flows.pipeline import pipeline
 
     state = pipeline(
-        alpha=args.alpha, gate=gate_policy(args), force=args.force, rollout=rollout_policy(args), return_state=True
+        alpha=args.alpha,
+        gate=gate_policy(settings, args),
+        force=args.force,
+        rollout=rollout_policy(args),
+        return_state=True,
     )
     result = finished(state, "run")
     if result is None:
@@ -151,7 +158,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _summarize_drift(summary: Any) -> None:
-    if not summary.rows:
+    if not summary.rows or summary.note:
         SUMMARY.add(f"drift: {summary.note}")
         return
     verdict = (
@@ -182,7 +189,7 @@ def _summarize_deployment(settings: Settings, result: Any) -> None:
     )
     SUMMARY.add(f"scoring URL: {result.scoring_url}")
     key = open_backend(settings).endpoints.key(result.endpoint)
-    body = json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]})
+    body = json.dumps(json.loads(settings.package.sample_request_body()))  # the package's sample request
     trust = ""
     if settings.backend == "azureml" and settings.local_emulator:  # the emulator's endpoints use its own CA
         trust = f"--cacert {settings.emulator_dir / 'tls' / 'ca.pem'} "

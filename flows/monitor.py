@@ -64,6 +64,9 @@ def monitor(
         get_run_logger().info(note)
         return DriftSummary(model=model.id, sources=current.sources, rows=0, drifted=[], note=note)
     baseline = load_baseline(backend, model)
+    if baseline is None:
+        note = f"{model.id} has no drift baseline (reference.csv): drift not checked"
+        return DriftSummary(model=model.id, sources=current.sources, rows=len(current.frame), drifted=[], note=note)
     # Compare, per feature and for the predictions
     report = compute_drift(baseline, current, thresholds_of(settings))
     work = Path(scored).parent if scored else settings.home / "monitor" / _run_folder()
@@ -81,7 +84,12 @@ def monitor(
     summary = summary.model_copy(update={"drift_json": local, "published": published})
     # Announce drift; on a platform with its own monitor (Azure ML), keep that monitor in place too
     if report.drifted:
-        training = labelled_input(inputs or []) if settings.drift_retrain_on_scoring_data else ""
+        package = settings.package
+        training = (
+            labelled_input(inputs or [], package.features, package.target)
+            if settings.drift_retrain_on_scoring_data
+            else ""
+        )
         announce_drift(settings, summary, report, training)
         summary = summary.model_copy(update={"event": True})
     ensure_platform_monitor(backend, settings, model)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from flows.batch_score import batch_score
 from flows.deploy import DEFAULT_ROLLOUT, DeployResult, deploy
 from flows.monitor import monitor
-from flows.train_register import DEFAULT_GATE, TrainRegisterResult, train_register
+from flows.train_register import TrainRegisterResult, train_register
 from infra.telemetry import annotate
 from model.gate import GatePolicy
 from tasks.batch import BatchSummary
@@ -29,7 +29,7 @@ class PipelineResult(BaseModel):
 @flow(name="pipeline")
 def pipeline(
     alpha: float | None = None,
-    gate: GatePolicy = DEFAULT_GATE,
+    gate: GatePolicy | None = None,
     force: bool = False,
     rollout: RolloutPolicy = DEFAULT_ROLLOUT,
 ) -> PipelineResult:

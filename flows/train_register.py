@@ -7,10 +7,10 @@ from pydantic import BaseModel, ConfigDict
 
 from infra.backend import Backend, ModelVersion, TrainOutput
 from infra.factory import open_backend
-from infra.settings import load_settings
+from infra.settings import Settings, load_settings
 from infra.telemetry import annotate
 from model.gate import GatePolicy
-from model.layout import MODEL_FILE
+from model.layout import METRICS_FILE
 from tasks import (
     TrainRequest,
     evaluate_model,
@@ -38,20 +38,18 @@ class TrainRegisterResult(BaseModel):
     champion: ModelVersion | None = None
 
 
-DEFAULT_GATE = GatePolicy()
-
-
 @flow(name="train-register")
 def train_register(
-    data: str | None = None, alpha: float | None = None, gate: GatePolicy = DEFAULT_GATE, force: bool = False
+    data: str | None = None, alpha: float | None = None, gate: GatePolicy | None = None, force: bool = False
 ) -> TrainRegisterResult:
     """Train on `data` (default: the configured CSV), gate against the champion, register and promote.
 
-    `alpha` overrides the parameters file; `force` registers even when the gate says no
-    (MLOpsPython's ALLOW_RUN_CANCEL=false).
+    `alpha` overrides the parameters file; `gate` defaults to the model package's metric and
+    direction; `force` registers even when the gate says no (MLOpsPython's ALLOW_RUN_CANCEL=false).
     """
     annotate({"mlops.flow": "train-register"})
     settings = load_settings()
+    gate = gate or package_gate(settings)
     backend = open_backend(settings)
     # Train, served from the cache when data, code and parameters are unchanged
     request = resolve_training_inputs(settings, backend.name, data, alpha)
@@ -78,12 +76,17 @@ def train_register(
     )
 
 
+def package_gate(settings: Settings) -> GatePolicy:
+    """The gate the model package asks for (`[gate]` of its manifest)."""
+    return GatePolicy(metric=settings.package.metric, direction=settings.package.direction)  # type: ignore[arg-type]
+
+
 def _train(backend: Backend, request: TrainRequest) -> tuple[TrainOutput, bool]:
     """Train, noting a cache hit; a cached result whose files are gone is trained again."""
     state = train_model(backend, request, return_state=True)
     candidate: TrainOutput = state.result()
     cache_hit = state.name == "Cached"
-    if cache_hit and not (candidate.outputs / MODEL_FILE).is_file():
+    if cache_hit and not (candidate.outputs / METRICS_FILE).is_file():
         get_run_logger().warning("cached candidate %s is gone from disk; training again", candidate.outputs)
         return train_model.with_options(refresh_cache=True)(backend, request), False
     if cache_hit:

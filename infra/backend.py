@@ -17,6 +17,9 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from infra.storage import Storage
+from model.contract import ModelPackage, code_root, load_package
+
+DEFAULT_PACKAGE = code_root() / "model"
 
 
 class _Value(BaseModel):
@@ -30,6 +33,10 @@ class TrainSpec(_Value):
     data: Path
     parameters: dict[str, Any]
     timeout_seconds: float = 3600
+    package: Path | None = None  # the model package whose training command runs; None: the diabetes sample (`model/`)
+
+    def model_package(self) -> ModelPackage:
+        return load_package(self.package or DEFAULT_PACKAGE)
 
 
 class TrainOutput(_Value):
@@ -78,6 +85,18 @@ class Bundle(_Value):
     @property
     def model_dir(self) -> Path:
         return self.path / "model"
+
+    @property
+    def score_script(self) -> Path:
+        return self.path / "code" / "score.py"
+
+    @property
+    def batch_script(self) -> Path:
+        return self.path / "code" / "batch_score.py"
+
+    @property
+    def sample_request(self) -> Path:
+        return self.path / "code" / "sample-request.json"
 
 
 class DeploymentInfo(_Value):
@@ -146,7 +165,7 @@ class MiniBatchResult(_Value):
 
 class Jobs(Protocol):
     def train(self, spec: TrainSpec) -> TrainOutput:
-        """Run `python -m model.train` on the spec and return its outputs (re-attaching to a finished run)."""
+        """Run the package's training command on the spec and return its outputs (re-attaching to a finished run)."""
         ...
 
 

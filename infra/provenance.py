@@ -9,8 +9,8 @@ from pathlib import Path
 
 import model
 
-# Files of `model/` that change what training produces.
-_CODE_SUFFIXES = (".py", ".json")
+# Files of a model package that do not change what training produces.
+_NOT_CODE = (".pyc", ".pyo")
 
 
 def model_package() -> Path:
@@ -19,9 +19,16 @@ def model_package() -> Path:
 
 
 def code_files(package: Path | None = None) -> list[Path]:
-    """The model package's source files, sorted: what the code hash covers and a training job's code snapshot holds."""
+    """A model package's files (its scripts in any language, manifest, parameters), sorted: what the code hash
+    covers and a training job's code snapshot holds."""
     root = package or model_package()
-    return sorted(p for p in root.rglob("*") if p.suffix in _CODE_SUFFIXES and "__pycache__" not in p.parts)
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix not in _NOT_CODE
+        and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(root).parts)
+    )
 
 
 def code_sha256(package: Path | None = None) -> str:

@@ -7,6 +7,7 @@ here, or says why it is gone.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.errors import ConfigError
+from model.contract import ContractError, ModelPackage, load_package
 
 ENV_PREFIX = "MLOPS_"
 _ON = ("1", "true", "yes", "on")
@@ -54,14 +56,20 @@ class Settings(BaseSettings):
     )
 
     # ---- the model (MODEL_NAME, EXPERIMENT_NAME) ----
-    model_name: str = Field("diabetes_regression_model.pkl", description="Registered model name (MODEL_NAME).")
+    model_package: Path = Field(
+        default_factory=lambda: checkout_root() / "model",
+        description="The model package: a folder with mlops-model.toml (a relative path is from the checkout).",
+    )
+    model_name: str = Field(
+        "diabetes_regression_model.pkl",
+        description="Registered model name (MODEL_NAME). Unset: the package's model_name.",
+    )
     experiment_name: str = Field("mlopspython", description="Experiment name, a tag on every model (EXPERIMENT_NAME).")
     data_file: Path | None = Field(
         None, description="Training CSV. Unset: scikit-learn's diabetes data, written to HOME/data/diabetes.csv."
     )
-    params_file: Path = Field(
-        default_factory=lambda: Path(__file__).resolve().parents[1] / "model" / "parameters.json",
-        description="Hyperparameters file (MLOpsPython's parameters.json layout).",
+    params_file: Path | None = Field(
+        None, description="Hyperparameters file (MLOpsPython's parameters.json layout). Unset: the package's."
     )
     train_timeout_seconds: float = Field(3600, gt=0, description="A training job running longer is stopped.")
 
@@ -254,6 +262,29 @@ class Settings(BaseSettings):
             return value.rstrip("/")
         raise ValueError("must be 1 (the local emulator), 0, or the emulator's https:// URL (the SDK needs TLS)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _package_defaults(cls, data: Any) -> Any:
+        """The registered model's name comes from the package's manifest unless MLOPS_MODEL_NAME is set."""
+        if not isinstance(data, dict) or data.get("model_name"):
+            return data
+        folder = data.get("model_package")
+        try:
+            package = load_package(_package_path(Path(folder)) if folder else checkout_root() / "model")
+        except ContractError:
+            return data  # the field's own validator reports it
+        return {**data, "model_name": package.model_name}
+
+    @field_validator("model_package")
+    @classmethod
+    def _model_package(cls, value: Path) -> Path:
+        path = _package_path(value)
+        try:
+            load_package(path)
+        except ContractError as exc:
+            raise ValueError(str(exc)) from None
+        return path
+
     @field_validator("home")
     @classmethod
     def _home(cls, value: Path) -> Path:
@@ -279,6 +310,15 @@ class Settings(BaseSettings):
             )
         return self
 
+    @property
+    def package(self) -> ModelPackage:
+        """The model package's manifest (read once per process and folder)."""
+        return _package(self.model_package)
+
+    @property
+    def parameters_file(self) -> Path:
+        return self.params_file or self.package.parameters
+
     # ---- derived locations (all under `home`) ----
     @property
     def registry_path(self) -> Path:
@@ -286,7 +326,7 @@ class Settings(BaseSettings):
 
     @property
     def default_data_file(self) -> Path:
-        return self.home / "data" / "diabetes.csv"
+        return self.home / "data" / f"{self.package.name}.csv"
 
     @property
     def default_scoring_file(self) -> Path:
@@ -326,6 +366,16 @@ class Settings(BaseSettings):
     def platform_dir(self) -> Path:
         """Pids, logs and the database of the processes `mlops up` starts."""
         return self.home / "platform"
+
+
+def _package_path(value: Path) -> Path:
+    value = value.expanduser()
+    return (value if value.is_absolute() else checkout_root() / value).resolve()
+
+
+@functools.lru_cache(maxsize=8)
+def _package(folder: Path) -> ModelPackage:
+    return load_package(folder)
 
 
 def env_var(field: str) -> str:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.datasets import load_diabetes
 
+from model.contract import file_sha256
 from model.errors import DataValidationError
+
+__all__ = ["COLUMNS", "FEATURES", "TARGET", "file_sha256", "read_csv", "validate_frame", "write_sample_csv"]
 
 # ---- REPLACE WITH YOUR OWN schema ----
 FEATURES: tuple[str, ...] = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
@@ -31,15 +33,6 @@ def write_sample_csv(path: Path, *, for_scoring: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     return path
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_csv(path: Path, columns: tuple[str, ...] = COLUMNS, *, allow_extra: bool = False) -> pd.DataFrame:
@@ -103,3 +96,19 @@ def _check_numeric(column: pd.Series, name: str, source: str) -> None:
         raise DataValidationError(
             f"{source}: column {name!r}, row {position + 1}: {column.iloc[position]!r} is not a number"
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m model.data --out PATH [--for-scoring]`: the package's sample-data command."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m model.data", description="Write the diabetes sample CSV.")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--for-scoring", action="store_true", help="leave out the target column")
+    args = parser.parse_args(argv)
+    write_sample_csv(args.out, for_scoring=args.for_scoring)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -25,6 +25,7 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import train_test_split
 
 from model import environment
+from model.contract import read_parameters
 from model.data import FEATURES, TARGET, file_sha256, read_csv
 from model.errors import ModelError, ParametersError
 from model.layout import ENVIRONMENT_FILE, METRICS_FILE, MODEL_FILE, PREDICTION_COLUMN, REFERENCE_FILE, TRAINING_FILE
@@ -40,17 +41,7 @@ def load_parameters(path: Path) -> dict[str, Any]:
         ParametersError: the file is missing, is not a JSON object, or `training.alpha` is not a
             non-negative number.
     """
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ParametersError(f"{path}: no such parameters file") from None
-    except json.JSONDecodeError as exc:
-        raise ParametersError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(document, dict) or not isinstance(document.get("training", {}), dict):
-        raise ParametersError(
-            f'{path}: expected an object with a "training" object, like {{"training": {{"alpha": 0.4}}}}'
-        )
-    training: dict[str, Any] = dict(document.get("training", {}))
+    training = read_parameters(path)
     alpha = training.get("alpha", 1.0)
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha < 0:
         raise ParametersError(f"{path}: training.alpha must be a non-negative number, got {alpha!r}")

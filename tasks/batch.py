@@ -20,10 +20,10 @@ from infra.backend import Backend, MiniBatch, MiniBatchResult, ModelVersion
 from infra.errors import MissingResourceError, MLOpsError, TransientBackendError
 from infra.settings import Settings
 from infra.storage import BlobLocation, parse_location
-from model.data import write_sample_csv
 from tasks._events import chain_label
 from tasks._retry import retry_if_transient
 from tasks.evaluate import CHAMPION_ALIAS, serving_version
+from tasks.train import write_sample_data
 
 OUTPUT_FILE = "parallel_run_step.txt"  # MLOpsPython's ParallelRunStep output name
 SCORED_EVENT = "mlops.batch.scored"
@@ -98,10 +98,10 @@ def select_batch_model(
 )
 def fetch_inputs(backend: Backend, settings: Settings, source: str | None, work: Path) -> list[Path]:
     """The input CSVs as local files. Without a source: the configured scoring input blob when blob storage is
-    set up (seeded with the sample if absent), else the diabetes features without `Y` (MLOpsPython's fallback)."""
+    set up (seeded with the sample if absent), else the package's sample without its target (MLOpsPython's fallback)."""
     sample = settings.default_scoring_file
     if source is None and not sample.is_file():
-        write_sample_csv(sample, for_scoring=True)
+        write_sample_data(settings.package, sample, for_scoring=True)
     if source is None and not settings.blob_configured:
         return [sample]
     location = (

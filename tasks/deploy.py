@@ -7,8 +7,11 @@ the live deployment keeps serving throughout.
 
 from __future__ import annotations
 
+import json
 import statistics
+import tomllib
 
+import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -16,11 +19,12 @@ from prefect.events import emit_event
 from prefect.transactions import Transaction, get_transaction
 
 from infra.backend import Backend, Bundle, EndpointState, ModelVersion
-from infra.errors import MissingResourceError, RolloutCheckError
+from infra.errors import MissingResourceError, RolloutCheckError, SmokeTestError
 from infra.factory import open_backend
 from infra.settings import load_settings
 from infra.telemetry import current_traceparent
-from model.score import INPUT_SAMPLE, predict_locally
+from model.contract import MANIFEST, ContractError, score_locally
+from model.layout import PREDICTION_COLUMN, REFERENCE_FILE
 from tasks._events import chain_label
 from tasks._retry import retry_if_transient
 from tasks.rollout import RolloutPlan, RolloutPolicy
@@ -28,6 +32,7 @@ from tasks.smoke import CHECK_HEADER, check_answer, smoke_body
 
 SERVING_ALIAS = "serving"
 DEPLOYED_EVENT = "mlops.model.deployed"
+REFERENCE_ROWS_CHECKED = 3  # rows of the training's baseline in every smoke request
 SLOTS = ("blue", "green")
 
 
@@ -79,22 +84,66 @@ def stage_deployment(backend: Backend, endpoint: EndpointState, bundle: Bundle) 
     """Add the bundle as a new deployment at 0 % traffic, in the slot the live deployment does not use."""
     live = endpoint.live
     new = next(slot for slot in SLOTS if slot != live)
-    expected = {new: predict_locally(bundle.model_dir, INPUT_SAMPLE)}
+    request, trained = smoke_request(bundle)
+    local = expected_result(bundle, request)
+    expected = {new: local[: len(local) - len(trained)] + trained}
     if live is not None:
         live_model = endpoint.deployments[live].model
         name, _, version = live_model.rpartition(":")
         live_bundle = backend.packages.build(backend.registry.get(name, int(version)))
-        expected[live] = predict_locally(live_bundle.model_dir, INPUT_SAMPLE)
+        expected[live] = expected_result(live_bundle, request)
     previous = endpoint.traffic()
     backend.endpoints.add_deployment(endpoint.name, new, bundle)
     plan = RolloutPlan(
-        endpoint=endpoint.name, new=new, live=live, model=bundle.model, previous_traffic=previous, expected=expected
+        endpoint=endpoint.name,
+        new=new,
+        live=live,
+        model=bundle.model,
+        previous_traffic=previous,
+        expected=expected,
+        request=request.decode(),
     )
     current = get_transaction()
     if current is not None:  # the deploy flow's transaction; its rollback hook reads the plan
         current.set("plan", plan)
     get_run_logger().info("staged %s as deployment %r at 0 %% beside %r", bundle.model, new, live)
     return plan
+
+
+def smoke_request(bundle: Bundle) -> tuple[bytes, list[float]]:
+    """The smoke request: the package's sample request, plus the first rows of the training's drift baseline
+    (`reference.csv`) when it has one, with the predictions the training itself made for those rows.
+
+    Those rows are what make the check independent of `score.py`: a scoring script that disagrees
+    with the model as trained (say, R coefficients read in the wrong order) fails the smoke test.
+    """
+    body = json.loads(bundle.sample_request.read_bytes())
+    reference = bundle.model_dir / REFERENCE_FILE
+    manifest = bundle.path / "code" / MANIFEST
+    if not reference.is_file() or not manifest.is_file():
+        return json.dumps(body).encode(), []
+    features = list(tomllib.loads(manifest.read_text())["data"]["features"])
+    frame = pd.read_csv(reference, nrows=REFERENCE_ROWS_CHECKED)
+    if any(name not in frame.columns for name in [*features, PREDICTION_COLUMN]):
+        return json.dumps(body).encode(), []
+    rows = [[float(value) for value in row] for row in frame[features].to_numpy()]
+    trained = [float(value) for value in frame[PREDICTION_COLUMN]]
+    return json.dumps({**body, "data": [*body["data"], *rows]}).encode(), trained
+
+
+def expected_result(bundle: Bundle, request: bytes) -> list[float]:
+    """What the bundle's own `score.py` answers to `request` on the bundle's model files, run here: the values a
+    deployment of the bundle must return."""
+    try:
+        answer = score_locally(bundle.score_script, bundle.model_dir, request)
+    except ContractError as exc:
+        raise SmokeTestError(f"{bundle.model}: its score.py fails on its own sample request here: {exc}") from None
+    result = answer.get("result") if isinstance(answer, dict) else None
+    if not isinstance(result, list):
+        raise SmokeTestError(
+            f'{bundle.model}: its score.py answered {str(answer)[:200]}; the contract is {{"result": [...]}}'
+        )
+    return result
 
 
 @stage_deployment.on_rollback
@@ -161,7 +210,7 @@ def _check_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> d
     latencies, served, problems = [], dict.fromkeys(plan.expected, 0), []
     for _ in range(policy.requests_per_step):
         answer = backend.endpoints.invoke(
-            plan.endpoint, smoke_body(), headers={**current_traceparent(), CHECK_HEADER: "rollout"}
+            plan.endpoint, smoke_body(plan), headers={**current_traceparent(), CHECK_HEADER: "rollout"}
         )
         latencies.append(answer.latency_ms)
         deployment = answer.headers.get("azureml-model-deployment", "")

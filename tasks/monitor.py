@@ -22,8 +22,7 @@ from infra.errors import MissingResourceError
 from infra.local.endpoint.server import COLLECTED_FOLDER
 from infra.settings import Settings
 from infra.storage import BlobLocation, parse_location
-from model.batch_score import SCORE_COLUMN
-from model.data import FEATURES, TARGET
+from model.contract import SCORE_COLUMN
 from model.drift import ColumnDrift, DriftReport, DriftThresholds, compare, plot_column
 from model.layout import PREDICTION_COLUMN, REFERENCE_FILE
 from tasks._events import chain_label
@@ -71,13 +70,15 @@ def thresholds_of(settings: Settings) -> DriftThresholds:
 @task(
     name="load-baseline", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE
 )
-def load_baseline(backend: Backend, model: ModelVersion) -> pd.DataFrame:
-    """The training features and predictions saved with the version (its `reference.csv`)."""
+def load_baseline(backend: Backend, model: ModelVersion) -> pd.DataFrame | None:
+    """The training features and predictions saved with the version (its `reference.csv`); None when it has none
+    (trained before drift monitoring, or by a package whose training writes no baseline)."""
     path = backend.packages.build(model).path / "model" / REFERENCE_FILE
     if not path.is_file():
-        raise MissingResourceError(
-            f"{model.id} has no {REFERENCE_FILE} (it was trained before drift monitoring): train a new version"
+        get_run_logger().warning(
+            "%s has no %s (its training wrote no drift baseline): drift is not checked", model.id, REFERENCE_FILE
         )
+        return None
     frame = pd.read_csv(path)
     get_run_logger().info("baseline: %d training rows of %s", len(frame), model.id)
     return frame
@@ -92,33 +93,34 @@ def latest_scored(settings: Settings, since: float) -> Path | None:
 @task(name="gather-scoring-data", cache_policy=NO_CACHE)
 def gather_scoring_data(settings: Settings, scored: list[Path], online_since: float | None) -> ScoringData:
     """Batch rows from the scored files, and the endpoint's collected requests since `online_since` (None: none)."""
+    features = list(settings.package.features)
     frames, sources = [], []
     for path in scored:
         if not path.is_file():
             raise MissingResourceError(f"scored file {path} does not exist")
         frame = pd.read_csv(path)
-        missing = [c for c in (*FEATURES, SCORE_COLUMN) if c not in frame.columns]
+        missing = [c for c in (*features, SCORE_COLUMN) if c not in frame.columns]
         if missing:
             raise ValueError(f"{path} is not a batch-score output: no column(s) {', '.join(missing)}")
-        frames.append(frame[[*FEATURES, SCORE_COLUMN]])
+        frames.append(frame[[*features, SCORE_COLUMN]])
         sources.append(str(path))
     batch_rows = sum(len(f) for f in frames)
     online_rows = 0
     if online_since is not None:
         folder = settings.home / "endpoints" / settings.endpoint_name / COLLECTED_FOLDER
-        online = _collected_rows(folder, online_since)
+        online = _collected_rows(folder, online_since, features)
         if len(online):
             frames.append(online)
             sources.append(
                 f"{folder} ({len(online)} rows since {time.strftime('%Y-%m-%d %H:%M', time.gmtime(online_since))} UTC)"
             )
         online_rows = len(online)
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*FEATURES, SCORE_COLUMN])
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*features, SCORE_COLUMN])
     get_run_logger().info("scoring data: %d batch rows, %d online rows", batch_rows, online_rows)
     return ScoringData(frame=frame, sources=sources, batch_rows=batch_rows, online_rows=online_rows)
 
 
-def _collected_rows(folder: Path, since: float) -> pd.DataFrame:
+def _collected_rows(folder: Path, since: float, features: list[str]) -> pd.DataFrame:
     """Rows of the requests the endpoint collected since `since`; a record that does not parse is skipped."""
     rows: list[list[float]] = []
     scores: list[float] = []
@@ -133,10 +135,10 @@ def _collected_rows(folder: Path, since: float) -> pd.DataFrame:
                 result = (json.loads(response) if isinstance(response, str) else response)["result"]
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue
-            if len(data) == len(result) and all(len(row) == len(FEATURES) for row in data):
+            if len(data) == len(result) and all(len(row) == len(features) for row in data):
                 rows += data
                 scores += result
-    frame = pd.DataFrame(rows, columns=list(FEATURES), dtype=float)
+    frame = pd.DataFrame(rows, columns=features, dtype=float)
     frame[SCORE_COLUMN] = pd.Series(scores, dtype=float)
     return frame
 
@@ -144,7 +146,8 @@ def _collected_rows(folder: Path, since: float) -> pd.DataFrame:
 @task(name="compute-drift", cache_policy=NO_CACHE)
 def compute_drift(baseline: pd.DataFrame, current: ScoringData, thresholds: DriftThresholds) -> DriftReport:
     """PSI and KS for every feature and for the predictions."""
-    report = compare(baseline, current.frame, list(FEATURES), thresholds, prediction=(PREDICTION_COLUMN, SCORE_COLUMN))
+    features = [column for column in current.frame.columns if column != SCORE_COLUMN]
+    report = compare(baseline, current.frame, features, thresholds, prediction=(PREDICTION_COLUMN, SCORE_COLUMN))
     logger = get_run_logger()
     if not report.enough_rows:
         logger.warning(
@@ -272,13 +275,13 @@ def announce_drift(settings: Settings, summary: DriftSummary, report: DriftRepor
     get_run_logger().warning("data drift in %s: emitted %s", ", ".join(summary.drifted), DRIFT_EVENT)
 
 
-def labelled_input(inputs: list[str]) -> str:
+def labelled_input(inputs: list[str], features: tuple[str, ...], target: str) -> str:
     """The one input file that carries the target column, to retrain on; else ""."""
     if len(inputs) != 1 or not Path(inputs[0]).is_file():
         return ""
     with Path(inputs[0]).open() as handle:
         header = handle.readline().strip().split(",")
-    return inputs[0] if TARGET in header and all(f in header for f in FEATURES) else ""
+    return inputs[0] if target in header and all(f in header for f in features) else ""
 
 
 @task(

@@ -38,8 +38,7 @@ def register_model(
         "decision": decision.reason,
         "job_name": candidate.job_name,
         "cache_key": request.cache_key,
-        "framework": "ScikitLearn",
-        "framework_version": str(candidate.environment["libraries"]["scikit-learn"]),
+        **framework(settings, candidate),
     }
     registration = backend.registry.register(settings.model_name, candidate.outputs, tags=tags, properties=properties)
     verb = "registered" if registration.created else "already registered as"
@@ -66,11 +65,22 @@ def promote_model(backend: Backend, model: ModelVersion) -> ModelVersion:
     return backend.registry.get(model.name, model.version)
 
 
+AREAS = {"diabetes": "diabetes_regression"}  # MLOpsPython's `area` tag of the diabetes sample
+
+
+def framework(settings: Settings, candidate: TrainOutput) -> dict[str, str]:
+    """The package's framework (`[environment] framework`) and the version of its first library."""
+    package = settings.package
+    libraries = dict(candidate.environment.get("libraries", {}))  # type: ignore[call-overload]
+    version = str(libraries.get(package.libraries[0], "")) if package.libraries else ""
+    return {"framework": package.framework or "Custom", "framework_version": version}
+
+
 def lineage_tags(settings: Settings, request: TrainRequest, candidate: TrainOutput) -> dict[str, str]:
     """Tags that let a version be traced back to its data, code, parameters, run and environment."""
     tags = {name: repr(value) for name, value in candidate.metrics.items()}
     tags |= {
-        "area": "diabetes_regression",
+        "area": AREAS.get(settings.package.name, settings.package.name),
         "experiment_name": settings.experiment_name,
         "run_id": candidate.job_name,
         "data_sha256": request.data_sha256,

@@ -44,3 +44,4 @@ class RolloutPlan(BaseModel):
     model: str
     previous_traffic: dict[str, int]
     expected: dict[str, list[float]]
+    request: str = ""  # the smoke request: the new bundle's sample request

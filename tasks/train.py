@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
@@ -15,10 +19,9 @@ from pydantic import BaseModel, ConfigDict
 from infra.backend import Backend, TrainOutput, TrainSpec
 from infra.provenance import code_sha256
 from infra.settings import Settings
-from model import environment
-from model.data import file_sha256, write_sample_csv
+from model.contract import ModelPackage, capture_environment, command_environment, read_parameters
+from model.data import file_sha256
 from model.errors import DataValidationError
-from model.train import load_parameters
 from tasks._retry import retry_if_transient
 
 
@@ -37,23 +40,24 @@ class TrainRequest(BaseModel):
 def resolve_training_inputs(
     settings: Settings, backend_name: str, data: str | None, alpha: float | None
 ) -> TrainRequest:
-    """Pick the data file (writing the diabetes sample if none is set), read the parameters, fingerprint both."""
+    """Pick the data file (writing the package's sample if none is set), read the parameters, fingerprint both."""
+    package = settings.package
     data_file = Path(data) if data else settings.data_file
     if data_file is None:
         data_file = settings.default_data_file
         if not data_file.is_file():
-            write_sample_csv(data_file)
+            write_sample_data(package, data_file)
     if not data_file.is_file():
         raise DataValidationError(f"{data_file}: no such training data file")
-    parameters = load_parameters(settings.params_file)
+    parameters = read_parameters(settings.parameters_file)
     if alpha is not None:
         parameters["alpha"] = alpha
-    data_hash, code_hash = file_sha256(data_file), code_sha256()
+    data_hash, code_hash = file_sha256(data_file), code_sha256(package.root)
     key_parts: dict[str, Any] = {
         "data": data_hash,
         "code": code_hash,
         "parameters": parameters,
-        "environment": environment.capture(),
+        "environment": capture_environment(package.libraries),
         "backend": backend_name,
         "home": str(settings.home),
     }
@@ -63,9 +67,33 @@ def resolve_training_inputs(
         data=data_file.resolve(),
         parameters=parameters,
         timeout_seconds=settings.train_timeout_seconds,
+        package=package.root,
     )
-    get_run_logger().info("training data %s (sha256 %s), parameters %s", data_file, data_hash[:12], parameters)
+    get_run_logger().info(
+        "package %s: training data %s (sha256 %s), parameters %s", package.name, data_file, data_hash[:12], parameters
+    )
     return TrainRequest(spec=spec, data_sha256=data_hash, code_sha256=code_hash, cache_key=cache_key)
+
+
+def write_sample_data(package: ModelPackage, path: Path, *, for_scoring: bool = False) -> Path:
+    """Run the package's sample-data command into `path` (without the target column when `for_scoring`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    command = package.command(
+        package.sample_command, python=sys.executable, package=str(package.root), out=str(staging)
+    )
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=command_environment(), timeout=600, check=False
+    )
+    if result.returncode != 0 or not staging.is_file():
+        staging.unlink(missing_ok=True)
+        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["it wrote no file"]
+        raise DataValidationError(f"the sample-data command of package {package.name} failed: {detail[0]}")
+    if for_scoring:
+        frame = pd.read_csv(staging)
+        frame.drop(columns=[package.target], errors="ignore").to_csv(staging, index=False)
+    os.replace(staging, path)
+    return path
 
 
 def _training_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:  # noqa: ARG001

@@ -34,7 +34,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from infra.azureml import entities
 from infra.azureml.client import translated
 from infra.azureml.endpoints import AzureMLPackages, ensure_environment, model_id
-from infra.azureml.jobs import AzureMLJobs
+from infra.azureml.jobs import AzureMLJobs, snapshot_path
 from infra.backend import MiniBatch, MiniBatchResult, ModelVersion
 from infra.errors import BackendError, JobFailedError
 from infra.local.batch import LocalBatch
@@ -44,7 +44,13 @@ from infra.settings import Settings
 _log = logging.getLogger(__name__)
 _FAILED = re.compile(r"^mini-batch \d+ \[(?P<files>[^\]]*)\] failed[^:]*: (?P<error>.*)$")
 _PART = re.compile(r"part-(\d{6})\.csv")
-_LINES = LocalBatch()
+_LINES = LocalBatch()  # the line counting and cutting, the same for every package
+
+
+def batch_script_path(settings: Settings) -> str:
+    """The package's batch scoring script inside the code snapshot (`model/batch_score.py` for the diabetes sample)."""
+    package = settings.package
+    return f"{snapshot_path(package)}/{package.batch_script.relative_to(package.root).as_posix()}"
 
 
 class AzureMLBatch:
@@ -57,7 +63,7 @@ class AzureMLBatch:
         self.settings = settings
         self.packages = packages
         self.jobs = jobs
-        self.local = LocalBatch()
+        self.local = LocalBatch(settings.package)
         self.yaml = settings.home / "azureml" / "yaml"
 
     def plan(self, files: list[Path], rows_per_batch: int) -> list[MiniBatch]:
@@ -128,7 +134,8 @@ class AzureMLBatch:
                 settings,
                 deployment_name,
                 model=f"azureml:{model.id}",
-                code=self.jobs.code_snapshot(),
+                code=self.jobs.code_snapshot(settings.package),
+                script=batch_script_path(settings),
                 environment=ensure_environment(self.client, settings, self.packages.build(model)),
                 parallelism=parallelism,
                 error_threshold=error_threshold,

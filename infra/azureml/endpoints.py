@@ -53,7 +53,7 @@ class AzureMLPackages:
     def __init__(self, client: MLClient, settings: Settings) -> None:
         self.client = client
         self.settings = settings
-        self.local = LocalPackages(settings.home / "azureml" / "packages")
+        self.local = LocalPackages(settings.home / "azureml" / "packages", settings.package)
         self.models = settings.home / "azureml" / "models"
 
     def build(self, model: ModelVersion) -> Bundle:
@@ -62,15 +62,15 @@ class AzureMLPackages:
     def files(self, model: ModelVersion) -> Path:
         """The version's files on this machine (downloaded once): the folder holding the model and its lock."""
         target = self.models / model.name / str(model.version)
-        if not (target / layout.MODEL_FILE).is_file():
+        if not (target / layout.METRICS_FILE).is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
             try:
                 with translated(self.settings, f"downloading {model.id}"):
                     self.client.models.download(model.name, version=str(model.version), download_path=str(staging))
-                found = sorted(staging.rglob(layout.MODEL_FILE))
+                found = sorted(staging.rglob(layout.METRICS_FILE))
                 if not found:
-                    raise BackendError(f"{model.id}: its files on Azure ML hold no {layout.MODEL_FILE}")
+                    raise BackendError(f"{model.id}: its files on Azure ML hold no {layout.METRICS_FILE}")
                 shutil.rmtree(target, ignore_errors=True)
                 os.rename(found[0].parent, target)
             finally:

@@ -47,7 +47,7 @@ from infra.settings import Settings
 
 SCORING_IMAGE = "mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest"
 BATCH_OUTPUT_FILE = "predictions.csv"
-BATCH_SCRIPT = "model/batch_score.py"
+
 _AUTH = {"key": "key", "aml_token": "aml_token"}
 
 
@@ -102,11 +102,12 @@ def batch_deployment(
     *,
     model: str,
     code: Path,
+    script: str,
     environment: str | Environment,
     parallelism: int,
     error_threshold: int,
 ) -> BatchDeployment:
-    """`model/batch_score.py` over one file per mini-batch (the flow cuts the input), rows appended to one file.
+    """The package's `batch_score.py` (`script`, its path in `code`) over one file per mini-batch (the flow cuts the input), rows appended to one file.
 
     A `BatchDeployment` of a model, not a `ModelBatchDeployment`: both send the same `deploymentType: Model`
     body, but `load_batch_deployment` cannot read the latter's YAML back (its `settings:` block is
@@ -119,7 +120,7 @@ def batch_deployment(
             name=name,
             endpoint_name=settings.aml_batch_endpoint_name,
             model=model,
-            code_configuration=CodeConfiguration(code=str(code), scoring_script=BATCH_SCRIPT),
+            code_configuration=CodeConfiguration(code=str(code), scoring_script=script),
             environment=environment,
             compute=settings.aml_compute_cluster_name_scoring,
             resources=ResourceConfiguration(instance_count=1),

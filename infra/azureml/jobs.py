@@ -1,7 +1,8 @@
-"""Training as an Azure ML command job: the same `python -m model.train` the local backend runs.
+"""Training as an Azure ML command job: the same training command of the model package the local backend runs.
 
-    code=        a snapshot of the `model` package (content-addressed, so an unchanged one is not uploaded again)
-    environment= `<MLOPS_AML_ENV_NAME>:<hash>`: a conda file pinning the environment lock's libraries on Azure ML's image
+    code=        a snapshot of the `model` package and the model package, laid out as in the checkout
+                 (content-addressed, so an unchanged one is not uploaded again)
+    environment= `<MLOPS_AML_ENV_NAME>:<hash>`: a conda file pinning the package's libraries on Azure ML's image
     inputs       training_data: the CSV as data asset `<MLOPS_DATASET_NAME>:<sha256[:16]>` (uploaded once per content)
                  parameters: the run's parameters.json (uri_file)
     outputs      model: uri_folder; the command writes into `model/` inside it
@@ -19,6 +20,7 @@ import hashlib
 import io
 import json
 import logging
+import shlex
 import shutil
 import tempfile
 import time
@@ -36,27 +38,48 @@ from infra.azureml.client import translated
 from infra.backend import TrainOutput, TrainSpec
 from infra.errors import JobFailedError, TransientBackendError
 from infra.local.jobs import job_error
-from infra.provenance import code_files, code_sha256, model_package
+from infra.provenance import code_files, model_package
 from infra.settings import Settings
 from infra.telemetry import current_traceparent
-from model import environment, layout
+from model import layout
+from model.contract import ContractError, ModelPackage, capture_environment, code_root, complete_outputs
 from model.data import file_sha256
 
 TRAINING_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
 OUTPUT = "model"
-COMMAND = "python -m model.train --data ${{inputs.training_data}} --params ${{inputs.parameters}} --out ${{outputs.model}}/model"
 TERMINAL = ("Completed", "Failed", "Canceled", "NotResponding", "Paused")
 _log = logging.getLogger("mlops.azureml")
 
 
-def conda_file() -> dict[str, Any]:
-    """The training environment: this interpreter's Python and the locked libraries at their exact versions."""
-    lock = environment.capture()
+def job_command(package: ModelPackage) -> str:
+    """The package's training command as a command job's: inputs and outputs as `${{...}}`, run in the code folder."""
+    parts = package.command(
+        package.train_command,
+        python="python",
+        package=snapshot_path(package),
+        data="${{inputs.training_data}}",
+        params="${{inputs.parameters}}",
+        out="${{outputs.model}}/model",
+    )
+    return " ".join(part if "${{" in part else shlex.quote(part) for part in parts)
+
+
+def snapshot_path(package: ModelPackage) -> str:
+    """Where the package sits in the code snapshot: its path in the checkout (`model`, `models/churn`)."""
+    root = code_root()
+    if package.root == root / "model" or package.root.is_relative_to(root):
+        return package.root.relative_to(root).as_posix()
+    return f"packages/{package.name}"
+
+
+def conda_file(package: ModelPackage) -> dict[str, Any]:
+    """The training environment: this interpreter's Python and the package's libraries at their exact versions."""
+    lock = capture_environment(package.libraries)
     pins = [f"{name}=={version}" for name, version in sorted(lock["libraries"].items())]
     return {
         "name": "mlops-train",
         "channels": ["conda-forge"],
-        "dependencies": [f"python={lock['python']}", "pip", {"pip": pins}],
+        "dependencies": [f"python={lock['python']}", *package.conda, "pip", {"pip": pins}],
     }
 
 
@@ -79,6 +102,11 @@ class AzureMLJobs:
             if status != "Completed":
                 raise JobFailedError(self.failure(name, status))
             outputs = self._download(name)
+        package = spec.model_package()
+        try:
+            complete_outputs(package, outputs, data=spec.data, parameters=spec.parameters)
+        except ContractError as exc:
+            raise JobFailedError(f"training job {name} of package {package.name}: {exc}") from None
         return _collect(name, outputs, reattached=existing is not None)
 
     def _find(self, name: str) -> Any:
@@ -92,19 +120,20 @@ class AzureMLJobs:
         staging.mkdir(parents=True, exist_ok=True)
         parameters = staging / "parameters.json"
         parameters.write_text(json.dumps({"training": spec.parameters}, indent=2, sort_keys=True) + "\n")
+        package = spec.model_package()
         job = command(
-            code=str(self.code_snapshot()),
-            command=COMMAND,
+            code=str(self.code_snapshot(package)),
+            command=job_command(package),
             inputs={
                 "training_data": Input(type=AssetTypes.URI_FILE, path=self._training_data(spec.data)),
                 "parameters": Input(type=AssetTypes.URI_FILE, path=str(parameters)),
             },
             outputs={OUTPUT: Output(type=AssetTypes.URI_FOLDER)},
-            environment=self._environment(),
+            environment=self.ensure_environment(package)[0],
             compute=self.settings.aml_compute_cluster_name,
             experiment_name=self.settings.experiment_name,
             display_name="train",
-            description="python -m model.train, submitted by the mlops train-register flow",
+            description=f"the training command of model package {package.name}, submitted by the mlops train-register flow",
             # the submitting task run's trace: the job is found from the flow run's trace, and back
             tags={"mlops.job": "train", **current_traceparent()},
         )
@@ -113,14 +142,22 @@ class AzureMLJobs:
         submitted = self.client.jobs.create_or_update(job)
         _log.info("submitted job %s (%s)", submitted.name, submitted.studio_url)
 
-    def code_snapshot(self) -> Path:
-        """The `model` package (its source files) copied into a folder named by its code hash."""
-        source = model_package()
-        target = self.root / "code" / code_sha256(source)[:16]
+    def code_snapshot(self, package: ModelPackage | None = None) -> Path:
+        """The `model` package's source files and the model package's files, laid out as in the checkout,
+        copied into a folder named by their code hash."""
+        package = package or self.settings.package
+        shared = model_package()
+        files = [(path, Path("model") / path.relative_to(shared)) for path in code_files(shared)]
+        if package.root != shared:
+            files += [(path, Path(snapshot_path(package)) / path.relative_to(package.root)) for path in code_files(package.root)]
+        digest = hashlib.sha256()
+        for path, relative in files:
+            digest.update(relative.as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        target = self.root / "code" / digest.hexdigest()[:16]
         if not (target / "model").is_dir():
             staging = Path(tempfile.mkdtemp(prefix=".code-", dir=self.root))
-            for path in code_files(source):
-                destination = staging / "model" / path.relative_to(source)
+            for path, relative in files:
+                destination = staging / relative
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, destination)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -148,12 +185,9 @@ class AzureMLJobs:
             _log.info("uploaded training data %s as data asset %s:%s", data, name, version)
         return str(asset.id)
 
-    def _environment(self) -> str:
-        return self.ensure_environment()[0]
-
-    def ensure_environment(self) -> tuple[str, bool]:
+    def ensure_environment(self, package: ModelPackage | None = None) -> tuple[str, bool]:
         """The training environment (`azureml:name:version`), and whether it was created now."""
-        conda = conda_file()
+        conda = conda_file(package or self.settings.package)
         version = hashlib.sha256(json.dumps([TRAINING_IMAGE, conda], sort_keys=True).encode()).hexdigest()[:16]
         name = self.settings.aml_env_name
         try:
@@ -214,15 +248,15 @@ class AzureMLJobs:
     def _download(self, name: str) -> Path:
         folder = self.root / "jobs" / name / "download"
         outputs = folder / "named-outputs" / OUTPUT / "model"
-        if (outputs / layout.MODEL_FILE).is_file():
+        if (outputs / layout.METRICS_FILE).is_file():
             return outputs
         staging = Path(tempfile.mkdtemp(prefix=".download-", dir=folder.parent))
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 self.client.jobs.download(name, download_path=str(staging), all=True)
-            if not (staging / "named-outputs" / OUTPUT / "model" / layout.MODEL_FILE).is_file():
+            if not (staging / "named-outputs" / OUTPUT / "model" / layout.METRICS_FILE).is_file():
                 raise TransientBackendError(
-                    f"training job {name} completed but its output {OUTPUT!r} holds no {layout.MODEL_FILE}"
+                    f"training job {name} completed but its output {OUTPUT!r} holds no {layout.METRICS_FILE}"
                 )
             shutil.rmtree(folder, ignore_errors=True)
             staging.rename(folder)

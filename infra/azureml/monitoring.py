@@ -21,7 +21,6 @@ from infra.azureml.endpoints import AzureMLEndpoints
 from infra.backend import ModelVersion, Packages
 from infra.errors import MissingResourceError
 from infra.settings import Settings
-from model.data import FEATURES
 from model.layout import REFERENCE_FILE
 
 _log = logging.getLogger(__name__)
@@ -48,7 +47,13 @@ class AzureMLMonitoring:
             return None
         reference = self._reference_data(model)
         schedule = entities.monitor_schedule(
-            self.settings, endpoint, serving[0], reference, production, list(FEATURES), thresholds["psi"]
+            self.settings,
+            endpoint,
+            serving[0],
+            reference,
+            production,
+            list(self.settings.package.features),
+            thresholds["psi"],
         )
         entities.write_yaml(schedule, self.settings.home / "azureml" / "yaml", "monitor")
         with translated(self.settings, f"creating the model monitor {schedule.name}"):

@@ -32,7 +32,7 @@ class LocalBackend:
         self.settings = settings
         self.jobs = LocalJobs(settings.home / "jobs")
         self.registry = LocalRegistry(settings.registry_path)
-        self.packages = LocalPackages(settings.home / "packages")
+        self.packages = LocalPackages(settings.home / "packages", settings.package)
         self.endpoints = LocalEndpoints(
             settings.home / "endpoints",
             port=settings.endpoint_port,
@@ -41,7 +41,7 @@ class LocalBackend:
             start_timeout=settings.endpoint_start_timeout_seconds,
             telemetry_dir=settings.telemetry_dir,
         )
-        self.batch = LocalBatch()
+        self.batch = LocalBatch(settings.package)
         self.workspace = LocalWorkspace(settings)
         self.monitoring = LocalMonitoring()
         self.storage = Storage(settings)

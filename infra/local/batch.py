@@ -1,7 +1,7 @@
 """Local batch scoring: inputs cut into mini-batches of whole lines, each scored into a part file.
 
 A mini-batch is a byte range of one CSV, so planning reads a few bytes per mini-batch, not the
-file. Scoring parses the range, runs `model.batch_score.score_frame` (the batch contract's code)
+file. Scoring parses the range, runs the model package's `batch_score.run` (the batch contract)
 and appends each row's score to the row's own input text: the output keeps the input's columns
 exactly as written, plus `score`. Parts are concatenated in order into one CSV.
 """
@@ -13,7 +13,7 @@ import io
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -21,30 +21,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from infra.backend import MiniBatch, MiniBatchResult, ModelVersion
+from infra.backend import DEFAULT_PACKAGE, MiniBatch, MiniBatchResult, ModelVersion
 from infra.errors import BackendError
-from model import batch_score
-from model.data import FEATURES
-from model.errors import DataValidationError
+from model.contract import SCORE_COLUMN, ModelPackage, load_package, load_script
+from model.errors import DataValidationError, ModelError
 
 _SAMPLE_BYTES = 1 << 20
 _BINARY = pa.large_binary()
 
 
 class LocalBatch:
-    """Plans and scores mini-batches in this process; models are loaded once and shared by threads."""
+    """Plans and scores mini-batches in this process with the model package's `batch_score.py`; each model
+    is loaded once (its `init()`) and shared by threads."""
 
     remote = False
 
-    def __init__(self) -> None:
-        self._models: dict[str, Any] = {}
+    def __init__(self, package: ModelPackage | None = None) -> None:
+        self.package = package or load_package(DEFAULT_PACKAGE)
+        self._models: dict[str, ModuleType] = {}
         self._lock = threading.Lock()
 
     def plan(self, files: list[Path], rows_per_batch: int) -> list[MiniBatch]:
         batches: list[MiniBatch] = []
         header: list[str] | None = None
         for file in files:
-            columns, start, step = _inspect(file, rows_per_batch)
+            columns, start, step = _inspect(file, rows_per_batch, self.package.features)
             if header is not None and columns != header:
                 raise DataValidationError(
                     f"{file}: columns {','.join(columns)} differ from {files[0]}'s {','.join(header)}"
@@ -62,7 +63,7 @@ class LocalBatch:
             if "inside string" in str(exc):
                 hint = "; a quoted field spans lines, and mini-batches are cut at line ends: use a mini_batch_size of at least the file's rows"
             raise DataValidationError(f"{batch.describe()}: not a readable CSV ({exc}){hint}") from None
-        scored = batch_score.score_frame(frame, self._model(model), source=batch.describe())
+        scored = self._score(model, frame, batch)
         work.mkdir(parents=True, exist_ok=True)
         part = work / f"part-{batch.index:06d}.csv"
         rows_out = _write_part(data, scored, part)
@@ -84,7 +85,7 @@ class LocalBatch:
 
     def assemble(self, results: list[MiniBatchResult], columns: list[str], out: Path) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
-        header = (",".join([*columns, batch_score.SCORE_COLUMN]) + "\n").encode()
+        header = (",".join([*columns, SCORE_COLUMN]) + "\n").encode()
         with out.open("wb", buffering=0) as target:
             target.write(header)
             for result in sorted(results, key=lambda r: r.index):
@@ -94,29 +95,44 @@ class LocalBatch:
                 result.part.unlink()
         return out.stat().st_size
 
-    def _model(self, model: ModelVersion) -> Any:
+    def _score(self, model: ModelVersion, frame: pd.DataFrame, batch: MiniBatch) -> pd.DataFrame:
+        """The script's `run(mini_batch)`; its error names the mini-batch, and its answer is checked."""
+        try:
+            scored = self._script(model).run(frame)
+        except ModelError as exc:
+            raise DataValidationError(f"{batch.describe()}: {exc}") from None
+        except (ValueError, KeyError) as exc:
+            raise DataValidationError(f"{batch.describe()}: batch_score.run failed: {exc}") from None
+        if not isinstance(scored, pd.DataFrame) or SCORE_COLUMN not in scored.columns or len(scored) != len(frame):
+            raise BackendError(
+                f"{batch.describe()}: batch_score.run returned {type(scored).__name__} "
+                f"without one {SCORE_COLUMN!r} per row (the batch contract)"
+            )
+        return scored
+
+    def _script(self, model: ModelVersion) -> ModuleType:
         with self._lock:
             if model.path not in self._models:
-                self._models[model.path] = batch_score.load(Path(model.path))
+                self._models[model.path] = load_script(self.package.batch_script, Path(model.path))
             return self._models[model.path]
 
 
-def _inspect(file: Path, rows_per_batch: int) -> tuple[list[str], int, int]:
+def _inspect(file: Path, rows_per_batch: int, features: tuple[str, ...]) -> tuple[list[str], int, int]:
     """The header's columns, where the data starts, and the byte length of about `rows_per_batch` lines."""
     with file.open("rb") as handle:
         first = handle.readline()
         start = handle.tell()
         sample = handle.read(_SAMPLE_BYTES)
     if not first.strip():
-        raise DataValidationError(f"{file}: the file is empty (expected a header line with {','.join(FEATURES)})")
+        raise DataValidationError(f"{file}: the file is empty (expected a header line with {','.join(features)})")
     columns = next(csv.reader([first.decode("utf-8-sig").rstrip("\r\n")]))
-    missing = [name for name in FEATURES if name not in columns]
+    missing = [name for name in features if name not in columns]
     if missing:
         raise DataValidationError(
-            f"{file}: missing column(s) {', '.join(map(repr, missing))}; expected {','.join(FEATURES)}"
+            f"{file}: missing column(s) {', '.join(map(repr, missing))}; expected {','.join(features)}"
         )
-    if batch_score.SCORE_COLUMN in columns:
-        raise DataValidationError(f"{file}: the input already has a {batch_score.SCORE_COLUMN!r} column")
+    if SCORE_COLUMN in columns:
+        raise DataValidationError(f"{file}: the input already has a {SCORE_COLUMN!r} column")
     if not sample.strip():
         raise DataValidationError(f"{file}: no data rows (only a header)")
     per_line = len(sample) / max(1, sample.count(b"\n"))
@@ -155,7 +171,7 @@ def _write_part(data: bytes, scored: pd.DataFrame, part: Path) -> int:
     The input text is kept as it is. When lines and rows disagree (a quoted field holding a
     newline) or lines end in CR LF, the rows are written out by pyarrow instead.
     """
-    scores = scored[batch_score.SCORE_COLUMN].to_numpy()
+    scores = scored[SCORE_COLUMN].to_numpy()
     ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")) + 1
     if len(ends) != len(scores) or b"\r" in data:
         table = pa.Table.from_pandas(scored, preserve_index=False)

@@ -1,7 +1,7 @@
-"""Local training jobs: `python -m model.train` in a subprocess, laid out like an Azure ML job.
+"""Local training jobs: the model package's training command in a subprocess, laid out like an Azure ML job.
 
     <home>/jobs/<job_name>/inputs/parameters.json
-    <home>/jobs/<job_name>/outputs/            model.joblib, metrics.json, environment.json, training.json
+    <home>/jobs/<job_name>/outputs/            the model's files, metrics.json, environment.json, training.json
     <home>/jobs/<job_name>/user_logs/std_log.txt
 
 A job whose outputs already exist is re-attached, not run again (as a retried Azure task would).
@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import model
 from infra.backend import TrainOutput, TrainSpec
 from infra.errors import JobFailedError, TransientBackendError
 from model import layout
+from model.contract import ContractError, command_environment, complete_outputs
 
 _LOG_TAIL_LINES = 20
 
@@ -39,7 +39,7 @@ class LocalJobs:
     def train(self, spec: TrainSpec) -> TrainOutput:
         job = self.root / spec.job_name
         outputs = job / "outputs"
-        if (outputs / layout.MODEL_FILE).is_file():
+        if (outputs / layout.METRICS_FILE).is_file():
             return _collect(spec.job_name, job, reattached=True)
         (job / "inputs").mkdir(parents=True, exist_ok=True)
         (job / "user_logs").mkdir(exist_ok=True)
@@ -51,36 +51,41 @@ class LocalJobs:
             try:
                 os.rename(staging, outputs)
             except OSError:
-                if not (outputs / layout.MODEL_FILE).is_file():  # not a concurrent run finishing first
+                if not (outputs / layout.METRICS_FILE).is_file():  # not a concurrent run finishing first
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return _collect(spec.job_name, job, reattached=False)
 
     def _run(self, spec: TrainSpec, params: Path, out: Path, log: Path) -> None:
-        command = [
-            self.python,
-            "-m",
-            "model.train",
-            "--data",
-            str(spec.data),
-            "--params",
-            str(params),
-            "--out",
-            str(out),
-        ]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_code_root(), os.environ.get("PYTHONPATH")]))}
-        returncode = run_logged(command, env=env, log=log, timeout=spec.timeout_seconds)
+        package = spec.model_package()
+        command = package.command(
+            package.train_command,
+            python=self.python,
+            package=str(package.root),
+            data=str(spec.data),
+            params=str(params),
+            out=str(out),
+        )
+        try:
+            returncode = run_logged(
+                command, env=command_environment(), log=log, timeout=spec.timeout_seconds, cwd=log.parents[1]
+            )
+        except FileNotFoundError:
+            raise JobFailedError(f"training job {spec.job_name}: {command[0]} is not installed here") from None
         if returncode is None:
             msg = f"training job {spec.job_name} stopped after {spec.timeout_seconds:g} s (MLOPS_TRAIN_TIMEOUT_SECONDS); log: {log}"
             raise JobFailedError(msg)
-        if returncode == 0:
-            return
         if returncode < 0:
             msg = f"training job {spec.job_name} was killed by signal {-returncode}; log: {log}"
             raise TransientBackendError(msg)
-        detail = job_error(log.read_text(errors="replace"))
-        raise JobFailedError(f"training job {spec.job_name} failed (exit {returncode}): {detail}")
+        if returncode != 0:
+            detail = job_error(log.read_text(errors="replace"))
+            raise JobFailedError(f"training job {spec.job_name} failed (exit {returncode}): {detail}")
+        try:
+            complete_outputs(package, out, data=spec.data, parameters=spec.parameters)
+        except ContractError as exc:
+            raise JobFailedError(f"training job {spec.job_name} of package {package.name}: {exc}") from None
 
 
 def run_logged(
@@ -123,11 +128,6 @@ def job_error(log_text: str) -> str:
     tail = log_text.strip().splitlines()[-_LOG_TAIL_LINES:]
     errors = [line.removeprefix("error: ") for line in tail if line.startswith("error: ")]
     return errors[-1] if errors else "\n".join(tail)
-
-
-def _code_root() -> str:
-    """The folder holding the `model` package the caller imports, so the job runs the same code."""
-    return str(Path(model.__file__).resolve().parents[1])
 
 
 def _collect(job_name: str, job: Path, *, reattached: bool) -> TrainOutput:

@@ -1,8 +1,11 @@
 """Deployable bundles, one per model version, laid out as an Azure ML online deployment needs them.
 
     <home>/packages/<model name>/<version>/
-        code/score.py          the scoring script (code_configuration: code=code, scoring_script=score.py)
-        model/                 the registered files (AZUREML_MODEL_DIR): model.joblib, environment.json, ...
+        code/score.py          the package's online scoring script (code_configuration: code=code, scoring_script=score.py)
+        code/batch_score.py    the package's batch scoring script
+        code/sample-request.json  the smoke test's request
+        code/mlops-model.toml  the package's manifest (the scripts read their feature columns from it)
+        model/                 the registered files (AZUREML_MODEL_DIR): the model, metrics.json, environment.json, ...
         requirements.txt       pinned from the model's environment lock, plus Azure ML's inference server
         conda.yml              the same, as an Azure ML environment's conda file
         Dockerfile             an image that serves the bundle with azmlinfsrv
@@ -13,6 +16,7 @@ A bundle is written once (to a staging folder, then renamed) and reused afterwar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,28 +24,31 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import model as model_package
-from infra.backend import Bundle, ModelVersion
+from infra.backend import DEFAULT_PACKAGE, Bundle, ModelVersion
 from infra.errors import BackendError
 from model import layout
+from model.contract import MANIFEST, ModelPackage, load_package
 
 INFERENCE_SERVER = "azureml-inference-server-http==1.5.1"
-SCORE_SCRIPT = Path(model_package.__file__).resolve().parent / "score.py"
+SCORE_SCRIPT, BATCH_SCRIPT, SAMPLE_REQUEST = "score.py", "batch_score.py", "sample-request.json"
 
 
 class LocalPackages:
-    """Builds bundles under `root` (normally `<home>/packages`)."""
+    """Builds bundles of the model package's versions under `root` (normally `<home>/packages`)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, package: ModelPackage | None = None) -> None:
         self.root = root
+        self.package = package or load_package(DEFAULT_PACKAGE)
 
     def build(self, model: ModelVersion) -> Bundle:
         target = self.root / model.name / str(model.version)
+        if (target / "bundle.json").is_file() and not (target / "code" / SAMPLE_REQUEST).is_file():
+            _set_aside(target)  # a bundle of an earlier release (no batch script, no sample request): built again
         if not (target / "bundle.json").is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
             try:
-                _write_bundle(staging, model)
+                _write_bundle(staging, model, self.package)
                 try:
                     os.rename(staging, target)
                 except OSError:
@@ -58,22 +65,38 @@ def read_bundle(path: Path) -> Bundle:
     return Bundle(model=manifest["model"], path=path, environment=environment)
 
 
-def _write_bundle(folder: Path, model: ModelVersion) -> None:
+def _set_aside(target: Path) -> None:
+    aside = target.with_name(f".old-{target.name}-{os.getpid()}")
+    with contextlib.suppress(OSError):
+        os.rename(target, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _write_bundle(folder: Path, model: ModelVersion, package: ModelPackage) -> None:
     source = Path(model.path)
     lock_file = source / layout.ENVIRONMENT_FILE
-    if not (source / layout.MODEL_FILE).is_file() or not lock_file.is_file():
+    if not (source / layout.METRICS_FILE).is_file() or not lock_file.is_file():
         raise BackendError(
-            f"{model.id}: registered files at {source} lack {layout.MODEL_FILE} or {layout.ENVIRONMENT_FILE}"
+            f"{model.id}: registered files at {source} lack {layout.METRICS_FILE} or {layout.ENVIRONMENT_FILE}"
         )
     shutil.copytree(source, folder / "model")
     (folder / "code").mkdir()
-    shutil.copy2(SCORE_SCRIPT, folder / "code" / "score.py")
+    shutil.copy2(package.score_script, folder / "code" / SCORE_SCRIPT)
+    shutil.copy2(package.batch_script, folder / "code" / BATCH_SCRIPT)
+    shutil.copy2(package.sample_request, folder / "code" / SAMPLE_REQUEST)
+    shutil.copy2(package.manifest, folder / "code" / MANIFEST)
     lock: dict[str, Any] = json.loads(lock_file.read_text())
     pins = [f"{name}=={version}" for name, version in sorted(lock["libraries"].items())]
     (folder / "requirements.txt").write_text("\n".join([*pins, INFERENCE_SERVER]) + "\n")
     (folder / "conda.yml").write_text(_conda_file(model, lock["python"], [*pins, INFERENCE_SERVER]))
     (folder / "Dockerfile").write_text(_dockerfile(model, lock["python"]))
-    manifest = {"model": model.id, "name": model.name, "version": model.version, "content_hash": model.content_hash}
+    manifest = {
+        "model": model.id,
+        "name": model.name,
+        "version": model.version,
+        "content_hash": model.content_hash,
+        "package": package.name,
+    }
     (folder / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 

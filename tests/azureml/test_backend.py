@@ -246,3 +246,26 @@ def test_a_bad_mini_batch_is_named_and_the_threshold_fails_the_batch_job(emulate
 
     with pytest.raises(JobFailedError, match=r"1 mini-batch\(es\) failed, over the deployment's error_threshold of 0"):
         backend.batch.run_job(model, batches, emulated.home / "work-2", parallelism=2, error_threshold=0)
+
+
+def test_the_r_example_trains_as_a_command_job_and_registers(emulated: Emulated) -> None:
+    """MLOpsPython's train_with_r.py, as the R package's own command: `Rscript models/diabetes_r/train.R` in
+    the job's code snapshot, run by the emulator; its outputs (coefficients.json, metrics.json) come back."""
+    from infra.settings import checkout_root
+
+    package = checkout_root() / "models" / "diabetes_r"
+    backend = _backend(emulated, model_package=str(package))
+    spec = TrainSpec(job_name="train-r-1", data=_data(emulated), parameters={"test_fraction": 0.2}, package=package)
+    output = backend.jobs.train(spec)
+    assert json.loads((output.outputs / "coefficients.json").read_text())["r_version"].startswith("4.")
+    assert output.metrics["mse"] > 0
+    assert set(output.environment["libraries"]) == {"numpy", "pandas"}  # added by the pipeline: R wrote none
+    job = backend.client.jobs.get("train-r-1")
+    assert job.command.startswith("Rscript models/diabetes_r/train.R --data ${{inputs.training_data}}")
+    registered = backend.registry.register("diabetes-r-test", output.outputs, tags={}, properties={})
+    assert registered.model.version == 1
+    assert (backend.packages.files(registered.model) / "coefficients.json").is_file()
+    environment = backend.client.environments.get(
+        job.environment.split(":")[-2], version=job.environment.split(":")[-1]
+    )
+    assert "r-base=4.2" in str(environment.conda_file)  # the package's [train] conda: R on Azure ML's image

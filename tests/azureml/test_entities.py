@@ -49,6 +49,7 @@ def _cases(settings: Settings, bundle: Bundle) -> dict[str, tuple[Resource, Call
                 "diabetes-3",
                 model="azureml:diabetes_regression_model.pkl:3",
                 code=bundle.path,
+                script="model/batch_score.py",
                 environment=environment,
                 parallelism=4,
                 error_threshold=2,

@@ -22,11 +22,16 @@ def test_this_machine_has_everything() -> None:
 
 
 def test_missing_packages_are_named_with_the_command_that_installs_them(tmp_path: Path) -> None:
-    result = _check(CHROMIUM=str(tmp_path / "chromium"), MLOPS_POSTGRES_BIN=str(tmp_path))
+    result = _check(
+        CHROMIUM=str(tmp_path / "chromium"),
+        MLOPS_POSTGRES_BIN=str(tmp_path),
+        RSCRIPT=str(tmp_path / "Rscript"),
+        LIBGOMP=str(tmp_path / "libgomp.so.1"),
+    )
     [line] = result.stdout.splitlines()
     assert line == (
-        "missing system packages for the tests: chromium postgresql; "
-        "install them with: apt-get install -y chromium postgresql"
+        "missing system packages for the tests: chromium postgresql r-base-core libgomp1; "
+        "install them with: apt-get install -y chromium postgresql r-base-core libgomp1"
     )
 
 

@@ -20,7 +20,28 @@ class TestDefaults:
         assert settings.home == checkout_root() / ".mlops"
         assert settings.model_name == "diabetes_regression_model.pkl"
         assert settings.experiment_name == "mlopspython"
-        assert settings.params_file.is_file()
+        assert settings.params_file is None  # the package's
+        assert settings.parameters_file == checkout_root() / "model" / "parameters.json"
+        assert settings.model_package == checkout_root() / "model"
+        assert settings.package.name == "diabetes"
+
+    def test_the_model_package_names_the_model_unless_model_name_is_set(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("MLOPS_MODEL_PACKAGE", "models/classification")
+        settings = load_settings()
+        assert (settings.model_package, settings.model_name) == (
+            checkout_root() / "models" / "classification",
+            "classification_model",
+        )
+        assert settings.default_data_file.name == "classification.csv"
+        monkeypatch.setenv("MLOPS_MODEL_NAME", "mine")
+        assert load_settings().model_name == "mine"
+
+    def test_a_folder_that_is_not_a_model_package_is_named(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.setenv("MLOPS_MODEL_PACKAGE", str(tmp_path))
+        with pytest.raises(ConfigError, match=r"MLOPS_MODEL_PACKAGE=.*no mlops-model.toml"):
+            load_settings()
 
 
 class TestSources:

@@ -1,0 +1,80 @@
+"""Online scoring of the LightGBM classifier, with Azure ML's contract: `init()` loads, `run(raw_data)` scores.
+
+    request   {"data": [[30 numbers], ...]}          the features in the manifest's order
+    response  {"result": [probability, ...]}         P(target = 1) for each row
+
+Self-contained (standard library, numpy, joblib, lightgbm): it runs unchanged under Azure ML's
+inference server, in a managed online deployment and in the local endpoint. A bad request raises
+`ValueError` naming the problem (the endpoint answers 400); `init()` refuses a model trained with
+other library versions than the running ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+MODEL_FILE = "model.joblib"
+model: Any = None
+
+
+def init() -> None:
+    global model
+    root = Path(os.environ.get("AZUREML_MODEL_DIR", "."))
+    found = [root / MODEL_FILE] if (root / MODEL_FILE).is_file() else sorted(root.rglob(MODEL_FILE))
+    if not found:
+        raise FileNotFoundError(f"no {MODEL_FILE} under AZUREML_MODEL_DIR={root}")
+    problems = environment_problems(found[0].parent)
+    if problems:
+        raise RuntimeError(f"refusing model {found[0]}: " + "; ".join(problems))
+    model = joblib.load(found[0])
+
+
+def run(raw_data: str | bytes, request_headers: dict[str, str] | None = None) -> dict[str, list[float]]:  # noqa: ARG001
+    rows = parse_request(raw_data)
+    return {"result": model.predict_proba(rows)[:, 1].tolist()}
+
+
+def parse_request(raw_data: str | bytes) -> np.ndarray:
+    """The request's rows as a float64 array of shape (n, the model's feature count); ValueError otherwise."""
+    width = int(model.n_features_in_)
+    try:
+        body = json.loads(raw_data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"the body is not valid JSON: {exc}") from None
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or not data:
+        raise ValueError(f'expected a JSON object {{"data": [[{width} numbers], ...]}}')
+    for i, row in enumerate(data, start=1):
+        if not isinstance(row, list) or len(row) != width:
+            raise ValueError(f"data row {i} is not a list of {width} numbers")
+        for j, value in enumerate(row, start=1):
+            if type(value) not in (int, float) or not np.isfinite(value):
+                raise ValueError(f"data row {i}, column {j}: {json.dumps(value)} is not a finite number")
+    return np.asarray(data, dtype=np.float64)
+
+
+def environment_problems(model_dir: Path) -> list[str]:
+    """One sentence per library (or Python minor version) that differs from the model's `environment.json`."""
+    lock_file = model_dir / "environment.json"
+    if not lock_file.is_file():
+        return []
+    lock = json.loads(lock_file.read_text())
+    problems = []
+    if str(lock.get("python", "")).split(".")[:2] != platform.python_version().split(".")[:2]:
+        problems.append(f"python: model trained with {lock.get('python')}, running {platform.python_version()}")
+    for name, version in sorted(lock.get("libraries", {}).items()):
+        try:
+            running = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            running = "not installed"
+        if running != version:
+            problems.append(f"{name}: model trained with {version}, running {running}")
+    return problems
