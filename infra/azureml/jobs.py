@@ -149,7 +149,10 @@ class AzureMLJobs:
         shared = model_package()
         files = [(path, Path("model") / path.relative_to(shared)) for path in code_files(shared)]
         if package.root != shared:
-            files += [(path, Path(snapshot_path(package)) / path.relative_to(package.root)) for path in code_files(package.root)]
+            files += [
+                (path, Path(snapshot_path(package)) / path.relative_to(package.root))
+                for path in code_files(package.root)
+            ]
         digest = hashlib.sha256()
         for path, relative in files:
             digest.update(relative.as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
