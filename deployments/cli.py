@@ -55,8 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("PREFECT_HOME"):  # Prefect creates its home but not the folders above it
         Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     _use_platform_server(settings)
-    in_process = flow_commands.in_this_process() if args.command.__module__ == flow_commands.__name__ else nullcontext()
+    runs_flows = args.command.__module__ == flow_commands.__name__
+    in_process = flow_commands.in_this_process() if runs_flows else nullcontext()
     try:
+        if runs_flows and "PREFECT_API_URL" not in os.environ:
+            from deployments.temporary_server import use_temporary_server
+
+            use_temporary_server()  # one that stops with this command, even on kill -9
         with in_process:
             return int(args.command(settings, args))
     except (ConfigError, ValueError) as exc:

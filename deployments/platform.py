@@ -26,7 +26,7 @@ from infra.errors import BackendError
 from infra.local.azurite import Azurite
 from infra.local.endpoint import LocalEndpoints
 from infra.local.postgres import Postgres
-from infra.local.processes import alive, await_start, live_pid, spawn_detached, terminate
+from infra.local.processes import health, live_pid, start_supervised, stop_supervised
 from infra.settings import Settings, checkout_root
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -158,24 +158,22 @@ class Platform:
     def _start(self, name: str, command: list[str], env: dict[str, str], *, wait_for_server: bool) -> str:
         if self.pid(name) is not None:
             return "running"
-        pid = spawn_detached(command, env, self.folder / f"{name}.log")
-        (self.folder / f"{name}.pid").write_text(str(pid))
-        if wait_for_server:
-            self._wait(name, pid)
-        elif not _still_alive_after(pid, 2.0):
-            raise BackendError(f"the {name} exited at start; see {self.folder / f'{name}.log'}")
-        return "started"
-
-    def _wait(self, name: str, pid: int, timeout: float = 120) -> None:
-        await_start(
-            pid,
-            self._server_ready,
-            what=f"the Prefect {name}",
+        started = time.monotonic()
+        start_supervised(
+            command,
+            env,
             log=self.folder / f"{name}.log",
-            hint="port taken? set MLOPS_PREFECT_PORT",
-            timeout=timeout,
-            interval=0.5,
+            pid_file=self.folder / f"{name}.pid",
+            # the worker has nothing to ask: it is ready when it still runs after 2 s
+            ready=(lambda _pid: self._server_ready())
+            if wait_for_server
+            else (lambda _pid: time.monotonic() - started > 2),
+            what=f"the Prefect {name}",
+            hint="port taken? set MLOPS_PREFECT_PORT" if wait_for_server else "see its log",
+            timeout=120,
+            interval=0.5 if wait_for_server else 0.1,
         )
+        return "started"
 
     def _server_ready(self) -> bool:
         try:
@@ -219,10 +217,8 @@ class Platform:
         report = []
         for name in ("worker", "server"):
             pid = self.pid(name)
-            if pid is not None:
-                terminate(pid, timeout=30)
-                report.append(f"stopped the Prefect {name} (pid {pid})")
-            (self.folder / f"{name}.pid").unlink(missing_ok=True)
+            if stop_supervised(self.folder / f"{name}.pid", PREFECT, name, timeout=40):
+                report.append(f"stopped the Prefect {name}" + (f" (pid {pid})" if pid else " (it was restarting)"))
         if self.postgres().stop():
             report.append("stopped PostgreSQL")
         if self.azurite().stop():
@@ -250,7 +246,20 @@ class Platform:
             "api_url": self.api_url,
             "database": database,
             "pids": {name: self.pid(name) for name in ("server", "worker")},
+            "processes": self.health(),
         }
+
+    def health(self) -> dict[str, dict[str, object]]:
+        """Each process of the platform: its supervisor's state (running, restarting, crash-loop, stopped),
+        pid, restarts and last exit."""
+        processes = {name: health(self.folder / f"{name}.pid", PREFECT, name) for name in ("server", "worker")}
+        if self.database()["managed_by"] == "mlops up" and self.database()["kind"] == "postgres":
+            processes["postgres"] = self.postgres().health()
+        if self.settings.blob_emulator == "azurite":
+            processes["azurite"] = self.azurite().health()
+        if self.settings.local_emulator:
+            processes["emulator"] = EmulatorProcess.from_settings(self.settings).health()
+        return processes
 
 
 def _hide_password(url: str) -> str:
@@ -260,12 +269,3 @@ def _hide_password(url: str) -> str:
     if not at or ":" not in credentials:
         return url
     return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{place}"
-
-
-def _still_alive_after(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return False
-        time.sleep(0.1)
-    return True

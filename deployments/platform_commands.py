@@ -100,6 +100,8 @@ def endpoint(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"endpoint {settings.endpoint_name}: {'running' if described['running'] else 'stopped'} at {described['url']}"
         )
+        if "health" in described:
+            print(f"  server: {health_line(described['health'])}")
         for name, info in described["deployments"].items():
             print(f"  {name}: {info['model']} ({info['traffic']} %)")
     return 0
@@ -153,7 +155,24 @@ def describe_endpoint(state: EndpointState | None) -> dict[str, Any] | None:
     if state is None:
         return None
     deployments = {name: {"model": info.model, "traffic": info.traffic} for name, info in state.deployments.items()}
-    return {"url": state.scoring_url, "running": state.running, "deployments": deployments}
+    described: dict[str, Any] = {"url": state.scoring_url, "running": state.running, "deployments": deployments}
+    if state.health is not None:
+        described["health"] = state.health
+    return described
+
+
+def health_line(health: dict[str, Any]) -> str:
+    """`running (supervised; 2 restarts, last: killed by SIGKILL at ...)`."""
+    parts = [str(health["state"])]
+    if health.get("supervised"):
+        restarts = int(health.get("restarts") or 0)
+        detail = f"supervised; {restarts} restart{'s' if restarts != 1 else ''}"
+        if health.get("last_exit"):
+            detail += f", last: {health['last_exit']} at {health['last_exit_at']}"
+        if health.get("next_start_at"):
+            detail += f"; next start at {health['next_start_at']}"
+        parts.append(f"({detail})")
+    return " ".join(parts)
 
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
@@ -175,6 +194,11 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
     platform, database = report["platform"], report["platform"]["database"]
     state = f"running at {platform['api_url']}" if platform["running"] else "not running (`mlops up` starts it)"
     print(f"platform: {state}; its database: {database['kind']} {database['url']}")
+    for name, process in platform["processes"].items():
+        if platform["running"] or process["state"] != "stopped":
+            print(f"  {name}: {health_line(process)}")
+    if endpoint and "health" in endpoint:
+        print(f"  endpoint server: {health_line(endpoint['health'])}")
     return 0
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import telemetry
+from infra.local.supervisor import rotated_files
 from infra.settings import Settings
 from infra.telemetry import Span
 
@@ -50,7 +51,7 @@ def logs(settings: Settings, args: argparse.Namespace) -> int:
         requests = [_request_of(s) for s in _descendants(found[1]) if s.name == "POST /score"]
     else:
         log = settings.home / "endpoints" / settings.endpoint_name / "server.log"
-        if not log.is_file():
+        if not rotated_files(log):
             print(f"mlops logs: endpoint {settings.endpoint_name} has no request log yet ({log})", file=sys.stderr)
             return 1
         requests = [r for r in _read_log(log) if r.get("path") == "/score"]
@@ -117,8 +118,10 @@ def _request_of(span: Span) -> dict[str, Any]:
 
 
 def _read_log(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a request log and its rotated files (server.log.4 … server.log.1, server.log), oldest first."""
     lines = []
-    for text in path.read_text(errors="replace").splitlines():
+    texts = [line for file in rotated_files(path) for line in file.read_text(errors="replace").splitlines()]
+    for text in texts:
         if text.startswith("{"):
             try:
                 lines.append(json.loads(text))

@@ -113,6 +113,7 @@ class EndpointState(_Value):
     url: str
     running: bool
     deployments: dict[str, DeploymentInfo]
+    health: dict[str, Any] | None = None  # a local endpoint's supervision: state, restarts, last exit
 
     @property
     def scoring_url(self) -> str:

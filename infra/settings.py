@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         "diabetes_scoring_ds", description="Scoring data asset name on Azure ML (SCORING_DATASET_NAME)."
     )
 
+    # ---- logs of the long-lived processes (endpoint, Prefect server and worker, PostgreSQL, Azurite, emulator) ----
+    log_max_bytes: int = Field(
+        50 << 20, ge=1024, description="A process's log is rotated when it reaches this size (bytes)."
+    )
+    log_files: int = Field(5, ge=1, le=100, description="Files kept per log: the current one and the rotated ones.")
+
     # ---- tracing and drift ----
     tracing: bool = Field(True, description="Trace flow runs, tasks and scoring requests (OpenTelemetry).")
     drift_psi_threshold: float = Field(

@@ -104,6 +104,7 @@ class LoadGenerator:
         self.statuses: Counter[int] = Counter()
         self.deployments: Counter[str] = Counter()
         self.failures: list[str] = []
+        self.results: list[tuple[float, float, int | str]] = []  # (sent, answered, status or error) per request
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
@@ -123,15 +124,19 @@ class LoadGenerator:
         headers = {"authorization": f"Bearer {self.key}", "content-type": "application/json"}
         with httpx.Client(timeout=10) as client:
             while not self._stop.is_set() and time.monotonic() < deadline:
+                sent = time.monotonic()
                 try:
                     response = client.post(self.url, content=SMOKE, headers=headers)
                 except httpx.HTTPError as exc:
                     with self._lock:
                         self.failures.append(repr(exc))
+                        self.results.append((sent, time.monotonic(), type(exc).__name__))
+                    time.sleep(0.02)  # a server that is down is not hammered
                     continue
                 with self._lock:
                     self.statuses[response.status_code] += 1
                     self.deployments[response.headers.get("azureml-model-deployment", "")] += 1
+                    self.results.append((sent, time.monotonic(), response.status_code))
 
     @property
     def total(self) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 import infra
 from infra.azureml_emulator.tls import BUNDLE_FILE, CA_FILE, ensure_certificates
-from infra.local.processes import await_start, live_pid, spawn_detached, terminate
+from infra.local.processes import health, live_pid, start_supervised, stop_supervised
 from infra.settings import Settings
 
 MODULE = "infra.azureml_emulator"
@@ -73,26 +73,23 @@ class EmulatorProcess:
             command += ["--workspace", scope]
         code_root = str(Path(infra.__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
-        pid = spawn_detached(command, env, self.log)
-        (self.home / "emulator.pid").write_text(str(pid))
-        await_start(
-            pid,
-            self._answers,
-            what=f"the Azure ML emulator on port {self.port}",
+        start_supervised(
+            command,
+            env,
             log=self.log,
+            pid_file=self.home / "emulator.pid",
+            ready=lambda _pid: self._answers(),
+            what=f"the Azure ML emulator on port {self.port}",
             hint="port taken? set MLOPS_AZUREML_EMULATOR_PORT",
             timeout=timeout,
-            stop_on_timeout=True,
         )
         return self.url
 
+    def health(self) -> dict[str, object]:
+        return health(self.home / "emulator.pid", MODULE, str(self.home))
+
     def stop(self) -> bool:
-        pid = self.pid()
-        if pid is None:
-            return False
-        terminate(pid)
-        (self.home / "emulator.pid").unlink(missing_ok=True)
-        return True
+        return stop_supervised(self.home / "emulator.pid", MODULE, str(self.home))
 
     def _context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.home / "tls" / CA_FILE))

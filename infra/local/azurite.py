@@ -14,7 +14,7 @@ import httpx
 
 import infra
 from infra.errors import ConfigError
-from infra.local.processes import await_start, live_pid, spawn_detached, terminate
+from infra.local.processes import health, live_pid, start_supervised, stop_supervised
 
 INSTALL_DIR = Path(infra.__file__).resolve().parent / "azurite"
 ACCOUNT = "devstoreaccount1"
@@ -56,27 +56,24 @@ class Azurite:
         storage = ["--inMemoryPersistence"] if self.in_memory else ["--location", str(self.folder / "data")]
         command = [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), *storage]
         command += ["--disableTelemetry", "--skipApiVersionCheck", "--loose"]
-        pid = spawn_detached(command, dict(os.environ), self.folder / "azurite.log")
-        (self.folder / "azurite.pid").write_text(str(pid))
-        await_start(
-            pid,
-            self._answers,
-            what=f"Azurite on port {self.port}",
+        start_supervised(
+            command,
+            dict(os.environ),
             log=self.folder / "azurite.log",
+            pid_file=self.folder / "azurite.pid",
+            ready=lambda _pid: self._answers(),
+            what=f"Azurite on port {self.port}",
             hint="port taken? set MLOPS_AZURITE_PORT",
             timeout=timeout,
             interval=0.2,
-            stop_on_timeout=True,
         )
         return connection_string(self.port)
 
+    def health(self) -> dict[str, object]:
+        return health(self.folder / "azurite.pid", "--blobPort", str(self.port))
+
     def stop(self) -> bool:
-        pid = self.pid()
-        if pid is None:
-            return False
-        terminate(pid)
-        (self.folder / "azurite.pid").unlink(missing_ok=True)
-        return True
+        return stop_supervised(self.folder / "azurite.pid", "--blobPort", str(self.port))
 
     def _answers(self) -> bool:
         try:

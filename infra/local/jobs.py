@@ -27,6 +27,7 @@ from model import layout
 from model.contract import ContractError, command_environment, complete_outputs
 
 _LOG_TAIL_LINES = 20
+GUARD = Path(__file__).resolve().parent / "guard.py"
 
 
 class LocalJobs:
@@ -103,6 +104,11 @@ def run_logged(
     whole process group (a job's own children do not outlive it). The local backend and the Azure ML
     emulator both run jobs through here.
     """
+    if shutil.which(command[0], path=env.get("PATH")) is None and not Path(command[0]).is_file():
+        raise FileNotFoundError(command[0])
+    # the job, and all it starts, dies with this process even on its kill -9 (infra.local.guard)
+    # (run as a file: it needs no PYTHONPATH, so the job's environment is exactly `env`)
+    command = [sys.executable, str(GUARD), "--parent", str(os.getpid()), "--", *command]
     with log.open("w") as log_file:
         process = subprocess.Popen(
             command, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True

@@ -18,12 +18,11 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 from infra.errors import BackendError, ConfigError
-from infra.local.processes import await_start, live_pid, spawn_detached, terminate
+from infra.local.processes import health, live_pid, start_supervised, stop_supervised
 
 USER = "mlops"
 DATABASE = "prefect"
@@ -125,9 +124,18 @@ class Postgres:
         if created:
             self._create(bin_dir)
         command = [*_as_database_user(), str(bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
-        pid = spawn_detached(command, _clean_env(), self.folder / "postgres.log")
-        (self.folder / "postgres.pid").write_text(str(pid))
-        self._wait(pid, timeout)
+        start_supervised(
+            command,
+            _clean_env(),
+            log=self.folder / "postgres.log",
+            pid_file=self.folder / "postgres.pid",
+            ready=self._ready,
+            what="PostgreSQL",
+            hint=f"port {self.port} taken? set MLOPS_POSTGRES_PORT",
+            timeout=timeout,
+            interval=0.2,
+            stop_signal="INT",  # fast shutdown: sessions ended, everything committed kept
+        )
         self._ensure_database()
         return "created and started" if created else "started"
 
@@ -149,17 +157,6 @@ class Postgres:
             raise BackendError(f"initdb failed ({result.returncode}) for {self.data}:\n{result.stderr[-2000:]}")
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(_CONFIG)
-
-    def _wait(self, pid: int, timeout: float) -> None:
-        await_start(
-            pid,
-            lambda: self._ready(pid),
-            what="PostgreSQL",
-            log=self.folder / "postgres.log",
-            hint=f"port {self.port} taken? set MLOPS_POSTGRES_PORT",
-            timeout=timeout,
-            interval=0.2,
-        )
 
     def _ready(self, pid: int) -> bool:
         """PostgreSQL's own word, as `pg_ctl` reads it: `postmaster.pid` names this server (not one that died
@@ -195,12 +192,10 @@ class Postgres:
     # ---- stop ----
     def stop(self) -> bool:
         """Fast shutdown (SIGINT: sessions ended, everything committed kept); False when it was not running."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        terminate(pid, timeout=60, sig=signal.SIGINT)
-        (self.folder / "postgres.pid").unlink(missing_ok=True)
-        return True
+        return stop_supervised(self.folder / "postgres.pid", str(self.data), timeout=60)
+
+    def health(self) -> dict[str, object]:
+        return health(self.folder / "postgres.pid", str(self.data))
 
 
 def _clean_env() -> dict[str, str]:

@@ -67,11 +67,13 @@ def test_run_ends_with_the_scoring_url_and_a_working_curl(prefect_server: str, t
         answer = subprocess.run(shlex.split(curl), capture_output=True, text=True, check=True, timeout=30)
         assert len(json.loads(answer.stdout)["result"]) == 2
         status = json.loads(_mlops("status", "--json", api_url=prefect_server, home=tmp_path / "ws", port=port).stdout)
+        health = status["endpoint"].pop("health")
         assert status["endpoint"] == {
             "url": f"http://127.0.0.1:{port}/score",
             "running": True,
             "deployments": {"blue": {"model": f"{MODEL}:1", "traffic": 100}},
         }
+        assert (health["state"], health["supervised"], health["restarts"]) == ("running", True, 0)
     finally:
         stopped = _mlops("endpoint", "stop", api_url=prefect_server, home=tmp_path / "ws", port=port)
     assert stopped.stdout.strip() == "endpoint diabetes-endpoint: stopped"

@@ -5,7 +5,9 @@ overlapping chains, `mlops down` and `up` again with nothing lost, `mlops down`.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -361,6 +363,40 @@ class TestSoak:
         # unique violation (its own log stays clean, as asserted above); any other ERROR is a failure.
         errors = [line for line in database.splitlines() if " ERROR: " in line]
         assert [line for line in errors if "duplicate key value violates unique constraint" not in line] == []
+
+
+class TestSupervision:
+    """Every process of `mlops up` runs under a supervisor: killed, it is started again, and `mlops status` says so."""
+
+    def test_a_killed_worker_and_server_are_started_again_and_reported(
+        self, platform: Platform, soak: dict[str, Any]
+    ) -> None:
+        folder = platform.home / "platform"
+        killed = {name: int((folder / f"{name}.pid").read_text()) for name in ("worker", "server")}
+        for pid in killed.values():
+            os.kill(pid, signal.SIGKILL)
+
+        def restarted() -> dict[str, Any] | None:
+            processes = json.loads(platform.mlops("status", "--json").stdout)["platform"]["processes"]
+            back = all(
+                processes[name]["state"] == "running" and processes[name]["pid"] not in (None, killed[name])
+                for name in killed
+            )
+            return processes if back else None
+
+        processes = platform.until(restarted, timeout=90, failure="the worker and the server were not started again")
+        for name in killed:
+            assert (processes[name]["restarts"], processes[name]["last_exit"]) == (1, "killed by SIGKILL")
+        assert processes["postgres"]["state"] == "running"
+        assert processes["azurite"]["state"] == "running"
+        text = platform.mlops("status").stdout
+        assert "  worker: running (supervised; 1 restart, last: killed by SIGKILL at " in text
+        # the restarted server and worker run a flow again
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "provision/manual", "--watch"],
+            capture_output=True, text=True, env=platform.env(PREFECT_API_URL=platform.api), timeout=600, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 class TestRestart:

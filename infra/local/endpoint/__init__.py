@@ -66,14 +66,16 @@ class LocalEndpoints:
         if not (process.folder / "keys.json").is_file():
             return None
         if process.running():
-            return self._state(name)
+            return self._state(name).model_copy(update={"health": process.health()})
         saved_file = process.folder / "state.json"
         saved: dict[str, Any] = json.loads(saved_file.read_text()) if saved_file.is_file() else {"deployments": {}}
         deployments = {
             n: DeploymentInfo(model=entry["model"], traffic=saved.get("traffic", {}).get(n, 0))
             for n, entry in saved["deployments"].items()
         }
-        return EndpointState(name=name, url=process.url(), running=False, deployments=deployments)
+        return EndpointState(
+            name=name, url=process.url(), running=False, deployments=deployments, health=process.health()
+        )
 
     def add_deployment(self, name: str, deployment: str, bundle: Bundle) -> EndpointState:
         return self._manage(name, "PUT", f"deployments/{deployment}", {"bundle": str(bundle.path)})

@@ -2,9 +2,14 @@
 
 <home>/endpoints/<name>/keys.json     scoring (primary, secondary) and admin keys, mode 0600
 <home>/endpoints/<name>/state.json    deployments and traffic, written by the server
-<home>/endpoints/<name>/server.pid    the running server's pid
+<home>/endpoints/<name>/server.pid    the running server's pid (written by its supervisor)
+<home>/endpoints/<name>/server.supervisor.json  the supervisor's state: restarts, last exit
 <home>/endpoints/<name>/server.json   its port and URL
-<home>/endpoints/<name>/server.log    one JSON line per request, and the server's own messages
+<home>/endpoints/<name>/server.log    one JSON line per request, and the server's own messages; rotated by
+                                      size into server.log.1 ... (MLOPS_LOG_MAX_BYTES, MLOPS_LOG_FILES)
+
+The server runs under `infra.local.supervisor`: killed or crashed, it is started again within a
+second with its saved deployments and traffic, and it dies with its supervisor.
 """
 
 from __future__ import annotations
@@ -13,12 +18,23 @@ import json
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 
 import httpx
 
 import infra
-from infra.local.processes import await_start, live_pid, spawn_detached, terminate
+from infra.errors import BackendError
+from infra.local.processes import (
+    health,
+    live_pid,
+    log_tail,
+    spawn_supervised,
+    stop_supervised,
+    supervisor_pid,
+    supervisor_status_file,
+)
+from infra.local.supervisor import read_status
 
 SERVER_MODULE = "infra.local.endpoint.server"
 
@@ -79,7 +95,7 @@ class EndpointProcess:
 
     def pid(self) -> int | None:
         """The pid of this folder's live server, or None (a stale pid file is ignored)."""
-        return live_pid(self.folder / "server.pid", SERVER_MODULE, str(self.folder))
+        return live_pid(self.pid_file, SERVER_MODULE, str(self.folder))
 
     def running(self) -> bool:
         pid = self.pid()
@@ -90,40 +106,60 @@ class EndpointProcess:
         if self.running():
             return self.url()
         self.keys()
+        command, env = self.command(), self.environment()
+        (self.folder / "server.json").write_text(json.dumps({"port": self.port}))
+        if supervisor_pid(self.pid_file) is not None:  # supervised, between two starts: wait for it
+            self._wait_until_up(timeout)
+            return self.url()
+        spawn_supervised(command, env, log=self.log, pid_file=self.pid_file)
+        try:
+            self._wait_until_up(timeout)
+        except BackendError:
+            stop_supervised(self.pid_file, SERVER_MODULE, str(self.folder))
+            raise
+        return self.url()
+
+    def command(self) -> list[str]:
+        """The server's command line."""
         command = [self.python, "-m", SERVER_MODULE, "--dir", str(self.folder), "--port", str(self.port)]
         command += ["--name", self.name, "--max-body-bytes", str(self.max_body_bytes)]
         if self.tls:
             command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         if self.telemetry_dir:
             command += ["--telemetry-dir", str(self.telemetry_dir)]
-        command += ["--collect-percent", str(self.collect_percent)]
+        return [*command, "--collect-percent", str(self.collect_percent)]
+
+    def environment(self) -> dict[str, str]:
         code_root = str(Path(infra.__file__).resolve().parents[1])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
-        pid = spawn_detached(command, env, self.log)
-        (self.folder / "server.pid").write_text(str(pid))
-        (self.folder / "server.json").write_text(json.dumps({"port": self.port}))
-        self._wait_until_up(pid, timeout)
-        return self.url()
+        return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
 
-    def _wait_until_up(self, pid: int, timeout: float) -> None:
-        await_start(
-            pid,
-            lambda: _answers(f"{self.scheme}://127.0.0.1:{self.port}", pid),
-            what=f"endpoint {self.name!r}",
-            log=self.log,
-            hint=f"port taken? set {self.port_variable}",
-            timeout=timeout,
-            stop_on_timeout=True,
-        )
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "server.pid"
 
-    def stop(self, timeout: float = 15) -> bool:
-        """Stop the server by its pid (SIGTERM, then SIGKILL). False if it was not running."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        terminate(pid, timeout)
-        (self.folder / "server.pid").unlink(missing_ok=True)
-        return True
+    def _wait_until_up(self, timeout: float) -> None:
+        """Until the server answers; a server that exits before it ever answered fails the start (with its log)."""
+        deadline = time.monotonic() + timeout
+        restarts = (read_status(supervisor_status_file(self.pid_file)) or {}).get("restarts", 0)
+        while time.monotonic() < deadline:
+            status = read_status(supervisor_status_file(self.pid_file)) or {}
+            pid = self.pid()
+            if pid is not None and _answers(f"{self.scheme}://127.0.0.1:{self.port}", pid):
+                return
+            if status.get("restarts", 0) > restarts and status.get("last_exit"):
+                tail = log_tail(self.log)
+                msg = f"endpoint {self.name!r} exited at start ({status['last_exit']}; port taken? set {self.port_variable}):\n{tail}"
+                raise BackendError(msg)
+            time.sleep(0.1)
+        raise BackendError(f"endpoint {self.name!r} did not answer within {timeout:g} s; see {self.log}")
+
+    def health(self) -> dict[str, object]:
+        """The server's supervision: state, pid, restarts, last exit."""
+        return health(self.pid_file, SERVER_MODULE, str(self.folder))
+
+    def stop(self, timeout: float = 25) -> bool:
+        """Stop the server through its supervisor (SIGTERM, then SIGKILL). False if it was not running."""
+        return stop_supervised(self.pid_file, SERVER_MODULE, str(self.folder), timeout=timeout)
 
 
 def loopback_client(timeout: float) -> httpx.Client:

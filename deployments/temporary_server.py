@@ -1,0 +1,92 @@
+"""The temporary Prefect server of a plain `mlops run` / `mlops train` (no `mlops up`, no PREFECT_API_URL).
+
+Prefect starts one itself when a flow runs with no API (its `SubprocessASGIServer`), but that
+process outlives a `kill -9` of the command that started it: a uvicorn on a random port, until
+someone kills it by hand. This starts the same server (the same uvicorn command and environment)
+with the parent-death signal set, so it stops with the command however the command ends, and
+points this process at it with PREFECT_API_URL.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+from infra.errors import BackendError
+
+_ATTEMPTS = 3  # a port taken between choosing it and binding it: another port
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class TemporaryServer:
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self, timeout: float) -> str:
+        """Start the server and wait until it answers; return its API URL."""
+        import prefect
+
+        for _ in range(_ATTEMPTS):
+            port = _free_port()
+            command = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent)]
+            command += ["--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1"]
+            command += ["--port", str(port), "--log-level", "error", "--lifespan", "on"]
+            setpriv = shutil.which("setpriv")
+            if setpriv:  # util-linux: the parent-death signal, kept across exec
+                command = [setpriv, "--pdeathsig", "TERM", "--", *command]
+            env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1"}
+            env["PREFECT__SERVER_FINAL"] = "1"
+            print(f"mlops: starting a temporary Prefect server on http://127.0.0.1:{port}", file=sys.stderr)  # noqa: T201
+            self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+            self.url = f"http://127.0.0.1:{port}/api"
+            if self._wait(timeout):
+                atexit.register(self.stop)
+                return self.url
+        raise BackendError(f"the temporary Prefect server did not start (exit {self.process and self.process.poll()})")
+
+    def _wait(self, timeout: float) -> bool:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        with httpx.Client(trust_env=False, timeout=2) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    return False
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"{self.url}/health").status_code == 200:
+                        return True
+                time.sleep(0.1)
+        self.stop()
+        raise BackendError(
+            f"the temporary Prefect server did not answer within {timeout:g} s "
+            "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)"
+        )
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def use_temporary_server() -> None:
+    """Start the temporary server for this command and point Prefect at it."""
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
+    os.environ["PREFECT_API_URL"] = TemporaryServer().start(timeout)
