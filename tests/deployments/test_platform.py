@@ -372,25 +372,38 @@ class TestSupervision:
         self, platform: Platform, soak: dict[str, Any]
     ) -> None:
         folder = platform.home / "platform"
-        killed = {name: int((folder / f"{name}.pid").read_text()) for name in ("worker", "server")}
-        for pid in killed.values():
-            os.kill(pid, signal.SIGKILL)
 
-        def restarted() -> dict[str, Any] | None:
-            processes = json.loads(platform.mlops("status", "--json").stdout)["platform"]["processes"]
-            back = all(
-                processes[name]["state"] == "running" and processes[name]["pid"] not in (None, killed[name])
-                for name in killed
+        def processes() -> dict[str, Any]:
+            report: dict[str, Any] = json.loads(platform.mlops("status", "--json").stdout)["platform"]["processes"]
+            return report
+
+        def back(name: str, killed: int) -> dict[str, Any] | None:
+            state = processes()[name]
+            return state if state["state"] == "running" and state["pid"] not in (None, killed) else None
+
+        def answers() -> bool | None:
+            try:
+                return httpx.get(f"{platform.api}/health", timeout=5).status_code == 200 or None
+            except httpx.HTTPError:
+                return None
+
+        for name in ("worker", "server"):  # one at a time: the worker is restarted while its server runs
+            killed = int((folder / f"{name}.pid").read_text())
+            os.kill(killed, signal.SIGKILL)
+            state = platform.until(
+                lambda name=name, killed=killed: back(name, killed),  # type: ignore[misc]
+                timeout=90,
+                failure=f"the {name} was not started again",
             )
-            return processes if back else None
-
-        processes = platform.until(restarted, timeout=90, failure="the worker and the server were not started again")
-        for name in killed:
-            assert (processes[name]["restarts"], processes[name]["last_exit"]) == (1, "killed by SIGKILL")
-        assert processes["postgres"]["state"] == "running"
-        assert processes["azurite"]["state"] == "running"
+            assert (state["restarts"], state["last_exit"]) == (1, "killed by SIGKILL")
+        # a process that runs is not yet a server that answers: wait for the API before using it
+        platform.until(answers, timeout=180, failure="the restarted Prefect server did not answer")
+        report = processes()
+        assert report["postgres"]["state"] == "running"
+        assert report["azurite"]["state"] == "running"
         text = platform.mlops("status").stdout
         assert "  worker: running (supervised; 1 restart, last: killed by SIGKILL at " in text
+        assert "  server: running (supervised; 1 restart, last: killed by SIGKILL at " in text
         # the restarted server and worker run a flow again
         result = subprocess.run(
             [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "provision/manual", "--watch"],
