@@ -14,15 +14,15 @@ AZUREML_VENV ?= .venv-azureml
 
 AZURITE := infra/azurite/node_modules/.bin/azurite-blob
 
-# `make test` needs Chromium, Node/npm and PostgreSQL from the system: say in one line what is missing, before any work.
-ifneq ($(filter test,$(MAKECMDGOALS)),)
+# The tests need Chromium, Node/npm, PostgreSQL and R from the system: say in one line what is missing, before any work.
+ifneq ($(filter test test-fast,$(MAKECMDGOALS)),)
 MISSING := $(shell bash deployments/prerequisites.sh)
 ifneq ($(MISSING),)
 $(error $(MISSING))
 endif
 endif
 
-.PHONY: install azureml-venv azurite run test azure-smoke lint format clean
+.PHONY: install azureml-venv azurite run test test-fast azure-smoke lint format clean
 
 install: $(VENV)/.installed  ## create .venv and install the project with pinned versions
 
@@ -52,8 +52,15 @@ $(AZURITE): infra/azurite/package-lock.json
 run: install  ## the pipeline end to end on the local backend: train, register, package, deploy, smoke test
 	$(BIN)/mlops run
 
+# Test files run in parallel, each whole on one worker, longest first (tests/durations.json; README: Tests).
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: install azureml-venv azurite  ## the whole test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
+
+test-fast: install azureml-venv azurite  ## the fast tier: no Prefect server, emulator or platform (guarded), in under 2 minutes
+	$(BIN)/python -m pytest --tier fast $(XDIST)
 
 azure-smoke: install  ## train, register and archive one smoke version in your Azure ML workspace (README: Azure ML)
 	MLOPS_BACKEND=azureml $(BIN)/python -m deployments.azure_smoke

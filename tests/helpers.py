@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import random
 import shutil
 import socket
@@ -39,6 +40,21 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+def _worker_stripe(ports: range) -> range:
+    """This pytest-xdist worker's own share of `ports` (all of them outside xdist).
+
+    `_HANDED_OUT` is per process, so two workers drawing from one range could hand out the same
+    port; striping by worker number (`gw0`, `gw1`, ...) makes their draws disjoint.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or count < 2:
+        return ports
+    index = int(worker[2:])
+    width = len(ports) // count
+    return range(ports.start + index * width, ports.start + (index + 1) * width)
+
+
 def free_port() -> int:
     """A loopback port that is free now, that this session has not handed out, and that no outgoing connection takes.
 
@@ -48,7 +64,7 @@ def free_port() -> int:
     therefore drawn from outside that range.
     """
     low, high = _ephemeral_range()
-    candidates = range(20000, low) if low > 21000 else range(high + 1, 65536)
+    candidates = _worker_stripe(range(20000, low) if low > 21000 else range(high + 1, 65536))
     for port in random.sample(candidates, min(500, len(candidates))):
         if port in _HANDED_OUT:
             continue
