@@ -38,7 +38,7 @@ class EmulatorProcess:
         subscription = settings.azure_subscription_id or "00000000-0000-0000-0000-000000000000"
         scope = f"{subscription}/{settings.azure_resource_group}/{settings.azure_workspace_name}"
         return cls(
-            settings.emulator_dir,
+            settings.emulator_dir.resolve(),  # the process is known by its folder's real path (a link to it is fine)
             settings.azureml_emulator_port,
             [scope],
             max_jobs=max_jobs,

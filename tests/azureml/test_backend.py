@@ -14,7 +14,7 @@ from infra.backend import ModelVersion, TrainSpec
 from infra.errors import BackendError, ConfigError, JobFailedError, MissingResourceError, TransientBackendError
 from infra.factory import open_backend
 from model.data import write_sample_csv
-from tests.azureml.conftest import Emulated
+from tests.support.emulator import Emulated
 
 MODEL = "diabetes-test"
 
@@ -40,7 +40,7 @@ def test_training_job_runs_in_the_emulator_and_its_outputs_come_back(emulated: E
     assert output.training["parameters"] == {"alpha": 0.4}
     assert "metrics" in output.log.read_text()  # the job's own stdout, downloaded from its user_logs
     assert emulated.jobs() == {"train-test-1": "Completed"}
-    sdk = [r for r in emulated.process.requests() if "azure-ai-ml" in r["user_agent"]]
+    sdk = [r for r in emulated.requests() if "azure-ai-ml" in r["user_agent"]]
     calls = [(r["method"], r["path"]) for r in sdk]
     assert any(m == "PUT" and p.endswith("/jobs/train-test-1") for m, p in calls)
     assert any(m == "POST" and "/codes/" in p and p.endswith("/startPendingUpload") for m, p in calls)
@@ -136,7 +136,8 @@ def test_a_workspace_that_does_not_exist_names_the_setting(emulated: Emulated) -
         backend.endpoints.get("diabetes-endpoint")
 
 
-def test_an_emulator_that_does_not_answer_is_a_transient_error(emulated: Emulated) -> None:
+def test_an_emulator_that_does_not_answer_is_a_transient_error(private_emulated: Emulated) -> None:
+    emulated = private_emulated
     backend = _backend(emulated)
     emulated.process.stop()
     with pytest.raises(TransientBackendError, match="could not reach Azure ML"):

@@ -13,15 +13,16 @@ from typing import Any
 
 import pytest
 
-from tests.azureml.conftest import Emulated, mlops_cli, start_emulated
+from tests.support.cli import run_mlops
+from tests.support.emulator import Emulated, start_emulated
 
 MODEL = "diabetes_regression_model.pkl"
 # Tags whose values name the run itself; every other tag must equal the local backend's.
 _PER_RUN = {"run_id", "prefect_flow_run_id"}
 
 
-def _mlops(*args: str, env: dict[str, str], api_url: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return mlops_cli(*args, env=env, api_url=api_url, timeout=timeout)
+def _mlops(*args: str, env: dict[str, str], api_url: str) -> subprocess.CompletedProcess[str]:
+    return run_mlops(*args, env=env, api_url=api_url)
 
 
 def _status(env: dict[str, str], api_url: str) -> dict[str, Any]:
@@ -57,7 +58,7 @@ def test_train_twice_registers_one_version_with_the_local_backends_mse_and_tags(
         k: v for k, v in local_tags.items() if k not in _PER_RUN
     }
 
-    sdk = [r for r in emulated.process.requests() if "azure-ai-ml" in r["user_agent"]]
+    sdk = [r for r in emulated.requests() if "azure-ai-ml" in r["user_agent"]]
     assert [r["path"].rsplit("/", 1)[-1] for r in sdk if r["method"] == "PUT" and "/jobs/" in r["path"]] == [
         azure_tags["run_id"]
     ]

@@ -4,25 +4,34 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.azureml.conftest import Emulated
+from tests.support.emulator import Emulated
 
-WS = (
-    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/mlops-RG"
-    "/providers/Microsoft.MachineLearningServices/workspaces/mlops-aml-ws"
-)
 API = {"api-version": "2025-01-01-preview"}
+
+
+@contextmanager
+def _client(emulated: Emulated) -> Iterator[httpx.Client]:
+    trust = ssl.create_default_context(cafile=str(emulated.home / "emulator" / "tls" / "ca.pem"))
+    with httpx.Client(base_url=emulated.process.url, verify=trust, headers={"Authorization": "Bearer t"}) as c:
+        yield c
 
 
 @pytest.fixture
 def client(emulated: Emulated) -> Iterator[httpx.Client]:
-    trust = ssl.create_default_context(cafile=str(emulated.home / "emulator" / "tls" / "ca.pem"))
-    with httpx.Client(base_url=emulated.process.url, verify=trust, headers={"Authorization": "Bearer t"}) as c:
+    with _client(emulated) as c:
         yield c
+
+
+@pytest.fixture
+def ws(emulated: Emulated) -> str:
+    """The test's workspace (ARM path)."""
+    return emulated.workspace
 
 
 def _error(answer: httpx.Response) -> dict[str, Any]:
@@ -32,8 +41,8 @@ def _error(answer: httpx.Response) -> dict[str, Any]:
     return body
 
 
-def _environment(client: httpx.Client) -> str:
-    answer = client.put(f"{WS}/environments/env/versions/1", params=API, json={"properties": {"image": "img"}})
+def _environment(client: httpx.Client, ws: str) -> str:
+    answer = client.put(f"{ws}/environments/env/versions/1", params=API, json={"properties": {"image": "img"}})
     assert answer.status_code == 201
     assert answer.headers["Location"].endswith("/environments/env/versions/1?api-version=2025-01-01-preview")
     return str(answer.json()["id"])
@@ -44,28 +53,28 @@ def _job(environment: str, **changes: Any) -> dict[str, Any]:
     return {"properties": properties}
 
 
-def test_every_arm_call_needs_an_api_version_and_a_token(client: httpx.Client) -> None:
-    missing = client.get(WS)
+def test_every_arm_call_needs_an_api_version_and_a_token(ws: str, client: httpx.Client) -> None:
+    missing = client.get(ws)
     assert missing.status_code == 400
     assert _error(missing)["code"] == "MissingApiVersionParameter"
-    bad = client.get(WS, params={"api-version": "latest"})
+    bad = client.get(ws, params={"api-version": "latest"})
     assert _error(bad)["code"] == "InvalidApiVersionParameter"
-    anonymous = client.get(WS, params=API, headers={"Authorization": ""})
+    anonymous = client.get(ws, params=API, headers={"Authorization": ""})
     assert anonymous.status_code == 401
     assert _error(anonymous)["code"] == "AuthenticationFailed"
 
 
-def test_an_unknown_workspace_and_an_unknown_route_are_404(client: httpx.Client) -> None:
-    other = client.get(WS.replace("mlops-aml-ws", "elsewhere"), params=API)
+def test_an_unknown_workspace_and_an_unknown_route_are_404(ws: str, client: httpx.Client) -> None:
+    other = client.get(ws.replace("mlops-aml-ws", "elsewhere"), params=API)
     assert other.status_code == 404
     assert "elsewhere" in _error(other)["message"]
-    unknown = client.get(f"{WS}/featurestoreEntities/customers", params=API)
+    unknown = client.get(f"{ws}/featurestoreEntities/customers", params=API)
     assert unknown.status_code == 404
     assert _error(unknown)["code"] == "NoRegisteredProviderFound"
 
 
-def test_a_job_is_validated_before_it_is_accepted(client: httpx.Client, emulated: Emulated) -> None:
-    environment = _environment(client)
+def test_a_job_is_validated_before_it_is_accepted(ws: str, client: httpx.Client, emulated: Emulated) -> None:
+    environment = _environment(client, ws)
     cases = {
         "bad name!": (_job(environment), "job name 'bad name!' is invalid"),
         "no-command": (_job(environment, command=" "), "non-empty 'command'"),
@@ -78,53 +87,57 @@ def test_a_job_is_validated_before_it_is_accepted(client: httpx.Client, emulated
         "bad-input": (_job(environment, inputs={"x": {"jobInputType": "table", "uri": "y"}}), "jobInputType 'table'"),
     }
     for name, (body, expected) in cases.items():
-        answer = client.put(f"{WS}/jobs/{name}", params=API, json=body)
+        answer = client.put(f"{ws}/jobs/{name}", params=API, json=body)
         assert answer.status_code == 400, name
         assert expected in _error(answer)["message"], name
     assert emulated.jobs() == {}
 
 
 def test_a_command_job_moves_to_completed_and_a_second_put_does_not_run_it_again(
-    client: httpx.Client, emulated: Emulated
+    ws: str, client: httpx.Client, emulated: Emulated
 ) -> None:
-    environment = _environment(client)
-    created = client.put(f"{WS}/jobs/hello", params=API, json=_job(environment, tags={"a": "1"}))
+    environment = _environment(client, ws)
+    created = client.put(f"{ws}/jobs/hello", params=API, json=_job(environment, tags={"a": "1"}))
     assert created.status_code == 201
     assert created.json()["properties"]["status"] == "NotStarted"
     assert created.json()["properties"]["outputs"]["default"]["uri"].endswith("/ExperimentRun/dcid.hello")
-    _wait(client, "hello", "Completed")
-    again = client.put(f"{WS}/jobs/hello", params=API, json=_job(environment, tags={"a": "2"}))
+    _wait(client, ws, "hello", "Completed")
+    again = client.put(f"{ws}/jobs/hello", params=API, json=_job(environment, tags={"a": "2"}))
     assert again.status_code == 200
     assert again.json()["properties"]["tags"] == {"a": "2"}
     assert again.json()["properties"]["status"] == "Completed"
-    details = client.get(f"/history/v1.0{WS}/runs/hello/details", params={"api-version": "v1.0"}).json()
+    details = client.get(f"/history/v1.0{ws}/runs/hello/details", params={"api-version": "v1.0"}).json()
     assert details["status"] == "Completed"
     log = client.get(details["logFiles"]["user_logs/std_log.txt"])
     assert log.text == "hello\n"  # the command really ran
 
 
-def test_a_queued_job_is_canceled_and_its_cancel_operation_completes(client: httpx.Client, emulated: Emulated) -> None:
+def test_a_queued_job_is_canceled_and_its_cancel_operation_completes(private_emulated: Emulated) -> None:
+    emulated, ws = private_emulated, private_emulated.workspace
     emulated.restart(max_jobs=0)
-    environment = _environment(client)
-    assert client.put(f"{WS}/jobs/waiting", params=API, json=_job(environment)).status_code == 201
-    cancel = client.post(f"{WS}/jobs/waiting/cancel", params=API)
-    assert cancel.status_code == 202
-    operation = client.get(cancel.headers["Location"])
-    assert operation.status_code == 200
+    with _client(emulated) as client:
+        environment = _environment(client, ws)
+        assert client.put(f"{ws}/jobs/waiting", params=API, json=_job(environment)).status_code == 201
+        cancel = client.post(f"{ws}/jobs/waiting/cancel", params=API)
+        assert cancel.status_code == 202
+        operation = client.get(cancel.headers["Location"])
+        assert operation.status_code == 200
     assert emulated.jobs() == {"waiting": "Canceled"}
 
 
-def test_state_survives_a_restart_and_an_interrupted_job_runs_again(client: httpx.Client, emulated: Emulated) -> None:
-    environment = _environment(client)
-    emulated.restart(max_jobs=0)
-    assert client.put(f"{WS}/jobs/later", params=API, json=_job(environment)).status_code == 201
-    emulated.restart(max_jobs=1)  # the queued job is still there and now runs
-    _wait(client, "later", "Completed")
-    assert client.get(f"{WS}/environments/env/versions/1", params=API).status_code == 200
+def test_state_survives_a_restart_and_an_interrupted_job_runs_again(private_emulated: Emulated) -> None:
+    emulated, ws = private_emulated, private_emulated.workspace
+    with _client(emulated) as client:
+        environment = _environment(client, ws)
+        emulated.restart(max_jobs=0)
+        assert client.put(f"{ws}/jobs/later", params=API, json=_job(environment)).status_code == 201
+        emulated.restart(max_jobs=1)  # the queued job is still there and now runs
+        _wait(client, ws, "later", "Completed")
+        assert client.get(f"{ws}/environments/env/versions/1", params=API).status_code == 200
 
 
-def test_asset_versions_are_immutable_but_their_tags_change(client: httpx.Client) -> None:
-    url = f"{WS}/models/m/versions/1"
+def test_asset_versions_are_immutable_but_their_tags_change(ws: str, client: httpx.Client) -> None:
+    url = f"{ws}/models/m/versions/1"
     body = {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/m/", "tags": {"a": "1"}}}
     assert client.put(url, params=API, json=body).status_code == 201
     body["properties"]["tags"] = {"a": "2"}
@@ -136,7 +149,7 @@ def test_asset_versions_are_immutable_but_their_tags_change(client: httpx.Client
     assert conflict.status_code == 409
     assert "immutable" in _error(conflict)["message"]
     missing_job = client.put(
-        f"{WS}/models/m/versions/2",
+        f"{ws}/models/m/versions/2",
         params=API,
         json={"properties": {"modelUri": "azureml://jobs/nope/outputs/model/paths/x"}},
     )
@@ -144,21 +157,23 @@ def test_asset_versions_are_immutable_but_their_tags_change(client: httpx.Client
     assert "job 'nope' does not exist" in _error(missing_job)["message"]
 
 
-def _wait(client: httpx.Client, name: str, status: str, timeout: float = 60) -> None:
+def _wait(client: httpx.Client, ws: str, name: str, status: str, timeout: float = 60) -> None:
     import time
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if client.get(f"{WS}/jobs/{name}", params=API).json()["properties"]["status"] == status:
+        if client.get(f"{ws}/jobs/{name}", params=API).json()["properties"]["status"] == status:
             return
         time.sleep(0.1)
     raise AssertionError(f"job {name} did not reach {status}")
 
 
-def test_a_job_past_its_time_limit_is_stopped_and_fails_saying_so(client: httpx.Client, emulated: Emulated) -> None:
-    environment = _environment(client)
+def test_a_job_past_its_time_limit_is_stopped_and_fails_saying_so(
+    ws: str, client: httpx.Client, emulated: Emulated
+) -> None:
+    environment = _environment(client, ws)
     body = _job(environment, command="sleep 30", limits={"jobLimitsType": "Command", "timeout": "PT1S"})
-    assert client.put(f"{WS}/jobs/slow", params=API, json=body).status_code == 201
-    _wait(client, "slow", "Failed", timeout=20)
-    details = client.get(f"/history/v1.0{WS}/runs/slow/details", params={"api-version": "v1.0"}).json()
+    assert client.put(f"{ws}/jobs/slow", params=API, json=body).status_code == 201
+    _wait(client, ws, "slow", "Failed", timeout=20)
+    details = client.get(f"/history/v1.0{ws}/runs/slow/details", params={"api-version": "v1.0"}).json()
     assert "ran past its timeout" in details["error"]["error"]["message"]

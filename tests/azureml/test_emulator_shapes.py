@@ -17,17 +17,14 @@ import pytest
 from azure.ai.ml.entities import Workspace
 
 from infra.azureml import AzureMLBackend, entities
+from infra.azureml_emulator.process import EmulatorProcess
 from infra.backend import TrainSpec
 from infra.errors import JobFailedError
 from infra.factory import open_backend
 from model.data import write_sample_csv
-from tests.azureml.conftest import Emulated, start_emulated
+from tests.support.emulator import Emulated, join_emulator
 
 SHAPES = json.loads((Path(__file__).parent / "recorded_shapes.json").read_text())["cases"]
-WS = (
-    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/mlops-RG"
-    "/providers/Microsoft.MachineLearningServices/workspaces/mlops-aml-ws"
-)
 # Keys left out on purpose, with the reason.
 OMITTED = {
     "workspace": {
@@ -90,14 +87,11 @@ def mismatches(recorded: Any, ours: Any, path: str = "") -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def answers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def answers(emulator_server: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One workspace through the calls the recordings made, and the emulator's answer to each."""
     with pytest.MonkeyPatch.context() as patch:
-        emulated: Emulated = start_emulated(tmp_path_factory.mktemp("shapes") / "mlops", patch)
-        try:
-            return _collect(emulated)
-        finally:
-            emulated.process.stop()
+        emulated = join_emulator(emulator_server, tmp_path_factory.mktemp("shapes") / "mlops", patch)
+        return _collect(emulated)
 
 
 def _collect(emulated: Emulated) -> dict[str, Any]:
@@ -133,52 +127,68 @@ def _collect(emulated: Emulated) -> dict[str, Any]:
             answer = client.request(method, path, params={"api-version": api}, json=body)
             return answer.json()
 
-        online = arm("GET", f"{WS}/onlineEndpoints/shape-endpoint", "2022-02-01-preview")
+        online = arm("GET", f"{emulated.workspace}/onlineEndpoints/shape-endpoint", "2022-02-01-preview")
         status = online["properties"]["properties"]["AzureAsyncOperationUri"]
 
-        code = arm("GET", f"{WS}/codes", "2023-04-01")["value"][0]["name"]
-        environment = arm("GET", f"{WS}/environments", "2023-04-01-preview")["value"][0]["name"]
-        data_version = arm("GET", f"{WS}/data/diabetes_ds/versions", "2023-04-01-preview")["value"][0]["name"]
+        code = arm("GET", f"{emulated.workspace}/codes", "2023-04-01")["value"][0]["name"]
+        environment = arm("GET", f"{emulated.workspace}/environments", "2023-04-01-preview")["value"][0]["name"]
+        data_version = arm("GET", f"{emulated.workspace}/data/diabetes_ds/versions", "2023-04-01-preview")["value"][0][
+            "name"
+        ]
         return {
-            "workspace": arm("GET", WS, "2024-10-01-preview"),
+            "workspace": arm("GET", emulated.workspace, "2024-10-01-preview"),
             "discovery": client.get("/discovery").json(),
-            "datastore": arm("GET", f"{WS}/datastores/workspaceblobstore", "2023-04-01-preview"),
-            "list_secrets": arm("POST", f"{WS}/datastores/workspaceblobstore/listSecrets", "2023-04-01-preview"),
+            "datastore": arm("GET", f"{emulated.workspace}/datastores/workspaceblobstore", "2023-04-01-preview"),
+            "list_secrets": arm(
+                "POST", f"{emulated.workspace}/datastores/workspaceblobstore/listSecrets", "2023-04-01-preview"
+            ),
             "start_pending_upload": arm(
                 "POST",
-                f"{WS}/codes/{code}/versions/2/startPendingUpload",
+                f"{emulated.workspace}/codes/{code}/versions/2/startPendingUpload",
                 "2023-04-01",
                 {"pendingUploadType": "TemporaryBlobReference"},
             ),
-            "code_version": arm("GET", f"{WS}/codes/{code}/versions/1", "2023-04-01"),
-            "data_version": arm("GET", f"{WS}/data/diabetes_ds/versions/{data_version}", "2023-04-01-preview"),
+            "code_version": arm("GET", f"{emulated.workspace}/codes/{code}/versions/1", "2023-04-01"),
+            "data_version": arm(
+                "GET", f"{emulated.workspace}/data/diabetes_ds/versions/{data_version}", "2023-04-01-preview"
+            ),
             "environment_version": arm(
                 "GET",
-                f"{WS}/environments/{environment}/versions/"
-                + arm("GET", f"{WS}/environments/{environment}/versions", "2023-04-01-preview")["value"][0]["name"],
+                f"{emulated.workspace}/environments/{environment}/versions/"
+                + arm("GET", f"{emulated.workspace}/environments/{environment}/versions", "2023-04-01-preview")[
+                    "value"
+                ][0]["name"],
                 "2023-04-01-preview",
             ),
-            "command_job_put": arm("GET", f"{WS}/jobs/shape-job", "2025-01-01-preview"),
-            "command_job_get": arm("GET", f"{WS}/jobs/shape-job", "2024-01-01-preview"),
+            "command_job_put": arm("GET", f"{emulated.workspace}/jobs/shape-job", "2025-01-01-preview"),
+            "command_job_get": arm("GET", f"{emulated.workspace}/jobs/shape-job", "2024-01-01-preview"),
             "run_data": client.post(
-                f"/history/v1.0{WS}/rundata", params={"api-version": "v1.0"}, json={"runId": "shape-failed"}
+                f"/history/v1.0{emulated.workspace}/rundata",
+                params={"api-version": "v1.0"},
+                json={"runId": "shape-failed"},
             ).json(),
             "model_version": arm(
-                "GET", f"{WS}/models/shape-model/versions/{model.model.version}", "2023-08-01-preview"
+                "GET", f"{emulated.workspace}/models/shape-model/versions/{model.model.version}", "2023-08-01-preview"
             ),
             "model_archived": arm(
-                "GET", f"{WS}/models/shape-archived/versions/{archived.model.version}", "2023-08-01-preview"
+                "GET",
+                f"{emulated.workspace}/models/shape-archived/versions/{archived.model.version}",
+                "2023-08-01-preview",
             ),
-            "error_not_found": arm("GET", f"{WS}/jobs/no-such-job", "2023-04-01-preview"),
+            "error_not_found": arm("GET", f"{emulated.workspace}/jobs/no-such-job", "2023-04-01-preview"),
             "online_endpoint": online,
             "online_operation_status": client.get(status).json(),
             "online_deployment": arm(
-                "GET", f"{WS}/onlineEndpoints/shape-endpoint/deployments/blue", "2023-04-01-preview"
+                "GET", f"{emulated.workspace}/onlineEndpoints/shape-endpoint/deployments/blue", "2023-04-01-preview"
             ),
-            "list_keys": arm("POST", f"{WS}/onlineEndpoints/shape-endpoint/listKeys", "2022-02-01-preview"),
-            "endpoint_token": arm("POST", f"{WS}/onlineEndpoints/shape-token/token", "2022-02-01-preview"),
-            "batch_endpoint": arm("GET", f"{WS}/batchEndpoints/diabetes-batch", "2023-10-01"),
-            "compute": arm("GET", f"{WS}/computes/train-cluster", "2023-08-01-preview"),
+            "list_keys": arm(
+                "POST", f"{emulated.workspace}/onlineEndpoints/shape-endpoint/listKeys", "2022-02-01-preview"
+            ),
+            "endpoint_token": arm(
+                "POST", f"{emulated.workspace}/onlineEndpoints/shape-token/token", "2022-02-01-preview"
+            ),
+            "batch_endpoint": arm("GET", f"{emulated.workspace}/batchEndpoints/diabetes-batch", "2023-10-01"),
+            "compute": arm("GET", f"{emulated.workspace}/computes/train-cluster", "2023-08-01-preview"),
             "arm_deployment": arm("GET", arm_path, "2020-06-01"),
         }
 

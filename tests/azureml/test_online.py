@@ -9,11 +9,9 @@ values is rolled back (the first keeps 100 %, the new deployment is gone, the ru
 from __future__ import annotations
 
 import csv
-import os
 import re
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,19 +22,21 @@ from azure.ai.ml.entities import MonitorSchedule
 from azure.ai.ml.entities._load_functions import load_schedule
 
 from infra.azureml import AzureMLBackend
+from infra.azureml_emulator.process import EmulatorProcess
 from infra.factory import open_backend
 from infra.settings import load_settings
 from infra.telemetry import read_spans
-from tests.azureml.conftest import Emulated, mlops_cli, start_emulated
 from tests.helpers import free_port
+from tests.support.cli import run_mlops
+from tests.support.emulator import Emulated, join_emulator
 
 MODEL = "diabetes_regression_model.pkl"
 SMOKE = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
 _CURL = re.compile(r"curl -s (?:--cacert (?P<ca>\S+) )?(?P<url>\S+) -H 'Authorization: Bearer (?P<key>[^']+)'")
 
 
-def _mlops(*args: str, env: dict[str, str], api_url: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return mlops_cli(*args, env=env, api_url=api_url, timeout=timeout)
+def _mlops(*args: str, env: dict[str, str], api_url: str) -> subprocess.CompletedProcess[str]:
+    return run_mlops(*args, env=env, api_url=api_url)
 
 
 def _score(stdout: str) -> list[float]:
@@ -59,10 +59,12 @@ def _scores(home: Path) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def story(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def story(
+    prefect_server: str, emulator_server: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("online")
     with pytest.MonkeyPatch.context() as patch:
-        emulated = start_emulated(root / "azure", patch)
+        emulated = join_emulator(emulator_server, root / "azure", patch)
         try:
             runs: dict[str, Any] = {"azure": _mlops("run", env=emulated.env, api_url=prefect_server)}
             local_env = {
@@ -90,13 +92,7 @@ def story(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             ]
             yield {"runs": runs, "emulated": emulated, "root": root}
         finally:
-            emulated.process.stop()
-            subprocess.run(  # the local run's endpoint server
-                [sys.executable, "-m", "deployments.cli", "endpoint", "stop"],
-                env={**os.environ, **local_env},
-                capture_output=True,
-                check=False,
-            )
+            run_mlops("endpoint", "stop", env=local_env)  # the local run's endpoint server
 
 
 def _read(call: Any) -> Any:
@@ -127,11 +123,11 @@ class TestRun:
 
     def test_the_deployment_went_through_the_sdk_with_its_lro(self, story: dict[str, Any]) -> None:
         emulated: Emulated = story["emulated"]
-        sdk = [r for r in emulated.process.requests() if "azure-ai-ml" in r["user_agent"]]
+        sdk = [r for r in emulated.requests() if "azure-ai-ml" in r["user_agent"]]
         puts = [r["path"] for r in sdk if r["method"] == "PUT"]
         assert any(p.endswith("/onlineEndpoints/diabetes-endpoint") for p in puts)
         assert any(p.endswith("/onlineEndpoints/diabetes-endpoint/deployments/blue") for p in puts)
-        assert any("/mfeOperationsStatus/" in r["path"] for r in emulated.process.requests())
+        assert any("/mfeOperationsStatus/" in r["path"] for r in emulated.requests())
         assert any(r["method"] == "POST" and r["path"].endswith("/listKeys") for r in sdk)
 
     def test_batch_scores_match_the_local_backend(self, story: dict[str, Any]) -> None:

@@ -3,7 +3,6 @@ the serving version never archived, teardown deletes what provision created."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,24 +10,23 @@ import pytest
 from flows.cleanup import cleanup
 from flows.provision import provision
 from infra.azureml import AzureMLBackend
+from infra.azureml_emulator.process import EmulatorProcess
 from infra.backend import TrainSpec
 from infra.errors import ConfigError
 from infra.factory import open_backend
 from infra.settings import load_settings
 from model.data import write_sample_csv
-from tests.azureml.conftest import Emulated, start_emulated
+from tests.support.emulator import Emulated, join_emulator
 
 MODEL = "diabetes_regression_model.pkl"
 
 
 @pytest.fixture
-def bare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_server: str) -> Iterator[Emulated]:
-    """An emulator holding no workspace yet."""
-    emulated = start_emulated(tmp_path / "mlops", monkeypatch, workspace=False)
-    try:
-        yield emulated
-    finally:
-        emulated.process.stop()
+def bare(
+    emulator_server: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_server: str
+) -> Emulated:
+    """The module's emulator, holding no workspace of this test's yet."""
+    return join_emulator(emulator_server, tmp_path / "mlops", monkeypatch, workspace=False)
 
 
 def _backend() -> AzureMLBackend:
