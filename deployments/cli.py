@@ -26,7 +26,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deployments import flow_commands, model_commands, platform_commands, telemetry_commands
@@ -41,46 +42,72 @@ _PREFECT_DEFAULTS = {
 }
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a command leaves: its exit code and the summary lines a user reads last."""
+
+    code: int
+    summary: list[str] = field(default_factory=list)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The `mlops` program: Prefect's defaults for a small machine, the command, then its summary."""
+    for name, value in _PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    outcome = invoke(argv)
+    sys.stderr.flush()
+    for line in outcome.summary:
+        print(line, flush=True)
+    return outcome.code
+
+
+def invoke(argv: list[str] | None = None) -> Outcome:
+    """Run one `mlops` command in this process and return its outcome; nothing is printed at exit and no
+    environment variable is changed (the Prefect API a command uses is set in Prefect's settings context)."""
     args = _parser().parse_args(argv)
+    flow_commands.SUMMARY.take()  # a command's summary is its own
     if args.name in ("check-model", "init"):  # these work on a package the settings may not accept yet
-        return int(args.command(args))
+        return Outcome(int(args.command(args)))
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"mlops: {exc}", file=sys.stderr)
-        return 2
-    for name, value in _PREFECT_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+        return Outcome(2)
     if os.environ.get("PREFECT_HOME"):  # Prefect creates its home but not the folders above it
         Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
-    _use_platform_server(settings)
     runs_flows = args.command.__module__ == flow_commands.__name__
-    in_process = flow_commands.in_this_process() if runs_flows else nullcontext()
     try:
-        if runs_flows and "PREFECT_API_URL" not in os.environ:
-            from deployments.temporary_server import use_temporary_server
-
-            use_temporary_server()  # one that stops with this command, even on kill -9
-        with in_process:
-            return int(args.command(settings, args))
+        with ExitStack() as stack:
+            stack.enter_context(_prefect_api(settings, temporary=runs_flows))
+            if runs_flows:
+                stack.enter_context(flow_commands.in_this_process())
+            code = int(args.command(settings, args))
     except (ConfigError, ValueError) as exc:
         print(f"mlops {args.name}: {exc}", file=sys.stderr)
-        return 2
+        code = 2
     except BackendError as exc:  # a platform process would not start, a database would not answer, ...
         print(f"mlops {args.name}: {exc}", file=sys.stderr)
-        return 1
+        code = 1
+    return Outcome(code, flow_commands.SUMMARY.take())
 
 
-def _use_platform_server(settings: Settings) -> None:
-    """Runs go to the server `mlops up` started (and show in its UI), unless PREFECT_API_URL says otherwise."""
-    if "PREFECT_API_URL" in os.environ:
-        return
+def _prefect_api(settings: Settings, *, temporary: bool) -> AbstractContextManager[object]:
+    """The Prefect API the command talks to: PREFECT_API_URL when set; else the server `mlops up` started
+    (so runs show in its UI); else, for a command that runs flows, a temporary server of its own."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if "PREFECT_API_URL" in os.environ:  # read now, not when Prefect was imported
+        return temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"]})
     from deployments.platform import Platform
 
     platform = Platform(settings)
     if platform.running():
-        os.environ["PREFECT_API_URL"] = platform.api_url
+        return temporary_settings(updates={PREFECT_API_URL: platform.api_url})
+    if temporary:
+        from deployments.temporary_server import temporary_server
+
+        return temporary_server()  # one that stops with this command, even on kill -9
+    return nullcontext()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,13 +1,12 @@
 """The `mlops` commands that run a flow in this process: run, train, deploy, batch-score, provision, cleanup.
 
-Each returns the command's exit code and leaves its summary lines in `SUMMARY`, printed at exit.
+Each returns the command's exit code and leaves its summary lines in `SUMMARY`, which `cli.invoke` returns.
 `cli.main` runs them inside `in_this_process()`.
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import sys
 from collections.abc import Iterator
@@ -18,28 +17,22 @@ from infra.factory import open_backend
 from infra.settings import Settings
 
 
-class _Summary:
-    """Lines printed when the process exits, after Prefect's temporary server has said goodbye.
-
-    `atexit` runs handlers last-registered-first; this one is registered before Prefect starts its
-    server, so the summary is the last thing a user sees.
-    """
+class Summary:
+    """The lines a command leaves for the user, printed by `cli.main` once everything else has said its piece
+    (the temporary Prefect server stopped), or returned by `cli.invoke` to a caller in this process."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        atexit.register(self.flush)
 
     def add(self, line: str) -> None:
         self.lines.append(line)
 
-    def flush(self) -> None:
-        sys.stderr.flush()
-        for line in self.lines:
-            print(line, flush=True)
-        self.lines.clear()
+    def take(self) -> list[str]:
+        lines, self.lines = self.lines, []
+        return lines
 
 
-SUMMARY = _Summary()
+SUMMARY = Summary()
 
 
 @contextmanager

@@ -4,12 +4,11 @@ Prefect starts one itself when a flow runs with no API (its `SubprocessASGIServe
 process outlives a `kill -9` of the command that started it: a uvicorn on a random port, until
 someone kills it by hand. This starts the same server (the same uvicorn command and environment)
 with the parent-death signal set, so it stops with the command however the command ends, and
-points this process at it with PREFECT_API_URL.
+points the command's flows at it (Prefect's own settings context, not the process environment).
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import shutil
@@ -17,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import httpx
 
@@ -54,7 +54,6 @@ class TemporaryServer:
             self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
             self.url = f"http://127.0.0.1:{port}/api"
             if self._wait(timeout):
-                atexit.register(self.stop)
                 return self.url
         raise BackendError(f"the temporary Prefect server did not start (exit {self.process and self.process.poll()})")
 
@@ -86,7 +85,23 @@ class TemporaryServer:
             self.process.wait()
 
 
-def use_temporary_server() -> None:
-    """Start the temporary server for this command and point Prefect at it."""
+@contextlib.contextmanager
+def temporary_server() -> Iterator[str]:
+    """A temporary server for one command: Prefect points at it inside the block (no environment variable is
+    changed); at the end, runs' logs and events still queued are sent, then the server stops."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
-    os.environ["PREFECT_API_URL"] = TemporaryServer().start(timeout)
+    server = TemporaryServer()
+    url = server.start(timeout)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            try:
+                yield url
+            finally:
+                APILogWorker.drain_all(timeout=10)
+                EventsWorker.drain_all(timeout=10)
+    finally:
+        server.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 from prefect.client.base import PrefectHttpxSyncClient
 
 from tests.helpers import free_port
+from tests.support.cli import run_mlops
 
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 T = TypeVar("T")
@@ -43,14 +43,10 @@ class Platform:
         }
 
     def mlops(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "deployments.cli", *args],
-            capture_output=True,
-            text=True,
-            env=self.env(),
-            timeout=timeout,
-            check=False,
-        )
+        """`mlops` in a child process (the platform's processes outlive it), with this platform's environment, at
+        the machine's normal priority: the platform is measured (the soak's 2 s API limit), and the other test
+        files' workers, running at a lower priority, must not starve it."""
+        return run_mlops(*args, env=self.env(), inherit=False, timeout=timeout, priority=True)
 
     def api_post(self, path: str, body: dict[str, Any]) -> Any:
         """POST to the server with Prefect's own client: a slow moment or a timeout is retried with backoff

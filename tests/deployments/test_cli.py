@@ -10,20 +10,13 @@ import sys
 from pathlib import Path
 
 from tests.helpers import free_port
+from tests.support.cli import run_mlops
 
 MODEL = "diabetes_regression_model.pkl"
 
 
 def _mlops(*args: str, api_url: str, home: Path, port: int = 9) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PREFECT_API_URL": api_url, "MLOPS_HOME": str(home), "MLOPS_ENDPOINT_PORT": str(port)}
-    return subprocess.run(
-        [sys.executable, "-m", "deployments.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
+    return run_mlops(*args, env={"MLOPS_HOME": str(home), "MLOPS_ENDPOINT_PORT": str(port)}, api_url=api_url)
 
 
 def test_train_twice_registers_once_and_reports_the_cache_hit(prefect_server: str, tmp_path: Path) -> None:
@@ -79,7 +72,7 @@ def test_run_ends_with_the_scoring_url_and_a_working_curl(prefect_server: str, t
     assert stopped.stdout.strip() == "endpoint diabetes-endpoint: stopped"
 
 
-def test_a_new_prefect_home_is_created_with_its_parents(tmp_path: Path) -> None:
+def test_a_new_prefect_home_is_created_with_its_parents(tmp_path: Path, own_prefect_server: None) -> None:
     """Prefect alone fails with "unable to open database file" when PREFECT_HOME's parent is missing."""
     prefect_home = tmp_path / "not" / "yet" / "prefect"
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # a temporary server in that home

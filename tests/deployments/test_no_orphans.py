@@ -108,7 +108,9 @@ def _slow_package(tmp_path: Path) -> Path:
     return package
 
 
-def test_kill_9_of_mlops_train_at_any_moment_leaves_no_process_and_a_consistent_registry(tmp_path: Path) -> None:
+def test_kill_9_of_mlops_train_at_any_moment_leaves_no_process_and_a_consistent_registry(
+    tmp_path: Path, own_prefect_server: None
+) -> None:
     home = tmp_path / "home"
     # 1. while its temporary Prefect server starts
     run = Train(home)

@@ -29,7 +29,7 @@ def _up_and_down(platform: Platform) -> tuple[str, dict[str, object]]:
     return up.stdout, status
 
 
-def test_sqlite_still_works(tmp_path: Path) -> None:
+def test_sqlite_still_works(tmp_path: Path, own_prefect_server: None) -> None:
     platform = Platform(tmp_path / "home")
     platform.extra = {"MLOPS_PREFECT_DATABASE": "sqlite", "MLOPS_BLOB_EMULATOR": "none"}
     report, status = _up_and_down(platform)
@@ -52,7 +52,9 @@ def users_postgres(tmp_path: Path) -> Iterator[Postgres]:
         cluster.stop()
 
 
-def test_the_user_s_own_postgresql_is_used_and_no_database_started(tmp_path: Path, users_postgres: Postgres) -> None:
+def test_the_user_s_own_postgresql_is_used_and_no_database_started(
+    tmp_path: Path, users_postgres: Postgres, own_prefect_server: None
+) -> None:
     platform = Platform(tmp_path / "home")
     plain_url = users_postgres.url.replace("postgresql+asyncpg://", "postgresql://")  # as users write it
     platform.extra = {"MLOPS_PREFECT_DATABASE_URL": plain_url, "MLOPS_BLOB_EMULATOR": "none"}
@@ -65,7 +67,7 @@ def test_the_user_s_own_postgresql_is_used_and_no_database_started(tmp_path: Pat
     assert users_postgres.pid() is not None  # `mlops down` leaves the user's database alone
 
 
-def test_missing_postgresql_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_missing_postgresql_is_one_line_and_exit_2(tmp_path: Path, own_prefect_server: None) -> None:
     platform = Platform(tmp_path / "home")
     platform.extra = {"MLOPS_POSTGRES_BIN": str(tmp_path)}  # a folder without PostgreSQL's programs
     result = platform.mlops("up")
@@ -78,7 +80,7 @@ def test_missing_postgresql_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert not (platform.home / "platform" / "server.pid").exists()
 
 
-def test_a_taken_database_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
+def test_a_taken_database_port_is_one_line_and_exit_1(tmp_path: Path, own_prefect_server: None) -> None:
     platform = Platform(tmp_path / "home")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", platform.postgres_port))

@@ -8,8 +8,6 @@ One workspace lives through the four scenarios in order: first run (registered),
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +17,7 @@ from prefect.client.schemas.objects import State
 from flows.train_register import TrainRegisterResult, train_register
 from infra.local.registry import LocalRegistry
 from tests.prefect_api import artifacts_of, task_run_states, wait_for_events
+from tests.support.cli import run_mlops
 
 MODEL = "diabetes_regression_model.pkl"
 WORSE_ALPHA = 1000.0
@@ -42,9 +41,8 @@ def history(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
             "worse": Scenario(train_register(alpha=WORSE_ALPHA, return_state=True)),
             "forced": Scenario(train_register(alpha=WORSE_ALPHA, force=True, return_state=True)),
         }
-        status = subprocess.run(
-            [sys.executable, "-m", "deployments.cli", "status", "--json"], capture_output=True, text=True, check=True
-        )
+        status = run_mlops("status", "--json")
+        assert status.returncode == 0, status.stderr
     return {"home": home, "runs": runs, "status": json.loads(status.stdout)}
 
 
