@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.transactions import Transaction, get_transaction
 
-from infra.backend import Backend, Bundle, EndpointState, ModelVersion
+from infra.backend import Backend, Bundle, Endpoints, EndpointState, ModelVersion
 from infra.errors import MissingResourceError, RolloutCheckError, SmokeTestError
 from infra.factory import open_backend
 from infra.settings import load_settings
@@ -148,9 +148,12 @@ def expected_result(bundle: Bundle, request: bytes) -> list[float]:
 
 @stage_deployment.on_rollback
 def _roll_back(transaction: Transaction) -> None:
-    """Put traffic back exactly as it was, then remove the new deployment."""
     plan: RolloutPlan = transaction.get("plan")
-    endpoints = open_backend(load_settings()).endpoints
+    roll_back(open_backend(load_settings()).endpoints, plan)
+
+
+def roll_back(endpoints: Endpoints, plan: RolloutPlan) -> dict[str, int]:
+    """Put traffic back exactly as it was, then remove the new deployment; return the traffic restored."""
     restore = plan.previous_traffic or {plan.new: 0}
     endpoints.set_mirror(plan.endpoint, {})
     endpoints.set_traffic(plan.endpoint, {**restore, plan.new: 0})
@@ -158,6 +161,7 @@ def _roll_back(transaction: Transaction) -> None:
     get_run_logger().warning(
         "rolled back: traffic restored to %s and deployment %r removed", restore or "none", plan.new
     )
+    return restore
 
 
 @task(name="shift-traffic", cache_policy=NO_CACHE)

@@ -159,8 +159,18 @@ class AzureMLEndpoints:
         return self._state(name)
 
     def set_mirror(self, name: str, mirror: dict[str, int]) -> dict[str, int]:
+        live = sorted(d for d, share in mirror.items() if share and self._live_traffic(name).get(d))
+        if live:  # Azure ML refuses it; said here, as the local endpoint says it, instead of dropping the share
+            raise BackendError(
+                f"online endpoint {name!r}: deployment(s) {', '.join(live)} take live traffic and cannot also "
+                "receive mirror traffic"
+            )
         endpoint = self._update(name, f"setting the mirror traffic of {name} to {mirror}", mirror_traffic=mirror)
         return {k: int(v) for k, v in (endpoint.mirror_traffic or {}).items() if v}
+
+    def _live_traffic(self, name: str) -> dict[str, int]:
+        with translated(self.settings, f"reading online endpoint {name}"):
+            return {d: int(share) for d, share in (self.client.online_endpoints.get(name).traffic or {}).items()}
 
     def _update(self, name: str, action: str, **changes: dict[str, int]) -> Any:
         with translated(self.settings, action):
