@@ -38,10 +38,10 @@ for _name in [n for n in os.environ if n.startswith("MLOPS_") and n != "MLOPS_TE
 os.environ["MLOPS_ENV_FILE"] = ""  # never read a developer's .env
 
 from tests.support.cli import WORKER_NICENESS  # noqa: E402
-from tests.support.emulator import emulated, emulator_server, private_emulated  # noqa: E402
+from tests.support.emulator import emulated, emulator_server, own_emulator, private_emulated  # noqa: E402
 from tests.support.tier_guard import enable, install, violations  # noqa: E402
 
-__all__ = ["emulated", "emulator_server", "private_emulated"]
+__all__ = ["emulated", "emulator_server", "own_emulator", "private_emulated"]
 
 TESTS = Path(__file__).resolve().parent
 DURATIONS = TESTS / "durations.json"
@@ -51,6 +51,7 @@ TIER_FIXTURES = {
     "prefect_server": "flow",
     "emulator_server": "emulator",
     "private_emulated": "emulator",
+    "own_emulator": "emulator",
     "platform": "platform",
     "chromium_page": "platform",
     "own_prefect_server": "platform",

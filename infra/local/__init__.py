@@ -1,47 +1,37 @@
-"""The local backend: everything on this machine, no cloud. Files live under `MLOPS_HOME`."""
+"""The local backend: everything on this machine, no cloud. Files live under `MLOPS_HOME`.
+
+The names below are loaded when first used, not when the package is: the small programs that live
+in this package and run as processes of their own (`python -m infra.local.supervisor`, the training
+jobs' `infra.local.guard`) import nothing but the standard library, and must not pay for pandas,
+pyarrow and the settings (about a second of CPU each) just because Python imports their package first.
+"""
 
 from __future__ import annotations
 
-from infra.backend import ModelVersion
-from infra.local.batch import LocalBatch
-from infra.local.endpoint import LocalEndpoints
-from infra.local.jobs import LocalJobs
-from infra.local.packages import LocalPackages
-from infra.local.registry import LocalRegistry
-from infra.local.workspace import LocalWorkspace
-from infra.settings import Settings
-from infra.storage import Storage
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from infra.local.backend import LocalBackend
+    from infra.local.batch import LocalBatch
+    from infra.local.endpoint import LocalEndpoints
+    from infra.local.jobs import LocalJobs
+    from infra.local.packages import LocalPackages
+    from infra.local.registry import LocalRegistry
 
 __all__ = ["LocalBackend", "LocalBatch", "LocalEndpoints", "LocalJobs", "LocalPackages", "LocalRegistry"]
 
+_MODULES = {
+    "LocalBackend": "infra.local.backend",
+    "LocalBatch": "infra.local.batch",
+    "LocalEndpoints": "infra.local.endpoint",
+    "LocalJobs": "infra.local.jobs",
+    "LocalPackages": "infra.local.packages",
+    "LocalRegistry": "infra.local.registry",
+}
 
-class LocalMonitoring:
-    """Here the `monitor` flow is the drift monitor itself: there is no platform monitor to keep in place."""
 
-    def ensure(self, model: ModelVersion, thresholds: dict[str, float]) -> str | None:  # noqa: ARG002
-        return None
-
-
-class LocalBackend:
-    """Training jobs as subprocesses, a SQLite model registry, bundles, endpoint processes and batch scoring
-    in threads, under `settings.home`; storage is a folder, or Azure Blob Storage when configured."""
-
-    name = "local"
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.jobs = LocalJobs(settings.home / "jobs")
-        self.registry = LocalRegistry(settings.registry_path)
-        self.packages = LocalPackages(settings.home / "packages", settings.package)
-        self.endpoints = LocalEndpoints(
-            settings.home / "endpoints",
-            port=settings.endpoint_port,
-            max_body_bytes=settings.endpoint_max_body_bytes,
-            collect_percent=settings.endpoint_collect_percent,
-            start_timeout=settings.endpoint_start_timeout_seconds,
-            telemetry_dir=settings.telemetry_dir,
-        )
-        self.batch = LocalBatch(settings.package)
-        self.workspace = LocalWorkspace(settings)
-        self.monitoring = LocalMonitoring()
-        self.storage = Storage(settings)
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return getattr(importlib.import_module(_MODULES[name]), name)
+    raise AttributeError(f"module 'infra.local' has no attribute {name!r}")

@@ -77,7 +77,7 @@ def test_train_twice_registers_one_version_with_the_local_backends_mse_and_tags(
 
 
 def test_a_killed_run_re_attaches_to_its_job_instead_of_submitting_another(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_server: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_server: str, own_emulator: None
 ) -> None:
     emulated = start_emulated(tmp_path / "mlops", monkeypatch, max_jobs=0)  # no compute: the job waits, Queued
     try:

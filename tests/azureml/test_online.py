@@ -22,13 +22,12 @@ from azure.ai.ml.entities import MonitorSchedule
 from azure.ai.ml.entities._load_functions import load_schedule
 
 from infra.azureml import AzureMLBackend
-from infra.azureml_emulator.process import EmulatorProcess
 from infra.factory import open_backend
 from infra.settings import load_settings
 from infra.telemetry import read_spans
 from tests.helpers import free_port
 from tests.support.cli import run_mlops
-from tests.support.emulator import Emulated, join_emulator
+from tests.support.emulator import Emulated, start_emulated
 
 MODEL = "diabetes_regression_model.pkl"
 SMOKE = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
@@ -60,11 +59,12 @@ def _scores(home: Path) -> list[float]:
 
 @pytest.fixture(scope="module")
 def story(
-    prefect_server: str, emulator_server: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory
+    prefect_server: str, own_emulator: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("online")
     with pytest.MonkeyPatch.context() as patch:
-        emulated = join_emulator(emulator_server, root / "azure", patch)
+        # an emulator of the story's own, started with its MLOPS_HOME: the endpoints' spans land in its telemetry
+        emulated = start_emulated(root / "azure", patch)
         try:
             runs: dict[str, Any] = {"azure": _mlops("run", env=emulated.env, api_url=prefect_server)}
             local_env = {
@@ -92,6 +92,7 @@ def story(
             ]
             yield {"runs": runs, "emulated": emulated, "root": root}
         finally:
+            emulated.process.stop()
             run_mlops("endpoint", "stop", env=local_env)  # the local run's endpoint server
 
 

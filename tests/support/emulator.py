@@ -110,6 +110,11 @@ def start_emulated(
 
 
 @pytest.fixture(scope="module")
+def own_emulator() -> None:
+    """For a module fixture that starts an emulator of its own (`start_emulated`): the emulator tier."""
+
+
+@pytest.fixture(scope="module")
 def emulator_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     """One emulator for a test module (no workspace of its own: each test adds one)."""
     home = tmp_path_factory.mktemp("emulator") / "emulator"

@@ -1,0 +1,45 @@
+"""The local backend as one object: everything on this machine, no cloud, files under `MLOPS_HOME`."""
+
+from __future__ import annotations
+
+from infra.backend import ModelVersion
+from infra.local.batch import LocalBatch
+from infra.local.endpoint import LocalEndpoints
+from infra.local.jobs import LocalJobs
+from infra.local.packages import LocalPackages
+from infra.local.registry import LocalRegistry
+from infra.local.workspace import LocalWorkspace
+from infra.settings import Settings
+from infra.storage import Storage
+
+
+class LocalMonitoring:
+    """Here the `monitor` flow is the drift monitor itself: there is no platform monitor to keep in place."""
+
+    def ensure(self, model: ModelVersion, thresholds: dict[str, float]) -> str | None:  # noqa: ARG002
+        return None
+
+
+class LocalBackend:
+    """Training jobs as subprocesses, a SQLite model registry, bundles, endpoint processes and batch scoring
+    in threads, under `settings.home`; storage is a folder, or Azure Blob Storage when configured."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.jobs = LocalJobs(settings.home / "jobs")
+        self.registry = LocalRegistry(settings.registry_path)
+        self.packages = LocalPackages(settings.home / "packages", settings.package)
+        self.endpoints = LocalEndpoints(
+            settings.home / "endpoints",
+            port=settings.endpoint_port,
+            max_body_bytes=settings.endpoint_max_body_bytes,
+            collect_percent=settings.endpoint_collect_percent,
+            start_timeout=settings.endpoint_start_timeout_seconds,
+            telemetry_dir=settings.telemetry_dir,
+        )
+        self.batch = LocalBatch(settings.package)
+        self.workspace = LocalWorkspace(settings)
+        self.monitoring = LocalMonitoring()
+        self.storage = Storage(settings)
