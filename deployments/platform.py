@@ -32,6 +32,15 @@ from infra.settings import Settings, checkout_root
 PREFECT = str(Path(sys.executable).parent / "prefect")
 
 
+def flow_run_command() -> str:
+    """How the worker starts a flow run: the engine, in this environment's Python. Prefect's process worker,
+    given no command, starts a workspace supervisor that then starts the engine: a second Python process
+    importing Prefect for every flow run (about 5 s of CPU and 2 s of waiting each, measured here) to
+    resolve a workspace the deployments do not use (their entrypoints are modules of the installed
+    project; `prefect.yaml` has no pull steps)."""
+    return f"{sys.executable} -m prefect.engine"
+
+
 def work_pool_name() -> str:
     """The work pool `prefect.yaml` deploys to (its `definitions`, the one place that names it)."""
     document = yaml.safe_load((checkout_root() / "prefect.yaml").read_text())
@@ -132,10 +141,10 @@ class Platform:
         report.append(f"work pool {work_pool_name()}: {self._ensure_pool()}")
         report.append(f"deployments: {self._deploy()}")
         report.append(
-            f"worker: {self._start('worker', [PREFECT, 'worker', 'start', '--pool', work_pool_name()], self.env(), wait_for_server=False)}"
+            f"worker: {self._start('worker', self._worker_command(), self.env(), wait_for_server=False)}"
         )
         report.extend(self._restart_endpoint())
-        self._prefect("deployment", "run", "provision/manual", "--watch", "--watch-timeout", "600")
+        self._provision()
         report.append("provision: completed on the worker (workspace, registry, and blob storage when configured)")
         return report
 
@@ -154,6 +163,11 @@ class Platform:
 
     def _server_command(self) -> list[str]:
         return [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.settings.prefect_port)]
+
+    def _worker_command(self) -> list[str]:
+        """The pool's type is given, not asked of the server: a worker its supervisor restarts while the server
+        is down too (both killed, the machine rebooting) starts and waits for the server instead of exiting."""
+        return [PREFECT, "worker", "start", "--pool", work_pool_name(), "--type", "process"]
 
     def _start(self, name: str, command: list[str], env: dict[str, str], *, wait_for_server: bool) -> str:
         if self.pid(name) is not None:
@@ -183,12 +197,37 @@ class Platform:
             return False
 
     def _ensure_pool(self) -> str:
+        """The process work pool, created with the flow-run command set (see `flow_run_command`). A pool that
+        exists is left as it is: its template may be yours."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import WorkPoolCreate
+        from prefect.exceptions import ObjectNotFound
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.workers.process import ProcessWorker
+
         pool = work_pool_name()
-        exists = self._prefect("work-pool", "inspect", pool, check=False).returncode == 0
-        if exists:
-            return "exists"
-        self._prefect("work-pool", "create", pool, "--type", "process")
+        template = ProcessWorker.get_default_base_job_template()
+        template["variables"]["properties"]["command"]["default"] = flow_run_command()
+        with temporary_settings({PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+            try:
+                client.read_work_pool(pool)
+                return "exists"
+            except ObjectNotFound:
+                client.create_work_pool(WorkPoolCreate(name=pool, type="process", base_job_template=template))
         return "created (process)"
+
+    def _provision(self) -> None:
+        """One run of `provision/manual` on the worker, waited for (polled every half second)."""
+        from prefect.deployments import run_deployment
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: self.api_url}):
+            run = run_deployment("provision/manual", timeout=600, poll_interval=0.5, as_subflow=False)
+        if run.state is None or not run.state.is_completed():
+            state = run.state.name if run.state else "no state"
+            raise BackendError(
+                f"provision/manual is {state} (flow run {run.id}); see {self.folder / 'worker.log'}"
+            )
 
     def _deploy(self) -> str:
         output = self._prefect("--no-prompt", "deploy", "--all").stdout

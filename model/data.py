@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.datasets import load_diabetes
 
 from model.contract import file_sha256
 from model.errors import DataValidationError
@@ -26,6 +25,8 @@ def write_sample_csv(path: Path, *, for_scoring: bool = False) -> Path:
 
     `for_scoring=True` leaves out the target column `Y` (MLOpsPython's batch-scoring fallback input).
     """
+    from sklearn.datasets import load_diabetes  # here, not at the top: reading and checking data needs no scikit-learn
+
     sample = load_diabetes()
     frame = pd.DataFrame(data=sample.data, columns=sample.feature_names)
     if not for_scoring:

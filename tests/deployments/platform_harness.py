@@ -43,9 +43,13 @@ class Platform:
         }
 
     def mlops(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        """`mlops` in a child process (the platform's processes outlive it), with this platform's environment, at
-        the machine's normal priority: the platform is measured (the soak's 2 s API limit), and the other test
-        files' workers, running at a lower priority, must not starve it."""
+        """`mlops` with this platform's environment. `status` reads and starts nothing: it runs in this process.
+        Every other command in a child process (the platform's processes outlive it), at the machine's normal
+        priority: the platform is measured (the soak's 2 s API limit), and the other test files' workers,
+        running at a lower priority, must not starve it."""
+        if args[0] == "status":
+            settings = {k: v for k, v in self.env().items() if k.startswith("MLOPS_")}
+            return run_mlops(*args, env={**settings, "PREFECT_API_URL": None}, timeout=timeout)
         return run_mlops(*args, env=self.env(), inherit=False, timeout=timeout, priority=True)
 
     def api_post(self, path: str, body: dict[str, Any]) -> Any:

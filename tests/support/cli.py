@@ -25,7 +25,7 @@ CODE_ROOT = Path(__file__).resolve().parents[2]
 
 def run_mlops(
     *args: str,
-    env: dict[str, str] | None = None,
+    env: dict[str, str | None] | None = None,
     api_url: str | None = None,
     in_process: bool = True,
     inherit: bool = True,
@@ -33,16 +33,17 @@ def run_mlops(
     timeout: float = 600,
     priority: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """`mlops <args>` with `env` added to this process's environment (`inherit=False`: `env` is the whole
-    environment of a child process) and, when given, PREFECT_API_URL. `priority`: the child (and what it
+    """`mlops <args>` with `env` added to this process's environment (a None value: the variable unset;
+    `inherit=False`: `env` is the whole environment of a child process) and, when given, PREFECT_API_URL. `priority`: the child (and what it
     starts) runs at the machine's normal priority, ahead of the other test workers (see `WORKER_NICENESS`)."""
     extra = {**(env or {}), **({"PREFECT_API_URL": api_url} if api_url else {})}
     if not in_process or not inherit or cwd is not None or priority:
+        child = {**os.environ, **extra} if inherit else extra
         return subprocess.run(
             [sys.executable, "-m", "deployments.cli", *args],
             capture_output=True,
             text=True,
-            env={**os.environ, **extra} if inherit else extra,
+            env={name: value for name, value in child.items() if value is not None},
             cwd=cwd,
             check=False,
             timeout=timeout,
@@ -60,13 +61,16 @@ def _normal_priority() -> None:
         os.nice(-os.nice(0))
 
 
-def _in_process(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _in_process(argv: list[str], env: dict[str, str | None]) -> subprocess.CompletedProcess[str]:
     from deployments.cli import invoke
 
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
-            patch.setenv(name, value)
+            if value is None:
+                patch.delenv(name, raising=False)
+            else:
+                patch.setenv(name, value)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 outcome = invoke(argv)
