@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import secrets
 from pathlib import Path
 
 import certifi
@@ -32,7 +33,13 @@ def ensure_certificates(folder: Path) -> Path:
         return bundle
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mlops Azure ML emulator CA")])
+    # A name of its own per CA, and key identifiers: a client bundle holding the CAs of two emulators (two
+    # workspaces' homes, or a home whose emulator was made again) picks the one that signed the server's
+    # certificate. Under one shared name, OpenSSL took the first CA of that name and failed the handshake
+    # with "certificate signature failure".
+    ca_name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, f"mlops Azure ML emulator CA {secrets.token_hex(6)}")]
+    )
     ca = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -43,6 +50,7 @@ def ensure_certificates(folder: Path) -> Path:
         .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -59,6 +67,7 @@ def ensure_certificates(folder: Path) -> Path:
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
