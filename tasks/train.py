@@ -74,20 +74,33 @@ def resolve_training_inputs(
     return TrainRequest(spec=spec, data_sha256=data_hash, code_sha256=code_hash, cache_key=cache_key)
 
 
+# What each package's sample-data command wrote, by package folder and command, for this process: a new
+# workspace's pipeline needs the sample twice (training data, then the scoring input without the target),
+# and the command is a Python process of its own (1.5 s for the diabetes sample, scikit-learn's import).
+_SAMPLES: dict[tuple[str, tuple[str, ...]], bytes] = {}
+
+
 def write_sample_data(package: ModelPackage, path: Path, *, for_scoring: bool = False) -> Path:
-    """Run the package's sample-data command into `path` (without the target column when `for_scoring`)."""
+    """Run the package's sample-data command into `path` (without the target column when `for_scoring`).
+
+    The command runs once per package in a process; a second call writes what the first one got."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    command = package.command(
-        package.sample_command, python=sys.executable, package=str(package.root), out=str(staging)
-    )
-    result = subprocess.run(
-        command, capture_output=True, text=True, env=command_environment(), timeout=600, check=False
-    )
-    if result.returncode != 0 or not staging.is_file():
-        staging.unlink(missing_ok=True)
-        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["it wrote no file"]
-        raise DataValidationError(f"the sample-data command of package {package.name} failed: {detail[0]}")
+    key = (str(package.root.resolve()), tuple(package.sample_command))
+    if key in _SAMPLES:
+        staging.write_bytes(_SAMPLES[key])
+    else:
+        command = package.command(
+            package.sample_command, python=sys.executable, package=str(package.root), out=str(staging)
+        )
+        result = subprocess.run(
+            command, capture_output=True, text=True, env=command_environment(), timeout=600, check=False
+        )
+        if result.returncode != 0 or not staging.is_file():
+            staging.unlink(missing_ok=True)
+            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["it wrote no file"]
+            raise DataValidationError(f"the sample-data command of package {package.name} failed: {detail[0]}")
+        _SAMPLES[key] = staging.read_bytes()
     if for_scoring:
         frame = pd.read_csv(staging)
         frame.drop(columns=[package.target], errors="ignore").to_csv(staging, index=False)

@@ -27,6 +27,7 @@ class Platform:
         self.extra: dict[str, str] = {}  # settings of this platform beyond the ports
         self.api = f"http://127.0.0.1:{self.prefect_port}/api"
         self.ui = f"http://127.0.0.1:{self.prefect_port}"
+        self._http: PrefectHttpxSyncClient | None = None
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
@@ -47,6 +48,8 @@ class Platform:
         Every other command in a child process (the platform's processes outlive it), at the machine's normal
         priority: the platform is measured (the soak's 2 s API limit), and the other test files' workers,
         running at a lower priority, must not starve it."""
+        if args[0] == "down":
+            self.close()  # the HTTP client of the polls: the server it talks to goes
         if args[0] == "status":
             settings = {k: v for k, v in self.env().items() if k.startswith("MLOPS_")}
             return run_mlops(*args, env={**settings, "PREFECT_API_URL": None}, timeout=timeout)
@@ -55,12 +58,22 @@ class Platform:
     def api_post(self, path: str, body: dict[str, Any]) -> Any:
         """POST to the server with Prefect's own client: a slow moment or a timeout is retried with backoff
         (PREFECT_CLIENT_MAX_RETRIES), as every Prefect client does, instead of failing the test."""
-        with PrefectHttpxSyncClient(base_url=self.api, timeout=30) as client:
-            return client.post(path, json=body).json()
+        return self._client().post(path, json=body).json()
 
     def api_get(self, path: str) -> Any:
-        with PrefectHttpxSyncClient(base_url=self.api, timeout=30) as client:
-            return client.get(path).json()
+        return self._client().get(path).json()
+
+    def _client(self) -> PrefectHttpxSyncClient:
+        """One client for the test's many polls (each new client loads the CA bundle again: 20 ms of CPU), used
+        from the test's thread only; closed with the platform (`close`)."""
+        if self._http is None:
+            self._http = PrefectHttpxSyncClient(base_url=self.api, timeout=30)
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def wait_for_state(self, run_id: str, states: tuple[str, ...], timeout: float = 600) -> dict[str, Any]:
         """The flow run once its state type is one of `states`."""

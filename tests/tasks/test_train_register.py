@@ -118,3 +118,25 @@ def test_lineage_tags_name_the_libraries_and_python(fake: FakeBackend, settings:
     assert tags["python"] == "3.11"
     assert tags["lib.scikit-learn"] == "fake"
     assert tags["area"] == "diabetes_regression"
+
+
+def test_the_sample_command_runs_once_per_package_and_the_scoring_copy_drops_the_target(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import dataclasses
+    import sys
+
+    from tasks.train import write_sample_data
+
+    runs = tmp_path / "runs.txt"
+    writer = (
+        "import sys; from pathlib import Path; "
+        f"Path({str(runs)!r}).open('a').write('ran\\n'); "
+        "Path(sys.argv[1]).write_text('age,Y\\n1,2\\n3,4\\n')"
+    )
+    package = dataclasses.replace(settings.package, root=tmp_path, sample_command=(sys.executable, "-c", writer, "{out}"))
+    training = write_sample_data(package, tmp_path / "a" / "train.csv")
+    scoring = write_sample_data(package, tmp_path / "b" / "score.csv", for_scoring=True)
+    assert training.read_text() == "age,Y\n1,2\n3,4\n"
+    assert scoring.read_text().split() == ["age", "1", "3"]  # the target column left out
+    assert runs.read_text() == "ran\n"  # the second call wrote what the first one got
