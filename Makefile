@@ -22,7 +22,7 @@ $(error $(MISSING))
 endif
 endif
 
-.PHONY: install azureml-venv azurite run test test-fast azure-smoke lint format clean
+.PHONY: install azureml-venv azurite run test test-fast bench azure-smoke lint format clean
 
 install: $(VENV)/.installed  ## create .venv and install the project with pinned versions
 
@@ -53,7 +53,7 @@ run: install  ## the pipeline end to end on the local backend: train, register, 
 	$(BIN)/mlops run
 
 # Test files run in parallel, each whole on one worker, longest first (tests/durations.json; README: Tests).
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: install azureml-venv azurite  ## the whole test suite
@@ -61,6 +61,14 @@ test: install azureml-venv azurite  ## the whole test suite
 
 test-fast: install azureml-venv azurite  ## the fast tier: no Prefect server, emulator or platform (guarded), in under 2 minutes
 	$(BIN)/python -m pytest --tier fast $(XDIST)
+
+bench: install azureml-venv  ## the benchmarks, quickly (one repetition each): each goal met or NOT met, a history row per results file
+	@command -v wrk >/dev/null || { echo "make bench: wrk is missing (apt-get install wrk)"; exit 1; }
+	$(BIN)/python benchmarks/pipeline.py --reps 1 > /dev/null
+	$(BIN)/python benchmarks/batch.py --reps 1 > /dev/null
+	$(BIN)/python benchmarks/online.py --reps 1 --duration 3 > /dev/null
+	@echo "goals (benchmarks/results/*.md, with each run's row in their history):"
+	@grep -h -E "^- (met|NOT met)" benchmarks/results/pipeline.md benchmarks/results/batch.md benchmarks/results/online.md
 
 azure-smoke: install  ## train, register and archive one smoke version in your Azure ML workspace (README: Azure ML)
 	MLOPS_BACKEND=azureml $(BIN)/python -m deployments.azure_smoke

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import history
 from prefect_server import free_port, postgres_cluster, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,9 +61,11 @@ PHASES = {
     "deploy": "deploy sub-flow",
     "  ensure-endpoint": "  of which starting the endpoint process",
     "batch-score": "batch-score sub-flow",
+    "monitor": "monitor sub-flow (drift of the scored data)",
     "between": "between and around the sub-flows (creating each run, reporting its end)",
     "exit": "the pipeline's end → process exit",
 }
+SUB_FLOWS = ("train-register", "deploy", "batch-score", "monitor")
 _LOG = re.compile(r"^(\d\d):(\d\d):(\d\d\.\d{3}) \| \w+ +\| (Flow|Task) run '([^']+)' - (.*)$")
 
 
@@ -93,7 +96,7 @@ def breakdown(output: str, started: float, elapsed: float) -> dict[str, float]:
                 phases[flow_name] = at - flow_start
                 continue
             phases["start-up"] = flow_start - started
-            phases["between"] = at - flow_start - sum(phases[n] for n in ("train-register", "deploy", "batch-score"))
+            phases["between"] = at - flow_start - sum(phases[n] for n in SUB_FLOWS)
             phases["exit"] = started + elapsed - at
         elif message.startswith("Finished in state") and (task := f"  {name.rsplit('-', 1)[0]}") in phases:
             phases[task] = at - since[name]
@@ -148,7 +151,9 @@ MODES = {
     "empty-pg": "anchor: empty Prefect flow, fresh process, running server on PostgreSQL",
     "empty-sqlite": "anchor: empty Prefect flow, fresh process, running server on SQLite",
 }
-GOALS = {"pg": 8.0, "pg-rerun": 4.5}  # issue 9: against a running server, from 12.5 s and 8.8 s
+# Issue 27: against a running server on PostgreSQL ≤ 6 s (new workspace) and ≤ 3.5 s (unchanged re-run);
+# with a temporary server, no slower than when issue 9's goals were met (2026-12-01: 16.1 s and 13.2 s).
+GOALS = {"pg": 6.0, "pg-rerun": 3.5, "temp": 16.1, "temp-rerun": 13.2}
 
 
 Record = Callable[[str, tuple[float, dict[str, float]]], None]
@@ -218,9 +223,22 @@ def main() -> None:
             for index in range(args.reps):
                 one_round(work, servers, warm_home, record, index)
     report = _report(times, phases, args.reps)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report + "\n")
+    medians = {mode: statistics.median(runs) for mode, runs in times.items()}
+    figures = {
+        "pg": f"{medians['pg']:.1f} s",
+        "pg re-run": f"{medians['pg-rerun']:.1f} s",
+        "temp": f"{medians['temp']:.1f} s",
+        "temp re-run": f"{medians['temp-rerun']:.1f} s",
+        "sqlite": f"{medians['sqlite']:.1f} s",
+        "cold": f"{medians['cold']:.1f} s",
+        "empty flow pg": f"{medians['empty-pg']:.1f} s",
+    }
+    history.write(args.out, report, args.reps, figures, _verdicts(medians))
     print(report)
+
+
+def _verdicts(medians: dict[str, float]) -> list[tuple[str, bool]]:
+    return [(f"{mode} ≤ {goal:g} s", medians[mode] <= goal) for mode, goal in GOALS.items()]
 
 
 def _report(times: dict[str, list[float]], phases: dict[str, list[dict[str, float]]], reps: int) -> str:
@@ -238,10 +256,7 @@ def _report(times: dict[str, list[float]], phases: dict[str, list[dict[str, floa
     lines += [""]
     for mode, goal in GOALS.items():
         verdict = "met" if medians[mode] <= goal else "NOT met"
-        lines.append(
-            f"- {verdict}: {MODES[mode].split(' against')[0]} against PostgreSQL{' (re-run)' if 'rerun' in mode else ''}: "
-            f"{medians[mode]:.1f} s (goal ≤ {goal:g} s)"
-        )
+        lines.append(f"- {verdict}: {MODES[mode]}: {medians[mode]:.1f} s (goal ≤ {goal:g} s)")
     lines += [
         f"- PostgreSQL vs SQLite under the same running server: {medians['pg']:.1f} vs {medians['sqlite']:.1f} s "
         f"(new workspace), {medians['pg-rerun']:.1f} vs {medians['sqlite-rerun']:.1f} s (re-run).",
