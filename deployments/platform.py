@@ -140,9 +140,7 @@ class Platform:
         )
         report.append(f"work pool {work_pool_name()}: {self._ensure_pool()}")
         report.append(f"deployments: {self._deploy()}")
-        report.append(
-            f"worker: {self._start('worker', self._worker_command(), self.env(), wait_for_server=False)}"
-        )
+        report.append(f"worker: {self._start('worker', self._worker_command(), self.env(), wait_for_server=False)}")
         report.extend(self._restart_endpoint())
         self._provision()
         report.append("provision: completed on the worker (workspace, registry, and blob storage when configured)")
@@ -225,9 +223,7 @@ class Platform:
             run = run_deployment("provision/manual", timeout=600, poll_interval=0.5, as_subflow=False)
         if run.state is None or not run.state.is_completed():
             state = run.state.name if run.state else "no state"
-            raise BackendError(
-                f"provision/manual is {state} (flow run {run.id}); see {self.folder / 'worker.log'}"
-            )
+            raise BackendError(f"provision/manual is {state} (flow run {run.id}); see {self.folder / 'worker.log'}")
 
     def _deploy(self) -> str:
         output = self._prefect("--no-prompt", "deploy", "--all").stdout

@@ -37,9 +37,7 @@ def ensure_certificates(folder: Path) -> Path:
     # workspaces' homes, or a home whose emulator was made again) picks the one that signed the server's
     # certificate. Under one shared name, OpenSSL took the first CA of that name and failed the handshake
     # with "certificate signature failure".
-    ca_name = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, f"mlops Azure ML emulator CA {secrets.token_hex(6)}")]
-    )
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"mlops Azure ML emulator CA {secrets.token_hex(6)}")])
     ca = (
         x509.CertificateBuilder()
         .subject_name(ca_name)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from prefect.events import Event
 
-from infra.backend import ModelVersion
+from infra.backend import Bundle, ModelVersion
 from infra.errors import RolloutCheckError, SmokeTestError
 from tasks.deploy import (
     DEPLOYED_EVENT,
@@ -19,6 +19,7 @@ from tasks.deploy import (
     serves_fully,
     serves_newer,
     shift_traffic,
+    stage_deployment,
 )
 from tasks.rollout import RolloutPlan, RolloutPolicy
 from tasks.smoke import smoke_test_deployment
@@ -165,3 +166,53 @@ def test_record_serving_points_the_alias_and_announces_the_deployment(
     assert event.payload["version"] == 2
     assert event.payload["deployment"] == "green"
     assert [r.id for r in event.related] == [f"mlops.model.{MODEL}"]
+
+
+_SCORE_PY = """
+import json, os
+from pathlib import Path
+
+def init():
+    global COEF
+    COEF = json.loads((Path(os.environ["AZUREML_MODEL_DIR"]) / "fake-model.json").read_text())["coef"]
+
+def run(raw):
+    {failure}
+    return {{"result": [round(COEF * sum(row), 6) for row in json.loads(raw)["data"]]}}
+"""
+
+
+def _with_score_py(bundle: Bundle, *, failing: bool = False) -> Bundle:
+    """The fake bundle with a `score.py` of the fake model's rule (or one that fails on every request)."""
+    failure = "raise ValueError('this score.py fails here')" if failing else "pass"
+    (bundle.path / "code" / "score.py").write_text(_SCORE_PY.format(failure=failure))
+    return bundle
+
+
+def test_staging_adds_the_new_deployment_at_0_with_both_bundles_expected_answers(
+    fake: FakeBackend, tmp_path: Path
+) -> None:
+    first, second = _version(fake, tmp_path, 0.5), _version(fake, tmp_path, 0.25)
+    fake.endpoints.ensure(ENDPOINT)
+    fake.endpoints.add_deployment(ENDPOINT, "blue", _with_score_py(fake.packages.build(first)))
+    fake.endpoints.set_traffic(ENDPOINT, {"blue": 100})
+    endpoint = fake.endpoints.get(ENDPOINT)
+    assert endpoint is not None
+    plan = stage_deployment.fn(fake, endpoint, _with_score_py(fake.packages.build(second)))
+    assert (plan.new, plan.live) == ("green", "blue")
+    assert plan.expected == {"green": _expected(fake, second), "blue": _expected(fake, first)}
+    assert fake.endpoints.get(ENDPOINT).traffic() == {"blue": 100, "green": 0}
+
+
+def test_a_score_py_that_fails_here_leaves_no_new_deployment_and_the_live_one_serving(
+    fake: FakeBackend, tmp_path: Path
+) -> None:
+    first, second = _version(fake, tmp_path, 0.5), _version(fake, tmp_path, 0.25)
+    fake.endpoints.ensure(ENDPOINT)
+    fake.endpoints.add_deployment(ENDPOINT, "blue", _with_score_py(fake.packages.build(first)))
+    fake.endpoints.set_traffic(ENDPOINT, {"blue": 100})
+    endpoint = fake.endpoints.get(ENDPOINT)
+    assert endpoint is not None
+    with pytest.raises(SmokeTestError, match="this score.py fails here"):
+        stage_deployment.fn(fake, endpoint, _with_score_py(fake.packages.build(second), failing=True))
+    assert fake.endpoints.get(ENDPOINT).traffic() == {"blue": 100}  # green staged beside it, then removed

@@ -134,7 +134,9 @@ def test_the_sample_command_runs_once_per_package_and_the_scoring_copy_drops_the
         f"Path({str(runs)!r}).open('a').write('ran\\n'); "
         "Path(sys.argv[1]).write_text('age,Y\\n1,2\\n3,4\\n')"
     )
-    package = dataclasses.replace(settings.package, root=tmp_path, sample_command=(sys.executable, "-c", writer, "{out}"))
+    package = dataclasses.replace(
+        settings.package, root=tmp_path, sample_command=(sys.executable, "-c", writer, "{out}")
+    )
     training = write_sample_data(package, tmp_path / "a" / "train.csv")
     scoring = write_sample_data(package, tmp_path / "b" / "score.csv", for_scoring=True)
     assert training.read_text() == "age,Y\n1,2\n3,4\n"
