@@ -230,7 +230,8 @@ class TestTelemetry:
         assert (spans[0].trace_id, spans[0].parent_id) == (self.TRACE_ID, self.CALLER_SPAN)
         assert spans[0].attributes["mlops.deployment"] == "blue"
         assert spans[0].attributes["http.response.status_code"] == 200
-        logged = [line for line in _json_lines(live.log) if line["request_id"] == "req-span"]
+        # the span and the log line reach their files in separate writes: wait for the line too
+        logged = _eventually(lambda: [line for line in _json_lines(live.log) if line["request_id"] == "req-span"])
         assert logged[0]["span_id"] == spans[0].span_id
 
     def test_a_request_without_a_valid_traceparent_starts_a_trace(self, live: Live) -> None:
