@@ -11,6 +11,7 @@ import concurrent.futures
 import json
 import statistics
 import tomllib
+from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -24,7 +25,7 @@ from infra.errors import MissingResourceError, RolloutCheckError, SmokeTestError
 from infra.factory import open_backend
 from infra.settings import load_settings
 from infra.telemetry import current_traceparent
-from model.contract import MANIFEST, ContractError, score_locally
+from model.contract import MANIFEST, ContractError, score_each_locally
 from model.layout import PREDICTION_COLUMN, REFERENCE_FILE
 from tasks._events import chain_label
 from tasks._retry import retry_if_transient
@@ -92,18 +93,18 @@ def stage_deployment(backend: Backend, endpoint: EndpointState, bundle: Bundle) 
         name, _, version = live_model.rpartition(":")
         bundles[live] = backend.packages.build(backend.registry.get(name, int(version)))
     previous = endpoint.traffic()
-    # The answers each bundle's score.py gives here (a Python process each, about 1.5 s) are computed while the
-    # endpoint loads the new deployment (about as long): one wait, not two. A bundle whose score.py fails here
-    # is not left deployed.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(bundles)) as pool:
-        answers = {slot: pool.submit(expected_result, each, request) for slot, each in bundles.items()}
+    # The answers the bundles' score.py give here (one Python process for all of them, about 1.5 s) are computed
+    # while the endpoint loads the new deployment (about as long): one wait, not two. A bundle whose score.py
+    # fails here is not left deployed.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        answers = pool.submit(expected_results, bundles, request)
         try:
             backend.endpoints.add_deployment(endpoint.name, new, bundle)
         except BaseException:
-            concurrent.futures.wait(answers.values())
+            concurrent.futures.wait([answers])
             raise
         try:
-            expected = {slot: answer.result() for slot, answer in answers.items()}
+            expected = answers.result()
         except SmokeTestError:
             backend.endpoints.remove_deployment(endpoint.name, new)
             raise
@@ -145,13 +146,19 @@ def smoke_request(bundle: Bundle) -> tuple[bytes, list[float]]:
     return json.dumps({**body, "data": [*body["data"], *rows]}).encode(), trained
 
 
-def expected_result(bundle: Bundle, request: bytes) -> list[float]:
-    """What the bundle's own `score.py` answers to `request` on the bundle's model files, run here: the values a
-    deployment of the bundle must return."""
+def expected_results(bundles: dict[str, Bundle], request: bytes) -> dict[str, list[float]]:
+    """What each bundle's own `score.py` answers to `request` on the bundle's model files, run here (all in one
+    Python process): the values a deployment of the bundle must return, by slot."""
     try:
-        answer = score_locally(bundle.score_script, bundle.model_dir, request)
+        answers = score_each_locally([(b.score_script, b.model_dir) for b in bundles.values()], request)
     except ContractError as exc:
-        raise SmokeTestError(f"{bundle.model}: its score.py fails on its own sample request here: {exc}") from None
+        raise SmokeTestError(f"scoring the bundles here failed: {exc}") from None
+    return {slot: _result(bundle, answer) for (slot, bundle), answer in zip(bundles.items(), answers, strict=True)}
+
+
+def _result(bundle: Bundle, answer: Any) -> list[float]:
+    if isinstance(answer, ContractError):
+        raise SmokeTestError(f"{bundle.model}: its score.py fails on its own sample request here: {answer}")
     result = answer.get("result") if isinstance(answer, dict) else None
     if not isinstance(result, list):
         raise SmokeTestError(

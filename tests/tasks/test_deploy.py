@@ -213,6 +213,6 @@ def test_a_score_py_that_fails_here_leaves_no_new_deployment_and_the_live_one_se
     fake.endpoints.set_traffic(ENDPOINT, {"blue": 100})
     endpoint = fake.endpoints.get(ENDPOINT)
     assert endpoint is not None
-    with pytest.raises(SmokeTestError, match="this score.py fails here"):
+    with pytest.raises(SmokeTestError, match=r"this score\.py fails here"):
         stage_deployment.fn(fake, endpoint, _with_score_py(fake.packages.build(second), failing=True))
     assert fake.endpoints.get(ENDPOINT).traffic() == {"blue": 100}  # green staged beside it, then removed
