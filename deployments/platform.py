@@ -216,11 +216,13 @@ class Platform:
 
     def _provision(self) -> None:
         """One run of `provision/manual` on the worker, waited for (polled every half second)."""
+        from prefect.client.schemas.objects import FlowRun
         from prefect.deployments import run_deployment
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings({PREFECT_API_URL: self.api_url}):
             run = run_deployment("provision/manual", timeout=600, poll_interval=0.5, as_subflow=False)
+        assert isinstance(run, FlowRun)  # called outside an event loop: run_deployment ran synchronously
         if run.state is None or not run.state.is_completed():
             state = run.state.name if run.state else "no state"
             raise BackendError(f"provision/manual is {state} (flow run {run.id}); see {self.folder / 'worker.log'}")
