@@ -155,7 +155,12 @@ def describe_endpoint(state: EndpointState | None) -> dict[str, Any] | None:
     if state is None:
         return None
     deployments = {name: {"model": info.model, "traffic": info.traffic} for name, info in state.deployments.items()}
-    described: dict[str, Any] = {"url": state.scoring_url, "running": state.running, "deployments": deployments}
+    described: dict[str, Any] = {
+        "name": state.name,
+        "url": state.scoring_url,
+        "running": state.running,
+        "deployments": deployments,
+    }
     if state.health is not None:
         described["health"] = state.health
     return described
@@ -190,7 +195,9 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
     serving = (
         ", ".join(f"{n}: {d['model']} {d['traffic']} %" for n, d in endpoint["deployments"].items()) if endpoint else ""
     )
-    print(f"endpoint: {endpoint['url'] + ' (' + (serving or 'no deployments') + ')' if endpoint else 'none'}")
+    print(
+        f"endpoint: {endpoint['name'] + ' ' + endpoint['url'] + ' (' + (serving or 'no deployments') + ')' if endpoint else 'none'}"
+    )
     platform, database = report["platform"], report["platform"]["database"]
     state = f"running at {platform['api_url']}" if platform["running"] else "not running (`mlops up` starts it)"
     print(f"platform: {state}; its database: {database['kind']} {database['url']}")

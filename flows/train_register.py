@@ -20,6 +20,7 @@ from tasks import (
     publish_model_card,
     publish_model_json,
     register_model,
+    reserve_endpoint_names,
     resolve_training_inputs,
     train_model,
 )
@@ -51,6 +52,7 @@ def train_register(
     settings = load_settings()
     gate = gate or package_gate(settings)
     backend = open_backend(settings)
+    reserve_endpoint_names(backend)  # a name taken in the Azure region fails here, not after training
     # Train, served from the cache when data, code and parameters are unchanged
     request = resolve_training_inputs(settings, backend.name, data, alpha)
     candidate, cache_hit = _train(backend, request)

@@ -282,6 +282,12 @@ class Workspace(Protocol):
         """Create what the workspace needs; say what was created (nothing when it all exists)."""
         ...
 
+    def reserve_names(self) -> list[str]:
+        """Make sure the endpoint names are this workspace's before anything trains (on Azure ML they are unique
+        per region across all customers: the endpoints are created, without deployments); say what was created.
+        A name held elsewhere raises ConfigError naming its setting."""
+        ...
+
     def tidy(self) -> list[str]:
         """Release idle capacity (compute scaled to 0 nodes); say what changed."""
         ...

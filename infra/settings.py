@@ -8,6 +8,7 @@ here, or says why it is gone.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -314,6 +315,13 @@ class Settings(BaseSettings):
                     "is required when MLOPS_BACKEND=azureml (or MLOPS_AZUREML_EMULATOR=1 for the local emulator)",
                 )
             )
+        if self.backend == "azureml":
+            # Azure ML endpoint names are unique per region across all customers ("Endpoint name needs to be
+            # unique within a region"): a default like `diabetes-endpoint` is taken. Unless set, each gets a
+            # suffix of its own, stable for this subscription and workspace.
+            for field in ("endpoint_name", "aml_batch_endpoint_name"):
+                if field not in self.model_fields_set:
+                    object.__setattr__(self, field, regional_endpoint_name(str(getattr(self, field)), self))
         return self
 
     @property
@@ -432,3 +440,11 @@ def _describe(exc: ValidationError) -> str:
         shown = "<hidden>" if secret else repr(error.get("input"))
         lines.append(f"{name}={shown}: {message}")
     return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def regional_endpoint_name(base: str, settings: Settings) -> str:
+    """`base` plus 8 hex digits of the subscription, resource group and workspace: within Azure's endpoint name
+    rules (3-32 letters, digits or '-', starting with a letter) and unlikely to be held by anyone else."""
+    where = f"{settings.azure_subscription_id or ''}/{settings.azure_resource_group}/{settings.azure_workspace_name}"
+    suffix = "-" + hashlib.sha256(where.lower().encode()).hexdigest()[:8]
+    return base[: 32 - len(suffix)].rstrip("-") + suffix

@@ -3,7 +3,7 @@
 from tasks.evaluate import Champion, evaluate_model, find_champion
 from tasks.register import promote_model, register_model
 from tasks.report import publish_evaluation, publish_model_card, publish_model_json
-from tasks.train import TrainRequest, resolve_training_inputs, train_model
+from tasks.train import TrainRequest, reserve_endpoint_names, resolve_training_inputs, train_model
 
 __all__ = [
     "Champion",
@@ -15,6 +15,7 @@ __all__ = [
     "publish_model_card",
     "publish_model_json",
     "register_model",
+    "reserve_endpoint_names",
     "resolve_training_inputs",
     "train_model",
 ]

@@ -35,6 +35,22 @@ class TrainRequest(BaseModel):
     cache_key: str
 
 
+@task(
+    name="reserve-endpoint-names",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
+def reserve_endpoint_names(backend: Backend) -> list[str]:
+    """Before anything trains: the endpoint names are this workspace's (on Azure ML they are unique per region
+    across all customers, and a taken one would fail only at deploy, after training and registering)."""
+    created = backend.workspace.reserve_names()
+    for change in created:
+        get_run_logger().info(change)
+    return created
+
+
 @task(name="resolve-training-inputs", cache_policy=NO_CACHE)
 def resolve_training_inputs(
     settings: Settings, backend_name: str, data: str | None, alpha: float | None

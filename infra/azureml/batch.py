@@ -1,4 +1,4 @@
-"""Batch scoring on Azure ML: a batch endpoint whose model deployment runs `model/batch_score.py`.
+"""Batch scoring on Azure ML: a batch endpoint whose model deployment runs the package's batch script.
 
 The flow plans mini-batches exactly as on the local backend (byte ranges of whole lines). Here each
 mini-batch becomes one file, `part-<index>.csv`, of a `uri_folder` data asset on the workspace's
@@ -6,12 +6,19 @@ blob datastore, and the deployment takes one file per mini-batch (`mini_batch_si
 rows-per-mini-batch setting, the error threshold (failed mini-batches) and the retries mean the
 same on both backends. Parallelism is the deployment's `max_concurrency_per_instance`.
 
-`run_job` invokes the endpoint with that folder (`Input(type=uri_folder)`), waits for the batch
-job (`jobs.get`, re-attaching by name if the task is retried), downloads its `score` output and
-log, and splits the `append_row` output (rows tagged with their file by `batch_score.run`) back
-into one part file per mini-batch, in input order, so the flow reconciles and assembles it as
-it does local results. A mini-batch with no rows in the output is a failed one, with the error
-the job's log gives for it.
+The deployment's scoring script is our entry script, `model/azureml_batch.py`, which runs the
+package's `batch_score.py` (`MLOPS_BATCH_SCRIPT`) and returns each row as a line it formats itself,
+`<part file>,<row as CSV>`: with `append_row` Azure writes a DataFrame space-separated and without
+a header, quoting as it does not document, but writes a list's items as they are. A mini-batch that
+fails leaves `<part>.error.txt` with its error beside the output.
+
+`run_job` invokes the endpoint with that folder (`Input(type=uri_folder)`) and waits for the batch
+job (`jobs.get`, re-attaching by name if the task is retried). On Azure a batch job is a pipeline
+job with one step, its child, which holds the `score` output and the logs; the child is found with
+`jobs.list(parent_job_name=...)` and downloaded. Its lines are split back into one part file per
+mini-batch, in input order, so the flow reconciles and assembles them as it does local results. A
+mini-batch with no rows is a failed one, with its error file's text (or the child's
+`logs/user/error.txt` line that names it).
 """
 
 from __future__ import annotations
@@ -29,14 +36,14 @@ from typing import Any
 from azure.ai.ml import Input, MLClient
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import Data
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from infra.azureml import entities
 from infra.azureml.client import translated
-from infra.azureml.endpoints import AzureMLPackages, ensure_environment, model_id
+from infra.azureml.endpoints import AzureMLPackages, ensure_environment, model_id, name_taken, name_taken_message
 from infra.azureml.jobs import AzureMLJobs, snapshot_path
 from infra.backend import MiniBatch, MiniBatchResult, ModelVersion
-from infra.errors import BackendError, JobFailedError
+from infra.errors import BackendError, ConfigError, JobFailedError
 from infra.local.batch import LocalBatch
 from infra.local.registry import folder_sha256
 from infra.settings import Settings
@@ -44,6 +51,7 @@ from infra.settings import Settings
 _log = logging.getLogger(__name__)
 _FAILED = re.compile(r"^mini-batch \d+ \[(?P<files>[^\]]*)\] failed[^:]*: (?P<error>.*)$")
 _PART = re.compile(r"part-(\d{6})\.csv")
+ERROR_SUFFIX = ".error.txt"  # what model/azureml_batch.py writes beside the output for a failed file
 _LINES = LocalBatch()  # the line counting and cutting, the same for every package
 
 
@@ -90,10 +98,13 @@ class AzureMLBatch:
         status = self.jobs.wait_for(
             name, self.settings.aml_batch_timeout_seconds, what="batch job", setting="MLOPS_AML_BATCH_TIMEOUT_SECONDS"
         )
+        step = self._step(name)
         if status != "Completed":
-            raise JobFailedError(self.jobs.failure(name, status, what="batch job"))
-        predictions, log = self._download(name, work / "azureml-job")
-        return _split(predictions, log, batches, work)
+            raise JobFailedError(self.jobs.failure(name, status, what="batch job", step=step))
+        if step is None:
+            raise BackendError(f"batch job {name} completed but has no step (child job) holding its output")
+        predictions, errors = self._download(step, work / "azureml-job")
+        return _split(predictions, errors, batches, work)
 
     # ---- steps ----
     def _upload(self, folder: Path) -> str:
@@ -121,22 +132,14 @@ class AzureMLBatch:
                 entities.write_yaml(cluster, self.yaml, "compute")
                 self.client.compute.begin_create_or_update(cluster).result(timeout=settings.aml_deploy_timeout_seconds)
                 _log.info("created compute cluster %s (min 0 nodes)", cluster.name)
-            try:
-                endpoint = self.client.batch_endpoints.get(endpoint_name)
-            except ResourceNotFoundError:
-                endpoint = entities.batch_endpoint(settings)
-                entities.write_yaml(endpoint, self.yaml, "batch-endpoint")
-                endpoint = self.client.batch_endpoints.begin_create_or_update(endpoint).result(
-                    timeout=settings.aml_deploy_timeout_seconds
-                )
-                _log.info("created batch endpoint %s", endpoint_name)
+            endpoint, _ = ensure_batch_endpoint(self.client, settings)
             wanted = entities.batch_deployment(
                 settings,
                 deployment_name,
                 model=f"azureml:{model.id}",
                 code=self.jobs.code_snapshot(settings.package),
                 script=batch_script_path(settings),
-                environment=ensure_environment(self.client, settings, self.packages.build(model)),
+                environment=ensure_environment(self.client, settings, self.packages.build(model), batch=True),
                 parallelism=parallelism,
                 error_threshold=error_threshold,
             )
@@ -160,12 +163,21 @@ class AzureMLBatch:
             current = self.client.batch_deployments.get(name=wanted.name, endpoint_name=endpoint)
         except ResourceNotFoundError:
             return False
-        fields = ("max_concurrency_per_instance", "error_threshold", "mini_batch_size", "output_file_name")
+        fields = (
+            "max_concurrency_per_instance",
+            "error_threshold",
+            "mini_batch_size",
+            "output_file_name",
+            "environment_variables",
+        )
         retries = [(r.max_retries, r.timeout) if r else None for r in (current.retry_settings, wanted.retry_settings)]
+        scripts = [getattr(d.code_configuration, "scoring_script", None) for d in (current, wanted)]
         return (
             model_id(str(current.model)) == model.id
             and all(getattr(current, f, None) == getattr(wanted, f, None) for f in fields)
             and retries[0] == retries[1]
+            and scripts[0] == scripts[1]
+            and _environment_id(current.environment) == _environment_id(wanted.environment)
         )
 
     def _invoke(self, name: str, deployment: str, data: str) -> None:
@@ -185,15 +197,58 @@ class AzureMLBatch:
             )
         _log.info("submitted batch job %s to %s/%s", job.name, self.settings.aml_batch_endpoint_name, deployment)
 
-    def _download(self, name: str, folder: Path) -> tuple[Path, str]:
+    def _step(self, name: str) -> str | None:
+        """The batch job's step (its one child job, which holds the output and the logs), if it has one yet."""
+        with translated(self.settings, f"finding the step of batch job {name}"):
+            children = list(self.client.jobs.list(parent_job_name=name))
+        return str(children[0].name) if children else None
+
+    def _download(self, step: str, folder: Path) -> tuple[Path, dict[str, str]]:
+        """The step's `predictions.csv`, and each failed mini-batch file's error (`part-000003.csv`: text)."""
         shutil.rmtree(folder, ignore_errors=True)
-        with translated(self.settings, f"downloading batch job {name}"), contextlib.redirect_stdout(io.StringIO()):
-            self.client.jobs.download(name, download_path=str(folder), all=True)
-        found = sorted((folder / "named-outputs").rglob(entities.BATCH_OUTPUT_FILE))
+        with translated(self.settings, f"downloading batch job step {step}"), contextlib.redirect_stdout(io.StringIO()):
+            self.client.jobs.download(step, download_path=str(folder), all=True)
+        score = folder / "named-outputs" / "score"
+        found = sorted(score.rglob(entities.BATCH_OUTPUT_FILE))
         if not found:
-            raise BackendError(f"batch job {name} completed but its output holds no {entities.BATCH_OUTPUT_FILE}")
-        log = folder / "artifacts" / "user_logs" / "std_log.txt"
-        return found[0], log.read_text(errors="replace") if log.is_file() else ""
+            raise BackendError(f"batch job step {step} completed but its output holds no {entities.BATCH_OUTPUT_FILE}")
+        errors = {}
+        for path in sorted(score.rglob(f"*{ERROR_SUFFIX}")):
+            errors[path.name.removesuffix(ERROR_SUFFIX) + ".csv"] = path.read_text(errors="replace").strip()
+        for log in sorted((folder / "artifacts").rglob("error*.txt")):
+            for line in log.read_text(errors="replace").splitlines():
+                failed = _FAILED.match(line.strip())
+                if failed:
+                    for file in failed.group("files").split(", "):
+                        errors.setdefault(file, failed.group("error"))
+        return found[0], errors
+
+
+def _environment_id(environment: Any) -> str:
+    """`name:version` of a deployment's environment, given as an ARM id or `azureml:name:version`."""
+    return model_id(str(environment))
+
+
+def ensure_batch_endpoint(client: MLClient, settings: Settings) -> tuple[Any, bool]:
+    """The batch endpoint `MLOPS_AML_BATCH_ENDPOINT_NAME`, created if missing (and whether it was now). A name held
+    elsewhere in the region (endpoint names are unique per region) is a ConfigError naming the setting."""
+    name = settings.aml_batch_endpoint_name
+    try:
+        return client.batch_endpoints.get(name), False
+    except ResourceNotFoundError:
+        pass
+    endpoint = entities.batch_endpoint(settings)
+    entities.write_yaml(endpoint, settings.home / "azureml" / "yaml", "batch-endpoint")
+    try:
+        created = client.batch_endpoints.begin_create_or_update(endpoint).result(
+            timeout=settings.aml_deploy_timeout_seconds
+        )
+    except HttpResponseError as exc:
+        if name_taken(exc):
+            raise ConfigError(name_taken_message("MLOPS_AML_BATCH_ENDPOINT_NAME", name)) from None
+        raise
+    _log.info("created batch endpoint %s", name)
+    return created, True
 
 
 def _write_inputs(batches: list[MiniBatch], folder: Path) -> Path:
@@ -216,9 +271,9 @@ def _csv_line(values: list[str]) -> bytes:
 
 
 def _split(
-    predictions: Path, log: str, batches: list[MiniBatch], work: Path
+    predictions: Path, errors: dict[str, str], batches: list[MiniBatch], work: Path
 ) -> tuple[list[MiniBatchResult], dict[int, str]]:
-    """One part file per mini-batch from the job's rows (`file,<features...>,score`), and the failed ones' errors."""
+    """One part file per mini-batch from the job's lines (`file,<features...>,score`), and the failed ones' errors."""
     work.mkdir(parents=True, exist_ok=True)
     parts: dict[int, list[bytes]] = {}
     with predictions.open("rb") as rows:
@@ -228,19 +283,13 @@ def _split(
             if match is None:
                 raise BackendError(f"{predictions}: a row names no mini-batch file: {line[:120]!r}")
             parts.setdefault(int(match.group(1)), []).append(rest if rest.endswith(b"\n") else rest + b"\n")
-    errors = {}
-    for text in log.splitlines():
-        failed = _FAILED.match(text.strip())
-        if failed:
-            for name in failed.group("files").split(", "):
-                match = _PART.fullmatch(name)
-                if match:
-                    errors[int(match.group(1))] = failed.group("error")
     results, failures = [], {}
     for batch in batches:
         lines = parts.get(batch.index)
         if lines is None:
-            failures[batch.index] = errors.get(batch.index, "the batch job wrote no rows for this mini-batch")
+            failures[batch.index] = errors.get(
+                f"part-{batch.index:06d}.csv", "the batch job wrote no rows for this mini-batch (see its step's logs/)"
+            )
             continue
         part = work / f"part-{batch.index:06d}.csv"
         part.write_bytes(b"".join(lines))

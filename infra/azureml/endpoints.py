@@ -22,6 +22,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import shutil
 import ssl
 import tempfile
@@ -38,7 +39,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from infra.azureml import entities
 from infra.azureml.client import translated, workspace_missing
 from infra.backend import Bundle, DeploymentInfo, EndpointState, Invocation, ModelVersion
-from infra.errors import BackendError, MissingResourceError, TransientBackendError
+from infra.errors import BackendError, ConfigError, MissingResourceError, TransientBackendError
 from infra.local.packages import LocalPackages
 from infra.settings import Settings
 from model import layout
@@ -121,10 +122,15 @@ class AzureMLEndpoints:
             endpoint = entities.online_endpoint(self.settings, name)
             entities.write_yaml(endpoint, self.yaml, "online-endpoint")
             _log.info("creating online endpoint %s", name)
-            self._wait(
-                lambda: self.client.online_endpoints.begin_create_or_update(endpoint),
-                f"creating online endpoint {name}",
-            )
+            try:
+                self._wait(
+                    lambda: self.client.online_endpoints.begin_create_or_update(endpoint),
+                    f"creating online endpoint {name}",
+                )
+            except BackendError as exc:
+                if name_taken(exc):
+                    raise ConfigError(name_taken_message("MLOPS_ENDPOINT_NAME", name)) from None
+                raise
         return self._state(name)
 
     def add_deployment(self, name: str, deployment: str, bundle: Bundle) -> EndpointState:
@@ -258,9 +264,22 @@ class AzureMLEndpoints:
         return False
 
 
-def ensure_environment(client: MLClient, settings: Settings, bundle: Bundle) -> str:
+def name_taken(error: BaseException) -> bool:
+    """Whether Azure refused an endpoint name held elsewhere in the region (online and batch word it differently)."""
+    return bool(re.search(r"unique within (a|the) region", str(error)))
+
+
+def name_taken_message(setting: str, name: str) -> str:
+    return (
+        f"{setting}={name!r}: that endpoint name is taken in this Azure region (endpoint names are unique per "
+        f"region across all Azure customers); set {setting} to another name, or unset it for the default with a "
+        "suffix of this workspace's own"
+    )
+
+
+def ensure_environment(client: MLClient, settings: Settings, bundle: Bundle, *, batch: bool = False) -> str:
     """The bundle's scoring environment on Azure ML (created once per content); its `azureml:name:version`."""
-    environment = entities.scoring_environment(settings, bundle.path / "conda.yml")
+    environment = entities.scoring_environment(settings, bundle.path / "conda.yml", batch=batch)
     with translated(settings, f"creating the scoring environment of {bundle.model}"):
         try:
             client.environments.get(environment.name, version=environment.version)

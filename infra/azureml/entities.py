@@ -46,20 +46,27 @@ from infra.backend import Bundle
 from infra.settings import Settings
 
 SCORING_IMAGE = "mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest"
+# Batch deployments run Azure's parallel-run driver: Microsoft's batch examples put it on the OpenMPI images
+# (azureml-examples cli/endpoints/batch/deploy-models/heart-classifier-mlflow/deployment-custom: openmpi4.1.0-ubuntu20.04),
+# not on the minimal inference image of online deployments.
+BATCH_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
 BATCH_OUTPUT_FILE = "predictions.csv"
+BATCH_ENTRY_SCRIPT = "model/azureml_batch.py"  # in every code snapshot; it runs the package's batch script
 
 _AUTH = {"key": "key", "aml_token": "aml_token"}
 
 
-def scoring_environment(settings: Settings, conda_file: Path) -> Environment:
-    """The bundle's pinned conda file on Azure ML's inference image; the version is the hash of both."""
-    version = hashlib.sha256(json.dumps([SCORING_IMAGE, conda_file.read_text()]).encode()).hexdigest()[:16]
+def scoring_environment(settings: Settings, conda_file: Path, *, batch: bool = False) -> Environment:
+    """The bundle's pinned conda file on Azure ML's inference image (online) or on the OpenMPI image batch
+    deployments use (`<MLOPS_AML_ENV_NAME_SCORING>-batch`); the version is the hash of image and file."""
+    image = BATCH_IMAGE if batch else SCORING_IMAGE
+    version = hashlib.sha256(json.dumps([image, conda_file.read_text()]).encode()).hexdigest()[:16]
     return Environment(
-        name=settings.aml_env_name_scoring,
+        name=f"{settings.aml_env_name_scoring}-batch" if batch else settings.aml_env_name_scoring,
         version=version,
-        image=SCORING_IMAGE,
+        image=image,
         conda_file=str(conda_file),
-        description="the pinned scoring environment of a model bundle",
+        description=f"the pinned {'batch ' if batch else ''}scoring environment of a model bundle",
     )
 
 
@@ -107,7 +114,9 @@ def batch_deployment(
     parallelism: int,
     error_threshold: int,
 ) -> BatchDeployment:
-    """The package's `batch_score.py` (`script`, its path in `code`) over one file per mini-batch (the flow cuts the input), rows appended to one file.
+    """The package's `batch_score.py` (`script`, its path in `code`) over one file per mini-batch (the flow cuts
+    the input), run through our entry script (`model/azureml_batch.py`), whose pre-formatted lines are appended
+    to one file.
 
     A `BatchDeployment` of a model, not a `ModelBatchDeployment`: both send the same `deploymentType: Model`
     body, but `load_batch_deployment` cannot read the latter's YAML back (its `settings:` block is
@@ -120,8 +129,9 @@ def batch_deployment(
             name=name,
             endpoint_name=settings.aml_batch_endpoint_name,
             model=model,
-            code_configuration=CodeConfiguration(code=str(code), scoring_script=script),
+            code_configuration=CodeConfiguration(code=str(code), scoring_script=BATCH_ENTRY_SCRIPT),
             environment=environment,
+            environment_variables={"MLOPS_BATCH_SCRIPT": script},
             compute=settings.aml_compute_cluster_name_scoring,
             resources=ResourceConfiguration(instance_count=1),
             mini_batch_size=1,

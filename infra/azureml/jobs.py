@@ -8,7 +8,9 @@
     outputs      model: uri_folder; the command writes into `model/` inside it
 
 The job is named `spec.job_name`, derived from data, code and parameters: a retried or re-run task
-finds the job it submitted before (`jobs.get`) and waits for it instead of submitting another.
+finds the job it submitted before (`jobs.get`) and waits for it instead of submitting another, if
+that job is running or completed. Azure never frees a job name, so after a Failed, Canceled or
+NotResponding job the next attempt is submitted as `<name>-r1` (then `-r2`, ...).
 Waiting is polling `jobs.get` (one log line per status change, our timeout, `begin_cancel` when it
 passes). Outputs come back with `jobs.download` into `<MLOPS_HOME>/azureml/jobs/<job>/`.
 """
@@ -37,7 +39,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from infra.azureml.client import translated
 from infra.backend import TrainOutput, TrainSpec
 from infra.errors import JobFailedError, TransientBackendError
-from infra.local.jobs import job_error
+from infra.local.jobs import MAX_ATTEMPTS, attempt_name, job_error
 from infra.provenance import code_files, model_package
 from infra.settings import Settings
 from infra.telemetry import current_traceparent
@@ -47,6 +49,7 @@ from model.contract import ContractError, ModelPackage, capture_environment, cod
 TRAINING_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
 OUTPUT = "model"
 TERMINAL = ("Completed", "Failed", "Canceled", "NotResponding", "Paused")
+_UNUSABLE = ("Failed", "Canceled", "NotResponding")  # ended without outputs: the next attempt gets a name of its own
 _log = logging.getLogger("mlops.azureml")
 
 
@@ -90,11 +93,10 @@ class AzureMLJobs:
         self.poll_seconds = settings.azureml_poll_seconds or (0.5 if settings.emulator_url else 10.0)
 
     def train(self, spec: TrainSpec) -> TrainOutput:
-        name = spec.job_name
-        with translated(self.settings, f"training job {name}"):
-            existing = self._find(name)
+        with translated(self.settings, f"training job {spec.job_name}"):
+            name, existing = self._attempt(spec.job_name)
             if existing is None:
-                self._submit(spec)
+                self._submit(spec, name)
             else:
                 _log.info("job %s exists (status %s): re-attaching", name, job_status(existing))
             status = self.wait_for(name, spec.timeout_seconds)
@@ -114,8 +116,28 @@ class AzureMLJobs:
         except ResourceNotFoundError:
             return None
 
-    def _submit(self, spec: TrainSpec) -> None:
-        staging = self.root / "jobs" / spec.job_name / "inputs"
+    def _attempt(self, base: str) -> tuple[str, Any]:
+        """The job to wait for: the first of `base`, `base-r1`, `base-r2`, ... that is running or completed
+        (re-attached), else the first free name (submitted).
+
+        Azure ML never frees a job name (a job cannot be deleted; archiving keeps the name), so a Failed,
+        Canceled or NotResponding job must not be waited for again: one pre-emption on a low-priority
+        cluster, or our own timeout's cancel, would otherwise block these inputs until they change.
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            name = attempt_name(base, attempt)
+            existing = self._find(name)
+            if existing is None:
+                return name, None
+            status = job_status(existing)
+            if status not in _UNUSABLE:
+                return name, existing
+            _log.info("job %s ended %s: training again as a new attempt", name, status)
+        msg = f"training job {base}: {MAX_ATTEMPTS} attempts ended without completing; change the data, code or parameters"
+        raise JobFailedError(msg)
+
+    def _submit(self, spec: TrainSpec, name: str) -> None:
+        staging = self.root / "jobs" / name / "inputs"
         staging.mkdir(parents=True, exist_ok=True)
         parameters = staging / "parameters.json"
         parameters.write_text(json.dumps({"training": spec.parameters}, indent=2, sort_keys=True) + "\n")
@@ -136,7 +158,7 @@ class AzureMLJobs:
             # the submitting task run's trace: the job is found from the flow run's trace, and back
             tags={"mlops.job": "train", **current_traceparent()},
         )
-        job.name = spec.job_name
+        job.name = name
         job.set_limits(timeout=int(spec.timeout_seconds))
         submitted = self.client.jobs.create_or_update(job)
         _log.info("submitted job %s (%s)", submitted.name, submitted.studio_url)
@@ -228,8 +250,9 @@ class AzureMLJobs:
                 raise JobFailedError(msg)
             time.sleep(self.poll_seconds)
 
-    def failure(self, name: str, status: str, what: str = "training job") -> str:
-        """The job's own error (run history's, as `jobs.stream` reports it) and the tail of its user log."""
+    def failure(self, name: str, status: str, what: str = "training job", *, step: str | None = None) -> str:
+        """The job's own error (run history's, as `jobs.stream` reports it) and the tail of its user log (of its
+        `step` for a pipeline job: azure-ai-ml streams no pipeline child, `PipelineChildJobError`)."""
         error = f"the job ended {status}"
         with contextlib.redirect_stdout(io.StringIO()):
             try:
@@ -240,7 +263,7 @@ class AzureMLJobs:
         folder = self.root / "jobs" / name / "logs"
         with contextlib.suppress(Exception):
             shutil.rmtree(folder, ignore_errors=True)
-            self.client.jobs.download(name, download_path=str(folder))
+            self.client.jobs.download(step or name, download_path=str(folder))
             log = folder / "artifacts" / "user_logs" / "std_log.txt"
             tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-10:])
         return f"{what} {name} {status.lower()}: {error}" + (

@@ -4,9 +4,11 @@
   version's property `mlops.content_hash`; registering bytes that a version already holds returns it.
 - **No re-upload.** A folder downloaded from a training job is registered from the job's output,
   `azureml://jobs/<job>/outputs/model/paths/model/`, which also records the lineage (`jobName`).
-- **Versions** are explicit: the next integer after the newest. Two registrations racing for one number
-  meet a 409 from the service, and the loser looks again (and finds the winner's version when the
-  bytes are the same).
+- **Versions** are explicit: the next integer after the newest. Of two registrations racing for one
+  number, the loser's write is refused as a write of an existing version's path (Azure's UserError
+  "Asset paths cannot be updated.", which azure-ai-ml raises as `AssetPathException` when the text
+  matches exactly, else as a 400), and it looks again (finding the winner's version when the bytes
+  are the same).
 - **Aliases.** Azure ML has none, so an alias is a tag on the version, `mlops.alias.<alias>`, whose value
   is the time it was set. The alias points at the version whose tag is newest. Moving it is one write
   (the new version's tag), so readers see the old or the new version, never none or a mix. The old
@@ -24,6 +26,7 @@ from typing import Any
 from azure.ai.ml import MLClient
 from azure.ai.ml.constants import AssetTypes, ListViewType
 from azure.ai.ml.entities import Model
+from azure.ai.ml.exceptions import AssetPathException
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from infra.azureml.client import translated
@@ -37,6 +40,7 @@ CONTENT_HASH = "mlops.content_hash"
 ALIAS_PREFIX = "mlops.alias."
 _OWN = "mlops."
 _ATTEMPTS = 5
+ASSET_PATH_REFUSED = "Asset paths cannot be updated."  # Azure's UserError for a second write of a version
 
 
 class AzureMLRegistry:
@@ -70,9 +74,11 @@ class AzureMLRegistry:
                 )
                 try:
                     created = self.client.models.create_or_update(entity)
+                except AssetPathException:
+                    continue  # another writer took this version: look again
                 except HttpResponseError as exc:
-                    if exc.status_code == 409:
-                        continue  # another writer took this version: look again
+                    if exc.status_code == 400 and ASSET_PATH_REFUSED in str(exc):
+                        continue
                     raise
                 return Registration(model=self._version(created), created=True)
         raise BackendError(

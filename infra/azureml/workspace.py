@@ -21,6 +21,7 @@ from azure.ai.ml import MLClient
 from azure.core.exceptions import ResourceNotFoundError
 
 from infra.azureml import entities
+from infra.azureml.batch import ensure_batch_endpoint
 from infra.azureml.client import describe_target, translated
 from infra.azureml.endpoints import AzureMLEndpoints
 from infra.azureml.jobs import AzureMLJobs
@@ -112,6 +113,22 @@ class AzureMLWorkspace:
             environment, created_now = self.jobs.ensure_environment()
         if created_now:
             changes.append(f"created environment {environment.removeprefix('azureml:')}")
+        changes += self.reserve_names()
+        return changes
+
+    def reserve_names(self) -> list[str]:
+        """Create the online and batch endpoints (no deployment: nothing billed) so that their names, unique per
+        Azure region across all customers, are known to be ours before anything trains; a name held elsewhere is
+        a ConfigError naming its setting."""
+        settings, changes = self.settings, []
+        online = settings.endpoint_name
+        if self.endpoints.get(online) is None:
+            self.endpoints.ensure(online)
+            changes.append(f"created online endpoint {online} (no deployment yet)")
+        with translated(settings, f"checking batch endpoint {settings.aml_batch_endpoint_name}"):
+            _, created = ensure_batch_endpoint(self.client, settings)
+        if created:
+            changes.append(f"created batch endpoint {settings.aml_batch_endpoint_name} (no deployment yet)")
         return changes
 
     def tidy(self) -> list[str]:
@@ -166,8 +183,13 @@ class AzureMLWorkspace:
                 except ResourceNotFoundError:
                     pass
         with translated(settings, "deleting the workspace"):
-            self.client.workspaces.begin_delete(settings.azure_workspace_name, delete_dependent_resources=True).result(
-                timeout=timeout
-            )
-        changes.append(f"deleted workspace {settings.azure_workspace_name} with its storage account and key vault")
+            # permanently: a soft-deleted workspace holds its name for 14 days, and `provision` after a teardown
+            # (the usual reset) would fail until then (Microsoft Learn, "Workspace soft deletion")
+            self.client.workspaces.begin_delete(
+                settings.azure_workspace_name, delete_dependent_resources=True, permanently_delete=True
+            ).result(timeout=timeout)
+        changes.append(
+            f"deleted workspace {settings.azure_workspace_name} permanently (not recoverable; its name is free"
+            " at once) with its storage account and key vault"
+        )
         return changes

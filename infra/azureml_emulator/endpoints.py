@@ -66,6 +66,45 @@ def check_endpoint_name(name: str) -> None:
         )
 
 
+TAKEN = "takenEndpointNames"  # names "someone else" holds in the region (`PUT /emulator/taken-endpoint-names/{name}`)
+
+
+def check_region_name(context: Context, name: str, *, batch: bool) -> None:
+    """An endpoint name is unique in its Azure region across every customer's workspaces, online and batch alike
+    (one DNS name, `<name>.<region>.inference.ml.azure.com`). The emulator is one region: a name held by another
+    of its workspaces, or marked taken, is refused with the error Azure gives. Online: azureml-examples PR 1931
+    ("There is already an endpoint with this name, Endpoint name needs to be unique within a region. Try some
+    other name."); batch: ansible azcollection PR 2231 ("(UserError) The specified endpoint name '...' is not
+    available. Endpoint names must be unique within the region. Please choose a different name and try again.")."""
+    store = context.emulator.store
+    held = store.get_asset(OPERATIONS_SCOPE, TAKEN, name.lower()) is not None or any(
+        scope != context.scope and other.lower() == name.lower()
+        for kind in (ONLINE, BATCH)
+        for scope, other, _ in store.all_assets(kind)
+    )
+    if not held:
+        return
+    if batch:
+        raise ArmError(
+            400,
+            "UserError",
+            f"The specified endpoint name '{name}' is not available. Endpoint names must be unique within the "
+            "region. Please choose a different name and try again.",
+        )
+    raise ArmError(
+        400,
+        "BadRequest",
+        "There is already an endpoint with this name, Endpoint name needs to be unique within a region. "
+        "Try some other name.",
+    )
+
+
+def take_endpoint_name(context: Context) -> tuple[int, Any]:
+    """The emulator's own route: mark a name as held by someone else in the region."""
+    context.emulator.store.put_asset(OPERATIONS_SCOPE, TAKEN, context.params["name"].lower(), "", {"taken": now()})
+    return 200, {"name": context.params["name"], "taken": True}
+
+
 # ---------------------------------------------------------------- long-running operations
 def operation(context: Context, *, error: str | None = None, code: str = "BadRequest") -> dict[str, str]:
     """Record a finished operation; return the headers that point the SDK's poller at it."""
@@ -216,6 +255,8 @@ def online_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[
     if answer is not None:
         return answer
     check_endpoint_name(name)
+    if existing is None:
+        check_region_name(context, name, batch=False)
     request = context.json()
     properties = request.get("properties") or {}
     mode = _AUTH_MODES.get(str(properties.get("authMode", "Key")).lower())
@@ -564,6 +605,8 @@ def batch_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[s
     if answer is not None:
         return answer
     check_endpoint_name(name)
+    if existing is None:
+        check_region_name(context, name, batch=True)
     request = context.json()
     properties = dict(request.get("properties") or {})
     defaults = properties.get("defaults") or {}
@@ -653,7 +696,18 @@ def batch_deployments(context: Context) -> tuple[int, Any]:
 
 
 def batch_invoke(context: Context) -> tuple[int, Any]:
-    """Submit the batch job: the deployment's scoring script over the input, run by the job runner."""
+    """Submit the batch job as Azure does: a pipeline job (the name the caller gets back) with one step, the
+    `batchscoring` child, which runs the deployment's scoring script over the input and holds the `score`
+    output and the logs.
+
+    Azure: azure-ai-ml 1.35 `jobs.download` treats a job tagged `azureml.batchrun: "true"` (and not
+    `azureml.jobtype: azureml.pipelinejob`, which marks pipeline-component deployments) as a batch job and
+    downloads the `score` output of its child (`operations/_job_operations.py` `download`,
+    `_get_batch_job_scoring_output_uri`: "Batch Jobs are pipeline jobs with only one child"); Microsoft
+    Learn's batch samples read results from `jobs.list(parent_job_name=job.name)[0]`. The tags and
+    properties below are those of a real invoke's answer as the SDK dumps it (ansible azcollection,
+    `azure_rm_ml_batch_endpoint_invoke`'s sample), less the pipeline-component ones.
+    """
     from infra.azureml_emulator import jobs
 
     if not context.headers.get("authorization", "").lower().startswith("bearer "):
@@ -679,8 +733,6 @@ def batch_invoke(context: Context) -> tuple[int, Any]:
     settings = deployment["properties"]
     model, _, _ = _deployment_assets(context, settings)
     name = str(request.get("name") or f"batchjob-{uuid.uuid4()}")
-    if store.get_job(context.scope, name) is not None:
-        raise ArmError(409, "Conflict", f"job {name!r} already exists")
     retry = settings.get("retrySettings") or {}
     from infra.azureml_emulator.runner import job_timeout
 
@@ -697,7 +749,34 @@ def batch_invoke(context: Context) -> tuple[int, Any]:
         f"--max-retries {int(retry.get('maxRetries', 3))}",
         f"--timeout {job_timeout({'timeout': retry.get('timeout', 'PT30S')})}",
     ]
-    body = {
+    inputs = {
+        "data": {"jobInputType": "uri_folder", "uri": data},
+        "model": {"jobInputType": "custom_model", "uri": str(model["properties"]["modelUri"])},
+    }
+    marks = {"azureml.batchrun": "true", "azureml.deploymentname": deployment_name}
+    parent = {
+        "properties": {
+            "jobType": "Pipeline",
+            "displayName": name,
+            "experimentName": endpoint["name"],
+            "computeId": settings["compute"],
+            "tags": {**marks, "mlops.batch.endpoint": endpoint["name"]},
+            "properties": {
+                "azureml.endpointname": endpoint["name"],
+                "azureml.deploymentname": deployment_name,
+                "azureml.runsource": "azureml.PipelineRun",
+                "azureml.runLineageType": "batchDeployment",
+                "runSource": "BatchDeployment",
+                "runType": "HTTP",
+            },
+            "inputs": {"data": inputs["data"]},
+            "outputs": {},
+            "jobs": None,
+            "settings": None,
+        }
+    }
+    child = f"{name}-{uuid.uuid4().hex[:8]}"  # a step's run id of its own (Azure's are GUID-like)
+    step = {
         "properties": {
             "jobType": "Command",
             "command": " ".join(driver),
@@ -706,17 +785,18 @@ def batch_invoke(context: Context) -> tuple[int, Any]:
             "environmentVariables": settings.get("environmentVariables") or {},
             "computeId": settings["compute"],
             "experimentName": endpoint["name"],
-            "displayName": name,
+            "displayName": "batchscoring",
+            "parentJobName": name,
             "tags": {"mlops.batch.endpoint": endpoint["name"], "mlops.batch.deployment": deployment_name},
-            "properties": {"azureml.batchrun": "true", "azureml.deploymentname": deployment_name},
-            "inputs": {
-                "data": {"jobInputType": "uri_folder", "uri": data},
-                "model": {"jobInputType": "custom_model", "uri": str(model["properties"]["modelUri"])},
-            },
+            "properties": {"azureml.deploymentname": deployment_name},
+            "inputs": inputs,
             "outputs": {"score": {"jobOutputType": "uri_folder"}},
         }
     }
-    store.insert_job(context.scope, name, jobs.prepare(name, body))
+    if not store.insert_pipeline(
+        context.scope, name, jobs.prepare_pipeline(name, parent), {child: jobs.prepare(child, step)}
+    ):
+        raise ArmError(409, "Conflict", f"job {name!r} already exists")
     return 200, {
         "id": _arm_id(context, "batchEndpoints", endpoint["name"], "jobs", name),
         "name": name,
@@ -915,6 +995,7 @@ def register(route: Any) -> None:
         ("GET", "{WS}/computes", computes),
         *((m, "{WS}/computes/(?P<compute>[^/]+)", compute) for m in ("GET", "PUT", "DELETE")),
         ("POST", "{WS}/computes/(?P<compute>[^/]+)/listNodes", compute_nodes),
+        ("PUT", "/emulator/taken-endpoint-names/(?P<name>[^/]+)", take_endpoint_name),
         ("GET", "{WS}/schedules", schedules),
         *((m, "{WS}/schedules/(?P<schedule>[^/]+)", schedule) for m in ("GET", "PUT", "DELETE")),
     ]

@@ -137,7 +137,28 @@ def prepare(name: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"properties": properties}
 
 
+def prepare_pipeline(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The stored body of a pipeline job (a batch invocation's parent): the request with the service's defaults."""
+    properties = dict(body["properties"])
+    properties.setdefault("displayName", name)
+    for field in ("description", "componentId", "identity", "notificationSetting", "sourceJobId"):
+        properties.setdefault(field, None)
+    properties.setdefault("isArchived", False)
+    return {"properties": properties}
+
+
 def job_body(context: Context, name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The ARM body of a job. A pipeline's step has `properties: null` there: azure-ai-ml 1.35 reads that as
+    "Child jobs are no longer available through MFE, fetch through run history instead"
+    (`operations/_job_operations.py` `get`, `entities/_job/job.py` `_is_pipeline_child_job`)."""
+    if record.get("parent"):
+        return {
+            "id": f"{context.workspace_id}/jobs/{name}",
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/jobs",
+            "properties": None,
+            "systemData": {"createdAt": record["created"], "createdBy": "mlops-emulator", "createdByType": "User"},
+        }
     properties = dict(record["body"]["properties"])
     properties["status"] = record["status"]
     properties["services"] = {
@@ -183,14 +204,15 @@ def run_details(context: Context, name: str, record: dict[str, Any]) -> dict[str
         for path, _ in logs
     }
     properties = record["body"]["properties"]
+    parent = record.get("parent")
     return {
         "runId": name,
         "runUuid": _run_uuid(context, name),
-        "parentRunUuid": None,
-        "rootRunUuid": _run_uuid(context, name),
+        "parentRunUuid": _run_uuid(context, parent) if parent else None,
+        "rootRunUuid": _run_uuid(context, parent or name),
         "target": _compute_name(properties.get("computeId")),
         "status": record["status"],
-        "parentRunId": None,
+        "parentRunId": parent,
         "startTimeUtc": record["started"],
         "endTimeUtc": record["ended"],
         "error": _error_envelope(record["error"]),
@@ -212,6 +234,7 @@ def run_details(context: Context, name: str, record: dict[str, Any]) -> dict[str
 def run_document(context: Context, name: str, record: dict[str, Any]) -> dict[str, Any]:
     """Run history's run: its status and its outputs as asset ids (resolved by `batchGetResolvedUris`)."""
     properties = record["body"]["properties"]
+    parent = record.get("parent")
     outputs = {
         output: {"assetId": output_asset_id(context, name, output), "type": "uri_folder"}
         for output, value in (properties.get("outputs") or {}).items()
@@ -219,7 +242,7 @@ def run_document(context: Context, name: str, record: dict[str, Any]) -> dict[st
     }
     return {
         "runNumber": 1,
-        "rootRunId": name,
+        "rootRunId": parent or name,
         "createdUtc": record["created"],
         "createdBy": _user(),
         "userId": "mlops-emulator",
@@ -230,8 +253,8 @@ def run_document(context: Context, name: str, record: dict[str, Any]) -> dict[st
         "revision": 1,
         "statusRevision": 1,
         "runUuid": _run_uuid(context, name),
-        "parentRunUuid": None,
-        "rootRunUuid": _run_uuid(context, name),
+        "parentRunUuid": _run_uuid(context, parent) if parent else None,
+        "rootRunUuid": _run_uuid(context, parent or name),
         "lastStartTimeUtc": record["started"],
         "currentComputeTime": None,
         "computeDuration": None,
@@ -242,7 +265,7 @@ def run_document(context: Context, name: str, record: dict[str, Any]) -> dict[st
         "cancelationReason": None,
         "currentAttemptId": record["attempts"],
         "runId": name,
-        "parentRunId": None,
+        "parentRunId": parent,
         "experimentId": _run_uuid(context, "experiment/" + str(properties.get("experimentName"))),
         "status": record["status"],
         "startTimeUtc": record["started"],
@@ -253,7 +276,7 @@ def run_document(context: Context, name: str, record: dict[str, Any]) -> dict[st
         "dataContainerId": f"dcid.{name}",
         "description": properties.get("description"),
         "hidden": False,
-        "runType": "azureml.scriptrun",
+        "runType": _run_type(record),
         "runTypeV2": {"orchestrator": None, "traits": [], "attribution": None, "computeType": "AmlcCompute"},
         "properties": properties.get("properties", {}),
         "parameters": {},
@@ -280,6 +303,13 @@ def run_document(context: Context, name: str, record: dict[str, Any]) -> dict[st
         "inputs": None,
         "outputs": outputs or None,
     }
+
+
+def _run_type(record: dict[str, Any]) -> str:
+    """Run history's run type: a pipeline's, its step's (as recorded: `pipeline_job/...get_child_run.json`), or a script's."""
+    if record["body"]["properties"].get("jobType") == "Pipeline":
+        return "azureml.PipelineRun"
+    return "azureml.StepRun" if record.get("parent") else "azureml.scriptrun"
 
 
 def _user() -> dict[str, Any]:

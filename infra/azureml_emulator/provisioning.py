@@ -19,6 +19,7 @@ from infra.azureml_emulator.resources import PROVIDER, ArmError, Context, not_fo
 from infra.azureml_emulator.store import now
 
 META, DEPENDENTS, DEPLOYMENTS = "workspaceMeta", "armResources", "armDeployments"
+SOFT_DELETED = "softDeletedWorkspaces"  # names held after a delete without forceToPurge
 _WORKSPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{2,32}")
 _DEPENDENT_TYPES = {
     "storageAccount": "Microsoft.Storage/storageAccounts",
@@ -51,6 +52,15 @@ def arm_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[s
     properties = context.json().get("properties") or {}
     parameters = properties.get("parameters") or {}
     workspace = _value(parameters, "workspaceName")
+    if isinstance(workspace, str) and store.get_asset(_group(context), SOFT_DELETED, workspace.lower()) is not None:
+        # Microsoft Learn, "Workspace soft deletion": "You can't reuse the name of a soft-deleted workspace until
+        # the retention period passes or you permanently delete the workspace" (14 days by default).
+        raise ArmError(
+            409,
+            "Conflict",
+            f"workspace {workspace!r} is soft-deleted: its name is held for the 14-day retention period; "
+            "recover it, or delete it permanently (permanently_delete=True) to use the name again",
+        )
     if not isinstance(workspace, str) or not _WORKSPACE_NAME.fullmatch(workspace):
         raise ArmError(
             400,
@@ -148,6 +158,8 @@ def workspace_change(context: Context) -> tuple[int, Any, dict[str, str]]:
     if context.method == "DELETE":
         stop_scope_endpoints(context.emulator, context.scope)
         store.delete_workspace(context.scope)
+        if context.query.get("forceToPurge", "").lower() != "true":  # azure-ai-ml: permanently_delete=False
+            store.put_asset(_group(context), SOFT_DELETED, context.params["ws"].lower(), "", {"deleted": now()})
     else:
         request = context.json()
         meta = store.get_asset(context.scope, META, context.params["ws"]) or {}

@@ -377,6 +377,10 @@ def asset_version(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[st
         raise ArmError(400, "UserError", "the request body needs 'properties'")
     properties = _normalise(context, kind, properties)
     field = _IMMUTABLE[kind]
+    if existing is not None and existing["properties"].get(field) != properties.get(field) and field != "image":
+        # Azure: a UserError, "Asset paths cannot be updated." (azure-ai-ml 1.35 keys `AssetPathException` on
+        # that text: `_artifacts/_constants.py` ASSET_PATH_ERROR, `operations/_model_operations.py`), not a 409
+        raise ArmError(400, "UserError", "Asset paths cannot be updated.")
     if existing is not None and existing["properties"].get(field) != properties.get(field):
         raise ArmError(
             409,
@@ -562,14 +566,22 @@ def job_cancel(context: Context) -> tuple[int, Any, dict[str, str]]:
     record = store.get_job(context.scope, name)
     if record is None:
         raise not_found(f"job {name!r}")
-    if record["status"] not in TERMINAL and not store.set_status(
-        context.scope, name, "Canceled", only_from=("NotStarted", "Queued"), ended=now()
-    ):
-        store.set_status(
-            context.scope, name, "CancelRequested", only_from=("Starting", "Preparing", "Running", "Finalizing")
-        )
+    for step in store.children(context.scope, name):  # a pipeline is canceled through its steps
+        _cancel(store, context.scope, step)
+    if not store.children(context.scope, name):
+        _cancel(store, context.scope, name)
     operation = f"{context.emulator.base_url}{context.workspace_id}/operationResults/cancel-{name}?api-version={context.query['api-version']}"
     return 202, None, {"Location": operation, "Retry-After": "0"}
+
+
+def _cancel(store: Any, scope: str, name: str) -> None:
+    record = store.get_job(scope, name)
+    if record is None:
+        return
+    if record["status"] not in TERMINAL and not store.set_status(
+        scope, name, "Canceled", only_from=("NotStarted", "Queued"), ended=now()
+    ):
+        store.set_status(scope, name, "CancelRequested", only_from=("Starting", "Preparing", "Running", "Finalizing"))
 
 
 def operation_result(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
@@ -608,6 +620,21 @@ def run(context: Context) -> tuple[int, Any]:
     if record is None:
         raise not_found(f"run {context.params['run']!r}")
     return 200, jobs.run_document(context, context.params["run"], record)
+
+
+def run_children(context: Context) -> tuple[int, Any]:
+    """Run history's children of a run (what `jobs.list(parent_job_name=...)` reads): a batch job's step."""
+    from infra.azureml_emulator import jobs
+
+    store = context.emulator.store
+    if store.get_job(context.scope, context.params["run"]) is None:
+        raise not_found(f"run {context.params['run']!r}")
+    documents = []
+    for child in store.children(context.scope, context.params["run"]):
+        record = store.get_job(context.scope, child)
+        if record is not None:
+            documents.append(jobs.run_document(context, child, record))
+    return 200, {"value": documents, "continuationToken": None, "nextLink": None}
 
 
 def run_data(context: Context) -> tuple[int, Any]:
@@ -668,6 +695,7 @@ def register(route: Callable[[str, str], Callable[[Any], Any]]) -> None:
         ("PUT", "{WS}/jobs/(?P<name>[^/]+)", job),
         ("POST", "{WS}/jobs/(?P<name>[^/]+)/cancel", job_cancel),
         ("GET", "{WS}/operationResults/(?P<operation>[^/]+)", operation_result),
+        ("GET", history + "/runs/(?P<run>[^/]+)/children", run_children),
         ("GET", history + "/runs/(?P<run>[^/]+)/details", run_details),
         ("GET", history + "/runs/(?P<run>[^/]+)", run),
         ("POST", history + "/rundata", run_data),

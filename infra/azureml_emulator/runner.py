@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.azureml_emulator import jobs
+from infra.azureml_emulator.batch_driver import JOB_LOGS_VARIABLE
 from infra.azureml_emulator.resources import ARTIFACT_CONTAINER, BLOB_CONTAINER
 from infra.azureml_emulator.server import Emulator
 from infra.azureml_emulator.store import now
@@ -77,7 +78,7 @@ class JobRunner:
         """Submitted jobs (NotStarted) join the queue; with no slots (`--max-jobs 0`) they wait there."""
         while not self._stop.wait(0.1):
             with self.store.transaction() as db:
-                db.execute("UPDATE jobs SET status = 'Queued' WHERE status = 'NotStarted'")
+                db.execute("UPDATE jobs SET status = 'Queued' WHERE status = 'NotStarted' AND runnable = 1")
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -100,6 +101,7 @@ class JobRunner:
         folder = self.emulator.home / "jobs" / hashlib.sha256(scope.encode()).hexdigest()[:12] / name
         shutil.rmtree(folder, ignore_errors=True)  # a re-queued job starts from nothing
         (folder / "user_logs").mkdir(parents=True)
+        (folder / "logs").mkdir()
         if not self.store.set_status(scope, name, "Preparing", only_from=("Starting",), started=now()):
             return  # canceled meanwhile
         try:
@@ -125,6 +127,7 @@ class JobRunner:
             "PYTHONPATH": str(code),
             "PYTHONUNBUFFERED": "1",
             "AZUREML_RUN_ID": name,
+            JOB_LOGS_VARIABLE: str(folder / "logs"),  # the batch driver writes its logs/ files there
             "AZUREML_EXPERIMENT_NAME": str(properties.get("experimentName")),
         }
         if not self.store.set_status(scope, name, "Running", only_from=("Preparing",)):
@@ -139,7 +142,7 @@ class JobRunner:
             cwd=code,
             cancelled=lambda: self._cancel_requested(scope, name) or self._stop.is_set(),
         )
-        self._upload_logs(name, folder / "user_logs")
+        self._upload_logs(name, folder)
         status = (self.store.get_job(scope, name) or {}).get("status")
         if status == "CancelRequested":
             self.store.set_status(scope, name, "Canceled", ended=now())
@@ -221,8 +224,10 @@ class JobRunner:
                 container, prefix + relative, path.read_bytes(), content_type="application/octet-stream", metadata={}
             )
 
-    def _upload_logs(self, name: str, logs: Path) -> None:
-        self._upload_folder(logs, ARTIFACT_CONTAINER, f"ExperimentRun/dcid.{name}/user_logs/")
+    def _upload_logs(self, name: str, folder: Path) -> None:
+        """The job's `user_logs/` (its output) and `logs/` (what the batch driver writes) into its artifacts."""
+        for logs in ("user_logs", "logs"):
+            self._upload_folder(folder / logs, ARTIFACT_CONTAINER, f"ExperimentRun/dcid.{name}/{logs}/")
 
     def _upload_outputs(self, scope: str, name: str, outputs: dict[str, Path]) -> None:
         record = self.store.get_job(scope, name)

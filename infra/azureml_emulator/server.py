@@ -11,7 +11,7 @@ Served (`{WS}` = /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Mach
     PUT|GET {WS}/jobs/{name}, GET {WS}/jobs, POST {WS}/jobs/{name}/cancel (202 + Location)
     GET  {WS}/operationResults/{id}                 the cancel's long-running operation
     GET  /discovery                                 the workspace's service endpoints (all this server)
-    GET  /history/v1.0{WS}/.../runs/{id}[/details], POST /history/v1.0{WS}/rundata    run history (jobs.stream, download)
+    GET  /history/v1.0{WS}/.../runs/{id}[/details|/children], POST /history/v1.0{WS}/rundata    run history (jobs.stream, download, a batch job's step)
     POST /data/v1.0{WS}/dataversion/batchGetResolvedUris
     /{account}.blob.{suffix}/{container}/{blob}     blob storage (see `blobs.py`)
     GET  /emulator/health, GET /emulator/requests   for `mlops emulator status` and the tests

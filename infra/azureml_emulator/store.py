@@ -2,7 +2,8 @@
 
     workspaces  (scope)                               scope = "<subscription>/<resource group>/<workspace>"
     assets      (scope, kind, name, version, body)    codes, data, environments, models; version "" = container
-    jobs        (scope, name, body, status, ...)      the job's ARM body and its run-history fields
+    jobs        (scope, name, body, status, ...)      the job's ARM body and its run-history fields; `parent`
+                                                      names a pipeline job's step (a batch job's child)
     blobs       (container, path, metadata, ...)      the bytes live in files under `blobs/`
     requests    (method, path, api_version, status)   every request served, for tests and `mlops emulator status`
 
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS assets (
 CREATE TABLE IF NOT EXISTS jobs (
     scope TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL,
     created TEXT NOT NULL, started TEXT, ended TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+    parent TEXT, runnable INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (scope, name)
 );
 CREATE TABLE IF NOT EXISTS blobs (
@@ -76,6 +78,10 @@ class Store:
         with self.transaction() as db:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            for column, kind in (("parent", "TEXT"), ("runnable", "INTEGER NOT NULL DEFAULT 1")):
+                if column not in columns:  # a home made by an emulator before pipeline jobs
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -162,12 +168,12 @@ class Store:
     # ---- jobs ----
     def get_job(self, scope: str, name: str) -> dict[str, Any] | None:
         rows = self.query(
-            "SELECT body, status, created, started, ended, error, attempts FROM jobs WHERE scope = ? AND name = ?",
+            "SELECT body, status, created, started, ended, error, attempts, parent FROM jobs WHERE scope = ? AND name = ?",
             (scope, name),
         )
         if not rows:
             return None
-        body, status, created, started, ended, error, attempts = rows[0]
+        body, status, created, started, ended, error, attempts, parent = rows[0]
         return {
             "body": json.loads(body),
             "status": status,
@@ -176,6 +182,7 @@ class Store:
             "ended": ended,
             "error": json.loads(error) if error else None,
             "attempts": attempts,
+            "parent": parent,
         }
 
     def insert_job(self, scope: str, name: str, body: dict[str, Any]) -> bool:
@@ -187,15 +194,45 @@ class Store:
             ).rowcount
         return changed == 1
 
+    def insert_pipeline(self, scope: str, name: str, body: dict[str, Any], children: dict[str, dict[str, Any]]) -> bool:
+        """A pipeline job and its steps, in one transaction: the steps run (NotStarted, queued as any job); the
+        pipeline does not run itself, its status follows its steps' (`set_status`). False when a name is taken."""
+        stamp = now()
+        with self.transaction() as db:
+            taken = db.execute(
+                f"SELECT 1 FROM jobs WHERE scope = ? AND name IN ({', '.join('?' for _ in range(len(children) + 1))})",
+                (scope, name, *children),
+            ).fetchone()
+            if taken:
+                return False
+            db.execute(
+                "INSERT INTO jobs (scope, name, body, status, created, runnable) VALUES (?, ?, ?, 'NotStarted', ?, 0)",
+                (scope, name, json.dumps(body), stamp),
+            )
+            for child, child_body in children.items():
+                db.execute(
+                    "INSERT INTO jobs (scope, name, body, status, created, parent) VALUES (?, ?, ?, 'NotStarted', ?, ?)",
+                    (scope, child, json.dumps(child_body), stamp, name),
+                )
+        return True
+
+    def children(self, scope: str, name: str) -> list[str]:
+        rows = self.query("SELECT name FROM jobs WHERE scope = ? AND parent = ? ORDER BY created, name", (scope, name))
+        return [str(row[0]) for row in rows]
+
     def update_job_body(self, scope: str, name: str, body: dict[str, Any]) -> None:
         with self.transaction() as db:
             db.execute("UPDATE jobs SET body = ? WHERE scope = ? AND name = ?", (json.dumps(body), scope, name))
 
     def list_jobs(self, scope: str) -> list[str]:
-        return [str(row[0]) for row in self.query("SELECT name FROM jobs WHERE scope = ? ORDER BY created", (scope,))]
+        """The workspace's jobs, oldest first; a pipeline's steps are not among them (they are its children)."""
+        rows = self.query("SELECT name FROM jobs WHERE scope = ? AND parent IS NULL ORDER BY created", (scope,))
+        return [str(row[0]) for row in rows]
 
     def set_status(self, scope: str, name: str, status: str, *, only_from: tuple[str, ...] = (), **fields: Any) -> bool:
-        """Move a job to `status` (only from one of `only_from` when given); False if it was not there."""
+        """Move a job to `status` (only from one of `only_from` when given); False if it was not there.
+
+        A pipeline's step carries its pipeline along (a batch job has one step: its status is the job's)."""
         assignments = ["status = ?"] + [f"{column} = ?" for column in fields]
         values: list[Any] = [status] + [json.dumps(v) if column == "error" else v for column, v in fields.items()]
         sql = f"UPDATE jobs SET {', '.join(assignments)} WHERE scope = ? AND name = ?"
@@ -204,12 +241,22 @@ class Store:
             sql += f" AND status IN ({', '.join('?' for _ in only_from)})"
             values += list(only_from)
         with self.transaction() as db:
-            return db.execute(sql, values).rowcount == 1
+            changed = db.execute(sql, values).rowcount == 1
+            if changed:
+                parent = db.execute("SELECT parent FROM jobs WHERE scope = ? AND name = ?", (scope, name)).fetchone()
+                if parent and parent[0]:
+                    db.execute(
+                        f"UPDATE jobs SET {', '.join(assignments)} WHERE scope = ? AND name = ?",
+                        [*values[: len(assignments)], scope, parent[0]],
+                    )
+        return changed
 
     def claim_job(self) -> tuple[str, str] | None:
         """Take the oldest queued job for running (Queued → Starting); None when none waits."""
         with self.transaction() as db:
-            row = db.execute("SELECT scope, name FROM jobs WHERE status = 'Queued' ORDER BY created LIMIT 1").fetchone()
+            row = db.execute(
+                "SELECT scope, name FROM jobs WHERE status = 'Queued' AND runnable = 1 ORDER BY created LIMIT 1"
+            ).fetchone()
             if row is None:
                 return None
             db.execute("UPDATE jobs SET status = 'Starting', attempts = attempts + 1 WHERE scope = ? AND name = ?", row)
@@ -219,10 +266,12 @@ class Store:
         """Jobs a stopped emulator left half-run go back to the queue (they run again from the start)."""
         with self.transaction() as db:
             rows = db.execute(
-                "SELECT name FROM jobs WHERE status IN ('NotStarted', 'Starting', 'Preparing', 'Running', 'Finalizing')"
+                "SELECT name FROM jobs WHERE runnable = 1"
+                " AND status IN ('NotStarted', 'Starting', 'Preparing', 'Running', 'Finalizing')"
             ).fetchall()
             db.execute(
-                "UPDATE jobs SET status = 'Queued' WHERE status IN ('NotStarted', 'Starting', 'Preparing', 'Running', 'Finalizing')"
+                "UPDATE jobs SET status = 'Queued' WHERE runnable = 1"
+                " AND status IN ('NotStarted', 'Starting', 'Preparing', 'Running', 'Finalizing')"
             )
         return [str(row[0]) for row in rows]
 

@@ -4,7 +4,9 @@
     <home>/jobs/<job_name>/outputs/            the model's files, metrics.json, environment.json, training.json
     <home>/jobs/<job_name>/user_logs/std_log.txt
 
-A job whose outputs already exist is re-attached, not run again (as a retried Azure task would).
+A job whose outputs already exist is re-attached, not run again (as a retried Azure task would). A job
+that failed keeps its folder (with `failed.txt`) and the next attempt runs as `<job_name>-r1`, as on
+Azure ML, where a job name is never freed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from model import layout
 from model.contract import ContractError, command_environment, complete_outputs
 
 _LOG_TAIL_LINES = 20
+FAILED_FILE = "failed.txt"  # an attempt that ended without outputs: the next one gets a name of its own
+MAX_ATTEMPTS = 100
 GUARD = Path(__file__).resolve().parent / "guard.py"
 
 
@@ -38,27 +42,42 @@ class LocalJobs:
         self.python = python
 
     def train(self, spec: TrainSpec) -> TrainOutput:
-        job = self.root / spec.job_name
+        name = self._attempt(spec.job_name)
+        job = self.root / name
         outputs = job / "outputs"
         if (outputs / layout.METRICS_FILE).is_file():
-            return _collect(spec.job_name, job, reattached=True)
+            return _collect(name, job, reattached=True)
         (job / "inputs").mkdir(parents=True, exist_ok=True)
         (job / "user_logs").mkdir(exist_ok=True)
         params = job / "inputs" / "parameters.json"
         params.write_text(json.dumps({"training": spec.parameters}, indent=2, sort_keys=True) + "\n")
         staging = Path(tempfile.mkdtemp(prefix=".outputs-", dir=job))
         try:
-            self._run(spec, params, staging, job / "user_logs" / "std_log.txt")
+            self._run(spec, name, params, staging, job / "user_logs" / "std_log.txt")
             try:
                 os.rename(staging, outputs)
             except OSError:
                 if not (outputs / layout.METRICS_FILE).is_file():  # not a concurrent run finishing first
                     raise
+        except Exception as exc:
+            if not (outputs / layout.METRICS_FILE).is_file():
+                (job / FAILED_FILE).write_text(f"{type(exc).__name__}: {exc}\n")
+            raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return _collect(spec.job_name, job, reattached=False)
+        return _collect(name, job, reattached=False)
 
-    def _run(self, spec: TrainSpec, params: Path, out: Path, log: Path) -> None:
+    def _attempt(self, base: str) -> str:
+        """The job folder to use, by Azure ML's rule (`infra.azureml.jobs`): a job name is never run twice, so
+        after a failed attempt (its folder keeps its log and `failed.txt`) the next is `base-r1`, then `-r2`, ..."""
+        for attempt in range(MAX_ATTEMPTS):
+            name = attempt_name(base, attempt)
+            if not (self.root / name / FAILED_FILE).is_file():
+                return name
+        msg = f"training job {base}: {MAX_ATTEMPTS} attempts failed; change the data, code or parameters"
+        raise JobFailedError(msg)
+
+    def _run(self, spec: TrainSpec, name: str, params: Path, out: Path, log: Path) -> None:
         package = spec.model_package()
         command = package.command(
             package.train_command,
@@ -73,20 +92,20 @@ class LocalJobs:
                 command, env=command_environment(), log=log, timeout=spec.timeout_seconds, cwd=log.parents[1]
             )
         except FileNotFoundError:
-            raise JobFailedError(f"training job {spec.job_name}: {command[0]} is not installed here") from None
+            raise JobFailedError(f"training job {name}: {command[0]} is not installed here") from None
         if returncode is None:
-            msg = f"training job {spec.job_name} stopped after {spec.timeout_seconds:g} s (MLOPS_TRAIN_TIMEOUT_SECONDS); log: {log}"
+            msg = f"training job {name} stopped after {spec.timeout_seconds:g} s (MLOPS_TRAIN_TIMEOUT_SECONDS); log: {log}"
             raise JobFailedError(msg)
         if returncode < 0:
-            msg = f"training job {spec.job_name} was killed by signal {-returncode}; log: {log}"
+            msg = f"training job {name} was killed by signal {-returncode}; log: {log}"
             raise TransientBackendError(msg)
         if returncode != 0:
             detail = job_error(log.read_text(errors="replace"))
-            raise JobFailedError(f"training job {spec.job_name} failed (exit {returncode}): {detail}")
+            raise JobFailedError(f"training job {name} failed (exit {returncode}): {detail}")
         try:
             complete_outputs(package, out, data=spec.data, parameters=spec.parameters)
         except ContractError as exc:
-            raise JobFailedError(f"training job {spec.job_name} of package {package.name}: {exc}") from None
+            raise JobFailedError(f"training job {name} of package {package.name}: {exc}") from None
 
 
 def run_logged(
@@ -127,6 +146,11 @@ def run_logged(
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
     return None
+
+
+def attempt_name(base: str, attempt: int) -> str:
+    """The job name of a training attempt: `base` first, then `base-r1`, `base-r2`, ... (both backends)."""
+    return base if attempt == 0 else f"{base}-r{attempt}"
 
 
 def job_error(log_text: str) -> str:

@@ -31,6 +31,10 @@ class LocalWorkspace:
         LocalRegistry(self.settings.registry_path).create()
         return changes
 
+    def reserve_names(self) -> list[str]:
+        """Local endpoint names are this machine's alone: nothing to reserve."""
+        return []
+
     def tidy(self) -> list[str]:
         """Nothing to release locally: the endpoint is stopped on request (`cleanup --stop-endpoint`)."""
         return []

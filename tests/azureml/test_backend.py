@@ -78,6 +78,24 @@ def test_a_failing_command_fails_with_the_jobs_own_error_and_log_tail(emulated: 
     assert emulated.jobs()["train-bad"] == "Failed"
 
 
+def test_a_canceled_training_job_is_trained_again_under_a_new_name_and_registers(emulated: Emulated) -> None:
+    """Azure ML never frees a job name (a job cannot be deleted), so a job that ended Canceled (here by our
+    own timeout, as during a slow first image build) must not block its inputs: issue 22, point 3."""
+    spec = TrainSpec(job_name="train-retry", data=_data(emulated), parameters={"alpha": 0.4}, timeout_seconds=0.01)
+    with pytest.raises(JobFailedError, match=r"train-retry ran past 0.01 s .* and was canceled"):
+        _backend(emulated).jobs.train(spec)
+    assert emulated.jobs() == {"train-retry": "Canceled"}
+    backend = _backend(emulated)
+    retried = backend.jobs.train(spec.model_copy(update={"timeout_seconds": 600}))
+    assert (retried.job_name, retried.reattached) == ("train-retry-r1", False)
+    assert emulated.jobs() == {"train-retry": "Canceled", "train-retry-r1": "Completed"}
+    registration = backend.registry.register(MODEL, retried.outputs, tags={}, properties={"job_name": "train-retry-r1"})
+    assert registration.created
+    assert "/paths/azureml/train-retry-r1/model/model" in registration.model.path
+    again = _backend(emulated).jobs.train(spec.model_copy(update={"timeout_seconds": 600}))
+    assert (again.job_name, again.reattached) == ("train-retry-r1", True)  # a completed attempt is re-attached
+
+
 def test_registry_versions_idempotence_aliases_and_archive(emulated: Emulated) -> None:
     backend = _backend(emulated)
     data = _data(emulated)
@@ -118,6 +136,30 @@ def test_registry_versions_idempotence_aliases_and_archive(emulated: Emulated) -
         registry.get(MODEL, 7)
 
 
+def test_a_registration_that_loses_the_race_for_a_version_looks_again(
+    emulated: Emulated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22, point 6: Azure refuses a second write of a version's path with a 400 UserError, "Asset paths
+    cannot be updated." (never a 409); the writer that lost the version number looks again."""
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    for folder, content in ((mine, b"mine"), (theirs, b"theirs")):
+        folder.mkdir()
+        (folder / "model.joblib").write_bytes(content)
+    registry, other = _backend(emulated).registry, _backend(emulated).registry
+    path_of, raced = registry._path, []
+
+    def path_then_lose_the_race(source: Path, properties: dict[str, str]) -> str:
+        if not raced:  # after this writer chose its version number, another takes it
+            raced.append(other.register(MODEL, theirs, tags={}, properties={}))
+        return path_of(source, properties)
+
+    monkeypatch.setattr(registry, "_path", path_then_lose_the_race)
+    registration = registry.register(MODEL, mine, tags={}, properties={})
+    assert (raced[0].model.version, registration.model.version, registration.created) == (1, 2, True)
+    refused = [r for r in emulated.requests("PUT", f"/models/{MODEL}/versions/1") if r["status"] == 400]
+    assert len(refused) == 1
+
+
 def test_a_folder_that_is_not_a_job_output_is_uploaded(emulated: Emulated, tmp_path: Path) -> None:
     folder = tmp_path / "model"
     folder.mkdir()
@@ -133,7 +175,7 @@ def test_a_workspace_that_does_not_exist_names_the_setting(emulated: Emulated) -
     with pytest.raises(ConfigError, match="AZUREML_WORKSPACE_NAME"):
         backend.registry.list()
     with pytest.raises(ConfigError, match="does not exist"):
-        backend.endpoints.get("diabetes-endpoint")
+        backend.endpoints.get(emulated.endpoint_name)
 
 
 def test_an_emulator_that_does_not_answer_is_a_transient_error(private_emulated: Emulated) -> None:
@@ -228,7 +270,11 @@ def test_keys_regenerate_and_an_aml_token_endpoint_answers_with_its_token(emulat
     assert answer.status == 200, answer.body
 
 
-def test_a_bad_mini_batch_is_named_and_the_threshold_fails_the_batch_job(emulated: Emulated) -> None:
+def test_a_bad_mini_batch_is_named_and_the_threshold_fails_the_batch_job(emulated: Emulated, tmp_path: Path) -> None:
+    """Also issue 22, points 1 and 2: a batch invocation is a pipeline job with one child step, `batchscoring`,
+    which holds the `score` output and the logs (azure-ai-ml 1.35 `jobs.download`: "Batch Jobs are pipeline
+    jobs with only one child"; Microsoft Learn's samples read `jobs.list(parent_job_name=...)`); its
+    `predictions.csv` has no header, and our entry script's lines name their file."""
     backend = _backend(emulated)
     model = _registered(backend, emulated)
     good, bad = emulated.home / "good.csv", emulated.home / "bad.csv"
@@ -244,6 +290,17 @@ def test_a_bad_mini_batch_is_named_and_the_threshold_fails_the_batch_job(emulate
     assert [(r.index, r.rows_in, r.rows_out) for r in results] == [(0, 442, 442)]
     assert list(failures) == [1]
     assert "part-000001.csv: column 'age', row 2: 'x-0.0018820165277906047' is not a number" in failures[1]
+    [name] = [job for job in emulated.jobs() if job.startswith("batch-")]  # its step is not listed on its own
+    client = backend.client
+    parent = client.jobs.get(name)
+    assert (parent.type, parent.status, parent.tags["azureml.batchrun"]) == ("pipeline", "Completed", "true")
+    [step] = list(client.jobs.list(parent_job_name=name))
+    assert (step.display_name, step.status) == ("batchscoring", "Completed")
+    client.jobs.download(name, download_path=str(tmp_path / "parent"))  # the SDK's batch path: the step's output
+    lines = (tmp_path / "parent" / "predictions.csv").read_text().splitlines()
+    assert len(lines) == 442  # no header line; the bad file's mini-batch wrote none
+    assert {line.split(",", 1)[0] for line in lines} == {"part-000000.csv"}
+    assert (tmp_path / "parent" / "part-000001.error.txt").is_file()  # the entry script's record of the failure
 
     with pytest.raises(JobFailedError, match=r"1 mini-batch\(es\) failed, over the deployment's error_threshold of 0"):
         backend.batch.run_job(model, batches, emulated.home / "work-2", parallelism=2, error_threshold=0)

@@ -146,8 +146,12 @@ def test_asset_versions_are_immutable_but_their_tags_change(ws: str, client: htt
     assert updated.json()["properties"]["tags"] == {"a": "2"}
     body["properties"]["modelUri"] = "azureml://datastores/workspaceblobstore/paths/other/"
     conflict = client.put(url, params=API, json=body)
-    assert conflict.status_code == 409
-    assert "immutable" in _error(conflict)["message"]
+    assert conflict.status_code == 400  # Azure's UserError for a version written again (issue 22, point 6)
+    assert _error(conflict) | {"details": None} == _error(conflict) | {
+        "code": "UserError",
+        "message": "Asset paths cannot be updated.",
+        "details": None,
+    }
     missing_job = client.put(
         f"{ws}/models/m/versions/2",
         params=API,

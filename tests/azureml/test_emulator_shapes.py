@@ -187,7 +187,11 @@ def _collect(emulated: Emulated) -> dict[str, Any]:
             "endpoint_token": arm(
                 "POST", f"{emulated.workspace}/onlineEndpoints/shape-token/token", "2022-02-01-preview"
             ),
-            "batch_endpoint": arm("GET", f"{emulated.workspace}/batchEndpoints/diabetes-batch", "2023-10-01"),
+            "batch_endpoint": arm(
+                "GET",
+                f"{emulated.workspace}/batchEndpoints/{emulated.settings().aml_batch_endpoint_name}",
+                "2023-10-01",
+            ),
             "compute": arm("GET", f"{emulated.workspace}/computes/train-cluster", "2023-08-01-preview"),
             "arm_deployment": arm("GET", arm_path, "2020-06-01"),
         }

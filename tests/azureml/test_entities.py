@@ -117,7 +117,22 @@ def test_the_batch_deployment_carries_the_batch_settings(settings: Settings, bun
     )
     assert deployment.retry_settings.max_retries == settings.aml_batch_max_retries
     assert deployment.output_action == "append_row"
-    assert deployment.code_configuration.scoring_script == "model/batch_score.py"
+    # our entry script runs the package's (issue 22, points 1 and 9): lines of its own, its root on sys.path
+    assert deployment.code_configuration.scoring_script == "model/azureml_batch.py"
+    assert deployment.environment_variables == {"MLOPS_BATCH_SCRIPT": "model/batch_score.py"}
+
+
+def test_batch_scores_on_its_own_environment_on_the_openmpi_image(settings: Settings, tmp_path: Path) -> None:
+    """Microsoft's batch examples run the parallel-run driver on the OpenMPI images, not on the minimal
+    online-inference image (issue 22, point 9)."""
+    conda = tmp_path / "conda.yml"
+    conda.write_text("name: score\ndependencies: [python=3.11]\n")
+    online = entities.scoring_environment(settings, conda)
+    batch = entities.scoring_environment(settings, conda, batch=True)
+    assert online.image == entities.SCORING_IMAGE
+    assert batch.image == "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
+    assert batch.name == f"{settings.aml_env_name_scoring}-batch"
+    assert batch.version != online.version
 
 
 def test_the_monitor_watches_the_deployment_with_the_psi_threshold(settings: Settings, bundle: Bundle) -> None:

@@ -126,8 +126,10 @@ class TestRun:
         emulated: Emulated = story["emulated"]
         sdk = [r for r in emulated.requests() if "azure-ai-ml" in r["user_agent"]]
         puts = [r["path"] for r in sdk if r["method"] == "PUT"]
-        assert any(p.endswith("/onlineEndpoints/diabetes-endpoint") for p in puts)
-        assert any(p.endswith("/onlineEndpoints/diabetes-endpoint/deployments/blue") for p in puts)
+        endpoint = emulated.endpoint_name
+        assert endpoint.startswith("diabetes-endpoint-")  # the default, with a suffix of this workspace's own
+        assert any(p.endswith(f"/onlineEndpoints/{endpoint}") for p in puts)
+        assert any(p.endswith(f"/onlineEndpoints/{endpoint}/deployments/blue") for p in puts)
         assert any("/mfeOperationsStatus/" in r["path"] for r in emulated.requests())
         assert any(r["method"] == "POST" and r["path"].endswith("/listKeys") for r in sdk)
 
@@ -166,7 +168,7 @@ class TestMonitor:
         assert isinstance(schedule, MonitorSchedule), schedule
         definition = schedule.create_monitor
         assert definition.monitoring_target.endpoint_deployment_id.endswith(
-            "/onlineEndpoints/diabetes-endpoint/deployments/blue"
+            f"/onlineEndpoints/{story['emulated'].endpoint_name}/deployments/blue"
         )
         [signal] = definition.monitoring_signals.values()
         assert signal.type == "data_drift"
@@ -183,7 +185,7 @@ class TestMonitor:
 
     def test_it_went_through_the_sdk(self, story: dict[str, Any]) -> None:
         emulated: Emulated = story["emulated"]
-        assert emulated.requests("PUT", "/schedules/diabetes-endpoint-drift")
+        assert emulated.requests("PUT", f"/schedules/{emulated.endpoint_name}-drift")
 
 
 class TestRollback:

@@ -83,8 +83,10 @@ def test_the_nightly_chain_trains_deploys_and_batch_scores_on_the_emulator(platf
     assert int(deploy["parameters"]["version"]) == 1
     assert int(batch["parameters"]["model_version"]) == 1
     requests = emulator.requests()
+    endpoint_name = report["endpoint"]["name"]
+    assert endpoint_name.startswith("diabetes-endpoint-")  # the default, with a suffix of this workspace's own
     assert any(
-        r["method"] == "PUT" and r["path"].endswith("/onlineEndpoints/diabetes-endpoint/deployments/blue")
+        r["method"] == "PUT" and r["path"].endswith(f"/onlineEndpoints/{endpoint_name}/deployments/blue")
         for r in requests
     )
     assert len([r for r in requests if r["method"] == "POST" and "/inference/batch/" in r["path"]]) == 1
@@ -97,7 +99,7 @@ def test_the_nightly_chain_trains_deploys_and_batch_scores_on_the_emulator(platf
         for name, value in settings_env.items():
             patch.setenv(name, value)
         backend = open_backend(load_settings())
-        answer = backend.endpoints.invoke("diabetes-endpoint", json.dumps({"data": INPUT_SAMPLE}).encode())
+        answer = backend.endpoints.invoke(endpoint_name, json.dumps({"data": INPUT_SAMPLE}).encode())
         expected = predict_locally(backend.packages.build(backend.registry.get(MODEL, 1)).model_dir, INPUT_SAMPLE)
     assert answer.status == 200
     assert answer.payload()["result"] == pytest.approx(expected, abs=1e-6)

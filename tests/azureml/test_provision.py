@@ -9,6 +9,7 @@ import pytest
 
 from flows.cleanup import cleanup
 from flows.provision import provision
+from flows.train_register import train_register
 from infra.azureml import AzureMLBackend
 from infra.azureml_emulator.process import EmulatorProcess
 from infra.backend import TrainSpec
@@ -86,12 +87,51 @@ def test_cleanup_never_archives_the_serving_version_and_teardown_deletes_the_wor
     assert cleanup(keep_versions=1) == []
 
     gone = cleanup(delete_everything=True)
-    assert gone[-1] == "deleted workspace mlops-aml-ws with its storage account and key vault"
+    assert gone[-1] == (
+        "deleted workspace mlops-aml-ws permanently (not recoverable; its name is free at once)"
+        " with its storage account and key vault"
+    )
     assert f"deleted online endpoint {endpoint}" in gone
     assert "deleted compute cluster train-cluster" in gone
     assert bare.requests("DELETE", "/Microsoft.Storage/storageAccounts/")
     with pytest.raises(ConfigError, match="AZUREML_WORKSPACE_NAME"):
         _backend().endpoints.get(endpoint)  # the workspace is gone
+    assert bare.requests("DELETE", "/workspaces/mlops-aml-ws")  # with forceToPurge: the name is free again
+    assert provision()[0].startswith("created workspace mlops-aml-ws in mlops-RG (eastus) with ")
+
+
+def test_a_soft_deleted_workspace_holds_its_name(bare: Emulated) -> None:
+    """Issue 22, point 7: without permanently_delete Azure soft-deletes a workspace and holds its name for 14
+    days (Microsoft Learn, "Workspace soft deletion"); the emulator holds it too."""
+    provision()
+    client = _backend().client
+    client.workspaces.begin_delete("mlops-aml-ws", delete_dependent_resources=False).result()
+    with pytest.raises(Exception, match="soft-deleted: its name is held") as refused:
+        provision()
+    assert "mlops-aml-ws" in str(refused.value)
+
+
+def test_an_endpoint_name_taken_in_the_region_fails_before_training_naming_the_setting(
+    bare: Emulated, emulator_server: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22, point 4: endpoint names are unique per Azure region across all customers ("Endpoint name needs
+    to be unique within a region"). The emulator is one region; a name held there stops train-register before
+    it trains, with an error naming the setting."""
+    changes = provision()
+    online, batch = load_settings().endpoint_name, load_settings().aml_batch_endpoint_name
+    assert f"created online endpoint {online} (no deployment yet)" in changes
+    assert f"created batch endpoint {batch} (no deployment yet)" in changes
+    bare.take_endpoint_name("someone-elses")
+    monkeypatch.setenv("MLOPS_ENDPOINT_NAME", "someone-elses")
+    with pytest.raises(ConfigError, match=r"MLOPS_ENDPOINT_NAME='someone-elses': that endpoint name is taken"):
+        train_register()
+    assert bare.jobs() == {}  # nothing was trained
+    # another customer's workspace in the region: the first workspace's batch endpoint holds its name
+    join_emulator(emulator_server, tmp_path / "other", monkeypatch)
+    monkeypatch.delenv("MLOPS_ENDPOINT_NAME")
+    monkeypatch.setenv("MLOPS_AML_BATCH_ENDPOINT_NAME", batch)
+    with pytest.raises(ConfigError, match=rf"MLOPS_AML_BATCH_ENDPOINT_NAME='{batch}': that endpoint name is taken"):
+        _backend().workspace.reserve_names()
 
 
 def test_cleanup_scales_a_warm_idle_cluster_back_to_0_nodes(bare: Emulated, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,6 +62,7 @@ def test_run_ends_with_the_scoring_url_and_a_working_curl(prefect_server: str, t
         status = json.loads(_mlops("status", "--json", api_url=prefect_server, home=tmp_path / "ws", port=port).stdout)
         health = status["endpoint"].pop("health")
         assert status["endpoint"] == {
+            "name": "diabetes-endpoint",  # on the local backend the default has no suffix: no region to share
             "url": f"http://127.0.0.1:{port}/score",
             "running": True,
             "deployments": {"blue": {"model": f"{MODEL}:1", "traffic": 100}},

@@ -46,6 +46,23 @@ class TestTrain:
         assert (again.outputs / layout.MODEL_FILE).stat().st_mtime_ns == stamp
         assert again.metrics == first.metrics
 
+    def test_a_failed_job_keeps_its_folder_and_the_next_attempt_runs_under_a_name_of_its_own(
+        self, tmp_path: Path, data: Path
+    ) -> None:
+        """Azure ML never frees a job name, so neither backend runs a name twice (issue 22, point 3)."""
+        jobs = LocalJobs(tmp_path / "jobs")
+        with pytest.raises(JobFailedError, match=r"training job train-test stopped after 0.01 s"):
+            jobs.train(_spec(data).model_copy(update={"timeout_seconds": 0.01}))
+        failed = tmp_path / "jobs" / "train-test"
+        assert "stopped after" in (failed / "failed.txt").read_text()
+        assert not (failed / "outputs").exists()
+        retried = jobs.train(_spec(data))
+        assert (retried.job_name, retried.reattached) == ("train-test-r1", False)
+        assert retried.outputs == tmp_path / "jobs" / "train-test-r1" / "outputs"
+        assert (failed / "failed.txt").is_file()  # the failed attempt is kept, as Azure keeps a failed job
+        again = jobs.train(_spec(data))
+        assert (again.job_name, again.reattached) == ("train-test-r1", True)
+
 
 class TestFailures:
     def test_bad_input_is_a_job_failure_with_the_job_s_message(self, tmp_path: Path) -> None:

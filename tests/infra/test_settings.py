@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,37 @@ class TestDefaults:
         monkeypatch.setenv("MLOPS_MODEL_PACKAGE", str(tmp_path))
         with pytest.raises(ConfigError, match=r"MLOPS_MODEL_PACKAGE=.*no mlops-model.toml"):
             load_settings()
+
+
+class TestEndpointNames:
+    """Azure ML endpoint names are unique per region across all customers (issue 22, point 4)."""
+
+    def test_on_azure_ml_the_defaults_get_a_suffix_of_the_workspace_s_own(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for name in ("MLOPS_ENDPOINT_NAME", "MLOPS_AML_BATCH_ENDPOINT_NAME"):
+            monkeypatch.delenv(name, raising=False)
+        assert load_settings().endpoint_name == "diabetes-endpoint"  # locally: no region to share
+        monkeypatch.setenv("MLOPS_BACKEND", "azureml")
+        monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "sub-1")
+        first = load_settings()
+        assert re.fullmatch(r"diabetes-endpoint-[0-9a-f]{8}", first.endpoint_name)
+        assert re.fullmatch(r"diabetes-batch-[0-9a-f]{8}", first.aml_batch_endpoint_name)
+        assert first.endpoint_name[-8:] == first.aml_batch_endpoint_name[-8:]
+        assert load_settings().endpoint_name == first.endpoint_name  # stable for the workspace
+        monkeypatch.setenv("AZUREML_WORKSPACE_NAME", "other-ws")
+        assert load_settings().endpoint_name != first.endpoint_name
+        monkeypatch.setenv("MLOPS_ENDPOINT_NAME", "my-endpoint")
+        assert load_settings().endpoint_name == "my-endpoint"  # a name set is used as it is
+
+    def test_a_long_default_stays_within_azure_s_32_characters(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from infra.settings import regional_endpoint_name
+
+        monkeypatch.setenv("MLOPS_BACKEND", "azureml")
+        monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "sub-1")
+        name = regional_endpoint_name("a-very-long-endpoint-name-of-thirty", load_settings())
+        assert len(name) == 32
+        assert re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]", name)
 
 
 class TestSources:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,25 @@ class Emulated:
             f"/subscriptions/{self.subscription}/resourceGroups/mlops-RG"
             "/providers/Microsoft.MachineLearningServices/workspaces/mlops-aml-ws"
         )
+
+    @property
+    def endpoint_name(self) -> str:
+        """The default online endpoint name of this workspace: `diabetes-endpoint-<8 hex>` (unique per region)."""
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in self.env.items():
+                patch.setenv(name, value)
+            patch.delenv("MLOPS_ENDPOINT_NAME", raising=False)
+            return load_settings().endpoint_name
+
+    def take_endpoint_name(self, name: str) -> None:
+        """Mark `name` as held by someone else in the emulator's region."""
+        request = urllib.request.Request(
+            f"{self.process.url}/emulator/taken-endpoint-names/{name}",
+            method="PUT",
+            headers={"Authorization": "Bearer t"},
+        )
+        with urllib.request.urlopen(request, context=self.process._context(), timeout=5) as answer:
+            assert answer.status == 200
 
     def requests(self, method: str | None = None, contains: str = "") -> list[dict[str, Any]]:
         """The requests served during this test, optionally of one method and with `contains` in the path."""

@@ -41,6 +41,7 @@ from infra.backend import (
     TrainSpec,
 )
 from infra.errors import BackendError, JobFailedError, MissingResourceError
+from infra.local.jobs import attempt_name
 from infra.local.registry import folder_sha256
 from infra.settings import Settings
 from infra.storage import Storage
@@ -86,11 +87,18 @@ class FakeJobs:
         self.root = root
         self.submitted: list[str] = []  # job names, in the order they were really run (re-attaching is not a run)
         self._done: dict[str, TrainOutput] = {}
+        self._failed: set[str] = set()
 
     def train(self, spec: TrainSpec) -> TrainOutput:
+        attempt = 0  # a failed job's name is never used again (Azure ML's rule; infra.local.jobs keeps it too)
+        while attempt_name(spec.job_name, attempt) in self._failed:
+            attempt += 1
+        name = attempt_name(spec.job_name, attempt)
+        spec = spec.model_copy(update={"job_name": name})
         if spec.job_name in self._done:
             return self._done[spec.job_name].model_copy(update={"reattached": True})
         if not spec.data.is_file():
+            self._failed.add(name)
             raise JobFailedError(f"job {spec.job_name} failed: {spec.data}: no such training data file")
         self.submitted.append(spec.job_name)
         alpha = float(spec.parameters.get("alpha", 0.5))
@@ -423,6 +431,9 @@ class FakeWorkspace:
             return []
         self.exists = True
         return ["created fake workspace"]
+
+    def reserve_names(self) -> list[str]:
+        return []
 
     def tidy(self) -> list[str]:
         return []
