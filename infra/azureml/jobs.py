@@ -36,6 +36,7 @@ from azure.ai.ml.entities import Data, Environment
 from azure.ai.ml.exceptions import JobException
 from azure.core.exceptions import ResourceNotFoundError
 
+from infra.azureml import entities
 from infra.azureml.client import translated
 from infra.backend import TrainOutput, TrainSpec
 from infra.errors import JobFailedError, TransientBackendError
@@ -91,6 +92,7 @@ class AzureMLJobs:
         self.settings = settings
         self.root = settings.home / "azureml"
         self.poll_seconds = settings.azureml_poll_seconds or (0.5 if settings.emulator_url else 10.0)
+        self._cluster_checked = False
 
     def train(self, spec: TrainSpec) -> TrainOutput:
         with translated(self.settings, f"training job {spec.job_name}"):
@@ -136,7 +138,21 @@ class AzureMLJobs:
         msg = f"training job {base}: {MAX_ATTEMPTS} attempts ended without completing; change the data, code or parameters"
         raise JobFailedError(msg)
 
+    def _ensure_cluster(self) -> None:
+        """The training cluster, created if missing (min 0 nodes: nothing billed idle). Azure refuses a job whose
+        compute does not exist ("Unknown compute target"), so `mlops run` needs no `mlops provision` first."""
+        if self._cluster_checked:
+            return
+        try:
+            self.client.compute.get(self.settings.aml_compute_cluster_name)
+        except ResourceNotFoundError:
+            cluster = entities.compute_cluster(self.settings)
+            self.client.compute.begin_create_or_update(cluster).result(timeout=self.settings.aml_deploy_timeout_seconds)
+            _log.info("created compute cluster %s (min %s nodes)", cluster.name, cluster.min_instances)
+        self._cluster_checked = True
+
     def _submit(self, spec: TrainSpec, name: str) -> None:
+        self._ensure_cluster()
         staging = self.root / "jobs" / name / "inputs"
         staging.mkdir(parents=True, exist_ok=True)
         parameters = staging / "parameters.json"

@@ -299,6 +299,7 @@ def online_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[
             if "traffic" in properties and properties["traffic"] is not None:
                 traffic = {k: int(v) for k, v in properties["traffic"].items()}
                 mirror = {k: int(v) for k, v in (properties.get("mirrorTraffic") or {}).items()}
+                _check_mirror(mirror)
                 _check_deployments(context, name, set(traffic) | set(mirror))
                 state = served.set_traffic(name, {d: traffic.get(d, 0) for d in _deployments(context, name)})
                 existing["properties"]["traffic"] = {d: state.traffic()[d] for d in traffic if d in state.traffic()}
@@ -524,6 +525,19 @@ def deployment_logs(context: Context) -> tuple[int, Any]:
     return 200, {"content": "\n".join(mine[-tail:])}
 
 
+def _check_mirror(mirror: dict[str, int]) -> None:
+    """Microsoft Learn, "Safe rollout for online endpoints": "You can mirror traffic to only one deployment in an
+    endpoint" and "The maximum percentage of traffic you can mirror is 50 percent" (REST: mirror traffic values
+    "need to sum to utmost 50"). No refusal is recorded: the messages are the emulator's."""
+    mirrored = {d: p for d, p in mirror.items() if p}
+    if len(mirrored) > 1:
+        raise ArmError(
+            400, "BadArgument", f"mirror traffic goes to one deployment only; asked for {', '.join(sorted(mirrored))}"
+        )
+    if sum(mirrored.values()) > 50:
+        raise ArmError(400, "BadArgument", f"mirror traffic sums to {sum(mirrored.values())}; at most 50 percent")
+
+
 def _asset_body(context: Context, reference: str, kind: str, what: str) -> dict[str, Any]:
     from infra.azureml_emulator.jobs import asset_reference
 
@@ -539,6 +553,8 @@ def _asset_body(context: Context, reference: str, kind: str, what: str) -> dict[
 def _deployment_assets(
     context: Context, properties: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    from infra.azureml_emulator.jobs import curated_environment
+
     model_ref = properties.get("model")
     if isinstance(model_ref, dict):  # batch deployments: {"referenceType": "Id", "assetId": ...}
         model_ref = model_ref.get("assetId")
@@ -551,6 +567,8 @@ def _deployment_assets(
     code = _asset_body(context, str(configuration["codeId"]), "codes", "code")
     if not properties.get("environmentId"):
         raise ArmError(400, "BadArgument", "a deployment needs an environmentId")
+    if curated_environment(str(properties["environmentId"])):
+        return model, code, {}
     environment = _asset_body(context, str(properties["environmentId"]), "environments", "environment")
     return model, code, environment
 

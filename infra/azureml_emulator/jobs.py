@@ -15,6 +15,20 @@ _INPUT_TYPES = ("uri_file", "uri_folder", "literal", "custom_model", "mlflow_mod
 _OUTPUT_TYPES = ("uri_file", "uri_folder", "custom_model", "mlflow_model")
 
 
+# Curated environments: the SDK sends the short id as given (`azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:33`,
+# answered 201 and echoed: command_job/...test_command_job_invalid_datastore.json, ...serverless.json), which the
+# service resolves in the `azureml` registry; registry ids are taken as they are too (Microsoft Learn, "Manage
+# environments": azureml://registries/azureml/environments/<name>/versions/<v> or /labels/latest).
+_CURATED = re.compile(
+    r"azureml:AzureML-[A-Za-z0-9_.\-]+:\d+|azureml://registries/[^/]+/environments/[^/]+/(versions|labels)/[^/]+"
+)
+
+
+def curated_environment(value: str) -> bool:
+    """Whether an environment id names a curated or registry environment (not an asset of the workspace)."""
+    return bool(_CURATED.fullmatch(value))
+
+
 def asset_reference(value: str) -> tuple[str, str, str] | None:
     """(kind, name, version) of an ARM asset id, else None."""
     match = _ARM_ASSET.fullmatch(value)
@@ -43,7 +57,15 @@ def validate(context: Context, body: dict[str, Any]) -> None:
         raise ArmError(400, "UserError", "a command job needs a non-empty 'command'")
     if not properties.get("environmentId"):
         raise ArmError(400, "UserError", "a command job needs 'environmentId'")
-    _require_asset(context, str(properties["environmentId"]), "environment", "environments")
+    if not curated_environment(str(properties["environmentId"])):
+        _require_asset(context, str(properties["environmentId"]), "environment", "environments")
+    compute = str(properties.get("computeId") or "")
+    if (
+        compute
+        and context.emulator.store.get_asset(context.scope, "computes", compute.rstrip("/").rsplit("/", 1)[-1]) is None
+    ):
+        # recorded: command_job/...test_command_job_register_output.json (2023 run), Entry 0
+        raise ArmError(400, "UserError", f"Unknown compute target '{compute.rstrip('/').rsplit('/', 1)[-1]}'.")
     if properties.get("codeId"):
         _require_asset(context, str(properties["codeId"]), "code", "codes")
     for name, value in (properties.get("inputs") or {}).items():
@@ -66,10 +88,23 @@ def validate(context: Context, body: dict[str, Any]) -> None:
             raise ArmError(
                 400, "UserError", f"output {name!r}: jobOutputType {kind!r} is not one of {', '.join(_OUTPUT_TYPES)}"
             )
+        if kind == "uri_folder" and "assetVersion" in value and _api_version(context) >= "2025-01-01":
+            # recorded (2025-01-01-preview): command_job/...test_command_job_register_output.json, a 400 whose
+            # detail is "Could not find member 'assetVersion' on object of type 'UriFolderJobOutput'"
+            raise ArmError(
+                400,
+                "UserError",
+                "Request is invalid and/or missing fields. Could not find member 'assetVersion' on object of type "
+                f"'UriFolderJobOutput'. Path 'outputs.{name}.assetVersion'.",
+            )
     used = set(re.findall(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}", str(properties["command"])))
     for group, name in used:
         if name not in (properties.get(group) or {}):
             raise ArmError(400, "UserError", f"the command uses ${{{{{group}.{name}}}}}, which the job does not define")
+
+
+def _api_version(context: Context) -> str:
+    return str(context.query.get("api-version") or "")
 
 
 def prepare(name: str, body: dict[str, Any]) -> dict[str, Any]:

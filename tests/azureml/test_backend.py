@@ -231,7 +231,7 @@ def test_mirror_traffic_copies_requests_to_a_deployment_without_live_traffic(emu
     backend.endpoints.set_traffic(endpoint, {"blue": 50, "green": 50})
     assert backend.client.online_endpoints.get(endpoint).mirror_traffic in ({}, None)
     backend.endpoints.set_traffic(endpoint, {"blue": 100, "green": 0})
-    with pytest.raises(BackendError, match="mirror traffic must be whole percentages from 0 to 50"):
+    with pytest.raises(BackendError, match="mirror traffic sums to 60; at most 50 percent"):
         backend.endpoints.set_mirror(endpoint, {"green": 60})
 
 

@@ -181,3 +181,44 @@ def test_a_job_past_its_time_limit_is_stopped_and_fails_saying_so(
     _wait(client, ws, "slow", "Failed", timeout=20)
     details = client.get(f"/history/v1.0{ws}/runs/slow/details", params={"api-version": "v1.0"}).json()
     assert "ran past its timeout" in details["error"]["error"]["message"]
+
+
+def test_what_azure_accepts_is_accepted(ws: str, client: httpx.Client) -> None:
+    """Issue 22, point 10: recorded 201s the emulator refused. A 32-hex environment version (anonymous
+    environments: batch_services/...test_mlflow_batch_endpoint_create_and_update.json), a curated environment's
+    short id and a registry environment (command_job/...test_command_job_invalid_datastore.json) on a job."""
+    long_version = "2d2385fe588fafa23a66ec2fec279efb"
+    put = client.put(f"{ws}/environments/anon/versions/{long_version}", params=API, json={"properties": {"image": "i"}})
+    assert put.status_code == 201, put.text
+    too_long = client.put(f"{ws}/data/d/versions/{'1' * 31}", params=API, json={"properties": {"dataUri": "x"}})
+    assert too_long.status_code == 400  # data assets keep 30 (azureml-assets#295)
+    for curated in (
+        "azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:33",
+        "azureml://registries/azureml/environments/sklearn-1.5/labels/latest",
+    ):
+        job = client.put(f"{ws}/jobs/curated-{len(curated)}", params=API, json=_job(curated))
+        assert job.status_code == 201, job.text
+        assert job.json()["properties"]["environmentId"] == curated  # echoed as sent, as recorded
+
+
+def test_what_azure_refuses_is_refused(ws: str, client: httpx.Client) -> None:
+    """Issue 22, point 10: what Azure refuses and the emulator accepted. A job on a compute that does not exist
+    and `assetVersion` on a uri_folder output (both recorded 400s: command_job/...test_command_job_register_output.json);
+    mirror traffic to two deployments or over 50 percent (Microsoft Learn, safe rollout; no recorded refusal)."""
+    environment = _environment(client, ws)
+    no_compute = client.put(
+        f"{ws}/jobs/no-compute", params=API, json=_job(environment, computeId=f"{ws}/computes/nope")
+    )
+    assert no_compute.status_code == 400
+    assert _error(no_compute)["message"] == "Unknown compute target 'nope'."
+    output = {"out": {"jobOutputType": "uri_folder", "assetName": "o", "assetVersion": "2", "mode": "Upload"}}
+    versioned = client.put(f"{ws}/jobs/versioned-output", params=API, json=_job(environment, outputs=output))
+    assert versioned.status_code == 400
+    assert "Could not find member 'assetVersion' on object of type 'UriFolderJobOutput'" in _error(versioned)["message"]
+    endpoint = f"{ws}/onlineEndpoints/mirror-check"
+    assert client.put(endpoint, params=API, json={"location": "eastus", "properties": {"authMode": "Key"}}).is_success
+    for mirror, problem in (({"a": 10, "b": 10}, "one deployment only"), ({"a": 60}, "at most 50 percent")):
+        body = {"location": "eastus", "properties": {"authMode": "Key", "traffic": {}, "mirrorTraffic": mirror}}
+        refused = client.put(endpoint, params=API, json=body)
+        assert refused.status_code == 400
+        assert problem in _error(refused)["message"]
