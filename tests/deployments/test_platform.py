@@ -4,6 +4,7 @@ overlapping chains, `mlops down` and `up` again with nothing lost, `mlops down`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -249,6 +250,11 @@ class ApiWatch:
         self._thread.join(timeout=30)
 
     def _loop(self) -> None:
+        # This thread measures the platform, which runs at niceness 0: at the test worker's niceness 5 it waited
+        # for CPU behind the platform's own processes, and that wait counted as the API's (a 2.24 s answer in a
+        # fresh-clone run). Niceness is per thread on Linux; lowering it needs root, else it stays as it was.
+        with contextlib.suppress(OSError):
+            os.nice(-os.nice(0))
         deadline = time.monotonic() + self.max_seconds
         with httpx.Client(base_url=self.api, timeout=10) as client:
             while not self._stop.is_set() and time.monotonic() < deadline:
