@@ -3,7 +3,8 @@
 Every measurement is a fresh `mlops run` process, timed from its start to its exit:
 
 - cold: an empty workspace and an empty Prefect home, no server (`make run` on a fresh clone,
-  after `make install`): Prefect starts a temporary server and creates its database;
+  after `make install`, on a machine that never ran it: no kept empty database in MLOPS_CACHE_DIR,
+  deployments/prefect_database.py): Prefect starts a temporary server and migrates its database;
 - temporary server: an empty workspace, Prefect's home already has its database (`make run` in a
   new workspace), and its unchanged re-run (`make run` twice);
 - running server on PostgreSQL (as under `mlops up`), new workspace, and its unchanged re-run;
@@ -161,6 +162,7 @@ Record = Callable[[str, tuple[float, dict[str, float]]], None]
 
 def one_round(work: Path, servers: dict[str, str], warm_home: Path, record: Record, index: int) -> None:
     cold = Workspace(work / f"cold-{index}", work / f"cold-{index}" / "prefect", None)
+    cold.env["MLOPS_CACHE_DIR"] = str(work / f"cold-{index}" / "cache")  # a machine's first run: no kept database
     record("cold", cold.run())
     cold.close()
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from deployments.prefect_database import NewDatabase, configured_sqlite_file
 from infra.azureml_emulator.process import EmulatorProcess
 from infra.errors import BackendError
 from infra.local.azurite import Azurite
@@ -135,9 +136,11 @@ class Platform:
             running = emulator.pid() is not None
             emulator.start()
             report.append(f"Azure ML emulator: {'running' if running else 'started'} at {emulator.url}")
-        report.append(
-            f"Prefect server: {self._start('server', self._server_command(), self.server_env(), wait_for_server=True)} at {self.ui_url}"
-        )
+        server_env = self.server_env()
+        with NewDatabase(configured_sqlite_file(server_env) if database["kind"] == "sqlite" else None) as new:
+            server = self._start("server", self._server_command(), server_env, wait_for_server=True)
+            new.started()
+        report.append(f"Prefect server: {server} at {self.ui_url}")
         report.append(f"work pool {work_pool_name()}: {self._ensure_pool()}")
         report.append(f"deployments: {self._deploy()}")
         report.append(f"worker: {self._start('worker', self._worker_command(), self.env(), wait_for_server=False)}")

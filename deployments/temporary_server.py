@@ -37,7 +37,16 @@ class TemporaryServer:
         self.url = ""
 
     def start(self, timeout: float) -> str:
-        """Start the server and wait until it answers; return its API URL."""
+        """Start the server and wait until it answers; return its API URL. A new database starts as a copy of an
+        empty, migrated one when this machine has one (`deployments.prefect_database`)."""
+        from deployments.prefect_database import NewDatabase, configured_sqlite_file
+
+        with NewDatabase(configured_sqlite_file()) as database:
+            url = self._start(timeout)
+            database.started()
+        return url
+
+    def _start(self, timeout: float) -> str:
         import prefect
 
         for _ in range(_ATTEMPTS):

@@ -165,18 +165,40 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def prefect_server() -> Iterator[str]:
+def prefect_server(mlops_cache: Path) -> Iterator[str]:
     """A real Prefect server (SQLite, its own port) for this pytest process; yields its API URL.
 
     One per xdist worker, not one shared by all: a server outlives no test that uses it only if the
     process that started it stays until every user is done, which a worker cannot know of the others.
     Each worker starts one the first time a test needs it (in parallel, about 10 s each).
     """
+    from unittest import mock
+
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    from deployments.prefect_database import NewDatabase
+
+    # Prefect's harness makes a folder for its database with `mkdtemp`; it gets one whose database is a copy of
+    # the run's empty migrated one (deployments/prefect_database.py), as `mlops run`'s temporary server does.
+    folder = Path(tempfile.mkdtemp(prefix="mlops-tests-server-"))
+    with (
+        NewDatabase(folder / "prefect-test.db") as database,
+        mock.patch("prefect.testing.utilities.mkdtemp", return_value=str(folder)),
+        prefect_test_harness(server_startup_timeout=120),
+    ):
+        database.started()
         yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mlops_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`MLOPS_CACHE_DIR` for the run (shared by its workers, never the developer's own): the empty Prefect
+    database is migrated once per run and copied for every other new one."""
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "mlops-cache"
+    os.environ["MLOPS_CACHE_DIR"] = str(path)
+    return path
 
 
 @pytest.fixture
