@@ -120,9 +120,7 @@ class LoadGenerator:
     CPU per suite run in the test process alone, and as much again in the endpoint, taken from the very
     deploys and restarts the load is there to watch)."""
 
-    def __init__(
-        self, url: str, key: str, *, threads: int = 4, max_seconds: float = 120, pause: float = 0.025
-    ) -> None:
+    def __init__(self, url: str, key: str, *, threads: int = 4, max_seconds: float = 120, pause: float = 0.025) -> None:
         self.url, self.key, self.max_seconds, self.pause = url, key, max_seconds, pause
         self.statuses: Counter[int] = Counter()
         self.deployments: Counter[str] = Counter()
