@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
         (["setpriv", "--", "python", "-m", "infra.azureml_emulator", "--home", "x"], "the Azure ML emulator"),
         (["python", "-m", "deployments.cli", "up"], "the platform (mlops up)"),
         (["/venv/bin/mlops", "up"], "the platform (mlops up)"),
+        (["python", "-m", "infra.azureml_emulator.batch_driver", "--script", "s.py"], None),  # a script, no server
         (["python", "-m", "deployments.cli", "status", "--json"], None),
         (["python", "-m", "infra.local.endpoint.server", "--port", "1"], None),
         (["/usr/lib/postgresql/15/bin/postgres", "-D", "x"], None),
