@@ -175,6 +175,22 @@ _bodies = st.one_of(
 )
 
 
+@pytest.fixture
+def global_random_left_to_hypothesis() -> None:
+    """Stop Prefect's events worker, the one thread here that draws from the global `random` between tests.
+
+    Hypothesis compares the global `random` state before and after each draw and, when it moved, warns "Do not use
+    the `random` module inside strategies" (an error under our filterwarnings), on one draw and not on its replay: a
+    FlakyFailure. Once any test in this xdist worker has run a flow, Prefect's events client keeps a websocket to the
+    worker's Prefect server and pings it from its own thread (websockets' keepalive and Prefect's checkpoint ping, each
+    `random.getrandbits(32)`): one such ping during a draw failed a fresh-clone run. The next flow starts a new worker.
+    """
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=30, at_exit=False)
+
+
+@pytest.mark.usefixtures("global_random_left_to_hypothesis")
 @settings(
     max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
