@@ -3,7 +3,7 @@
 Prefect starts one itself when a flow runs with no API (its `SubprocessASGIServer`), but that
 process outlives a `kill -9` of the command that started it: a uvicorn on a random port, until
 someone kills it by hand. This starts the same server (the same uvicorn command and environment)
-with the parent-death signal set, so it stops with the command however the command ends, and
+with the parent-death signal set (`infra/local/deathsig.py`), so it stops with the command however the command ends, and
 points the command's flows at it (Prefect's own settings context, not the process environment).
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from collections.abc import Iterator
 import httpx
 
 from infra.errors import BackendError
+from infra.local import deathsig
 
 _ATTEMPTS = 3  # a port taken between choosing it and binding it: another port
 
@@ -54,9 +54,7 @@ class TemporaryServer:
             command = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent)]
             command += ["--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1"]
             command += ["--port", str(port), "--log-level", "error", "--lifespan", "on"]
-            setpriv = shutil.which("setpriv")
-            if setpriv:  # util-linux: the parent-death signal, kept across exec
-                command = [setpriv, "--pdeathsig", "TERM", "--", *command]
+            command = deathsig.command(command)  # the parent-death signal, set with no window (see there)
             env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1"}
             env["PREFECT__SERVER_FINAL"] = "1"
             print(f"mlops: starting a temporary Prefect server on http://127.0.0.1:{port}", file=sys.stderr)  # noqa: T201

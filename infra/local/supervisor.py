@@ -3,8 +3,9 @@
     python -m infra.local.supervisor --pid-file F --status S --log L [--max-bytes N] [--files K]
         [--stop-signal TERM] [--stable-seconds 10] -- COMMAND...
 
-The supervisor starts COMMAND with the parent-death signal set (util-linux's `setpriv --pdeathsig`,
-else `prctl` before exec), so the process dies with its supervisor even on `kill -9`. It writes
+The supervisor starts COMMAND with the parent-death signal set (`infra/local/deathsig.py`, which also
+refuses to start it when the supervisor died first), so the process dies with its supervisor even on
+`kill -9`. It writes
 the process's pid to F (what the callers check and what the process's health answers with), and
 its own state to S as JSON: `state` (running, restarting, crash-loop, stopped), `pid`,
 `supervisor_pid`, `starts`, `restarts`, `last_exit` ("exit 1", "killed by SIGKILL"),
@@ -27,7 +28,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +36,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from infra.local import deathsig
 
 FIRST_DELAY_SECONDS = 0.5
 MAX_DELAY_SECONDS = 30.0
@@ -118,13 +120,6 @@ def read_status(path: Path) -> dict[str, Any] | None:
     return status
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class Supervisor:
     def __init__(self, args: argparse.Namespace) -> None:
         self.command: list[str] = args.command
@@ -152,7 +147,6 @@ class Supervisor:
         self.read_end, self.write_end = os.pipe()
         with contextlib.suppress(OSError, AttributeError):
             fcntl.fcntl(self.write_end, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        self.setpriv = shutil.which("setpriv")
 
     # ---- the output ----
     def _copy_output(self) -> None:
@@ -172,14 +166,8 @@ class Supervisor:
 
     # ---- the process ----
     def _start(self) -> subprocess.Popen[bytes]:
-        command = self.command
-        extra: dict[str, Any] = {}
-        if self.setpriv:
-            command = [self.setpriv, "--pdeathsig", "TERM", "--", *command]
-        else:
-            extra["preexec_fn"] = _die_with_parent
         child = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=self.write_end, stderr=self.write_end, **extra
+            deathsig.command(self.command), stdin=subprocess.DEVNULL, stdout=self.write_end, stderr=self.write_end
         )
         self.status["starts"] += 1
         self.status.update(pid=child.pid, state="running", next_start_at=None)

@@ -3,6 +3,7 @@ training job and the job's own children die with it), and the registry stays con
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -44,6 +45,7 @@ class Train:
     """`mlops train` in a subprocess of its own (no PREFECT_API_URL: it starts its temporary server)."""
 
     def __init__(self, home: Path, package: Path | None = None) -> None:
+        self.home = home
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
         env |= {"MLOPS_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
         if package is not None:
@@ -82,6 +84,15 @@ class Train:
     def _close(self, timeout: float = 30) -> int:
         code = self.process.wait(timeout=timeout)
         self._reader.join(timeout=10)
+        if self._reader.is_alive():
+            # a process it started survived and holds its output open (closing the pipe now would block on
+            # the reader): stop them, then fail naming them
+            left = processes_of(self.home)
+            for line in left:
+                with contextlib.suppress(OSError):
+                    os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+            self._reader.join(timeout=10)
+            raise AssertionError(f"still running after `mlops train` ended: {left}\n{''.join(self.output)}")
         assert self.process.stdout is not None
         self.process.stdout.close()
         return code
