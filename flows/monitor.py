@@ -82,7 +82,7 @@ def monitor(
     )
     local, published = write_drift_json(backend, summary, work, output)
     summary = summary.model_copy(update={"drift_json": local, "published": published})
-    # Announce drift; on a platform with its own monitor (Azure ML), keep that monitor in place too
+    # Announce drift; then the platform's own monitor (none today; on Azure ML an earlier version's is disabled)
     if report.drifted:
         package = settings.package
         training = (

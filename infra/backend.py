@@ -299,8 +299,9 @@ class Workspace(Protocol):
 
 class Monitoring(Protocol):
     def ensure(self, model: ModelVersion, thresholds: dict[str, float]) -> str | None:
-        """Create or update the platform's own drift monitor of the serving deployment (none locally: the
-        `monitor` flow is the monitor); return its name, or None."""
+        """Keep the platform's own drift monitor of the serving deployment as it should be; return its name, or
+        None when the `monitor` flow is the only monitor (locally, and on Azure ML: infra/azureml/monitoring.py
+        says why)."""
         ...
 
 

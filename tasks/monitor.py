@@ -292,8 +292,9 @@ def labelled_input(inputs: list[str], features: tuple[str, ...], target: str) ->
     cache_policy=NO_CACHE,
 )
 def ensure_platform_monitor(backend: Backend, settings: Settings, model: ModelVersion) -> str | None:
-    """The platform's own drift monitor of the serving deployment, with the same thresholds (Azure ML: a
-    MonitorSchedule with a data drift signal); none on the local backend."""
+    """The platform's own drift monitor of the serving deployment kept as it should be. There is none on either
+    backend today: on Azure ML this disables the model monitor earlier versions created, whose every run failed
+    (infra/azureml/monitoring.py says why)."""
     name = backend.monitoring.ensure(
         model, {"psi": settings.drift_psi_threshold, "ks_p_value": settings.drift_ks_p_value}
     )

@@ -46,5 +46,5 @@ class AzureMLBackend:
         self.packages = AzureMLPackages(self.client, settings)
         self.batch = AzureMLBatch(self.client, settings, self.packages, self.jobs)
         self.workspace = AzureMLWorkspace(self.client, settings, self.endpoints, self.jobs)
-        self.monitoring = AzureMLMonitoring(self.client, settings, self.packages, self.endpoints)
+        self.monitoring = AzureMLMonitoring(self.client, settings)
         self.storage = Storage(settings)

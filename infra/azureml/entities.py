@@ -14,31 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from azure.ai.ml import Input
-from azure.ai.ml.constants import AssetTypes, BatchDeploymentOutputAction, MonitorDatasetContext
+from azure.ai.ml.constants import BatchDeploymentOutputAction
 from azure.ai.ml.entities import (
     AmlCompute,
-    BaselineDataRange,
     BatchDeployment,
     BatchEndpoint,
     BatchRetrySettings,
     CodeConfiguration,
-    Data,
-    DataDriftMetricThreshold,
-    DataDriftSignal,
     Environment,
     ManagedOnlineDeployment,
     ManagedOnlineEndpoint,
-    MonitorDefinition,
-    MonitoringTarget,
-    MonitorSchedule,
-    NumericalDriftMetrics,
-    ProductionData,
-    RecurrencePattern,
-    RecurrenceTrigger,
-    ReferenceData,
     ResourceConfiguration,
-    ServerlessSparkCompute,
     Workspace,
 )
 
@@ -176,72 +162,6 @@ def workspace(settings: Settings) -> Workspace:
         location=settings.azure_location,
         display_name=settings.azure_workspace_name,
         description=f"MLOps workspace ({settings.base_name})",
-        tags={"mlops.managed": "true", "mlops.base_name": settings.base_name},
-    )
-
-
-def reference_table(model: str, version: int, reference_csv: Path, folder: Path) -> Data:
-    """A version's drift baseline (`reference.csv`) as an MLTable data asset, the form model monitoring reads."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / reference_csv.name).write_bytes(reference_csv.read_bytes())
-    table = {
-        "paths": [{"file": f"./{reference_csv.name}"}],
-        "transformations": [{"read_delimited": {"delimiter": ",", "header": "all_files_same_headers"}}],
-    }
-    (folder / "MLTable").write_text(yaml.safe_dump(table, sort_keys=False))
-    return Data(
-        name=reference_asset_name(model),
-        version=str(version),
-        type=AssetTypes.MLTABLE,
-        path=str(folder),
-        description=f"the training features of {model}:{version} and its predictions for them (drift baseline)",
-        tags={"mlops.model": f"{model}:{version}"},
-    )
-
-
-def reference_asset_name(model: str) -> str:
-    """A data asset name from a model name (`diabetes_regression_model.pkl` -> `diabetes_regression_model-reference`)."""
-    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in model.removesuffix(".pkl"))
-    return f"{stem}-reference"
-
-
-def monitor_schedule(
-    settings: Settings,
-    endpoint: str,
-    deployment: str,
-    reference: str,
-    production: str,
-    features: list[str],
-    psi_threshold: float,
-) -> MonitorSchedule:
-    """A daily model monitor of the online deployment: data drift of its inputs (PSI over the features) against
-    the version's training data."""
-    signal = DataDriftSignal(
-        production_data=ProductionData(
-            input_data=Input(type=AssetTypes.URI_FOLDER, path=production),
-            data_context=MonitorDatasetContext.MODEL_INPUTS,
-            data_window=BaselineDataRange(lookback_window_size="P1D", lookback_window_offset="P0D"),
-        ),
-        reference_data=ReferenceData(
-            input_data=Input(type=AssetTypes.MLTABLE, path=reference), data_context=MonitorDatasetContext.TRAINING
-        ),
-        features=features,
-        metric_thresholds=DataDriftMetricThreshold(
-            numerical=NumericalDriftMetrics(population_stability_index=psi_threshold)
-        ),
-        alert_enabled=False,
-    )
-    return MonitorSchedule(
-        name=f"{endpoint}-drift",
-        description=f"data drift of {endpoint}/{deployment}'s inputs against its model's training data",
-        trigger=RecurrenceTrigger(frequency="day", interval=1, schedule=RecurrencePattern(hours=7, minutes=0)),
-        create_monitor=MonitorDefinition(
-            compute=ServerlessSparkCompute(instance_type="standard_e4s_v3", runtime_version="3.4"),
-            monitoring_target=MonitoringTarget(
-                ml_task="regression", endpoint_deployment_id=f"azureml:{endpoint}:{deployment}"
-            ),
-            monitoring_signals={"data-drift": signal},
-        ),
         tags={"mlops.managed": "true", "mlops.base_name": settings.base_name},
     )
 

@@ -1,90 +1,61 @@
-"""Azure ML's own drift monitor of the online deployment: a `MonitorSchedule` with a data drift signal.
+"""Azure ML's own model monitor: not created, because the data it would need does not exist.
 
-The `monitor` flow computes drift itself on either backend; on Azure ML it also keeps this schedule in
-place, so the workspace's monitoring page tracks the same thing: the serving deployment's inputs (the
-scoring data asset) against the serving version's training data (its `reference.csv`, registered as an
-MLTable data asset), PSI per feature at MLOPS_DRIFT_PSI_THRESHOLD, daily.
+A `MonitorSchedule` reads its production data either from what the online deployment's data collector writes
+(`azureml-ai-monitoring`'s `Collector` called in the scoring script, the collections enabled on the
+deployment) or, for data of your own, through a preprocessing component that turns each data window into an
+MLTable. Our scoring data is neither: it is batch input, CSV part files in a `uri_folder`, with no timestamps.
+Azure ML accepts such a schedule and then fails every daily run of it (each one billed on serverless Spark);
+the first versions of this project created one (`<endpoint>-drift`). Drift is the `monitor` flow's own work on
+both backends (`tasks/monitor.py`), with the same thresholds, on every batch and daily.
+
+What is left here: a schedule that an earlier version created (tagged `mlops.managed`) is disabled, so it stops
+failing and costing, and is kept with its run history. Sources: Microsoft Learn, "Monitor performance of models
+deployed to production" (custom production data needs `pre_processing_component`), and the azureml-examples
+monitoring README; the emulator refuses the configuration (`infra/azureml_emulator/endpoints.py`).
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
 
 from azure.ai.ml import MLClient
 from azure.core.exceptions import ResourceNotFoundError
 
-from infra.azureml import entities
 from infra.azureml.client import translated
-from infra.azureml.endpoints import AzureMLEndpoints
-from infra.backend import ModelVersion, Packages
-from infra.errors import MissingResourceError
+from infra.backend import ModelVersion
 from infra.settings import Settings
-from model.layout import REFERENCE_FILE
 
 _log = logging.getLogger(__name__)
 
 
+def legacy_schedule_name(endpoint: str) -> str:
+    """The name earlier versions gave Azure ML's drift monitor of `endpoint`."""
+    return f"{endpoint}-drift"
+
+
 class AzureMLMonitoring:
-    def __init__(self, client: MLClient, settings: Settings, packages: Packages, endpoints: AzureMLEndpoints) -> None:
+    def __init__(self, client: MLClient, settings: Settings) -> None:
         self.client = client
         self.settings = settings
-        self.packages = packages
-        self.endpoints = endpoints
 
-    def ensure(self, model: ModelVersion, thresholds: dict[str, float]) -> str | None:
-        """Create or update the schedule for the deployment serving `model`; None (and why, in the log) when no
-        deployment serves it or no scoring data asset exists yet."""
-        endpoint = self.settings.endpoint_name
-        state = self.endpoints.get(endpoint)
-        serving = [n for n, d in (state.deployments if state else {}).items() if d.model == model.id and d.traffic]
-        if not serving:
-            _log.info("no deployment of %s serves %s: no Azure ML monitor to keep", endpoint, model.id)
-            return None
-        production = self._production_data()
-        if production is None:
-            return None
-        reference = self._reference_data(model)
-        schedule = entities.monitor_schedule(
-            self.settings,
-            endpoint,
-            serving[0],
-            reference,
-            production,
-            list(self.settings.package.features),
-            thresholds["psi"],
-        )
-        entities.write_yaml(schedule, self.settings.home / "azureml" / "yaml", "monitor")
-        with translated(self.settings, f"creating the model monitor {schedule.name}"):
-            self.client.schedules.begin_create_or_update(schedule).result(
-                timeout=self.settings.aml_deploy_timeout_seconds
-            )
-        return str(schedule.name)
-
-    def _production_data(self) -> str | None:
-        name = self.settings.scoring_dataset_name
-        with translated(self.settings, f"reading the scoring data asset {name}"):
+    def ensure(self, model: ModelVersion, thresholds: dict[str, float]) -> str | None:  # noqa: ARG002
+        """No Azure ML monitor is kept (see the module's docstring): disable the one an earlier version created,
+        if it is still enabled. Returns None: the `monitor` flow is the monitor."""
+        name = legacy_schedule_name(self.settings.endpoint_name)
+        with translated(self.settings, f"reading the model monitor {name}"):
             try:
-                asset = self.client.data.get(name, label="latest")
+                schedule = self.client.schedules.get(name)
             except ResourceNotFoundError:
-                _log.info("no scoring data asset %s yet (batch-score creates it): no Azure ML monitor yet", name)
                 return None
-        return f"azureml:{asset.name}:{asset.version}"
-
-    def _reference_data(self, model: ModelVersion) -> str:
-        """The version's baseline as an MLTable data asset (registered once per version)."""
-        name = entities.reference_asset_name(model.name)
-        with translated(self.settings, f"registering the drift baseline of {model.id}"):
-            try:
-                asset = self.client.data.get(name, version=str(model.version))
-            except ResourceNotFoundError:
-                source = self.packages.build(model).path / "model" / REFERENCE_FILE
-                if not source.is_file():
-                    raise MissingResourceError(
-                        f"{model.id} has no {REFERENCE_FILE} (trained before drift monitoring): train a new version"
-                    ) from None
-                with tempfile.TemporaryDirectory(prefix="mlops-reference-") as folder:
-                    data = entities.reference_table(model.name, model.version, source, Path(folder))
-                    asset = self.client.data.create_or_update(data)
-        return f"azureml:{asset.name}:{asset.version}"
+        if (schedule.tags or {}).get("mlops.managed") != "true" or not schedule.is_enabled:
+            return None
+        with translated(self.settings, f"disabling the model monitor {name}"):
+            self.client.schedules.begin_disable(name).result(timeout=self.settings.aml_deploy_timeout_seconds)
+        _log.warning(
+            "disabled Azure ML's model monitor %s, which an earlier version created: every run of it fails (its "
+            "production data is batch input, which Azure ML reads as data collector output); drift of %s is the "
+            "monitor flow's own. Delete it in the studio when you no longer need its history.",
+            name,
+            model.id,
+        )
+        return None

@@ -948,7 +948,7 @@ def schedule(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, st
     request = context.json()
     properties = dict(request.get("properties") or {})
     action = properties.get("action") or {}
-    if action.get("actionType") == "CreateMonitor":
+    if action.get("actionType") == "CreateMonitor" and properties.get("isEnabled", True):
         _check_monitor(context, action.get("monitorDefinition") or {})
     body = {
         "_emulator": {},
@@ -963,16 +963,46 @@ def schedule(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, st
 
 
 def _check_monitor(context: Context, definition: dict[str, Any]) -> None:
+    """What an enabled monitor needs before its first run. The target deployment and every data asset must
+    exist; and production data that is a `uri_folder` with no preprocessing component must be what the target
+    deployment's data collector writes.
+
+    The last rule is stricter than Azure's PUT, on purpose. Azure ML accepts such a schedule and then fails
+    every scheduled run (each billed as a serverless Spark job): it reads a `uri_folder` without a
+    `preprocessingComponentId` as Model Data Collector output (JSONL in date folders), and custom data needs a
+    component that turns the data window into an MLTable. Source: Microsoft Learn, "Monitor performance of
+    models deployed to production" (custom production data uses `pre_processing_component`), and the
+    azureml-examples monitoring README ("remove the custom preprocessing component line only if your data is
+    collected with MDC"). The emulator runs no schedule, so it refuses the configuration when it is written,
+    where a test sees it. A disabled schedule never runs, so it is not checked (disabling one is a PUT of it).
+    """
     target = (definition.get("monitoringTarget") or {}).get("deploymentId") or ""
     found = re.search(r"/onlineEndpoints/([^/]+)/deployments/([^/]+)$", target)
-    if (
-        found is None
-        or context.emulator.store.get_asset(context.scope, ONLINE_DEPLOYMENTS, f"{found[1]}/{found[2]}") is None
-    ):
+    deployment_id = f"{found[1]}/{found[2]}" if found else ""
+    deployment = context.emulator.store.get_asset(context.scope, ONLINE_DEPLOYMENTS, deployment_id) if found else None
+    if deployment is None:
         raise ArmError(
             400, "BadArgument", f"the monitoring target {target!r} is not an online deployment of this workspace"
         )
+    collector = ((deployment.get("properties") or {}).get("dataCollector") or {}).get("collections") or {}
     for signal_name, signal in (definition.get("signals") or {}).items():
+        production = signal.get("productionData") or {}
+        productions = production if isinstance(production, list) else [production]
+        for data in productions:
+            if str(data.get("jobInputType", "")).lower() != "uri_folder" or data.get("preprocessingComponentId"):
+                continue
+            context_name = data.get("dataContext") or "model_inputs"
+            mode = str((collector.get(context_name) or {}).get("dataCollectionMode", "")).lower()
+            if mode != "enabled":
+                raise ArmError(
+                    400,
+                    "UserError",
+                    f"signal {signal_name!r}: production data {data.get('uri')!r} is a uri_folder with no "
+                    f"preprocessing component, which Azure ML reads as data collector output, but "
+                    f"{deployment_id} collects no {context_name!r} (its dataCollector has no enabled "
+                    f"{context_name!r} collection): Azure ML accepts this schedule and fails every run of it "
+                    "(the emulator refuses it instead)",
+                )
         for role in ("productionData", "referenceData"):
             data = signal.get(role) or {}
             uri = data.get("uri") or ""

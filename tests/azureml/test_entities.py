@@ -9,9 +9,7 @@ from typing import Any
 
 import azure.ai.ml as ml
 import pytest
-import yaml
 from azure.ai.ml.entities import Resource
-from azure.ai.ml.entities._load_functions import load_schedule
 
 from infra.azureml import entities
 from infra.backend import Bundle
@@ -59,24 +57,6 @@ def _cases(settings: Settings, bundle: Bundle) -> dict[str, tuple[Resource, Call
         "compute": (entities.compute_cluster(settings), ml.load_compute),
         "compute-scoring": (entities.compute_cluster(settings, scoring=True), ml.load_compute),
         "workspace": (entities.workspace(settings), ml.load_workspace),
-        "monitor": (
-            entities.monitor_schedule(
-                settings,
-                "diabetes-endpoint",
-                "blue",
-                "azureml:diabetes_regression_model-reference:3",
-                "azureml:diabetes_scoring_ds:abc123",
-                ["age", "bmi"],
-                0.2,
-            ),
-            load_schedule,  # the SDK's loader, not exported from azure.ai.ml (`az ml schedule create --file` uses it)
-        ),
-        "reference-data": (
-            entities.reference_table(
-                "diabetes_regression_model.pkl", 3, bundle.path / "conda.yml", bundle.path / "ref"
-            ),
-            ml.load_data,
-        ),
     }
 
 
@@ -89,8 +69,6 @@ CASES = [
     "compute",
     "compute-scoring",
     "workspace",
-    "monitor",
-    "reference-data",
 ]
 
 
@@ -133,23 +111,3 @@ def test_batch_scores_on_its_own_environment_on_the_openmpi_image(settings: Sett
     assert batch.image == "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
     assert batch.name == f"{settings.aml_env_name_scoring}-batch"
     assert batch.version != online.version
-
-
-def test_the_monitor_watches_the_deployment_with_the_psi_threshold(settings: Settings, bundle: Bundle) -> None:
-    schedule = _cases(settings, bundle)["monitor"][0]
-    definition = schedule.create_monitor
-    assert definition.monitoring_target.endpoint_deployment_id == "azureml:diabetes-endpoint:blue"
-    [signal] = definition.monitoring_signals.values()
-    assert signal.type == "data_drift"
-    assert signal.features == ["age", "bmi"]
-    assert signal.metric_thresholds.numerical.population_stability_index == 0.2
-    assert signal.reference_data.input_data.path == "azureml:diabetes_regression_model-reference:3"
-    assert (schedule.trigger.frequency, schedule.trigger.interval) == ("day", 1)
-
-
-def test_the_reference_table_reads_the_baseline_csv(bundle: Bundle) -> None:
-    data = entities.reference_table("diabetes_regression_model.pkl", 3, bundle.path / "conda.yml", bundle.path / "ref")
-    assert (data.name, data.version, data.type) == ("diabetes_regression_model-reference", "3", "mltable")
-    table = yaml.safe_load((bundle.path / "ref" / "MLTable").read_text())
-    assert table["paths"] == [{"file": "./conda.yml"}]
-    assert (bundle.path / "ref" / "conda.yml").read_bytes() == (bundle.path / "conda.yml").read_bytes()
