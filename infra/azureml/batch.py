@@ -39,7 +39,7 @@ from azure.ai.ml.entities import Data
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from infra.azureml import entities
-from infra.azureml.client import translated
+from infra.azureml.client import finished, translated
 from infra.azureml.endpoints import AzureMLPackages, ensure_environment, model_id, name_taken, name_taken_message
 from infra.azureml.jobs import AzureMLJobs, snapshot_path
 from infra.backend import MiniBatch, MiniBatchResult, ModelVersion
@@ -130,7 +130,11 @@ class AzureMLBatch:
             except ResourceNotFoundError:
                 cluster = entities.compute_cluster(settings, scoring=True)
                 entities.write_yaml(cluster, self.yaml, "compute")
-                self.client.compute.begin_create_or_update(cluster).result(timeout=settings.aml_deploy_timeout_seconds)
+                finished(
+                    self.client.compute.begin_create_or_update(cluster),
+                    settings.aml_deploy_timeout_seconds,
+                    f"creating compute cluster {cluster.name}",
+                )
                 _log.info("created compute cluster %s (min 0 nodes)", cluster.name)
             endpoint, _ = ensure_batch_endpoint(self.client, settings)
             wanted = entities.batch_deployment(
@@ -139,7 +143,7 @@ class AzureMLBatch:
                 model=f"azureml:{model.id}",
                 code=self.jobs.code_snapshot(settings.package),
                 script=batch_script_path(settings),
-                environment=ensure_environment(self.client, settings, self.packages.build(model), batch=True),
+                environment=ensure_environment(self.client, settings, self.packages.build(model), batch=True)[0],
                 parallelism=parallelism,
                 error_threshold=error_threshold,
             )

@@ -176,6 +176,18 @@ def translated(settings: Settings, action: str) -> Iterator[None]:
         raise BackendError(f"{action}: {_first_line(exc)}") from exc
 
 
+def finished(poller: Any, timeout: float, action: str) -> Any:
+    """Wait up to `timeout` s for a long-running operation; its result, or a BackendError that says it is not done.
+
+    Not `poller.result(timeout)`: on an operation still running, azure-core parses the last status poll as the
+    resource, and the SDK's deserializer fails with an AttributeError (seen against the emulator's realistic mode).
+    """
+    poller.wait(timeout=timeout)
+    if not poller.done():
+        raise BackendError(f"{action}: not finished after {timeout:g} s (MLOPS_AML_DEPLOY_TIMEOUT_SECONDS)")
+    return poller.result()
+
+
 def workspace_missing(settings: Settings, exc: BaseException) -> bool:
     """Whether a not-found error is about the workspace itself (not a resource in it)."""
     text = str(exc)

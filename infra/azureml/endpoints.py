@@ -6,11 +6,13 @@
 - **Deployments** are `ManagedOnlineDeployment`s of a bundle: `code_configuration` = its `code/` and
   `score.py`, the registered model version, the bundle's conda file on Azure ML's inference image,
   instance type and count from settings. A deployment that fails to start is deleted again, so a
-  failed rollout leaves nothing behind.
+  failed rollout leaves nothing behind; one still `Creating` when the wait ends is left in place
+  (deleting it would throw away its image build) and the run fails saying so.
 - **Traffic and mirror traffic** are the endpoint's `traffic` / `mirror_traffic`, set with one
   endpoint update each.
-- **Waits** are the SDK's pollers (`begin_*().result(timeout)`), bounded by
-  `MLOPS_AML_DEPLOY_TIMEOUT_SECONDS`.
+- **Waits** are the SDK's pollers (`client.finished`: wait, then the result), bounded by
+  `MLOPS_AML_DEPLOY_TIMEOUT_SECONDS`, plus `MLOPS_AML_IMAGE_BUILD_SECONDS` for a deployment whose
+  scoring environment was just created.
 - **Invoke** is a plain HTTPS POST to the scoring URI with the key (`get_keys`), or the token in
   `aml_token` mode, exactly as any client would call it.
 - The YAML of every endpoint and deployment sent is written to `MLOPS_HOME/azureml/yaml/`.
@@ -37,7 +39,7 @@ from azure.ai.ml import MLClient
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from infra.azureml import entities
-from infra.azureml.client import translated, workspace_missing
+from infra.azureml.client import finished, translated, workspace_missing
 from infra.backend import Bundle, DeploymentInfo, EndpointState, Invocation, ModelVersion
 from infra.errors import BackendError, ConfigError, MissingResourceError, TransientBackendError
 from infra.local.packages import LocalPackages
@@ -77,6 +79,9 @@ class AzureMLPackages:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         return target
+
+
+_STILL_RUNNING = ("Creating", "Updating")  # an operation on the deployment has not finished
 
 
 class AzureMLEndpoints:
@@ -134,21 +139,41 @@ class AzureMLEndpoints:
         return self._state(name)
 
     def add_deployment(self, name: str, deployment: str, bundle: Bundle) -> EndpointState:
-        environment = ensure_environment(self.client, self.settings, bundle)
+        environment, new_image = ensure_environment(self.client, self.settings, bundle)
         entity = entities.online_deployment(self.settings, name, deployment, bundle, environment)
         entities.write_yaml(entity, self.yaml, f"online-deployment-{name}")
+        # a new environment's image is built before the deployment starts: wait for that too
+        timeout = self.settings.aml_deploy_timeout_seconds + (self.settings.aml_image_build_seconds if new_image else 0)
         _log.info("creating deployment %s/%s serving %s", name, deployment, bundle.model)
         try:
             self._wait(
                 lambda: self.client.online_deployments.begin_create_or_update(entity),
                 f"creating deployment {name}/{deployment}",
+                timeout=timeout,
             )
         except BackendError as failure:
             if isinstance(failure, TransientBackendError):
                 raise
+            state = self._deployment_state(name, deployment)
+            if state in _STILL_RUNNING:
+                # Deleting it would throw away its image build and start, and Azure may refuse a delete meanwhile
+                raise BackendError(
+                    f"deployment {name}/{deployment} is still {state} on Azure ML after {timeout:g} s "
+                    "(MLOPS_AML_DEPLOY_TIMEOUT_SECONDS, plus MLOPS_AML_IMAGE_BUILD_SECONDS for a new environment): "
+                    "it is left in place, not deleted, and takes no traffic; deploy again once it has finished"
+                ) from failure
             self._delete_failed(name, deployment)
             raise
         return self._state(name)
+
+    def _deployment_state(self, name: str, deployment: str) -> str | None:
+        """A deployment's provisioning state, or None when it does not exist or cannot be read."""
+        try:
+            found = self.client.online_deployments.get(name=deployment, endpoint_name=name)
+        except HttpResponseError:
+            return None
+        state = found.provisioning_state  # the REST model's str enum: its value, not str() of it ("…State.CREATING")
+        return str(getattr(state, "value", state)) if state else None
 
     def _delete_failed(self, name: str, deployment: str) -> None:
         """A deployment that failed to start is removed: Azure ML keeps it (and bills it) otherwise."""
@@ -201,18 +226,14 @@ class AzureMLEndpoints:
         self._wait(lambda: self.client.online_endpoints.begin_delete(name=name), f"deleting online endpoint {name}")
         return True
 
-    def _wait(self, start: Callable[[], Any], action: str) -> Any:
-        """Start a long-running operation and wait for its poller, within the deploy timeout; the SDK's
-        progress dots on stdout go to the debug log."""
+    def _wait(self, start: Callable[[], Any], action: str, *, timeout: float | None = None) -> Any:
+        """Start a long-running operation and wait for its poller, within the deploy timeout (or `timeout`); the
+        SDK's progress dots on stdout go to the debug log."""
+        limit = self.settings.aml_deploy_timeout_seconds if timeout is None else timeout
         printed = io.StringIO()
         try:
             with translated(self.settings, action), contextlib.redirect_stdout(printed):
-                poller = start()
-                result = poller.result(timeout=self.settings.aml_deploy_timeout_seconds)
-                if not poller.done():
-                    msg = f"{action}: not finished after {self.settings.aml_deploy_timeout_seconds:g} s (MLOPS_AML_DEPLOY_TIMEOUT_SECONDS)"
-                    raise BackendError(msg)
-                return result
+                return finished(start(), limit, action)
         finally:
             if printed.getvalue().strip():
                 _log.debug("azure-ai-ml printed: %s", printed.getvalue().strip())
@@ -277,16 +298,21 @@ def name_taken_message(setting: str, name: str) -> str:
     )
 
 
-def ensure_environment(client: MLClient, settings: Settings, bundle: Bundle, *, batch: bool = False) -> str:
-    """The bundle's scoring environment on Azure ML (created once per content); its `azureml:name:version`."""
+def ensure_environment(
+    client: MLClient, settings: Settings, bundle: Bundle, *, batch: bool = False
+) -> tuple[str, bool]:
+    """The bundle's scoring environment on Azure ML (created once per content): its `azureml:name:version`, and
+    whether it was created now (its image is then built by the first deployment that uses it)."""
     environment = entities.scoring_environment(settings, bundle.path / "conda.yml", batch=batch)
+    created = False
     with translated(settings, f"creating the scoring environment of {bundle.model}"):
         try:
             client.environments.get(environment.name, version=environment.version)
         except ResourceNotFoundError:
             entities.write_yaml(environment, settings.home / "azureml" / "yaml", "environment")
             client.environments.create_or_update(environment)
-    return f"azureml:{environment.name}:{environment.version}"
+            created = True
+    return f"azureml:{environment.name}:{environment.version}", created
 
 
 def _tls_context() -> ssl.SSLContext:

@@ -37,7 +37,7 @@ from azure.ai.ml.exceptions import JobException
 from azure.core.exceptions import ResourceNotFoundError
 
 from infra.azureml import entities
-from infra.azureml.client import translated
+from infra.azureml.client import finished, translated
 from infra.backend import TrainOutput, TrainSpec
 from infra.errors import JobFailedError, TransientBackendError
 from infra.local.jobs import MAX_ATTEMPTS, attempt_name, job_error
@@ -147,7 +147,11 @@ class AzureMLJobs:
             self.client.compute.get(self.settings.aml_compute_cluster_name)
         except ResourceNotFoundError:
             cluster = entities.compute_cluster(self.settings)
-            self.client.compute.begin_create_or_update(cluster).result(timeout=self.settings.aml_deploy_timeout_seconds)
+            finished(
+                self.client.compute.begin_create_or_update(cluster),
+                self.settings.aml_deploy_timeout_seconds,
+                f"creating compute cluster {cluster.name}",
+            )
             _log.info("created compute cluster %s (min %s nodes)", cluster.name, cluster.min_instances)
         self._cluster_checked = True
 

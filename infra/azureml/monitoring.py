@@ -21,7 +21,7 @@ import logging
 from azure.ai.ml import MLClient
 from azure.core.exceptions import ResourceNotFoundError
 
-from infra.azureml.client import translated
+from infra.azureml.client import finished, translated
 from infra.backend import ModelVersion
 from infra.settings import Settings
 
@@ -50,7 +50,11 @@ class AzureMLMonitoring:
         if (schedule.tags or {}).get("mlops.managed") != "true" or not schedule.is_enabled:
             return None
         with translated(self.settings, f"disabling the model monitor {name}"):
-            self.client.schedules.begin_disable(name).result(timeout=self.settings.aml_deploy_timeout_seconds)
+            finished(
+                self.client.schedules.begin_disable(name),
+                self.settings.aml_deploy_timeout_seconds,
+                f"disabling the model monitor {name}",
+            )
         _log.warning(
             "disabled Azure ML's model monitor %s, which an earlier version created: every run of it fails (its "
             "production data is batch input, which Azure ML reads as data collector output); drift of %s is the "

@@ -22,7 +22,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from infra.azureml import entities
 from infra.azureml.batch import ensure_batch_endpoint
-from infra.azureml.client import describe_target, translated
+from infra.azureml.client import describe_target, finished, translated
 from infra.azureml.endpoints import AzureMLEndpoints
 from infra.azureml.jobs import AzureMLJobs
 from infra.errors import BackendError, ConfigError
@@ -84,7 +84,7 @@ class AzureMLWorkspace:
                 workspace = entities.workspace(settings)
                 entities.write_yaml(workspace, self.yaml, "workspace")
                 _log.info("creating the %s", describe_target(settings))
-                created = self.client.workspaces.begin_create(workspace).result(timeout=timeout)
+                created = finished(self.client.workspaces.begin_create(workspace), timeout, "creating the workspace")
                 extras = [
                     part for part in (created.storage_account, created.key_vault, created.application_insights) if part
                 ]
@@ -99,7 +99,11 @@ class AzureMLWorkspace:
                     self.client.compute.get(cluster.name)
                 except ResourceNotFoundError:
                     entities.write_yaml(cluster, self.yaml, "compute")
-                    self.client.compute.begin_create_or_update(cluster).result(timeout=timeout)
+                    finished(
+                        self.client.compute.begin_create_or_update(cluster),
+                        timeout,
+                        f"creating compute cluster {cluster.name}",
+                    )
                     changes.append(
                         f"created compute cluster {cluster.name} ({cluster.size}, "
                         f"{cluster.min_instances}-{cluster.max_instances} nodes)"
@@ -171,23 +175,31 @@ class AzureMLWorkspace:
             changes.append(f"deleted online endpoint {settings.endpoint_name}")
         with translated(settings, "deleting the batch endpoint"):
             try:
-                self.client.batch_endpoints.begin_delete(name=settings.aml_batch_endpoint_name).result(timeout=timeout)
+                finished(
+                    self.client.batch_endpoints.begin_delete(name=settings.aml_batch_endpoint_name),
+                    timeout,
+                    "deleting the batch endpoint",
+                )
                 changes.append(f"deleted batch endpoint {settings.aml_batch_endpoint_name}")
             except ResourceNotFoundError:
                 pass
         with translated(settings, "deleting the compute clusters"):
             for name in (settings.aml_compute_cluster_name, settings.aml_compute_cluster_name_scoring):
                 try:
-                    self.client.compute.begin_delete(name).result(timeout=timeout)
+                    finished(self.client.compute.begin_delete(name), timeout, f"deleting compute cluster {name}")
                     changes.append(f"deleted compute cluster {name}")
                 except ResourceNotFoundError:
                     pass
         with translated(settings, "deleting the workspace"):
             # permanently: a soft-deleted workspace holds its name for 14 days, and `provision` after a teardown
             # (the usual reset) would fail until then (Microsoft Learn, "Workspace soft deletion")
-            self.client.workspaces.begin_delete(
-                settings.azure_workspace_name, delete_dependent_resources=True, permanently_delete=True
-            ).result(timeout=timeout)
+            finished(
+                self.client.workspaces.begin_delete(
+                    settings.azure_workspace_name, delete_dependent_resources=True, permanently_delete=True
+                ),
+                timeout,
+                "deleting the workspace",
+            )
         changes.append(
             f"deleted workspace {settings.azure_workspace_name} permanently (not recoverable; its name is free"
             " at once) with its storage account and key vault"

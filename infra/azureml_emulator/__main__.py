@@ -1,4 +1,4 @@
-"""python -m infra.azureml_emulator --home DIR --port PORT [--workspace SUB/RG/WS ...] [--max-jobs N] [--endpoint-port P]"""
+"""python -m infra.azureml_emulator --home DIR --port PORT [--workspace SUB/RG/WS ...] [--max-jobs N] [--endpoint-port P] [--lro-scale F]"""
 
 from __future__ import annotations
 
@@ -18,10 +18,23 @@ def main() -> None:
     )
     parser.add_argument("--max-jobs", type=int, default=2, help="jobs run at once (the rest queue)")
     parser.add_argument("--endpoint-port", type=int, help="first port of online endpoints' servers (default PORT+1)")
+    parser.add_argument(
+        "--lro-scale",
+        type=float,
+        default=0.0,
+        help="long-running operations take Azure's recorded time times this (0: done at once)",
+    )
     args = parser.parse_args()
     shutdown_on_signals()
     with contextlib.suppress(KeyboardInterrupt):
-        serve(args.home.resolve(), args.port, args.workspace, max_jobs=args.max_jobs, endpoint_port=args.endpoint_port)
+        serve(
+            args.home.resolve(),
+            args.port,
+            args.workspace,
+            max_jobs=args.max_jobs,
+            endpoint_port=args.endpoint_port,
+            lro_scale=args.lro_scale,
+        )
 
 
 if __name__ == "__main__":

@@ -106,8 +106,42 @@ def take_endpoint_name(context: Context) -> tuple[int, Any]:
 
 
 # ---------------------------------------------------------------- long-running operations
-def operation(context: Context, *, error: str | None = None, code: str = "BadRequest") -> dict[str, str]:
-    """Record a finished operation; return the headers that point the SDK's poller at it."""
+# Recorded (online_services/e2etests/...test_online_deployment.json, eastus, 2025-02-25), each operation's own
+# startTime to endTime: the endpoint 50.6 s, the deployment 389.7 s (its image already built), a traffic update
+# 70.1 s. Every PUT answers provisioningState `Creating` with a null scoring URI, the traffic update of an
+# existing endpoint too, and `x-ms-async-operation-timeout: PT30M`; the operation's status reads `Updating`
+# (endTime 0001-01-01, percentComplete 0.0) until `Succeeded`; no Retry-After anywhere.
+# With `--lro-scale F` an operation takes F times as long. F = 0 (the default): the work is done before the
+# answer, and the first poll reads the outcome. Deletes, batch endpoints and computes finish at once at any
+# scale (the recording ends before its delete does). The endpoint server takes the change at once either way.
+RECORDED_SECONDS = {"endpoint-create": 50.6, "endpoint-update": 70.1, "deployment": 389.7}
+_IN_PROGRESS = "Updating"
+
+
+def busy_seconds(context: Context, kind: str) -> float:
+    """How long an operation of `kind` takes on this emulator (0: done at once)."""
+    return float(RECORDED_SECONDS[kind] * context.emulator.lro_scale)
+
+
+def mark_busy(body: dict[str, Any], state: str, seconds: float) -> None:
+    """Show `body` in provisioning state `state` (`Creating`, `Updating`) for `seconds`, then its stored state."""
+    if seconds > 0:
+        body["_emulator"]["busy"] = {"state": state, "until": time.time() + seconds}
+    else:
+        body["_emulator"].pop("busy", None)
+
+
+def busy_state(body: dict[str, Any]) -> str | None:
+    """The provisioning state an operation in progress shows, or None when none is."""
+    busy = body.get("_emulator", {}).get("busy")
+    return str(busy["state"]) if busy and busy["until"] > time.time() else None
+
+
+def operation(
+    context: Context, *, error: str | None = None, code: str = "BadRequest", seconds: float = 0.0
+) -> dict[str, str]:
+    """Record an operation, finished or finishing in `seconds`; return the headers that point the SDK's poller
+    at it. `x-ms-async-operation-timeout: PT30M` is on every recorded endpoint and deployment write."""
     identifier = str(uuid.uuid4())
     body: dict[str, Any] = {
         "id": f"/subscriptions/{context.params['sub']}/providers/{PROVIDER}/locations/{LOCATION}/mfeOperationsStatus/{identifier}",
@@ -116,6 +150,7 @@ def operation(context: Context, *, error: str | None = None, code: str = "BadReq
         "startTime": now(),
         "endTime": now(),
         "percentComplete": 100.0,
+        "_readyAt": time.time() + seconds,
     }
     if error:
         body["error"] = {"code": code, "message": error, "details": []}
@@ -127,21 +162,39 @@ def operation(context: Context, *, error: str | None = None, code: str = "BadReq
     return {
         "Azure-AsyncOperation": f"{base}/mfeOperationsStatus/{identifier}?api-version={version}",
         "Location": f"{base}/mfeOperationResults/{identifier}?api-version={version}",
-        "Retry-After": "0",
+        "x-ms-async-operation-timeout": "PT30M",
+        **_retry_after(seconds),
     }
 
 
-def operation_status(context: Context) -> tuple[int, Any]:
+def _retry_after(seconds: float) -> dict[str, str]:
+    """Azure sends no Retry-After on these operations, and the SDK then polls every 5 to 30 s. At a scaled time
+    the emulator says when to look again (what is left, at least 50 ms), so tests do not wait a real interval."""
+    return {"Retry-After": f"{max(seconds, 0.05):.2f}" if seconds > 0 else "0"}
+
+
+def _operation(context: Context) -> tuple[dict[str, Any], float]:
+    """The operation's public body as of now, and the seconds it has left."""
     body = context.emulator.store.get_asset(OPERATIONS_SCOPE, OPERATIONS, context.params["operation"])
     if body is None:
         raise not_found(f"operation {context.params['operation']!r}")
-    return 200, body
+    left = float(body.pop("_readyAt", 0.0)) - time.time()
+    if left > 0:
+        running = {"endTime": "0001-01-01T00:00:00+00:00", "percentComplete": 0.0, "status": _IN_PROGRESS}
+        return {**{k: body[k] for k in ("id", "name", "startTime")}, **running}, left
+    return body, 0.0
 
 
-def operation_result(context: Context) -> tuple[int, Any]:
-    body = context.emulator.store.get_asset(OPERATIONS_SCOPE, OPERATIONS, context.params["operation"])
-    if body is None:
-        raise not_found(f"operation {context.params['operation']!r}")
+def operation_status(context: Context) -> tuple[int, Any, dict[str, str]]:
+    body, left = _operation(context)
+    return 200, body, _retry_after(left)
+
+
+def operation_result(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+    body, left = _operation(context)
+    if left > 0:
+        query = "&".join(f"{k}={v}" for k, v in context.query.items())
+        return 202, None, {"Location": f"{context.emulator.base_url}{context.path}?{query}", **_retry_after(left)}
     if body["status"] == "Failed":
         raise ArmError(400, body["error"]["code"], body["error"]["message"])
     return 200, None
@@ -227,8 +280,20 @@ def _read_or_delete(
     return None
 
 
-def _public(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k != "_emulator"}
+def _public(body: dict[str, Any], *, written: bool = False) -> dict[str, Any]:
+    """The body as Azure answers it now: no emulator fields, and while an operation runs, its state. A write's
+    own answer (`written`) says `Creating` with no scoring URI, as recorded for a create and an update alike; a
+    read meanwhile (not recorded) says `Creating` for a new resource and `Updating` for a changed one, which keeps
+    its scoring URI."""
+    public = {k: v for k, v in body.items() if k != "_emulator"}
+    state = busy_state(body)
+    if state is not None:
+        state = "Creating" if written else state
+        properties = public["properties"] = dict(public["properties"])
+        properties["provisioningState"] = state
+        if state == "Creating" and "scoringUri" in properties:
+            properties["scoringUri"] = properties["swaggerUri"] = None
+    return public
 
 
 def _arm_id(context: Context, *parts: str) -> str:
@@ -263,6 +328,7 @@ def online_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[
     if mode is None:
         raise ArmError(400, "BadArgument", f"authMode {properties.get('authMode')!r}: use Key, AMLToken or AADToken")
     with _lock(context.scope + "/" + name):
+        created_now = existing is None
         if existing is None:
             port = _free_port(context.emulator)
             created = now()
@@ -317,17 +383,22 @@ def online_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[
         existing["properties"]["description"] = properties.get("description")
         existing["properties"]["authMode"] = mode
         existing["systemData"] = system_data(existing["systemData"]["createdAt"], now())
-        headers = operation(context, error=error)
+        kind = "endpoint-create" if created_now else "endpoint-update"
+        seconds = busy_seconds(context, kind)
+        mark_busy(existing, "Creating" if created_now else "Updating", seconds)
+        headers = operation(context, error=error, seconds=seconds)
         existing["properties"]["properties"]["AzureAsyncOperationUri"] = headers["Azure-AsyncOperation"]
         context.emulator.store.put_asset(context.scope, ONLINE, name, "", existing)
-    return (201 if error is None else 200), _public(existing), headers
+    return (201 if error is None else 200), _public(existing, written=True), headers
 
 
 def _deployments(context: Context, endpoint: str) -> list[str]:
     return [
         d["name"]
         for d in context.emulator.store.list_assets(context.scope, ONLINE_DEPLOYMENTS)
-        if d["_emulator"]["endpoint"] == endpoint and d["properties"]["provisioningState"] == "Succeeded"
+        if d["_emulator"]["endpoint"] == endpoint
+        and d["properties"]["provisioningState"] == "Succeeded"
+        and busy_state(d) is None
     ]
 
 
@@ -495,13 +566,15 @@ def online_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dic
         except (MLOpsError, OSError) as exc:
             error = f"deployment {name!r} failed to start: {exc}"
         body["properties"]["provisioningState"] = "Failed" if error else "Succeeded"
-        headers = operation(context, error=error, code="DeploymentFailed")
+        seconds = busy_seconds(context, "deployment")
+        mark_busy(body, "Creating" if existing is None else "Updating", seconds)
+        headers = operation(context, error=error, code="DeploymentFailed", seconds=seconds)
         body["properties"]["properties"] = {
             **(body["properties"].get("properties") or {}),
             "AzureAsyncOperationUri": headers["Azure-AsyncOperation"],
         }
         store.put_asset(context.scope, ONLINE_DEPLOYMENTS, key, "", body)
-    return (201 if existing is None else 200), _public(body), headers
+    return (201 if existing is None else 200), _public(body, written=True), headers
 
 
 def _list_deployments(context: Context, endpoint_kind: str, kind: str) -> tuple[int, Any]:
@@ -631,10 +704,33 @@ def batch_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[s
     default = defaults.get("deploymentName")
     if default and store.get_asset(context.scope, BATCH_DEPLOYMENTS, f"{name}/{default}") is None:
         raise ArmError(400, "BadArgument", f"default deployment {default!r} does not exist on batch endpoint {name!r}")
+    auth_mode = str(properties.get("authMode") or "AADToken")
+    if auth_mode.lower() != "aadtoken":
+        # Microsoft Learn, "Authorization on batch endpoints": batch endpoints support Microsoft Entra tokens
+        # (aad_token) only. No refusal is recorded: the wording is the emulator's.
+        raise ArmError(
+            400,
+            "BadArgument",
+            f"batch endpoint {name!r}: authMode {auth_mode!r} is not supported; batch endpoints take Microsoft "
+            "Entra tokens only (AADToken)",
+        )
+    endpoint_id = _arm_id(context, "batchEndpoints", name)
+    # Recorded (batch_services/...test_batch_endpoint_create.json): the request's `properties.properties` come
+    # back with the service's own beside them, `BatchEndpointCreationApiVersion` and `azureml.onlineendpointid`
+    # (the batch endpoint's id). REST docs: "Properties can be added, but not removed or altered"; whether a
+    # change is refused or ignored is not recorded, so the first value of a key is kept.
+    earlier = ((existing or {}).get("properties") or {}).get("properties") or {}
+    extra = {
+        **{str(k): str(v) for k, v in (properties.get("properties") or {}).items()},
+        **earlier,
+        "BatchEndpointCreationApiVersion": earlier.get("BatchEndpointCreationApiVersion")
+        or context.query.get("api-version"),
+        "azureml.onlineendpointid": endpoint_id,
+    }
     p = context.params
     body = {
         "_emulator": {},
-        "id": _arm_id(context, "batchEndpoints", name),
+        "id": endpoint_id,
         "name": name,
         "type": f"{PROVIDER}/workspaces/batchEndpoints",
         "kind": "BatchEndpoint",
@@ -649,7 +745,7 @@ def batch_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[s
             "swaggerUri": None,
             "provisioningState": "Succeeded",
             "defaults": {"deploymentName": default},
-            "properties": {"BatchEndpointCreationApiVersion": context.query.get("api-version")},
+            "properties": extra,
         },
     }
     store.put_asset(context.scope, BATCH, name, "", body)

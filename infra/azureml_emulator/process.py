@@ -25,13 +25,21 @@ MODULE = "infra.azureml_emulator"
 
 class EmulatorProcess:
     def __init__(
-        self, home: Path, port: int, workspaces: list[str], *, max_jobs: int = 2, endpoint_port: int | None = None
+        self,
+        home: Path,
+        port: int,
+        workspaces: list[str],
+        *,
+        max_jobs: int = 2,
+        endpoint_port: int | None = None,
+        lro_scale: float = 0.0,
     ) -> None:
         self.home = home
         self.port = port
         self.endpoint_port = endpoint_port or port + 1
         self.workspaces = workspaces
         self.max_jobs = max_jobs
+        self.lro_scale = lro_scale
 
     @classmethod
     def from_settings(cls, settings: Settings, *, max_jobs: int = 2) -> EmulatorProcess:
@@ -43,6 +51,7 @@ class EmulatorProcess:
             [scope],
             max_jobs=max_jobs,
             endpoint_port=settings.azureml_emulator_endpoint_port,
+            lro_scale=settings.azureml_emulator_lro_scale,
         )
 
     @property
@@ -69,6 +78,7 @@ class EmulatorProcess:
         ensure_certificates(self.home / "tls")
         command = [sys.executable, "-m", MODULE, "--home", str(self.home), "--port", str(self.port)]
         command += ["--max-jobs", str(self.max_jobs), "--endpoint-port", str(self.endpoint_port)]
+        command += ["--lro-scale", str(self.lro_scale)]
         for scope in self.workspaces:
             command += ["--workspace", scope]
         code_root = str(Path(infra.__file__).resolve().parents[1])

@@ -51,9 +51,10 @@ _MAX_BODY = 512 * 1024 * 1024
 class Emulator:
     """The state and services behind the server: one folder, `home`."""
 
-    def __init__(self, home: Path, port: int, *, endpoint_port: int | None = None) -> None:
+    def __init__(self, home: Path, port: int, *, endpoint_port: int | None = None, lro_scale: float = 0.0) -> None:
         self.home = home
         self.port = port
+        self.lro_scale = lro_scale  # long-running operations: Azure's recorded durations times this (0: at once)
         self.endpoint_port = endpoint_port or port + 1  # online endpoints' servers: this port and up
         self.store = Store(home / "state.db")
         self.blobs = BlobService(home / "blobs", self.store)
@@ -210,12 +211,20 @@ class _Server(ThreadingHTTPServer):
         super().finish_request(connection, client_address)
 
 
-def serve(home: Path, port: int, workspaces: list[str], *, max_jobs: int = 2, endpoint_port: int | None = None) -> None:
+def serve(
+    home: Path,
+    port: int,
+    workspaces: list[str],
+    *,
+    max_jobs: int = 2,
+    endpoint_port: int | None = None,
+    lro_scale: float = 0.0,
+) -> None:
     """Serve until SIGTERM/SIGINT: create the certificates and workspaces, re-queue interrupted jobs, run jobs."""
     from infra.azureml_emulator.runner import JobRunner
 
     ensure_certificates(home / "tls")
-    emulator = Emulator(home, port, endpoint_port=endpoint_port)
+    emulator = Emulator(home, port, endpoint_port=endpoint_port, lro_scale=lro_scale)
     for scope in workspaces:
         emulator.store.add_workspace(scope)
     requeued = emulator.store.requeue_interrupted()

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.emulator import Emulated
+from tests.support.emulator import Emulated, start_emulated
 
 API = {"api-version": "2025-01-01-preview"}
 
@@ -222,3 +224,66 @@ def test_what_azure_refuses_is_refused(ws: str, client: httpx.Client) -> None:
         refused = client.put(endpoint, params=API, json=body)
         assert refused.status_code == 400
         assert problem in _error(refused)["message"]
+
+
+def test_a_batch_endpoint_keeps_its_properties_and_takes_entra_tokens_only(ws: str, client: httpx.Client) -> None:
+    """Issue 22, point 10: the emulator dropped a batch endpoint's `properties` and ignored its `authMode`.
+    Recorded (batch_services/...test_batch_endpoint_create.json): p1 and p2 come back beside the service's
+    `BatchEndpointCreationApiVersion` and `azureml.onlineendpointid`, `aadToken` as `AADToken`. Microsoft Learn:
+    batch endpoints take Microsoft Entra tokens only; properties can be added, not removed or altered."""
+    endpoint = f"{ws}/batchEndpoints/props-check"
+    body = {"location": "eastus", "properties": {"authMode": "aadToken", "properties": {"p1": "v1", "p2": "v2"}}}
+    created = client.put(endpoint, params=API, json=body)
+    assert created.status_code == 201, created.text
+    answered = created.json()["properties"]
+    assert answered["authMode"] == "AADToken"
+    assert answered["properties"] == {
+        "p1": "v1",
+        "p2": "v2",
+        "BatchEndpointCreationApiVersion": API["api-version"],
+        "azureml.onlineendpointid": created.json()["id"],
+    }
+    again = {"location": "eastus", "properties": {"authMode": "AADToken", "properties": {"p1": "changed", "p3": "v3"}}}
+    updated = client.put(endpoint, params=API, json=again)
+    assert updated.status_code == 200, updated.text
+    kept = client.get(endpoint, params=API).json()["properties"]["properties"]
+    assert (kept["p1"], kept["p2"], kept["p3"]) == ("v1", "v2", "v3")
+    key = {"location": "eastus", "properties": {"authMode": "Key"}}
+    refused = client.put(f"{ws}/batchEndpoints/key-check", params=API, json=key)
+    assert refused.status_code == 400
+    assert "Microsoft Entra tokens only" in _error(refused)["message"]
+
+
+def test_in_realistic_mode_an_endpoint_is_creating_with_no_scoring_uri_until_its_operation_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_emulator: None
+) -> None:
+    """Issue 22, point 8, as recorded (online_services/...test_online_deployment.json): the endpoint PUT answers
+    `Creating` with a null scoring URI and `x-ms-async-operation-timeout: PT30M`; its operation reads `Updating`
+    until the endpoint is made (50.6 s, times the scale here: 2.5 s), then `Succeeded` with a scoring URI."""
+    emulated = start_emulated(tmp_path / "mlops", monkeypatch, lro_scale=0.05)
+    try:
+        with _client(emulated) as client:
+            endpoint = f"{emulated.workspace}/onlineEndpoints/slow-one"
+            started = time.monotonic()
+            put = client.put(endpoint, params=API, json={"location": "eastus", "properties": {"authMode": "Key"}})
+            assert put.status_code == 201, put.text
+            assert put.headers["x-ms-async-operation-timeout"] == "PT30M"
+            assert (put.json()["properties"]["provisioningState"], put.json()["properties"]["scoringUri"]) == (
+                "Creating",
+                None,
+            )
+            status_url = put.headers["Azure-AsyncOperation"]
+            polled = client.get(status_url)
+            assert polled.json()["status"] == "Updating"
+            assert 0 < float(polled.headers["Retry-After"]) <= 50.6 * 0.05
+            assert client.get(endpoint, params=API).json()["properties"]["provisioningState"] == "Creating"
+            while client.get(status_url).json()["status"] == "Updating":
+                assert time.monotonic() - started < 30
+                time.sleep(0.1)
+            assert time.monotonic() - started >= 50.6 * 0.05  # the operation took its scaled time
+            assert client.get(status_url).json()["status"] == "Succeeded"
+            done = client.get(endpoint, params=API).json()["properties"]
+            assert done["provisioningState"] == "Succeeded"
+            assert done["scoringUri"].startswith("https://127.0.0.1:")
+    finally:
+        emulated.process.stop()

@@ -12,8 +12,10 @@ import csv
 import re
 import ssl
 import subprocess
+import time
 import traceback
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from azure.ai.ml.entities import (
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from infra.azureml import AzureMLBackend
+from infra.errors import BackendError
 from infra.factory import open_backend
 from infra.settings import load_settings
 from infra.telemetry import read_spans
@@ -46,6 +49,7 @@ from tests.support.cli import run_mlops
 from tests.support.emulator import Emulated, start_emulated
 
 MODEL = "diabetes_regression_model.pkl"
+LRO_SCALE = 0.01  # the emulator's long-running operations: an endpoint 0.51 s, a deployment 3.9 s, traffic 0.7 s
 SMOKE = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
 _CURL = re.compile(r"curl -s (?:--cacert (?P<ca>\S+) )?(?P<url>\S+) -H 'Authorization: Bearer (?P<key>[^']+)'")
 
@@ -80,7 +84,8 @@ def story(
     root = tmp_path_factory.mktemp("online")
     with pytest.MonkeyPatch.context() as patch:
         # an emulator of the story's own, started with its MLOPS_HOME: the endpoints' spans land in its telemetry
-        emulated = start_emulated(root / "azure", patch)
+        # in the realistic mode: endpoint and deployment operations take Azure's recorded time times LRO_SCALE
+        emulated = start_emulated(root / "azure", patch, lro_scale=LRO_SCALE)
         try:
             runs: dict[str, Any] = {"azure": _mlops("run", env=emulated.env, api_url=prefect_server)}
             local_env = {
@@ -105,10 +110,35 @@ def story(
             runs["deployments"] = [
                 d.name for d in backend.client.online_deployments.list(backend.settings.endpoint_name)
             ]
+            runs["slow"] = _read(lambda: _a_deployment_outlasting_its_wait(backend, patch))
             yield {"runs": runs, "emulated": emulated, "root": root}
         finally:
             emulated.process.stop()
             run_mlops("endpoint", "stop", env=local_env)  # the local run's endpoint server
+
+
+def _a_deployment_outlasting_its_wait(backend: AzureMLBackend, patch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A deployment still `Creating` when the client's wait ends (1 s here; 389.7 s times LRO_SCALE on the emulator),
+    then what becomes of it. Removed at the end, so the story's other readings stand."""
+    patch.setenv("MLOPS_AML_DEPLOY_TIMEOUT_SECONDS", "1")
+    patch.setenv("MLOPS_AML_IMAGE_BUILD_SECONDS", "0")
+    impatient = open_backend(load_settings())
+    assert isinstance(impatient, AzureMLBackend)
+    endpoint = impatient.settings.endpoint_name
+    bundle = impatient.packages.build(impatient.registry.get(MODEL, 1))
+
+    def state() -> str:
+        found = impatient.client.online_deployments.get(name="slow", endpoint_name=endpoint).provisioning_state
+        return str(getattr(found, "value", found))
+
+    seen: dict[str, Any] = {"error": _read(lambda: impatient.endpoints.add_deployment(endpoint, "slow", bundle))}
+    seen["right_after"] = _read(state)
+    deadline = time.monotonic() + 60
+    while _read(state) in ("Creating", "Updating") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    seen["later"] = _read(state)
+    backend.endpoints.remove_deployment(endpoint, "slow")
+    return seen
 
 
 def _earlier_monitor(
@@ -260,6 +290,32 @@ class TestMonitor:
         assert not isinstance(seen, Exception), _trace(seen)
         assert seen["unmanaged_answer"] is None
         assert seen["unmanaged"].is_enabled is True
+
+
+class TestLongRunningOperations:
+    """Issue 22, point 8: the story ran on the emulator's realistic mode (Azure's recorded durations times
+    LRO_SCALE, `Creating`/`Updating` meanwhile); a deployment outlasting the client's wait is left in place."""
+
+    def test_the_rollout_waited_for_the_deployment_as_long_as_azure_takes(self, story: dict[str, Any]) -> None:
+        emulated: Emulated = story["emulated"]
+        requests = emulated.requests()
+        endpoint = f"/onlineEndpoints/{emulated.endpoint_name}"
+        created = next(i for i, r in enumerate(requests) if r["method"] == "PUT" and r["path"].endswith("/blue"))
+        traffic = next(
+            r for r in requests[created + 1 :] if r["method"] == "PUT" and r["path"].split("?")[0].endswith(endpoint)
+        )
+        waited = datetime.fromisoformat(traffic["time"]) - datetime.fromisoformat(requests[created]["time"])
+        assert waited.total_seconds() >= 389.7 * LRO_SCALE, waited
+
+    def test_a_deployment_still_creating_when_the_wait_ends_is_left_in_place(self, story: dict[str, Any]) -> None:
+        seen = story["runs"]["slow"]
+        assert not isinstance(seen, Exception), _trace(seen)
+        error = seen["error"]
+        assert isinstance(error, BackendError), _trace(error)
+        assert "is still Creating" in str(error), error
+        assert "left in place, not deleted" in str(error), error
+        assert seen["right_after"] == "Creating"  # not deleted (the client deleted it before)
+        assert seen["later"] == "Succeeded"
 
 
 class TestRollback:

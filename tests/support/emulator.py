@@ -109,10 +109,11 @@ def _point_at(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def start_emulated(
-    home: Path, monkeypatch: pytest.MonkeyPatch, *, max_jobs: int = 2, workspace: bool = True
+    home: Path, monkeypatch: pytest.MonkeyPatch, *, max_jobs: int = 2, workspace: bool = True, lro_scale: float = 0.0
 ) -> Emulated:
     """An emulator of the test's own, in `<home>/emulator`, with the settings' workspace already there
-    (`workspace=False`: none, for provision to create)."""
+    (`workspace=False`: none, for provision to create); `lro_scale`: its long-running operations take Azure's
+    recorded time times this."""
     env = {
         "MLOPS_HOME": str(home),
         "MLOPS_BACKEND": "azureml",
@@ -121,6 +122,8 @@ def start_emulated(
         "MLOPS_AZUREML_EMULATOR_ENDPOINT_PORT": str(free_port()),
         "MLOPS_AZUREML_POLL_SECONDS": "0.2",
     }
+    if lro_scale:
+        env["MLOPS_AZUREML_EMULATOR_LRO_SCALE"] = str(lro_scale)
     _point_at(env, monkeypatch)
     process = EmulatorProcess.from_settings(load_settings(), max_jobs=max_jobs)
     if not workspace:
