@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -19,8 +20,11 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _migrate(database: Path, *, run_rows: int = 0) -> None:
-    """What a server's start leaves in a new database (a revision, block types), and rows a run would write."""
-    with sqlite3.connect(database) as connection:
+    """What a server's start leaves in a new database (a revision, block types), and rows a run would write.
+    Closed before it returns: `with sqlite3.connect()` only commits, and the connection, kept by a reference
+    cycle, was closed by a later garbage collection, which checkpointed the WAL into the file in the middle of
+    test_a_database_that_exists_is_never_touched (a fresh-clone failure)."""
+    with contextlib.closing(sqlite3.connect(database)) as connection, connection:
         connection.execute("PRAGMA journal_mode = WAL")  # as Prefect's server opens it
         connection.execute("CREATE TABLE alembic_version (version_num TEXT)")
         connection.execute("INSERT INTO alembic_version VALUES ('a1b2c3')")
@@ -31,7 +35,7 @@ def _migrate(database: Path, *, run_rows: int = 0) -> None:
 
 
 def _rows(database: Path, table: str) -> list[tuple[str, ...]]:
-    with sqlite3.connect(database) as connection:
+    with contextlib.closing(sqlite3.connect(database)) as connection:
         return connection.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
 
 
@@ -46,7 +50,7 @@ def test_the_first_new_database_is_kept_and_the_next_one_starts_as_its_copy(cach
     assert kept.parent.parent == cache
     assert kept.is_file()
     assert _rows(kept, "alembic_version") == [("a1b2c3",)]
-    with sqlite3.connect(kept) as connection:  # one file, nothing beside it to lose
+    with contextlib.closing(sqlite3.connect(kept)) as connection:  # one file, nothing beside it to lose
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
 
     second = tmp_path / "ws2" / "prefect" / "prefect.db"  # its folder does not exist yet either
