@@ -143,7 +143,7 @@ def translated(settings: Settings, action: str) -> Iterator[None]:
         yield
     except ClientAuthenticationError as exc:
         msg = (
-            f"{action}: Azure refused the credential ({_first_line(exc)}). Sign in with `az login`, or set "
+            f"{action}: Azure refused the credential ({first_line(exc)}). Sign in with `az login`, or set "
             "AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID for a service principal"
         )
         raise ConfigError(msg) from exc
@@ -157,23 +157,23 @@ def translated(settings: Settings, action: str) -> Iterator[None]:
             raise ConfigError(f"{action}: subscription not found; check AZURE_SUBSCRIPTION_ID") from exc
         if workspace_missing(settings, exc):
             raise ConfigError(_workspace_missing(settings, action)) from exc
-        raise MissingResourceError(f"{action}: {_first_line(exc)}") from exc
+        raise MissingResourceError(f"{action}: {first_line(exc)}") from exc
     except (ServiceRequestError, ServiceResponseError) as exc:
-        raise TransientBackendError(f"{action}: could not reach Azure ML ({_first_line(exc)})") from exc
+        raise TransientBackendError(f"{action}: could not reach Azure ML ({first_line(exc)})") from exc
     except HttpResponseError as exc:
         status = exc.status_code or 0
         if status in RETRYABLE_STATUS:
-            raise TransientBackendError(f"{action}: Azure ML answered {status} ({_first_line(exc)})") from exc
+            raise TransientBackendError(f"{action}: Azure ML answered {status} ({first_line(exc)})") from exc
         if status == 401 or status == 403:
-            msg = f"{action}: Azure ML answered {status} ({_first_line(exc)}); check the credential's role on the {describe_target(settings)}"
+            msg = f"{action}: Azure ML answered {status} ({first_line(exc)}); check the credential's role on the {describe_target(settings)}"
             raise ConfigError(msg) from exc
         if status < 400:  # a long-running operation's poll that reports its failure
-            raise BackendError(f"{action} failed: {_first_line(exc)}") from exc
-        raise BackendError(f"{action}: Azure ML answered {status}: {_first_line(exc)}") from exc
+            raise BackendError(f"{action} failed: {first_line(exc)}") from exc
+        raise BackendError(f"{action}: Azure ML answered {status}: {first_line(exc)}") from exc
     except ValidationException as exc:
-        raise BackendError(f"{action}: azure-ai-ml refused the request: {_first_line(exc)}") from exc
+        raise BackendError(f"{action}: azure-ai-ml refused the request: {first_line(exc)}") from exc
     except MlException as exc:
-        raise BackendError(f"{action}: {_first_line(exc)}") from exc
+        raise BackendError(f"{action}: {first_line(exc)}") from exc
 
 
 def finished(poller: Any, timeout: float, action: str) -> Any:
@@ -201,7 +201,8 @@ def _workspace_missing(settings: Settings, action: str) -> str:
     )
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An Azure error's first line of text (its message, without the SDK's trailing details)."""
     text = getattr(exc, "message", None) or str(exc)
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__

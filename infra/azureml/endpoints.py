@@ -12,7 +12,9 @@
   endpoint update each.
 - **Waits** are the SDK's pollers (`client.finished`: wait, then the result), bounded by
   `MLOPS_AML_DEPLOY_TIMEOUT_SECONDS`, plus `MLOPS_AML_IMAGE_BUILD_SECONDS` for a deployment whose
-  scoring environment was just created.
+  scoring environment was just created. A write that Azure refuses with 409 Conflict because another
+  operation on the endpoint or deployment is still running is sent again once it may have finished,
+  within the same bound (endpoint and deployment writes only: elsewhere a 409 is not transient).
 - **Invoke** is a plain HTTPS POST to the scoring URI with the key (`get_keys`), or the token in
   `aml_token` mode, exactly as any client would call it.
 - The YAML of every endpoint and deployment sent is written to `MLOPS_HOME/azureml/yaml/`.
@@ -39,7 +41,7 @@ from azure.ai.ml import MLClient
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from infra.azureml import entities
-from infra.azureml.client import finished, translated, workspace_missing
+from infra.azureml.client import finished, first_line, translated, workspace_missing
 from infra.backend import Bundle, DeploymentInfo, EndpointState, Invocation, ModelVersion
 from infra.errors import BackendError, ConfigError, MissingResourceError, TransientBackendError
 from infra.local.packages import LocalPackages
@@ -48,6 +50,8 @@ from model import layout
 
 _log = logging.getLogger(__name__)
 _KEY_SECONDS = 300
+_CONFLICT_FIRST_WAIT = 1.0  # s: after a 409 "operation in progress"; doubled each time, up to
+_CONFLICT_LONGEST_WAIT = 30.0  # recorded operations take 50-390 s (infra/azureml_emulator/endpoints.py)
 
 
 class AzureMLPackages:
@@ -204,15 +208,17 @@ class AzureMLEndpoints:
             return {d: int(share) for d, share in (self.client.online_endpoints.get(name).traffic or {}).items()}
 
     def _update(self, name: str, action: str, **changes: dict[str, int]) -> Any:
-        with translated(self.settings, action):
+        def start() -> Any:  # read again before each attempt: a write refused as in conflict must not undo another's
             endpoint = self.client.online_endpoints.get(name)
-        for field, value in changes.items():
-            setattr(endpoint, field, value)
-        # Azure ML refuses a deployment both live and mirrored: one that now takes traffic stops being mirrored
-        live = {d for d, share in (endpoint.traffic or {}).items() if share}
-        endpoint.mirror_traffic = {d: p for d, p in (endpoint.mirror_traffic or {}).items() if p and d not in live}
-        entities.write_yaml(endpoint, self.yaml, "online-endpoint")
-        return self._wait(lambda: self.client.online_endpoints.begin_create_or_update(endpoint), action)
+            for field, value in changes.items():
+                setattr(endpoint, field, value)
+            # Azure ML refuses a deployment both live and mirrored: one that now takes traffic stops being mirrored
+            live = {d for d, share in (endpoint.traffic or {}).items() if share}
+            endpoint.mirror_traffic = {d: p for d, p in (endpoint.mirror_traffic or {}).items() if p and d not in live}
+            entities.write_yaml(endpoint, self.yaml, "online-endpoint")
+            return self.client.online_endpoints.begin_create_or_update(endpoint)
+
+        return self._wait(start, action)
 
     def remove_deployment(self, name: str, deployment: str) -> EndpointState:
         action = f"deleting deployment {name}/{deployment}"
@@ -228,12 +234,33 @@ class AzureMLEndpoints:
 
     def _wait(self, start: Callable[[], Any], action: str, *, timeout: float | None = None) -> Any:
         """Start a long-running operation and wait for its poller, within the deploy timeout (or `timeout`); the
-        SDK's progress dots on stdout go to the debug log."""
+        SDK's progress dots on stdout go to the debug log. While another operation on the same endpoint or
+        deployment runs, Azure refuses the write with 409 Conflict: it is sent again after a back-off of 1 s
+        doubling to 30 s (or the answer's Retry-After, which azure-core has already followed three times),
+        until the same deadline."""
         limit = self.settings.aml_deploy_timeout_seconds if timeout is None else timeout
+        deadline = time.monotonic() + limit
         printed = io.StringIO()
+        backoff = _CONFLICT_FIRST_WAIT
         try:
             with translated(self.settings, action), contextlib.redirect_stdout(printed):
-                return finished(start(), limit, action)
+                while True:
+                    try:
+                        poller = start()
+                    except HttpResponseError as exc:
+                        delay = _conflict_delay(exc, backoff)
+                        if delay is None or time.monotonic() + delay > deadline:
+                            raise
+                        _log.info(
+                            "%s: another operation is in progress (%s); trying again in %.1f s",
+                            action,
+                            first_line(exc),
+                            delay,
+                        )
+                        time.sleep(delay)
+                        backoff = min(backoff * 2, _CONFLICT_LONGEST_WAIT)
+                        continue
+                    return finished(poller, max(deadline - time.monotonic(), 0.0), action)
         finally:
             if printed.getvalue().strip():
                 _log.debug("azure-ai-ml printed: %s", printed.getvalue().strip())
@@ -283,6 +310,19 @@ class AzureMLEndpoints:
         """Managed online endpoints are not stopped, only deleted (`mlops cleanup --teardown`): nothing to do here."""
         _log.info("online endpoint %s on Azure ML keeps running; delete it with `mlops cleanup --teardown`", name)
         return False
+
+
+def _conflict_delay(error: HttpResponseError, backoff: float) -> float | None:
+    """How long to wait before sending a write again that met another operation in progress (409 Conflict), or
+    None for any other error (a name taken in the region is final, whatever its status)."""
+    if error.status_code != 409 or name_taken(error):
+        return None
+    response = getattr(error, "response", None)
+    header = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return max(float(header), 0.0) if header else backoff
+    except ValueError:  # an HTTP date: not sent by Azure ML as far as is known; the back-off instead
+        return backoff
 
 
 def name_taken(error: BaseException) -> bool:

@@ -137,6 +137,18 @@ def busy_state(body: dict[str, Any]) -> str | None:
     return str(busy["state"]) if busy and busy["until"] > time.time() else None
 
 
+def refuse_while_busy(body: dict[str, Any] | None, message: str) -> None:
+    """A write to an endpoint or deployment with an operation still in flight is refused. The text is Azure's, as
+    a customer reported it (azure-sdk-for-net#36961: "Cannot create a deployment in endpoint <name> because it is
+    in Updating provisioning state"); the status, 409 Conflict, is ARM's for a resource whose provisioning state
+    is not terminal (not in a recording: likely). No Retry-After: none is known on Azure's answer, and with one
+    azure-core's RetryPolicy would send the write again by itself (it retries any error that has one), hiding
+    whether the client copes."""
+    state = busy_state(body) if body is not None else None
+    if state is not None:
+        raise ArmError(409, "Conflict", message.format(state=state))
+
+
 def operation(
     context: Context, *, error: str | None = None, code: str = "BadRequest", seconds: float = 0.0
 ) -> dict[str, str]:
@@ -327,6 +339,7 @@ def online_endpoint(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[
     mode = _AUTH_MODES.get(str(properties.get("authMode", "Key")).lower())
     if mode is None:
         raise ArmError(400, "BadArgument", f"authMode {properties.get('authMode')!r}: use Key, AMLToken or AADToken")
+    refuse_while_busy(existing, f"Cannot update endpoint {name} because it is in {{state}} provisioning state.")
     with _lock(context.scope + "/" + name):
         created_now = existing is None
         if existing is None:
@@ -507,6 +520,11 @@ def online_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dic
     if answer is not None:
         return answer
     check_endpoint_name(name)
+    refuse_while_busy(
+        endpoint,
+        f"Cannot create a deployment in endpoint {endpoint['name']} because it is in {{state}} provisioning state.",
+    )
+    refuse_while_busy(existing, f"Cannot update deployment {name} because it is in {{state}} provisioning state.")
     request = context.json()
     properties = dict(request.get("properties") or {})
     model, code, _ = _deployment_assets(context, properties)  # the environment is checked, not built

@@ -9,11 +9,14 @@ values is rolled back (the first keeps 100 %, the new deployment is gone, the ru
 from __future__ import annotations
 
 import csv
+import json
 import re
 import ssl
 import subprocess
 import time
 import traceback
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -111,6 +114,7 @@ def story(
                 d.name for d in backend.client.online_deployments.list(backend.settings.endpoint_name)
             ]
             runs["slow"] = _read(lambda: _a_deployment_outlasting_its_wait(backend, patch))
+            runs["conflict"] = _read(lambda: _writes_while_an_update_runs(backend, emulated))
             yield {"runs": runs, "emulated": emulated, "root": root}
         finally:
             emulated.process.stop()
@@ -139,6 +143,37 @@ def _a_deployment_outlasting_its_wait(backend: AzureMLBackend, patch: pytest.Mon
     seen["later"] = _read(state)
     backend.endpoints.remove_deployment(endpoint, "slow")
     return seen
+
+
+def _writes_while_an_update_runs(backend: AzureMLBackend, emulated: Emulated) -> dict[str, Any]:
+    """Issue 22, point 8: an update of the endpoint is started and not waited for (70.1 s times LRO_SCALE); meanwhile
+    a deployment write is sent as it is (what the emulator answers), then the client sets the traffic."""
+    name = backend.settings.endpoint_name
+    path = f"{emulated.workspace}/onlineEndpoints/{name}"
+    blue = emulated.process.get(f"{path}/deployments/blue?api-version=2023-04-01")
+
+    def endpoint_writes() -> list[int]:
+        return [r["status"] for r in emulated.requests("PUT") if r["path"].split("?")[0].endswith(path)]
+
+    written_before = len(endpoint_writes())
+    backend.client.online_endpoints.begin_create_or_update(backend.client.online_endpoints.get(name))
+    request = urllib.request.Request(
+        f"{emulated.process.url}{path}/deployments/blue?api-version=2023-04-01",
+        data=json.dumps({k: blue[k] for k in ("location", "sku", "properties")}).encode(),
+        method="PUT",
+        headers={"Authorization": "Bearer t", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, context=emulated.process._context(), timeout=10) as answer:
+            deployment_write: dict[str, Any] = {"status": answer.status}
+    except urllib.error.HTTPError as refused:
+        deployment_write = {"status": refused.code, "body": json.loads(refused.read())}
+    state = backend.endpoints.set_traffic(name, {"blue": 100})
+    return {
+        "deployment_write": deployment_write,
+        "endpoint_writes": endpoint_writes()[written_before:],
+        "traffic": {n: d.traffic for n, d in state.deployments.items()},
+    }
 
 
 def _earlier_monitor(
@@ -316,6 +351,28 @@ class TestLongRunningOperations:
         assert "left in place, not deleted" in str(error), error
         assert seen["right_after"] == "Creating"  # not deleted (the client deleted it before)
         assert seen["later"] == "Succeeded"
+
+
+class TestOperationInProgress:
+    """Issue 22, point 8: while an operation on the endpoint runs, Azure refuses another write with 409 Conflict;
+    the client sends its write again once the operation may have finished, instead of failing the step."""
+
+    def test_the_emulator_refuses_a_deployment_write_while_the_endpoint_updates(self, story: dict[str, Any]) -> None:
+        seen = story["runs"]["conflict"]
+        assert not isinstance(seen, Exception), _trace(seen)
+        refused = seen["deployment_write"]
+        assert refused["status"] == 409, refused
+        assert refused["body"]["error"]["code"] == "Conflict"
+        assert "because it is in Updating provisioning state" in refused["body"]["error"]["message"]
+
+    def test_the_client_waits_and_sends_its_traffic_update_again(self, story: dict[str, Any]) -> None:
+        seen = story["runs"]["conflict"]
+        assert not isinstance(seen, Exception), _trace(seen)
+        # the update started without waiting (201), the client's write refused (409), then sent again (201)
+        assert seen["endpoint_writes"][0] == 201, seen
+        assert 409 in seen["endpoint_writes"], seen
+        assert seen["endpoint_writes"][-1] == 201, seen
+        assert seen["traffic"] == {"blue": 100}
 
 
 class TestRollback:
