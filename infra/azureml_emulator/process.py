@@ -122,9 +122,10 @@ class EmulatorProcess:
         for scope in self.workspaces:
             store.add_workspace(scope)
 
-    def requests(self) -> list[dict[str, Any]]:
-        """The request log: method, path, api-version, status and user agent of every request served."""
-        value: list[dict[str, Any]] = self.get("/emulator/requests")["value"]
+    def requests(self, *, bodies: bool = False) -> list[dict[str, Any]]:
+        """The request log: method, path, api-version, status and user agent of every request served (and with
+        `bodies`, each JSON request's body)."""
+        value: list[dict[str, Any]] = self.get("/emulator/requests" + ("?bodies=true" if bodies else ""))["value"]
         return value
 
     def describe(self) -> dict[str, Any]:

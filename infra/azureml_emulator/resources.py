@@ -670,7 +670,7 @@ def emulator_health(context: Context) -> tuple[int, Any]:
 
 
 def emulator_requests(context: Context) -> tuple[int, Any]:
-    return 200, {"value": context.emulator.store.requests()}
+    return 200, {"value": context.emulator.store.requests(bodies=context.query.get("bodies") == "true")}
 
 
 def register(route: Callable[[str, str], Callable[[Any], Any]]) -> None:

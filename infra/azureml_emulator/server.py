@@ -14,7 +14,7 @@ Served (`{WS}` = /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Mach
     GET  /history/v1.0{WS}/.../runs/{id}[/details|/children], POST /history/v1.0{WS}/rundata    run history (jobs.stream, download, a batch job's step)
     POST /data/v1.0{WS}/dataversion/batchGetResolvedUris
     /{account}.blob.{suffix}/{container}/{blob}     blob storage (see `blobs.py`)
-    GET  /emulator/health, GET /emulator/requests   for `mlops emulator status` and the tests
+    GET  /emulator/health, GET /emulator/requests[?bodies=true]   for `mlops emulator status` and the tests
 
 Every ARM call needs an `api-version` and a bearer token; errors answer in ARM's format,
 `{"error": {"code", "message", "details", "additionalInfo"}}`. Jobs really run (see `runner.py`).
@@ -137,7 +137,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             response_headers["x-ms-response-type"] = "error"
         self._answer(status, data, {**response_headers, **extra}, method)
         if not path.startswith("/emulator/"):
-            emulator.store.log_request(method, path, api_version, status, headers.get("user-agent", ""))
+            logged = _json_text(body) if "json" in headers.get("content-type", "") else None
+            emulator.store.log_request(method, path, api_version, status, headers.get("user-agent", ""), logged)
 
     def _dispatch(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
@@ -189,6 +190,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if method != "HEAD" and data:
             self.wfile.write(data)
+
+
+def _json_text(body: bytes) -> str | None:
+    """A request body for the log: its JSON text, or None when it is empty or not JSON."""
+    try:
+        return json.dumps(json.loads(body)) if body else None
+    except ValueError:
+        return None
 
 
 class _Server(ThreadingHTTPServer):

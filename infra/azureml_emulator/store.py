@@ -5,7 +5,8 @@
     jobs        (scope, name, body, status, ...)      the job's ARM body and its run-history fields; `parent`
                                                       names a pipeline job's step (a batch job's child)
     blobs       (container, path, metadata, ...)      the bytes live in files under `blobs/`
-    requests    (method, path, api_version, status)   every request served, for tests and `mlops emulator status`
+    requests    (method, path, api_version, status)   every request served, for tests and `mlops emulator status`;
+                                                      `body`: a JSON request's body (the recordings contract test)
 
 Every write is one short transaction; the busy timeout makes concurrent writers wait, not fail.
 """
@@ -41,7 +42,7 @@ CREATE TABLE IF NOT EXISTS blobs (
 );
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
-    api_version TEXT, status INTEGER NOT NULL, user_agent TEXT
+    api_version TEXT, status INTEGER NOT NULL, user_agent TEXT, body TEXT
 );
 """
 
@@ -82,6 +83,8 @@ class Store:
             for column, kind in (("parent", "TEXT"), ("runnable", "INTEGER NOT NULL DEFAULT 1")):
                 if column not in columns:  # a home made by an emulator before pipeline jobs
                     db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+            if "body" not in {row[1] for row in db.execute("PRAGMA table_info(requests)")}:  # a home from before
+                db.execute("ALTER TABLE requests ADD COLUMN body TEXT")
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -316,14 +319,22 @@ class Store:
             return db.execute("DELETE FROM blobs WHERE container = ? AND path = ?", (container, path)).rowcount == 1
 
     # ---- the request log ----
-    def log_request(self, method: str, path: str, api_version: str | None, status: int, user_agent: str) -> None:
+    def log_request(
+        self, method: str, path: str, api_version: str | None, status: int, user_agent: str, body: str | None = None
+    ) -> None:
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO requests (time, method, path, api_version, status, user_agent) VALUES (?, ?, ?, ?, ?, ?)",
-                (now(), method, path, api_version, status, user_agent),
+                "INSERT INTO requests (time, method, path, api_version, status, user_agent, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (now(), method, path, api_version, status, user_agent, body),
             )
 
-    def requests(self) -> list[dict[str, Any]]:
-        rows = self.query("SELECT time, method, path, api_version, status, user_agent FROM requests ORDER BY id")
+    def requests(self, *, bodies: bool = False) -> list[dict[str, Any]]:
+        """The log, oldest first; with `bodies`, each JSON request's body too (parsed; None for the others)."""
+        rows = self.query("SELECT time, method, path, api_version, status, user_agent, body FROM requests ORDER BY id")
         keys = ("time", "method", "path", "api_version", "status", "user_agent")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        logged = [dict(zip(keys, row[:-1], strict=True)) for row in rows]
+        if bodies:
+            for entry, row in zip(logged, rows, strict=True):
+                entry["body"] = None if row[-1] is None else json.loads(row[-1])
+        return logged

@@ -1,0 +1,303 @@
+"""Recordings as the reference (issue 22, "How to keep it true"): our client and the emulator against real traffic.
+
+`recordings.json` holds, per operation our Azure ML backend performs, the request and the response that the
+azure-ai-ml SDK's own e2e tests recorded against Azure (repository Azure/azure-sdk-assets; each entry names
+its file, commit and entry index). Two checks per operation:
+
+- **client**: the backend drives the real `MLClient` against the emulator; the request it sent (from the
+  emulator's log, `GET /emulator/requests?bodies=true`) must have the recorded method, path, api-version
+  and body skeleton (keys, nesting, value types), but for the differences listed in `CLIENT_ALLOWED`.
+- **emulator**: the recorded request, names adapted to the test's workspace, sent to the emulator, must be
+  answered with the recorded status, every recorded key (types as recorded) and the recorded value of
+  each of Azure's constants (`constants` in the file), but for the keys in `ANSWER_OMITTED`.
+
+Operations without a usable recording are listed under `not_covered` in the file, with the reason and,
+for batch deployments (no recording in the SDK's e2e tests), the documentation that is the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.azureml import AzureMLBackend
+from infra.azureml.batch import ensure_batch_endpoint
+from infra.azureml_emulator.process import EmulatorProcess
+from infra.backend import TrainSpec
+from infra.factory import open_backend
+from model.data import write_sample_csv
+from tests.support.emulator import Emulated, join_emulator
+
+_FILE = json.loads((Path(__file__).parent / "recordings.json").read_text())
+RECORDINGS: dict[str, Any] = _FILE["operations"]
+RECORDED_WORKSPACE = (
+    "/subscriptions/00000000-0000-0000-0000-000000000/resourceGroups/00000"
+    "/providers/Microsoft.MachineLearningServices/workspaces/00000"
+)
+
+# What our client sends that the recorded request did not hold, or the other way round: {operation: {path: reason}}.
+# A path is a dotted key path in the body (`*` for a name the user chose); "api-version" is the query parameter.
+_NEWER_SDK = "azure-ai-ml 1.35 asks the same operation in a newer api-version than 1.32 recorded"
+CLIENT_ALLOWED: dict[str, dict[str, str]] = {
+    "workspace_get": {},
+    "datastore_get": {"api-version": _NEWER_SDK},
+    "datastore_list_secrets": {"api-version": _NEWER_SDK},
+    "code_start_pending_upload": {},
+    "code_version_put": {
+        "properties.isArchived": "azure-ai-ml 1.35 leaves it out of an anonymous (content-hashed) code version; "
+        "1.12 recorded it false, the default",
+    },
+    "data_version_put": {},
+    "environment_version_put": {},
+    "model_version_put": {
+        "properties.flavors": "an MLflow model's flavors; ours is a custom_model, which has none",
+    },
+    "command_job_put": {
+        "properties.codeId": "the recorded job runs an inline command without code; ours ships a code snapshot",
+        "properties.inputs.*.mode": "sent only when set: the recorded input chose ReadOnlyMount, ours the default",
+        "properties.description": "sent only when set (the user's text)",
+        "properties.limits": "sent only when set: our job has a time limit (set_limits)",
+    },
+    "compute_put": {
+        "properties.description": "sent only when set (the user's text)",
+        "properties.properties.userAccountCredentials": "sent only when set: the recorded cluster set an admin user",
+        "tags": "sent only when set (ours tags the cluster mlops.managed)",
+    },
+    "online_endpoint_put": {},
+    "batch_endpoint_put": {},
+}
+# Maps whose keys the user (or Azure, for an asset's own properties) chose: compared entry by entry, each against the
+# recorded entry of the same name, else against the first recorded one. A compute's `properties.properties` is not one.
+FREE_FORM = {
+    "tags",
+    "properties.tags",
+    "properties.properties",
+    "properties.inputs",
+    "properties.outputs",
+    "properties.environmentVariables",
+    "properties.flavors",
+    "properties.parameters",
+}
+STRUCTURED = {"compute_put": {"properties.properties"}}
+# Recorded response keys the emulator leaves out on purpose: {operation: {path: reason}}.
+ANSWER_OMITTED: dict[str, dict[str, str]] = {
+    "workspace_get": {
+        "properties.sdkTelemetryAppInsightsKey": "it would make the SDK send telemetry to Application Insights",
+        "properties.notebookInfo.resourceId": "the emulator hosts no notebooks (notebookInfo is null)",
+        "properties.notebookInfo.fqdn": "as above",
+        "properties.notebookInfo.isPrivateLinkEnabled": "as above",
+        "properties.notebookInfo.notebookPreparationError": "as above",
+    },
+}
+# Disagreements found, not covered until decided (see the report in the commit that added them): {operation: evidence}.
+ANSWER_FINDINGS = {
+    "datastore_list_secrets": "asked for an expirable secret (`expirableSecret: true`, as azure-ai-ml >= 1.2x asks), "
+    "Azure answered `secretsType: Sas` with a `sasToken` (recorded 2026-03-27, workspace in accesskey mode); the "
+    "emulator answers `AccountKey` with a `key` (infra/azureml_emulator/resources.py, datastore_secrets)",
+}
+_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+
+
+def differences(
+    recorded: Any, ours: Any, *, both_ways: bool, free_form: set[str] = FREE_FORM, path: str = ""
+) -> list[str]:
+    """Where `ours` lacks a recorded key (or, `both_ways`, holds one not recorded) or holds a value of another
+    type than the recorded one (where both are set); [] when alike."""
+    theirs = "sent" if both_ways else "emulator"
+    if isinstance(recorded, dict) and isinstance(ours, dict) and path in free_form:
+        templates = [v for v in recorded.values() if isinstance(v, dict)]
+        found: list[str] = []
+        for key, value in ours.items():
+            if templates and isinstance(value, dict):
+                template = recorded.get(key, templates[0])
+                found += differences(template, value, both_ways=both_ways, free_form=free_form, path=f"{path}.{key}")
+        return found
+    if isinstance(recorded, dict) and isinstance(ours, dict):
+        found = []
+        for key in [*recorded, *(k for k in ours if k not in recorded and both_ways)]:
+            where = f"{path}.{key}" if path else key
+            if key not in ours:
+                found.append(f"{where}: recorded, not {theirs}")
+            elif key not in recorded:
+                found.append(f"{where}: {theirs}, not recorded")
+            elif recorded[key] is not None and ours[key] is not None:
+                found += differences(recorded[key], ours[key], both_ways=both_ways, free_form=free_form, path=where)
+        return found
+    if isinstance(recorded, list) and isinstance(ours, list):
+        if not (recorded and ours):
+            return []
+        return differences(recorded[0], ours[0], both_ways=both_ways, free_form=free_form, path=f"{path}[0]")
+    kinds = _TYPES.get(type(recorded), "null"), _TYPES.get(type(ours), "null")
+    return [] if kinds[0] == kinds[1] else [f"{path or '<body>'}: recorded {kinds[0]}, {theirs} {kinds[1]}"]
+
+
+def _free_form(operation: str) -> set[str]:
+    return FREE_FORM - STRUCTURED.get(operation, set())
+
+
+def _unexplained(problems: list[str], allowed: dict[str, str]) -> list[str]:
+    return [p for p in problems if not any(fnmatchcase(p.split(":")[0], pattern) for pattern in allowed)]
+
+
+def path_pattern(template: str, workspace: str) -> re.Pattern[str]:
+    """The recorded path template as a pattern of paths in `workspace` (`{name}` stands for one segment)."""
+    rest = re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template.removeprefix("{WS}")))
+    return re.compile(re.escape(workspace) + rest + "$")
+
+
+# ---- the client side: the backend's own calls against the emulator ----
+
+
+@pytest.fixture(scope="module")
+def emulated_workspace(emulator_server: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with pytest.MonkeyPatch.context() as patch:
+        yield join_emulator(emulator_server, tmp_path_factory.mktemp("contract") / "mlops", patch)
+
+
+@pytest.fixture(scope="module")
+def sent(emulated_workspace: Emulated) -> dict[str, dict[str, Any]]:
+    """The first request of each recorded operation that our backend sent, as the emulator logged it."""
+    emulated = emulated_workspace
+    backend = open_backend(emulated.settings())
+    assert isinstance(backend, AzureMLBackend)
+    data = emulated.home / "data.csv"
+    write_sample_csv(data)
+    # a command job: compute, environment, data and code first; canceled at once (its run is not the point)
+    backend.jobs._submit(TrainSpec(job_name="contract-job", data=data, parameters={"alpha": 0.4}), "contract-job")
+    backend.client.jobs.begin_cancel("contract-job").result()
+    model = emulated.home / "model"
+    model.mkdir()
+    (model / "weights.txt").write_text("0.4\n")
+    backend.registry.register("contract-model", model, tags={"stage": "test"}, properties={"source": "contract"})
+    backend.endpoints.ensure("contract-endpoint")
+    ensure_batch_endpoint(backend.client, backend.settings)
+    log = emulated.process.requests(bodies=True)[emulated.since :]
+    found = {}
+    for operation, recording in RECORDINGS.items():
+        request = recording["request"]
+        pattern = path_pattern(request["path"], emulated.workspace)
+        matching = [r for r in log if r["method"] == request["method"] and pattern.match(r["path"])]
+        # the SDK reads some resources in more than one api-version: the recorded one's request, if it sent one
+        matching.sort(key=lambda r: r["api_version"] != request["api_version"])
+        if matching:
+            found[operation] = matching[0]
+    return found
+
+
+@pytest.mark.parametrize("operation", sorted(RECORDINGS))
+def test_the_client_sends_the_recorded_request(operation: str, sent: dict[str, dict[str, Any]]) -> None:
+    recorded = RECORDINGS[operation]["request"]
+    assert operation in sent, f"the backend sent no {recorded['method']} {recorded['path']}"
+    ours, allowed = sent[operation], CLIENT_ALLOWED[operation]
+    problems = differences(recorded["body"], ours["body"], both_ways=True, free_form=_free_form(operation))
+    if ours["api_version"] != recorded["api_version"]:
+        problems.append(f"api-version: recorded {recorded['api_version']}, sent {ours['api_version']}")
+    unexplained = _unexplained(problems, allowed)
+    assert unexplained == [], f"{operation} differs from {RECORDINGS[operation]['source']['recording']}"
+    unused = [pattern for pattern in allowed if not any(fnmatchcase(p.split(":")[0], pattern) for p in problems)]
+    assert unused == [], f"{operation}: allowances no longer needed, remove them"
+
+
+# ---- the emulator side: the recorded requests, replayed ----
+
+# The names each replayed request uses in the test's workspace (the recorded ones' stand-ins).
+REPLAY_NAMES: dict[str, dict[str, str]] = {
+    "workspace_get": {},
+    "datastore_get": {"name": "workspaceblobstore"},
+    "datastore_list_secrets": {"name": "workspaceblobstore"},
+    "code_start_pending_upload": {"name": "replayed-code", "version": "2"},
+    "code_version_put": {"name": "replayed-code", "version": "2"},
+    "data_version_put": {"name": "replayed-data", "version": "2"},
+    "environment_version_put": {"name": "replayed-env", "version": "1"},
+    "model_version_put": {"name": "replayed-model", "version": "3"},
+    "command_job_put": {"name": "replayed-job"},
+    "compute_put": {"name": "replayed-cluster"},
+    "online_endpoint_put": {"name": "replayed-endpoint"},
+    "batch_endpoint_put": {"name": "replayed-batch"},
+}
+
+
+def _adapted(value: Any, workspace: str) -> Any:
+    """A recorded body with the recorded workspace's ids turned into the test workspace's."""
+    text = json.dumps(value).replace(RECORDED_WORKSPACE, workspace)
+    text = text.replace("/computes/testCompute", "/computes/train-cluster")  # the cluster the client side created
+    return json.loads(text)
+
+
+@pytest.fixture(scope="module")
+def answers(emulated_workspace: Emulated, sent: dict[str, Any]) -> dict[str, httpx.Response]:
+    """The emulator's answer to each recorded request (in the file's order: the code's upload before its PUT),
+    sent after the client side's (`sent`), whose training cluster the replayed job names."""
+    emulated = emulated_workspace
+    trust = ssl.create_default_context(cafile=str(emulated.home / "emulator" / "tls" / "ca.pem"))
+    found = {}
+    with httpx.Client(base_url=emulated.process.url, verify=trust, headers={"Authorization": "Bearer t"}) as client:
+        for operation, recording in RECORDINGS.items():
+            request = recording["request"]
+            path = request["path"].replace("{WS}", emulated.workspace).format(**REPLAY_NAMES[operation])
+            body = None if request["body"] is None else _adapted(request["body"], emulated.workspace)
+            found[operation] = client.request(
+                request["method"], path, params={"api-version": request["api_version"]}, json=body
+            )
+        client.post(f"{emulated.workspace}/jobs/replayed-job/cancel", params={"api-version": "2025-01-01-preview"})
+    return found
+
+
+def _at(body: Any, path: str) -> Any:
+    for key in path.split("."):
+        body = body.get(key) if isinstance(body, dict) else None
+    return body
+
+
+@pytest.mark.parametrize("operation", sorted(set(RECORDINGS) - set(ANSWER_FINDINGS)))
+def test_the_emulator_answers_the_recorded_request_as_recorded(
+    operation: str, answers: dict[str, httpx.Response]
+) -> None:
+    recorded, answer = RECORDINGS[operation]["response"], answers[operation]
+    assert answer.status_code == recorded["status"], answer.text
+    ours, omitted = answer.json(), ANSWER_OMITTED.get(operation, {})
+    problems = _unexplained(
+        differences(recorded["body"], ours, both_ways=False, free_form=_free_form(operation)), omitted
+    )
+    problems += [
+        f"{path}: recorded {_at(recorded['body'], path)!r}, emulator {_at(ours, path)!r}"
+        for path in recorded["constants"]
+        if _at(ours, path) != _at(recorded["body"], path)
+    ]
+    assert problems == [], f"{operation} differs from {RECORDINGS[operation]['source']['recording']}"
+
+
+# ---- the file and the comparisons themselves ----
+
+
+def test_every_operation_names_its_source_and_holds_no_secret() -> None:
+    for operation, recording in RECORDINGS.items():
+        assert {"recording", "commit", "entry"} <= set(recording["source"]), operation
+        assert operation in CLIENT_ALLOWED, operation
+        assert operation in REPLAY_NAMES, operation
+    text = json.dumps(_FILE)
+    for secret in ("Bearer ", "sig=", 'sasToken": "?', "ssh-rsa", "AccountKey=", "eyJ0"):
+        assert secret not in text, secret
+    for entry in _FILE["not_covered"].values():
+        assert entry["reason"], entry
+        assert entry.get("reference") or entry.get("recording"), entry
+
+
+def test_the_comparison_catches_a_missing_an_extra_and_a_retyped_key() -> None:
+    recorded = {"properties": {"isArchived": False, "tags": {}, "codeUri": "u"}, "location": "eastus"}
+    same = {"properties": {"isArchived": True, "tags": {"a": "b"}, "codeUri": "v"}, "location": "westus"}
+    assert differences(recorded, same, both_ways=True) == []
+    assert differences(recorded, {"properties": same["properties"]}, both_ways=True) == ["location: recorded, not sent"]
+    assert differences(recorded, {**recorded, "sku": {}}, both_ways=True) == ["sku: sent, not recorded"]
+    assert differences(recorded, {**recorded, "sku": {}}, both_ways=False) == []
+    retyped = {"properties": {"isArchived": "false", "tags": {}, "codeUri": "u"}, "location": "eastus"}
+    assert differences(recorded, retyped, both_ways=False) == [
+        "properties.isArchived: recorded boolean, emulator string"
+    ]
