@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from infra.azureml_emulator.store import Store
+from infra.azureml_emulator.core.store import Store
 
 API_VERSION = "2025-01-05"
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import infra
+from infra.azureml_emulator.core.store import Store
 from infra.azureml_emulator.tls import BUNDLE_FILE, CA_FILE, ensure_certificates
 from infra.local.processes import health, live_pid, start_supervised, stop_supervised
 from infra.settings import Settings
@@ -116,8 +117,6 @@ class EmulatorProcess:
             return False
 
     def _add_workspaces(self) -> None:
-        from infra.azureml_emulator.store import Store
-
         store = Store(self.home / "state.db")
         for scope in self.workspaces:
             store.add_workspace(scope)

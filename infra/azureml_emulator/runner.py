@@ -22,35 +22,15 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from infra.azureml_emulator import jobs
 from infra.azureml_emulator.batch_driver import JOB_LOGS_VARIABLE
-from infra.azureml_emulator.resources import ARTIFACT_CONTAINER, BLOB_CONTAINER
-from infra.azureml_emulator.server import Emulator
-from infra.azureml_emulator.store import now
+from infra.azureml_emulator.core.arm import ARTIFACT_CONTAINER, asset_reference
+from infra.azureml_emulator.core.emulator import Emulator
+from infra.azureml_emulator.core.job_bodies import job_timeout, output_uri
+from infra.azureml_emulator.core.storage import MissingFiles, blob_location, copy_blobs
+from infra.azureml_emulator.core.store import now
 from infra.local.jobs import job_error, run_logged
 
-_DATASTORE_PATH = re.compile(
-    r"azureml://(?:subscriptions/[^/]+/resource[gG]roups/[^/]+/workspaces/[^/]+/)?datastores/(?P<store>[^/]+)/paths/(?P<path>.*)"
-)
-_CONTAINERS = {"workspaceblobstore": BLOB_CONTAINER, "workspaceartifactstore": ARTIFACT_CONTAINER}
 _PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
-_DEFAULT_TIMEOUT = 3600.0
-
-
-def job_timeout(limits: Any) -> float:
-    """Seconds from a job's `limits.timeout` (ISO 8601, `PT1H30M`, as the SDK sends it); an hour when unset."""
-    value = (limits or {}).get("timeout")
-    if isinstance(value, int | float):
-        return float(value)
-    match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", str(value or ""))
-    if not value or match is None:
-        return _DEFAULT_TIMEOUT
-    days, hours, minutes, seconds = (float(part or 0) for part in match.groups())
-    return days * 86400 + hours * 3600 + minutes * 60 + seconds or _DEFAULT_TIMEOUT
-
-
-class JobFailure(Exception):
-    """A job that cannot run: its inputs are missing, say. The message becomes the job's error."""
 
 
 class JobRunner:
@@ -107,7 +87,7 @@ class JobRunner:
         try:
             code = self._materialise_code(scope, properties, folder / "code")
             values = self._materialise_inputs(scope, properties, folder / "inputs")
-        except JobFailure as exc:
+        except MissingFiles as exc:
             self._fail(scope, name, "UserError", str(exc))
             return
         outputs = {}
@@ -192,10 +172,10 @@ class JobRunner:
         code_id = properties.get("codeId")
         if not code_id:
             return target
-        reference = jobs.asset_reference(str(code_id))
+        reference = asset_reference(str(code_id))
         body = self.store.get_asset(scope, *reference) if reference else None
         if body is None:
-            raise JobFailure(f"code {code_id} does not exist")
+            raise MissingFiles(f"code {code_id} does not exist")
         container, prefix = blob_location(self.emulator, str(body["properties"]["codeUri"]))
         return copy_blobs(self.emulator, container, prefix, target)
 
@@ -207,11 +187,11 @@ class JobRunner:
                 values[name] = value.get("value")
                 continue
             uri = str(value.get("uri"))
-            reference = jobs.asset_reference(uri)
+            reference = asset_reference(uri)
             if reference:
                 asset = self.store.get_asset(scope, *reference)
                 if asset is None:
-                    raise JobFailure(f"input {name!r}: data asset {uri} does not exist")
+                    raise MissingFiles(f"input {name!r}: data asset {uri} does not exist")
                 uri = str(asset["properties"]["dataUri"])
             container, path = blob_location(self.emulator, uri)
             values[name] = copy_blobs(self.emulator, container, path, folder / name, single=kind == "uri_file")
@@ -234,47 +214,10 @@ class JobRunner:
         assert record is not None
         body = record["body"]
         for output, folder in outputs.items():
-            uri, container, prefix = jobs.output_uri(scope, name, output)
+            uri, container, prefix = output_uri(scope, name, output)
             self._upload_folder(folder, container, prefix)
             body["properties"]["outputs"][output]["uri"] = uri
         self.store.update_job_body(scope, name, body)
-
-
-def blob_location(emulator: Emulator, uri: str) -> tuple[str, str]:
-    """(container, path) of an https blob URL on this emulator or of an azureml:// datastore path."""
-    datastore = _DATASTORE_PATH.fullmatch(uri)
-    if datastore:
-        container = _CONTAINERS.get(datastore["store"])
-        if container is None:
-            raise JobFailure(f"datastore {datastore['store']!r} of {uri} does not exist")
-        return container, datastore["path"]
-    base = emulator.blob_base + "/"
-    bare = uri.split("?", 1)[0].replace(":443/", "/")
-    if not bare.startswith(base):
-        raise JobFailure(f"{uri} is not storage of this emulator")
-    container, _, path = bare[len(base) :].partition("/")
-    return container, path
-
-
-def copy_blobs(emulator: Emulator, container: str, prefix: str, target: Path, *, single: bool = False) -> Path:
-    """Copy the blobs under `prefix` into `target`; a single blob (`single`) becomes the file `target/<its name>`."""
-    if single:
-        data = emulator.blobs.read(container, prefix)
-        if data is None:
-            raise JobFailure(f"input file {container}/{prefix} does not exist in the datastore")
-        target.mkdir(parents=True, exist_ok=True)
-        path = target / Path(prefix).name
-        path.write_bytes(data)
-        return path
-    prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
-    found = emulator.store.list_blobs(container, prefix)
-    if not found:
-        raise JobFailure(f"input folder {container}/{prefix} is empty or does not exist")
-    for blob, _ in found:
-        destination = target / blob[len(prefix) :]
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes(emulator.blobs.read(container, blob) or b"")
-    return target
 
 
 def _clean_environment() -> dict[str, str]:

@@ -2,19 +2,45 @@
 
     python -m infra.azureml_emulator --home DIR --port PORT [--workspace SUB/RG/WS ...]
 
-Served (`{WS}` = /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{w}):
+It reads each request, finds its handler in the route table (`core/routing.py`) and answers; the
+handler modules (`handlers/`, one per resource family) add their routes there, and this module
+wires them up. Served (`{WS}` = /subscriptions/{s}/resourceGroups/{rg}/providers/
+Microsoft.MachineLearningServices/workspaces/{w}, `{OP}` = /subscriptions/{s}/providers/
+Microsoft.MachineLearningServices/locations/{l}, `{RG}` = /subscriptions/{s}/resourceGroups/{rg}):
 
+  handlers/control.py
+    GET  /emulator/health, GET /emulator/requests[?bodies=true]   for `mlops emulator status` and the tests
+    PUT  /emulator/taken-endpoint-names/{name}      a name someone else holds in the region
+  handlers/workspace.py
     GET  {WS}                                       the workspace (404 for one the emulator does not hold)
+    PATCH|DELETE {WS}                               its tags and names; its deletion (202)
+    GET  /discovery                                 the workspace's service endpoints (all this server)
+    PUT|GET {RG}/providers/Microsoft.Resources/deployments/{d}[/operationStatuses/{id}|/operations]
+                                                    workspace creation, as `workspaces.begin_create` does it
+    GET|DELETE {RG}/providers/{storage account|key vault|App Insights|registry type}/{name}
+  handlers/assets.py
     GET  {WS}/datastores[/{name}], POST .../listSecrets
     GET|PUT {WS}/{codes|data|environments|models}[/{name}[/versions[/{version}]]]
     POST {WS}/codes/{name}/versions/{v}/startPendingUpload
+  handlers/jobs.py
     PUT|GET {WS}/jobs/{name}, GET {WS}/jobs, POST {WS}/jobs/{name}/cancel (202 + Location)
     GET  {WS}/operationResults/{id}                 the cancel's long-running operation
-    GET  /discovery                                 the workspace's service endpoints (all this server)
     GET  /history/v1.0{WS}/.../runs/{id}[/details|/children], POST /history/v1.0{WS}/rundata    run history (jobs.stream, download, a batch job's step)
     POST /data/v1.0{WS}/dataversion/batchGetResolvedUris
-    /{account}.blob.{suffix}/{container}/{blob}     blob storage (see `blobs.py`)
-    GET  /emulator/health, GET /emulator/requests[?bodies=true]   for `mlops emulator status` and the tests
+  handlers/operations.py
+    GET  {OP}/mfeOperationsStatus/{id}, {OP}/mfeOperationResults/{id}, {OP}/workspaceOperationsStatus/{id}
+  handlers/online.py
+    GET  {WS}/onlineEndpoints, GET|PUT|DELETE {WS}/onlineEndpoints/{e}, POST .../listKeys|regenerateKeys|token
+    GET  {WS}/onlineEndpoints/{e}/deployments, GET|PUT|DELETE .../deployments/{d}, POST .../deployments/{d}/getLogs
+  handlers/batch.py
+    GET  {WS}/batchEndpoints, GET|PUT|DELETE {WS}/batchEndpoints/{e}[/deployments/{d}], GET .../deployments
+    POST /inference/batch/{s}/{rg}/{w}/{e}/jobs     the invoke (its scoring URI)
+  handlers/compute.py
+    GET  {WS}/computes, GET|PUT|DELETE {WS}/computes/{c}, POST .../listNodes
+  handlers/schedules.py
+    GET  {WS}/schedules, GET|PUT|DELETE {WS}/schedules/{name}
+  blobs.py
+    /{account}.blob.{suffix}/{container}/{blob}     blob storage
 
 Every ARM call needs an `api-version` and a bearer token; errors answer in ARM's format,
 `{"error": {"code", "message", "details", "additionalInfo"}}`. Jobs really run (see `runner.py`).
@@ -23,67 +49,40 @@ Every ARM call needs an `api-version` and a bearer token; errors answer in ARM's
 from __future__ import annotations
 
 import json
-import re
+import signal
 import ssl
 import threading
 import traceback
 import uuid
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from infra.azureml_emulator import endpoints, provisioning, resources
-from infra.azureml_emulator.blobs import BlobService
-from infra.azureml_emulator.resources import ArmError, Context
-from infra.azureml_emulator.store import Store
+from infra.azureml_emulator.core.arm import STORAGE_SUFFIX
+from infra.azureml_emulator.core.context import Context
+from infra.azureml_emulator.core.emulator import Emulator
+from infra.azureml_emulator.core.endpoint_servers import start_endpoints, stop_endpoints
+from infra.azureml_emulator.core.errors import ArmError
+from infra.azureml_emulator.core.routing import Routes
+from infra.azureml_emulator.handlers import (
+    assets,
+    batch,
+    compute,
+    control,
+    jobs,
+    online,
+    operations,
+    schedules,
+    workspace,
+)
+from infra.azureml_emulator.runner import JobRunner
 from infra.azureml_emulator.tls import CERT_FILE, KEY_FILE, ensure_certificates
 
-STORAGE_SUFFIX = "emulator.local"
-_WS = (
-    r"/subscriptions/(?P<sub>[^/]+)/resource[gG]roups/(?P<rg>[^/]+)"
-    r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"
-)
 _MAX_BODY = 512 * 1024 * 1024
-
-
-class Emulator:
-    """The state and services behind the server: one folder, `home`."""
-
-    def __init__(self, home: Path, port: int, *, endpoint_port: int | None = None, lro_scale: float = 0.0) -> None:
-        self.home = home
-        self.port = port
-        self.lro_scale = lro_scale  # long-running operations: Azure's recorded durations times this (0: at once)
-        self.endpoint_port = endpoint_port or port + 1  # online endpoints' servers: this port and up
-        self.store = Store(home / "state.db")
-        self.blobs = BlobService(home / "blobs", self.store)
-        self.base_url = f"https://127.0.0.1:{port}"
-
-    def storage_account(self) -> str:
-        """The account name the datastores give, which the SDK turns into a path-style URL on this server."""
-        return f"127.0.0.1:{self.port}/mlopsemulator"
-
-    @property
-    def blob_base(self) -> str:
-        return f"{self.base_url}/mlopsemulator.blob.{STORAGE_SUFFIX}"
-
-
-Handler = Callable[[Context], tuple[int, Any] | tuple[int, Any, dict[str, str]]]
-_ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
-
-
-def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        _ROUTES.append((method, re.compile(pattern.replace("{WS}", _WS) + "$"), handler))
-        return handler
-
-    return register
-
-
-resources.register(route)
-endpoints.register(route)
-provisioning.register(route)
+ROUTES = Routes()
+for family in (control, workspace, assets, jobs, operations, online, batch, compute, schedules):
+    family.register(ROUTES)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -143,32 +142,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _dispatch(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
     ) -> tuple[int, Any, dict[str, str]]:
-        emulator = self.server.emulator
-        matched_path = False
-        for route_method, pattern, handler in _ROUTES:
-            match = pattern.match(path)
-            if match is None:
-                continue
-            matched_path = True
-            if route_method != method:
-                continue
-            context = Context(emulator, method, path, query, headers, body, match.groupdict())
-            try:
-                context.check_request(anonymous=path.startswith(("/discovery", "/emulator/", "/inference/")))
-                answer = handler(context)
-            except ArmError as exc:
-                return exc.status, exc.payload(), exc.headers
-            except Exception as exc:  # noqa: BLE001 - a bug of ours answers 500 and the server keeps serving
-                traceback.print_exc()
-                return 500, ArmError(500, "InternalServerError", f"emulator error: {exc}").payload(), {}
-            if len(answer) == 2:
-                return answer[0], answer[1], {}
-            return answer  # type: ignore[return-value]
-        if matched_path:
-            error = ArmError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
-        else:
-            error = ArmError(404, "NoRegisteredProviderFound", f"the emulator does not serve {method} {path}")
-        return error.status, error.payload(), error.headers
+        try:
+            handler, params = ROUTES.find(method, path)
+        except ArmError as error:
+            return error.status, error.payload(), error.headers
+        context = Context(self.server.emulator, method, path, query, headers, body, params)
+        try:
+            context.check_request(anonymous=path.startswith(("/discovery", "/emulator/", "/inference/")))
+            answer = handler(context)
+        except ArmError as exc:
+            return exc.status, exc.payload(), exc.headers
+        except Exception as exc:  # noqa: BLE001 - a bug of ours answers 500 and the server keeps serving
+            traceback.print_exc()
+            return 500, ArmError(500, "InternalServerError", f"emulator error: {exc}").payload(), {}
+        if len(answer) == 2:
+            return answer[0], answer[1], {}
+        return answer  # type: ignore[return-value]
 
     def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
@@ -230,8 +219,6 @@ def serve(
     lro_scale: float = 0.0,
 ) -> None:
     """Serve until SIGTERM/SIGINT: create the certificates and workspaces, re-queue interrupted jobs, run jobs."""
-    from infra.azureml_emulator.runner import JobRunner
-
     ensure_certificates(home / "tls")
     emulator = Emulator(home, port, endpoint_port=endpoint_port, lro_scale=lro_scale)
     for scope in workspaces:
@@ -244,7 +231,7 @@ def serve(
     server = _Server(emulator, context)
     runner = JobRunner(emulator, slots=max_jobs)
     runner.start()
-    started = endpoints.start_endpoints(emulator)
+    started = start_endpoints(emulator)
     if started:
         print(f"online endpoints serving again: {', '.join(started)}", flush=True)  # noqa: T201 - its log
     print(f"Azure ML emulator serving {emulator.base_url} from {home}", flush=True)  # noqa: T201 - its log
@@ -252,13 +239,12 @@ def serve(
         server.serve_forever(poll_interval=0.2)
     finally:
         runner.stop()
-        endpoints.stop_endpoints(emulator)
+        stop_endpoints(emulator)
         server.server_close()
 
 
 def shutdown_on_signals() -> None:
     """SIGTERM stops the server like Ctrl-C does (its `finally` stops the runner and running jobs)."""
-    import signal
 
     def stop(signum: int, frame: object) -> None:  # noqa: ARG001
         raise KeyboardInterrupt

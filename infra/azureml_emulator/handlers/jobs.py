@@ -1,38 +1,22 @@
-"""Command jobs in the emulator: what a PUT must hold, the body a GET answers, and run history's view of a job."""
+"""Command jobs: what a PUT must hold, the body a GET answers, their cancel, and run history's view of a job."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from infra.azureml_emulator.resources import ARTIFACT_CONTAINER, BLOB_CONTAINER, ArmError, Context
+from infra.azureml_emulator.core import bodies
+from infra.azureml_emulator.core.arm import ARTIFACT_CONTAINER, asset_reference, curated_environment, workspace_guid
+from infra.azureml_emulator.core.context import Context, page
+from infra.azureml_emulator.core.errors import ArmError, not_found
+from infra.azureml_emulator.core.job_bodies import compute_name, prepare
+from infra.azureml_emulator.core.routing import Answer, Handler, Routes
+from infra.azureml_emulator.core.store import Store, now
 
-_ARM_ASSET = re.compile(
-    r"(?:azureml:)?/subscriptions/[^/]+/resource[gG]roups/[^/]+/providers/Microsoft\.MachineLearningServices"
-    r"/workspaces/[^/]+/(?P<kind>codes|data|environments|models)/(?P<name>[^/]+)/versions/(?P<version>[^/]+)"
-)
+TERMINAL = ("Completed", "Failed", "Canceled", "NotResponding", "Paused")
+_JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,254}")
 _INPUT_TYPES = ("uri_file", "uri_folder", "literal", "custom_model", "mlflow_model")
 _OUTPUT_TYPES = ("uri_file", "uri_folder", "custom_model", "mlflow_model")
-
-
-# Curated environments: the SDK sends the short id as given (`azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:33`,
-# answered 201 and echoed: command_job/...test_command_job_invalid_datastore.json, ...serverless.json), which the
-# service resolves in the `azureml` registry; registry ids are taken as they are too (Microsoft Learn, "Manage
-# environments": azureml://registries/azureml/environments/<name>/versions/<v> or /labels/latest).
-_CURATED = re.compile(
-    r"azureml:AzureML-[A-Za-z0-9_.\-]+:\d+|azureml://registries/[^/]+/environments/[^/]+/(versions|labels)/[^/]+"
-)
-
-
-def curated_environment(value: str) -> bool:
-    """Whether an environment id names a curated or registry environment (not an asset of the workspace)."""
-    return bool(_CURATED.fullmatch(value))
-
-
-def asset_reference(value: str) -> tuple[str, str, str] | None:
-    """(kind, name, version) of an ARM asset id, else None."""
-    match = _ARM_ASSET.fullmatch(value)
-    return (match["kind"], match["name"], match["version"]) if match else None
 
 
 def _require_asset(context: Context, reference: str, what: str, kind: str) -> None:
@@ -107,82 +91,7 @@ def _api_version(context: Context) -> str:
     return str(context.query.get("api-version") or "")
 
 
-def prepare(name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The stored body: the request with the defaults the service adds."""
-    properties = dict(body["properties"])
-    properties.setdefault("displayName", name)
-    properties.setdefault("experimentName", "Default")
-    properties.setdefault("tags", {})
-    properties.setdefault("properties", {})
-    properties.setdefault("environmentVariables", {})
-    properties.setdefault("isArchived", False)
-    properties.setdefault("resources", {"instanceCount": 1, "shmSize": "2g", "properties": {}})
-    properties["resources"] = properties["resources"] or {"instanceCount": 1, "shmSize": "2g", "properties": {}}
-    properties.setdefault("parameters", {})
-    for field in (
-        "description",
-        "parentJobName",
-        "identity",
-        "componentId",
-        "notificationSetting",
-        "secretsConfiguration",
-        "codeId",
-        "distribution",
-        "limits",
-        "autologgerSettings",
-    ):
-        properties.setdefault(field, None)
-    properties["queueSettings"] = properties.get("queueSettings") or {"jobTier": "Null", "priority": None}
-    resources = {
-        "instanceCount": 1,
-        "maxInstanceCount": None,
-        "instanceType": None,
-        "locations": None,
-        "properties": None,
-        "shmSize": "2g",
-        "dockerArgs": None,
-        "dockerArgsList": None,
-    }
-    properties["resources"] = {**resources, **{k: v for k, v in properties["resources"].items() if v is not None}}
-    inputs = dict(properties.get("inputs") or {})
-    for value in inputs.values():
-        value.setdefault("description", None)
-        if value.get("jobInputType") != "literal":
-            value.setdefault("mode", "ReadOnlyMount")
-            value.setdefault("pathOnCompute", None)
-    properties["inputs"] = inputs
-    outputs = dict(properties.get("outputs") or {})
-    outputs["default"] = {
-        "jobOutputType": "uri_folder",
-        "mode": "ReadWriteMount",
-        "uri": f"azureml://datastores/workspaceartifactstore/ExperimentRun/dcid.{name}",
-        "description": None,
-    }
-    for value in outputs.values():
-        for field in ("uri", "description", "assetName", "assetVersion", "pathOnCompute", "autoDeleteSetting"):
-            value.setdefault(field, None)
-        value.setdefault("mode", "ReadWriteMount")
-    properties["outputs"] = outputs
-    properties["properties"] = {
-        **properties["properties"],
-        "_azureml.ComputeTargetType": "amlctrain",
-        "_azureml.ClusterName": _compute_name(properties.get("computeId")) or "",
-        "ContentSnapshotId": name,
-    }
-    return {"properties": properties}
-
-
-def prepare_pipeline(name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The stored body of a pipeline job (a batch invocation's parent): the request with the service's defaults."""
-    properties = dict(body["properties"])
-    properties.setdefault("displayName", name)
-    for field in ("description", "componentId", "identity", "notificationSetting", "sourceJobId"):
-        properties.setdefault(field, None)
-    properties.setdefault("isArchived", False)
-    return {"properties": properties}
-
-
-def job_body(context: Context, name: str, record: dict[str, Any]) -> dict[str, Any]:
+def _job_body(context: Context, name: str, record: dict[str, Any]) -> dict[str, Any]:
     """The ARM body of a job. A pipeline's step has `properties: null` there: azure-ai-ml 1.35 reads that as
     "Child jobs are no longer available through MFE, fetch through run history instead"
     (`operations/_job_operations.py` `get`, `entities/_job/job.py` `_is_pipeline_child_job`)."""
@@ -196,26 +105,10 @@ def job_body(context: Context, name: str, record: dict[str, Any]) -> dict[str, A
         }
     properties = dict(record["body"]["properties"])
     properties["status"] = record["status"]
-    properties["services"] = {
-        "Tracking": {
-            "jobServiceType": "Tracking",
-            "port": None,
-            "endpoint": f"azureml://127.0.0.1:{context.emulator.port}/mlflow/v1.0{context.workspace_id}",
-            "status": None,
-            "errorMessage": None,
-            "properties": None,
-            "nodes": None,
-        },
-        "Studio": {
-            "jobServiceType": "Studio",
-            "port": None,
-            "endpoint": f"{context.emulator.base_url}/emulator/jobs/{name}",
-            "status": None,
-            "errorMessage": None,
-            "properties": None,
-            "nodes": None,
-        },
-    }
+    services = bodies.body("job_services")
+    services["Tracking"]["endpoint"] = f"azureml://127.0.0.1:{context.emulator.port}/mlflow/v1.0{context.workspace_id}"
+    services["Studio"]["endpoint"] = f"{context.emulator.base_url}/emulator/jobs/{name}"
+    properties["services"] = services
     return {
         "id": f"{context.workspace_id}/jobs/{name}",
         "name": name,
@@ -229,7 +122,7 @@ def job_body(context: Context, name: str, record: dict[str, Any]) -> dict[str, A
     }
 
 
-def run_details(context: Context, name: str, record: dict[str, Any]) -> dict[str, Any]:
+def _details(context: Context, name: str, record: dict[str, Any]) -> dict[str, Any]:
     """Run history's details of a job: what `jobs.stream` polls (status, log file URLs, the error)."""
     logs = context.emulator.store.list_blobs(ARTIFACT_CONTAINER, f"ExperimentRun/dcid.{name}/user_logs/")
     log_files = {
@@ -245,7 +138,7 @@ def run_details(context: Context, name: str, record: dict[str, Any]) -> dict[str
         "runUuid": _run_uuid(context, name),
         "parentRunUuid": _run_uuid(context, parent) if parent else None,
         "rootRunUuid": _run_uuid(context, parent or name),
-        "target": _compute_name(properties.get("computeId")),
+        "target": compute_name(properties.get("computeId")),
         "status": record["status"],
         "parentRunId": parent,
         "startTimeUtc": record["started"],
@@ -266,38 +159,28 @@ def run_details(context: Context, name: str, record: dict[str, Any]) -> dict[str
     }
 
 
-def run_document(context: Context, name: str, record: dict[str, Any]) -> dict[str, Any]:
+def _run(context: Context, name: str, record: dict[str, Any]) -> dict[str, Any]:
     """Run history's run: its status and its outputs as asset ids (resolved by `batchGetResolvedUris`)."""
     properties = record["body"]["properties"]
     parent = record.get("parent")
     outputs = {
-        output: {"assetId": output_asset_id(context, name, output), "type": "uri_folder"}
+        output: {"assetId": _output_asset_id(context, name, output), "type": "uri_folder"}
         for output, value in (properties.get("outputs") or {}).items()
         if output != "default" and value.get("uri")
     }
-    return {
-        "runNumber": 1,
+    body = bodies.body("run")
+    body |= {
         "rootRunId": parent or name,
         "createdUtc": record["created"],
-        "createdBy": _user(),
-        "userId": "mlops-emulator",
-        "token": None,
-        "tokenExpiryTimeUtc": None,
+        "createdBy": bodies.body("run_user"),
         "error": _error_envelope(record["error"]),
-        "warnings": None,
-        "revision": 1,
-        "statusRevision": 1,
         "runUuid": _run_uuid(context, name),
         "parentRunUuid": _run_uuid(context, parent) if parent else None,
         "rootRunUuid": _run_uuid(context, parent or name),
         "lastStartTimeUtc": record["started"],
-        "currentComputeTime": None,
-        "computeDuration": None,
         "effectiveStartTimeUtc": record["started"],
-        "lastModifiedBy": _user(),
+        "lastModifiedBy": bodies.body("run_user"),
         "lastModifiedUtc": record["ended"] or record["started"] or record["created"],
-        "duration": None,
-        "cancelationReason": None,
         "currentAttemptId": record["attempts"],
         "runId": name,
         "parentRunId": parent,
@@ -305,39 +188,17 @@ def run_document(context: Context, name: str, record: dict[str, Any]) -> dict[st
         "status": record["status"],
         "startTimeUtc": record["started"],
         "endTimeUtc": record["ended"],
-        "scheduleId": None,
         "displayName": properties.get("displayName"),
-        "name": None,
         "dataContainerId": f"dcid.{name}",
         "description": properties.get("description"),
-        "hidden": False,
         "runType": _run_type(record),
-        "runTypeV2": {"orchestrator": None, "traits": [], "attribution": None, "computeType": "AmlcCompute"},
         "properties": properties.get("properties", {}),
-        "parameters": {},
         "actionUris": {"Cancel": f"{context.emulator.base_url}{context.workspace_id}/jobs/{name}/cancel"},
-        "scriptName": None,
-        "target": _compute_name(properties.get("computeId")),
-        "uniqueChildRunComputeTargets": [],
+        "target": compute_name(properties.get("computeId")),
         "tags": properties.get("tags", {}),
-        "settings": {},
-        "services": {},
-        "inputDatasets": [],
-        "outputDatasets": [],
-        "runDefinition": None,
-        "jobSpecification": None,
-        "primaryMetricName": None,
-        "createdFrom": None,
-        "cancelUri": None,
-        "completeUri": None,
-        "diagnosticsUri": None,
-        "computeRequest": None,
-        "compute": None,
-        "retainForLifetimeOfWorkspace": False,
-        "queueingInfo": None,
-        "inputs": None,
         "outputs": outputs or None,
     }
+    return body
 
 
 def _run_type(record: dict[str, Any]) -> str:
@@ -345,21 +206,6 @@ def _run_type(record: dict[str, Any]) -> str:
     if record["body"]["properties"].get("jobType") == "Pipeline":
         return "azureml.PipelineRun"
     return "azureml.StepRun" if record.get("parent") else "azureml.scriptrun"
-
-
-def _user() -> dict[str, Any]:
-    return {
-        "userObjectId": "00000000-0000-0000-0000-000000000000",
-        "userPuId": None,
-        "userIdp": None,
-        "userAltSecId": None,
-        "userIss": "mlops-emulator",
-        "userTenantId": "00000000-0000-0000-0000-000000000000",
-        "userName": "mlops-emulator",
-        "upn": None,
-        "clientApplicationId": None,
-        "applicationACR": None,
-    }
 
 
 def _error_envelope(error: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -376,11 +222,11 @@ def _error_envelope(error: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def output_asset_id(context: Context, job: str, output: str) -> str:
+def _output_asset_id(context: Context, job: str, output: str) -> str:
     return f"azureml://locations/eastus/workspaces/{context.params['ws']}/data/azureml_{job}_output_data_{output}/versions/1"
 
 
-def resolve_output_asset(context: Context, asset_id: str) -> dict[str, Any]:
+def _resolve_output_asset(context: Context, asset_id: str) -> dict[str, Any]:
     match = re.fullmatch(
         r"azureml://locations/[^/]+/workspaces/[^/]+/data/azureml_(.+)_output_data_([A-Za-z0-9_]+)/versions/1", asset_id
     )
@@ -393,19 +239,158 @@ def resolve_output_asset(context: Context, asset_id: str) -> dict[str, Any]:
     return {"uri": uri, "type": "uri_folder"}
 
 
-def output_uri(scope: str, job: str, output: str) -> tuple[str, str, str]:
-    """(uri, container, prefix) where a finished job's output is kept."""
-    sub, rg, ws = scope.split("/")
-    prefix = f"azureml/{job}/{output}/"
-    uri = f"azureml://subscriptions/{sub}/resourcegroups/{rg}/workspaces/{ws}/datastores/workspaceblobstore/paths/{prefix}"
-    return uri, BLOB_CONTAINER, prefix
-
-
-def _compute_name(compute_id: object) -> str | None:
-    return str(compute_id).rstrip("/").rsplit("/", 1)[-1] if compute_id else None
-
-
 def _run_uuid(context: Context, name: str) -> str:
-    from infra.azureml_emulator.resources import workspace_guid
-
     return workspace_guid(context.scope + "/run/" + name)
+
+
+# ---------------------------------------------------------------- jobs
+def job(context: Context) -> Answer:
+    name = context.params["name"]
+    store = context.emulator.store
+    if context.method == "GET":
+        record = store.get_job(context.scope, name)
+        if record is None:
+            raise not_found(f"job {name!r}")
+        return 200, _job_body(context, name, record)
+    if not _JOB_NAME.fullmatch(name):
+        raise ArmError(
+            400,
+            "UserError",
+            f"job name {name!r} is invalid: letters, digits, '-' or '_', starting with a letter or digit (at most 255)",
+        )
+    body = context.json()
+    validate(context, body)
+    existing = store.get_job(context.scope, name)
+    if existing is not None:  # a job runs once: a second PUT may change its tags and names, never re-run it
+        updated = existing["body"]
+        for field in ("tags", "displayName", "description"):
+            if field in body.get("properties", {}):
+                updated["properties"][field] = body["properties"][field]
+        store.update_job_body(context.scope, name, updated)
+        return 200, _job_body(context, name, store.get_job(context.scope, name) or existing)
+    stored = prepare(name, body)
+    store.insert_job(context.scope, name, stored)
+    record = store.get_job(context.scope, name)
+    assert record is not None
+    return (
+        201,
+        _job_body(context, name, record),
+        {"Location": f"{context.emulator.base_url}{context.path}?api-version={context.query['api-version']}"},
+    )
+
+
+def job_list(context: Context) -> tuple[int, Any]:
+    store = context.emulator.store
+    found = []
+    for name in reversed(store.list_jobs(context.scope)):
+        record = store.get_job(context.scope, name)
+        if record is not None:
+            found.append(_job_body(context, name, record))
+    return 200, page(context, found)
+
+
+def job_cancel(context: Context) -> tuple[int, Any, dict[str, str]]:
+    name = context.params["name"]
+    store = context.emulator.store
+    record = store.get_job(context.scope, name)
+    if record is None:
+        raise not_found(f"job {name!r}")
+    for step in store.children(context.scope, name):  # a pipeline is canceled through its steps
+        _cancel(store, context.scope, step)
+    if not store.children(context.scope, name):
+        _cancel(store, context.scope, name)
+    operation = f"{context.emulator.base_url}{context.workspace_id}/operationResults/cancel-{name}?api-version={context.query['api-version']}"
+    return 202, None, {"Location": operation, "Retry-After": "0"}
+
+
+def _cancel(store: Store, scope: str, name: str) -> None:
+    record = store.get_job(scope, name)
+    if record is None:
+        return
+    if record["status"] not in TERMINAL and not store.set_status(
+        scope, name, "Canceled", only_from=("NotStarted", "Queued"), ended=now()
+    ):
+        store.set_status(scope, name, "CancelRequested", only_from=("Starting", "Preparing", "Running", "Finalizing"))
+
+
+def operation_result(context: Context) -> Answer:
+    operation = context.params["operation"]
+    if not operation.startswith("cancel-"):
+        raise not_found(f"operation {operation!r}")
+    record = context.emulator.store.get_job(context.scope, operation.removeprefix("cancel-"))
+    if record is None:
+        raise not_found(f"job of operation {operation!r}")
+    if record["status"] in TERMINAL:
+        return 200, {}
+    return (
+        202,
+        None,
+        {
+            "Location": f"{context.emulator.base_url}{context.path}?api-version={context.query['api-version']}",
+            "Retry-After": "0",
+        },
+    )
+
+
+# ---------------------------------------------------------------- run history and data plane
+def run_details(context: Context) -> tuple[int, Any]:
+    record = context.emulator.store.get_job(context.scope, context.params["run"])
+    if record is None:
+        raise not_found(f"run {context.params['run']!r}")
+    return 200, _details(context, context.params["run"], record)
+
+
+def run(context: Context) -> tuple[int, Any]:
+    record = context.emulator.store.get_job(context.scope, context.params["run"])
+    if record is None:
+        raise not_found(f"run {context.params['run']!r}")
+    return 200, _run(context, context.params["run"], record)
+
+
+def run_children(context: Context) -> tuple[int, Any]:
+    """Run history's children of a run (what `jobs.list(parent_job_name=...)` reads): a batch job's step."""
+    store = context.emulator.store
+    if store.get_job(context.scope, context.params["run"]) is None:
+        raise not_found(f"run {context.params['run']!r}")
+    documents = []
+    for child in store.children(context.scope, context.params["run"]):
+        record = store.get_job(context.scope, child)
+        if record is not None:
+            documents.append(_run(context, child, record))
+    return 200, {"value": documents, "continuationToken": None, "nextLink": None}
+
+
+def run_data(context: Context) -> tuple[int, Any]:
+    run_id = str(context.json().get("runId") or "")
+    record = context.emulator.store.get_job(context.scope, run_id)
+    if record is None:
+        raise not_found(f"run {run_id!r}")
+    return 200, {
+        "runMetadata": _run(context, run_id, record),
+        "runDefinition": None,
+        "jobSpecification": None,
+        "systemSettings": None,
+    }
+
+
+def resolved_uris(context: Context) -> tuple[int, Any]:
+    ids = context.json().get("values") or []
+    return 200, {"values": {asset_id: _resolve_output_asset(context, asset_id) for asset_id in ids}}
+
+
+def register(routes: Routes) -> None:
+    history = r"/history/v1\.0{WS}(?:/experiments/[^/]+|/experimentids/[^/]+)?"
+    table: list[tuple[str, str, Handler]] = [
+        ("GET", "{WS}/jobs", job_list),
+        ("GET", "{WS}/jobs/(?P<name>[^/]+)", job),
+        ("PUT", "{WS}/jobs/(?P<name>[^/]+)", job),
+        ("POST", "{WS}/jobs/(?P<name>[^/]+)/cancel", job_cancel),
+        ("GET", "{WS}/operationResults/(?P<operation>[^/]+)", operation_result),
+        ("GET", history + "/runs/(?P<run>[^/]+)/children", run_children),
+        ("GET", history + "/runs/(?P<run>[^/]+)/details", run_details),
+        ("GET", history + "/runs/(?P<run>[^/]+)", run),
+        ("POST", history + "/rundata", run_data),
+        ("POST", r"/data/v1\.0{WS}/dataversion/batchGetResolvedUris", resolved_uris),
+    ]
+    for method, pattern, handler in table:
+        routes.add(method, pattern, handler)

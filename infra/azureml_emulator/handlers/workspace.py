@@ -1,4 +1,4 @@
-"""Workspace creation and deletion in the emulator, the way `workspaces.begin_create` / `begin_delete` call Azure.
+"""Workspaces: GET, PATCH and DELETE, discovery, and creation the way `workspaces.begin_create` calls Azure.
 
 `begin_create` does not PUT the workspace: it submits an ARM template deployment
 (`Microsoft.Resources/deployments`) whose parameters name the workspace and the storage account, key
@@ -14,9 +14,20 @@ import re
 import uuid
 from typing import Any
 
-from infra.azureml_emulator.endpoints import LOCATION, OPERATIONS, OPERATIONS_SCOPE, stop_scope_endpoints
-from infra.azureml_emulator.resources import PROVIDER, ArmError, Context, not_found
-from infra.azureml_emulator.store import now
+from infra.azureml_emulator.core import bodies
+from infra.azureml_emulator.core.arm import (
+    LOCATION,
+    OPERATIONS,
+    OPERATIONS_SCOPE,
+    PROVIDER,
+    system_data,
+    workspace_guid,
+)
+from infra.azureml_emulator.core.context import Context
+from infra.azureml_emulator.core.endpoint_servers import stop_scope_endpoints
+from infra.azureml_emulator.core.errors import ArmError, not_found
+from infra.azureml_emulator.core.routing import Answer, Handler, Routes
+from infra.azureml_emulator.core.store import now
 
 META, DEPENDENTS, DEPLOYMENTS = "workspaceMeta", "armResources", "armDeployments"
 SOFT_DELETED = "softDeletedWorkspaces"  # names held after a delete without forceToPurge
@@ -38,7 +49,48 @@ def _value(parameters: dict[str, Any], name: str) -> Any:
     return entry.get("value") if isinstance(entry, dict) else None
 
 
-def arm_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+def workspace(context: Context) -> tuple[int, Any]:
+    base = context.emulator.base_url
+    p = context.params
+    created = context.emulator.store.workspace_created(context.scope) or now()
+    group = f"/subscriptions/{p['sub']}/resourceGroups/{p['rg']}/providers"
+    meta = workspace_meta(context)  # what a workspace deployment created; a pre-created one has the defaults
+    body = bodies.body("workspace")
+    body |= {
+        "id": context.workspace_id,
+        "name": p["ws"],
+        "location": meta.get("location", "eastus"),
+        "tags": meta.get("tags", {}),
+        "systemData": system_data(created),
+    }
+    body["identity"] |= {
+        "principalId": workspace_guid("principal" + context.scope),
+        "tenantId": workspace_guid("tenant"),
+    }
+    body["properties"] |= {
+        "friendlyName": meta.get("friendlyName", p["ws"]),
+        "description": meta.get("description", "a workspace of the local Azure ML emulator"),
+        "storageAccount": meta.get("storageAccount", f"{group}/Microsoft.Storage/storageAccounts/mlopsemulator"),
+        "keyVault": meta.get("keyVault", f"{group}/Microsoft.Keyvault/vaults/mlopsemulator"),
+        "applicationInsights": meta.get("applicationInsights", f"{group}/Microsoft.insights/components/mlopsemulator"),
+        "containerRegistry": meta.get("containerRegistry"),
+        "creationTime": created,
+        "workspaceId": workspace_guid(context.scope),
+        "discoveryUrl": f"{base}/discovery",
+        "mlFlowTrackingUri": f"azureml://127.0.0.1:{context.emulator.port}/mlflow/v1.0{context.workspace_id}",
+        "tenantId": workspace_guid("tenant"),
+    }
+    return 200, body
+
+
+def discovery(context: Context) -> tuple[int, Any]:
+    """Every service of the workspace is this server; the studio is its `/emulator` page."""
+    base = context.emulator.base_url
+    services = dict.fromkeys(bodies.body("discovery"), base)
+    return 200, {**services, "studio": f"{base}/emulator"}
+
+
+def arm_deployment(context: Context) -> Answer:
     name, store = context.params["deployment"], context.emulator.store
     deployment_id = (
         f"/subscriptions/{context.params['sub']}/resourceGroups/{context.params['rg']}"
@@ -93,31 +145,21 @@ def arm_deployment(context: Context) -> tuple[int, Any] | tuple[int, Any, dict[s
             **dependents,
         },
     )
-    body = {
-        "id": deployment_id,
-        "name": name,
-        "type": "Microsoft.Resources/deployments",
-        "properties": {
-            "templateHash": str(uuid.uuid4().int)[:20],
-            "parameters": {  # ARM echoes each parameter with its type
-                k: {
-                    "type": "String" if isinstance(_value(parameters, k), str) else "Object",
-                    "value": _value(parameters, k),
-                }
-                for k in parameters
-            },
-            "mode": "Incremental",
-            "provisioningState": "Succeeded",
-            "timestamp": now(),
-            "duration": "PT1S",
-            "correlationId": str(uuid.uuid4()),
-            "providers": [
-                {"namespace": PROVIDER, "resourceTypes": [{"resourceType": "workspaces", "locations": [LOCATION]}]}
-            ],
-            "dependencies": [],
-            "outputResources": [{"id": f"{group_id}/{PROVIDER}/workspaces/{workspace}"}]
-            + [{"id": d} for d in dependents.values()],
+    body = bodies.body("arm_deployment")
+    body |= {"id": deployment_id, "name": name}
+    body["properties"] |= {
+        "templateHash": str(uuid.uuid4().int)[:20],
+        "parameters": {  # ARM echoes each parameter with its type
+            k: {
+                "type": "String" if isinstance(_value(parameters, k), str) else "Object",
+                "value": _value(parameters, k),
+            }
+            for k in parameters
         },
+        "timestamp": now(),
+        "correlationId": str(uuid.uuid4()),
+        "outputResources": [{"id": f"{group_id}/{PROVIDER}/workspaces/{workspace}"}]
+        + [{"id": d} for d in dependents.values()],
     }
     store.put_asset(_group(context), DEPLOYMENTS, name, "", body)
     status = f"{context.emulator.base_url}{deployment_id}/operationStatuses/{uuid.uuid4().int % 10**20}?api-version={context.query['api-version']}"
@@ -186,11 +228,13 @@ def workspace_meta(context: Context) -> dict[str, Any]:
     return context.emulator.store.get_asset(context.scope, META, context.params["ws"]) or {}
 
 
-def register(route: Any) -> None:
+def register(routes: Routes) -> None:
     group = "/subscriptions/(?P<sub>[^/]+)/resource[gG]roups/(?P<rg>[^/]+)"
     deployment = group + "/providers/Microsoft\\.Resources/deployments/(?P<deployment>[^/]+)"
     kinds = "|".join(re.escape(kind) for kind in _DEPENDENT_TYPES.values())
-    table = [
+    table: list[tuple[str, str, Handler]] = [
+        ("GET", "/discovery", discovery),
+        ("GET", "{WS}", workspace),
         ("PUT", deployment, arm_deployment),
         ("GET", deployment, arm_deployment),
         ("GET", deployment + "/operationStatuses/[^/]+", arm_operation_status),
@@ -202,4 +246,4 @@ def register(route: Any) -> None:
         ("DELETE", f"(?i:{group}/providers/(?:{kinds})/[^/]+)", dependent_resource),
     ]
     for method, pattern, handler in table:
-        route(method, pattern)(handler)
+        routes.add(method, pattern, handler)
