@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 import time
 from collections.abc import Iterator
@@ -287,3 +288,18 @@ def test_in_realistic_mode_an_endpoint_is_creating_with_no_scoring_uri_until_its
             assert done["scoringUri"].startswith("https://127.0.0.1:")
     finally:
         emulated.process.stop()
+
+
+def test_a_compute_answer_never_echoes_its_admin_password(ws: str, client: httpx.Client) -> None:
+    """Azure's recorded compute answers hold the admin account with `adminUserPassword` null
+    (compute/e2etests/test_compute.pyTestComputetest_aml_compute_create_and_delete.json); the emulator echoed it."""
+    account = {"adminUserName": "ops", "adminUserPassword": "not-a-real-secret", "adminUserSshPublicKey": ""}
+    body = {
+        "location": "eastus",
+        "properties": {"computeType": "AmlCompute", "properties": {"userAccountCredentials": account}},
+    }
+    created = client.put(f"{ws}/computes/with-admin", params=API, json=body)
+    assert created.status_code == 201, created.text
+    for answer in (created.json(), client.get(f"{ws}/computes/with-admin", params=API).json()):
+        assert answer["properties"]["properties"]["userAccountCredentials"] == {**account, "adminUserPassword": None}
+        assert "not-a-real-secret" not in json.dumps(answer)

@@ -49,9 +49,12 @@ def compute(context: Context) -> Answer:
     state |= {"allocationStateTransitionTime": now(), "currentNodeCount": low, "targetNodeCount": low}
     state["nodeStateCounts"]["idleNodeCount"] = low
     inner.update(state)
-    inner.setdefault(
-        "userAccountCredentials", {"adminUserName": "azureuser", "adminUserPassword": None, "adminUserSshPublicKey": ""}
+    # Azure answers the admin account without its password: `adminUserPassword` null in the recorded GET
+    # (compute/e2etests/test_compute.pyTestComputetest_aml_compute_create_and_delete.json); never echoed
+    credentials = {"adminUserName": "azureuser", "adminUserSshPublicKey": ""} | dict(
+        inner.get("userAccountCredentials") or {}
     )
+    inner["userAccountCredentials"] = credentials | {"adminUserPassword": None}
     inner.setdefault("remoteLoginPortPublicAccess", "NotSpecified")
     inner.setdefault("enableNodePublicIp", True)
     body = bodies.body("compute")
