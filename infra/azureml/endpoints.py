@@ -236,7 +236,7 @@ class AzureMLEndpoints:
         """Start a long-running operation and wait for its poller, within the deploy timeout (or `timeout`); the
         SDK's progress dots on stdout go to the debug log. While another operation on the same endpoint or
         deployment runs, Azure refuses the write with 409 Conflict: it is sent again after a back-off of 1 s
-        doubling to 30 s (or the answer's Retry-After, which azure-core has already followed three times),
+        doubling to 30 s (or the answer's Retry-After if longer; azure-core has already followed it three times),
         until the same deadline."""
         limit = self.settings.aml_deploy_timeout_seconds if timeout is None else timeout
         deadline = time.monotonic() + limit
@@ -319,8 +319,8 @@ def _conflict_delay(error: HttpResponseError, backoff: float) -> float | None:
         return None
     response = getattr(error, "response", None)
     header = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return max(float(header), 0.0) if header else backoff
+    try:  # never sooner than the back-off: a Retry-After of 0 must not make a busy loop
+        return max(float(header), backoff) if header else backoff
     except ValueError:  # an HTTP date: not sent by Azure ML as far as is known; the back-off instead
         return backoff
 
