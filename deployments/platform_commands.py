@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.azureml_emulator.process import EmulatorProcess
-from infra.backend import EndpointState
+from infra.backend import Backend, EndpointState
+from infra.errors import BackendError
 from infra.factory import open_backend
 from infra.settings import Settings
 
@@ -180,6 +181,12 @@ def health_line(health: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _metrics_line(metrics: dict[str, float] | None) -> str:
+    if not metrics:
+        return "no metrics"
+    return ", ".join(f"{key} {value:.6g}" for key, value in sorted(metrics.items()))
+
+
 def status(settings: Settings, args: argparse.Namespace) -> int:
     report = status_report(settings)
     if args.json:
@@ -191,6 +198,10 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
     for entry in report["models"]:
         marker = "  <- champion" if entry["champion"] else ""
         print(f"model: {entry['name']} version {entry['version']} (mse {entry['tags'].get('mse', '?')}){marker}")
+        logged = entry["logged_metrics"]
+        if entry["job"]:
+            shown = logged.get("error") if logged and "error" in logged else _metrics_line(logged)
+            print(f"  training job {entry['job']}: logged {shown}")
     endpoint = report["endpoint"]
     serving = (
         ", ".join(f"{n}: {d['model']} {d['traffic']} %" for n, d in endpoint["deployments"].items()) if endpoint else ""
@@ -209,13 +220,34 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def logged_metrics(backend: Backend, job: str | None) -> dict[str, Any] | None:
+    """The training job's logged metrics (Azure ML: its MLflow run), or why they could not be read: a status
+    report shows what it can, and a tracking server that does not answer is a line in it, not a crash."""
+    if not job:
+        return None
+    try:
+        return backend.jobs.logged_metrics(job)
+    except BackendError as exc:
+        return {"error": str(exc)}
+
+
 def status_report(settings: Settings) -> dict[str, Any]:
     """`mlops status --json`: the backend, the workspace, every registered version and the endpoint."""
     backend = open_backend(settings)
     models = []
     for version in backend.registry.list():
         champion = backend.registry.aliases(version.name).get("champion") == version.version
-        models.append({"name": version.name, "version": version.version, "tags": version.tags, "champion": champion})
+        job = version.tags.get("run_id")
+        models.append(
+            {
+                "name": version.name,
+                "version": version.version,
+                "tags": version.tags,
+                "champion": champion,
+                "job": job,
+                "logged_metrics": logged_metrics(backend, job),
+            }
+        )
     endpoint = describe_endpoint(backend.endpoints.get(settings.endpoint_name))
     from deployments.platform import Platform
 

@@ -169,6 +169,11 @@ class Jobs(Protocol):
         """Run the package's training command on the spec and return its outputs (re-attaching to a finished run)."""
         ...
 
+    def logged_metrics(self, job_name: str) -> dict[str, float] | None:
+        """What the training job logged as its metrics, where its backend keeps them (Azure ML: the job's MLflow
+        run; local: the job's `metrics.json`); None when the job is unknown or logged none."""
+        ...
+
 
 class Registry(Protocol):
     def register(self, name: str, source: Path, *, tags: dict[str, str], properties: dict[str, str]) -> Registration:

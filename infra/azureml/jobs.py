@@ -22,13 +22,17 @@ import hashlib
 import io
 import json
 import logging
+import re
 import shlex
 import shutil
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import requests
 import yaml
 from azure.ai.ml import Input, MLClient, Output, command
 from azure.ai.ml.constants import AssetTypes
@@ -39,7 +43,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from infra.azureml import entities
 from infra.azureml.client import finished, translated
 from infra.backend import TrainOutput, TrainSpec
-from infra.errors import JobFailedError, TransientBackendError
+from infra.errors import BackendError, JobFailedError, TransientBackendError
 from infra.local.jobs import MAX_ATTEMPTS, attempt_name, job_error
 from infra.provenance import code_files, model_package
 from infra.settings import Settings
@@ -48,6 +52,11 @@ from model import layout
 from model.contract import ContractError, ModelPackage, capture_environment, code_root, complete_outputs, file_sha256
 
 TRAINING_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
+# The job's MLflow client: MLflow itself at this environment's version, and Azure ML's plugin for its
+# `azureml://` tracking URI (1.62.0.post6 is the newest; it allows mlflow-skinny<=3.15.0). Only in the job's
+# environment: the plugin pins azure-storage-blob<=12.27.1 and pytz<=2025.2, below this project's.
+TRACKING_PACKAGES = ("mlflow-skinny", "azureml-mlflow==1.62.0.post6")
+TRACKING_SCOPE = "https://management.azure.com/.default"  # azureml-mlflow: the cloud's resource manager + /.default
 OUTPUT = "model"
 TERMINAL = ("Completed", "Failed", "Canceled", "NotResponding", "Paused")
 _UNUSABLE = ("Failed", "Canceled", "NotResponding")  # ended without outputs: the next attempt gets a name of its own
@@ -76,9 +85,11 @@ def snapshot_path(package: ModelPackage) -> str:
 
 
 def conda_file(package: ModelPackage) -> dict[str, Any]:
-    """The training environment: this interpreter's Python and the package's libraries at their exact versions."""
+    """The training environment: this interpreter's Python and the package's libraries at their exact versions,
+    and MLflow with Azure ML's plugin, so a training command's `mlflow.log_*` reaches the job's run."""
     lock = capture_environment(package.libraries)
     pins = [f"{name}=={version}" for name, version in sorted(lock["libraries"].items())]
+    pins += [pin if "==" in pin else f"{pin}=={metadata.version(pin)}" for pin in TRACKING_PACKAGES]
     return {
         "name": "mlops-train",
         "channels": ["conda-forge"],
@@ -93,6 +104,7 @@ class AzureMLJobs:
         self.root = settings.home / "azureml"
         self.poll_seconds = settings.azureml_poll_seconds or (0.5 if settings.emulator_url else 10.0)
         self._cluster_checked = False
+        self._tracking: str | None = None  # the workspace's MLflow API, read once
 
     def train(self, spec: TrainSpec) -> TrainOutput:
         with translated(self.settings, f"training job {spec.job_name}"):
@@ -111,6 +123,37 @@ class AzureMLJobs:
         except ContractError as exc:
             raise JobFailedError(f"training job {name} of package {package.name}: {exc}") from None
         return _collect(name, outputs, reattached=existing is not None)
+
+    def logged_metrics(self, job_name: str) -> dict[str, float] | None:
+        """The metrics the job logged with MLflow (its run in the workspace's MLflow tracking), latest value of
+        each; None when no such run exists or it logged no metric. The MLflow REST call azureml-mlflow makes,
+        made directly: azureml-mlflow cannot be installed beside this project's pins (see `tracking_base`)."""
+        if self._tracking is None:
+            with translated(self.settings, "reading the workspace's MLflow tracking URI"):
+                workspace = self.client.workspaces.get(self.settings.azure_workspace_name)
+            self._tracking = tracking_base(str(workspace.mlflow_tracking_uri or ""))
+        if not self._tracking:
+            return None
+        credential = self.client._credential  # the MLClient's own credential: no second sign-in
+        token = credential.get_token(TRACKING_SCOPE).token
+        try:
+            response = requests.get(
+                f"{self._tracking}/api/2.0/mlflow/runs/get",
+                params={"run_id": job_name},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+        except requests.RequestException as exc:
+            raise TransientBackendError(f"job {job_name}'s MLflow run: {exc}") from None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            detail = response.text.strip().splitlines()[0][:300] if response.text.strip() else response.reason
+            raise BackendError(
+                f"job {job_name}'s MLflow run: {self._tracking} answered {response.status_code} ({detail})"
+            )
+        metrics = ((response.json().get("run") or {}).get("data") or {}).get("metrics") or []
+        return {str(m["key"]): float(m["value"]) for m in metrics} or None
 
     def _find(self, name: str) -> Any:
         try:
@@ -324,6 +367,16 @@ def _service_error(message: str) -> str:
             with contextlib.suppress(ValueError):
                 return str(json.loads("{" + stripped + "}")["message"])
     return job_error(message)
+
+
+def tracking_base(mlflow_tracking_uri: str) -> str:
+    """The https base of a workspace's MLflow REST API, derived as azureml-mlflow 1.62 derives it
+    (`_store/azureml_reststore.py`, `get_host_creds`): the `azureml://<host>/mlflow/v1.0/<workspace>` URI the
+    workspace gives, as `https://<host>/mlflow/v2.0/<workspace>` (v2.0 for MLflow 2 and 3). '' for no URI."""
+    parts = urlsplit(mlflow_tracking_uri)
+    if not parts.netloc:
+        return ""
+    return f"https://{parts.netloc}/mlflow/v2.0{re.sub(r'^/mlflow/v[0-9.]+', '', parts.path)}"
 
 
 def _collect(name: str, outputs: Path, *, reattached: bool) -> TrainOutput:

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from infra.azureml_emulator.batch_driver import JOB_LOGS_VARIABLE
-from infra.azureml_emulator.core.arm import ARTIFACT_CONTAINER, asset_reference
+from infra.azureml_emulator.core.arm import ARTIFACT_CONTAINER, PROVIDER, asset_reference
 from infra.azureml_emulator.core.emulator import Emulator
 from infra.azureml_emulator.core.job_bodies import job_timeout, output_uri
 from infra.azureml_emulator.core.storage import MissingFiles, blob_location, copy_blobs
 from infra.azureml_emulator.core.store import now
+from infra.azureml_emulator.tls import CA_FILE
 from infra.local.jobs import job_error, run_logged
 
 _PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
@@ -109,6 +110,7 @@ class JobRunner:
             "AZUREML_RUN_ID": name,
             JOB_LOGS_VARIABLE: str(folder / "logs"),  # the batch driver writes its logs/ files there
             "AZUREML_EXPERIMENT_NAME": str(properties.get("experimentName")),
+            **self._tracking_environment(scope, name, properties),
         }
         if not self.store.set_status(scope, name, "Running", only_from=("Preparing",)):
             return
@@ -143,6 +145,28 @@ class JobRunner:
             return
         self._upload_outputs(scope, name, outputs)
         self.store.set_status(scope, name, "Completed", only_from=("Finalizing",), ended=now())
+
+    def _tracking_environment(self, scope: str, name: str, properties: dict[str, Any]) -> dict[str, str]:
+        """What Azure ML tells a job's process about MLflow, so `mlflow.log_metrics` there logs to the job's run.
+
+        Azure sets these five (azureml-mlflow 1.62 `get_service_context_from_tracking_url_mlflow_env_vars` reads
+        them in a job), with the URI in `azureml://` form for the azureml-mlflow plugin, which turns it into
+        `https://<host>/mlflow/v2.0/<workspace>` (`_store/azureml_reststore.py`). Here the URI is that https form
+        already: azureml-mlflow cannot be installed beside this project's pins (it wants azure-storage-blob
+        <=12.27.1), so jobs here use MLflow's own REST client, which sends the token as a bearer token, as the
+        plugin does. `MLFLOW_TRACKING_SERVER_CERT_PATH` makes it trust the emulator's CA.
+        """
+        sub, rg, ws = scope.split("/")
+        workspace = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{PROVIDER}/workspaces/{ws}"
+        experiment = str(properties.get("experimentName") or "Default")
+        return {
+            "MLFLOW_TRACKING_URI": f"{self.emulator.base_url}/mlflow/v2.0{workspace}",
+            "MLFLOW_TRACKING_TOKEN": "mlops-emulator-job-token",
+            "MLFLOW_RUN_ID": name,
+            "MLFLOW_EXPERIMENT_NAME": experiment,
+            "MLFLOW_EXPERIMENT_ID": experiment,
+            "MLFLOW_TRACKING_SERVER_CERT_PATH": str(self.emulator.home / "tls" / CA_FILE),
+        }
 
     def _cancel_requested(self, scope: str, name: str) -> bool:
         record = self.store.get_job(scope, name)

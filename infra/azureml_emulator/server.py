@@ -39,6 +39,9 @@ Microsoft.MachineLearningServices/locations/{l}, `{RG}` = /subscriptions/{s}/res
     GET  {WS}/computes, GET|PUT|DELETE {WS}/computes/{c}, POST .../listNodes
   handlers/schedules.py
     GET  {WS}/schedules, GET|PUT|DELETE {WS}/schedules/{name}
+  handlers/tracking.py
+    GET  /mlflow/v2.0{WS}/api/2.0/mlflow/runs/get, POST .../runs/{update|log-batch|log-metric|log-parameter|set-tag}
+                                                    MLflow tracking: a job's logged parameters and metrics
   blobs.py
     /{account}.blob.{suffix}/{container}/{blob}     blob storage
 
@@ -74,6 +77,7 @@ from infra.azureml_emulator.handlers import (
     online,
     operations,
     schedules,
+    tracking,
     workspace,
 )
 from infra.azureml_emulator.runner import JobRunner
@@ -81,7 +85,7 @@ from infra.azureml_emulator.tls import CERT_FILE, KEY_FILE, ensure_certificates
 
 _MAX_BODY = 512 * 1024 * 1024
 ROUTES = Routes()
-for family in (control, workspace, assets, jobs, operations, online, batch, compute, schedules):
+for family in (control, workspace, assets, jobs, operations, online, batch, compute, schedules, tracking):
     family.register(ROUTES)
 
 
@@ -148,7 +152,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return error.status, error.payload(), error.headers
         context = Context(self.server.emulator, method, path, query, headers, body, params)
         try:
-            context.check_request(anonymous=path.startswith(("/discovery", "/emulator/", "/inference/")))
+            context.check_request(
+                anonymous=path.startswith(("/discovery", "/emulator/", "/inference/")),
+                api_version=not path.startswith("/mlflow/"),  # MLflow's REST API has no api-version
+            )
             answer = handler(context)
         except ArmError as exc:
             return exc.status, exc.payload(), exc.headers

@@ -41,6 +41,17 @@ class LocalJobs:
         self.root = root
         self.python = python
 
+    def logged_metrics(self, job_name: str) -> dict[str, float] | None:
+        """The job's `metrics.json`: what a local training run logs (no tracking server is needed here)."""
+        path = self.root / job_name / "outputs" / layout.METRICS_FILE
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(document, dict):
+            return None
+        return {str(k): float(v) for k, v in document.items() if isinstance(v, int | float)}
+
     def train(self, spec: TrainSpec) -> TrainOutput:
         name = self._attempt(spec.job_name)
         job = self.root / name

@@ -57,6 +57,11 @@ def test_train_twice_registers_one_version_with_the_local_backends_mse_and_tags(
     assert {k: v for k, v in azure_tags.items() if k not in _PER_RUN} == {
         k: v for k, v in local_tags.items() if k not in _PER_RUN
     }
+    # The metrics the training job logged where each backend keeps them (Azure ML: the job's MLflow run, which
+    # the training command logged to in the job), the same as the version's tags on both.
+    for report, tags in ((azure, azure_tags), (local, local_tags)):
+        assert report["models"][0]["job"] == tags["run_id"]
+        assert report["models"][0]["logged_metrics"]["mse"] == pytest.approx(float(tags["mse"]))
 
     sdk = [r for r in emulated.requests() if "azure-ai-ml" in r["user_agent"]]
     assert [r["path"].rsplit("/", 1)[-1] for r in sdk if r["method"] == "PUT" and "/jobs/" in r["path"]] == [

@@ -303,3 +303,29 @@ def test_a_compute_answer_never_echoes_its_admin_password(ws: str, client: httpx
     for answer in (created.json(), client.get(f"{ws}/computes/with-admin", params=API).json()):
         assert answer["properties"]["properties"]["userAccountCredentials"] == {**account, "adminUserPassword": None}
         assert "not-a-real-secret" not in json.dumps(answer)
+
+
+def test_a_job_logs_to_its_own_mlflow_run_as_in_azure_ml(ws: str, client: httpx.Client) -> None:
+    """Azure ML sets MLflow's variables in a job's process, so MLflow's own client logs to the job's run
+    (azureml-mlflow reads MLFLOW_TRACKING_URI, _TOKEN and _RUN_ID there); runs/get answers what it logged."""
+    environment = _environment(client, ws)
+    logging = (
+        "import mlflow, os; print(os.environ['MLFLOW_RUN_ID']); "
+        "mlflow.log_param('alpha', '0.4'); mlflow.log_metric('mse', 3.5); mlflow.log_metric('mse', 2.5, step=1)"
+    )
+    created = client.put(f"{ws}/jobs/tracked", params=API, json=_job(environment, command=f'python -c "{logging}"'))
+    assert created.status_code == 201
+    _wait(client, ws, "tracked", "Completed")
+    runs = f"/mlflow/v2.0{ws}/api/2.0/mlflow/runs"
+    run = client.get(f"{runs}/get", params={"run_id": "tracked"}).json()["run"]
+    assert run["info"]["run_id"] == "tracked"
+    assert run["info"]["status"] == "FINISHED"
+    assert run["data"]["params"] == [{"key": "alpha", "value": "0.4"}]
+    assert [(m["key"], m["value"], m["step"]) for m in run["data"]["metrics"]] == [("mse", 2.5, 1)]  # the latest
+    changed = client.post(f"{runs}/log-parameter", json={"run_id": "tracked", "key": "alpha", "value": "0.5"})
+    assert changed.status_code == 400
+    assert changed.json()["error_code"] == "INVALID_PARAMETER_VALUE"  # MLflow's parameters are immutable
+    unknown = client.get(f"{runs}/get", params={"run_id": "no-such-job"})
+    assert (unknown.status_code, unknown.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+    anonymous = client.get(f"{runs}/get", params={"run_id": "tracked"}, headers={"Authorization": ""})
+    assert anonymous.status_code == 401

@@ -202,3 +202,7 @@ def test_a_job_name_seen_before_re_attaches_to_the_same_outputs(backend: Backend
     assert again.reattached
     assert again.metrics == first.metrics
     assert first.metrics["mse"] > 0
+    # What the job logged, where its backend keeps it (Azure ML: the job's MLflow run, logged by the training
+    # command itself in the job): the same metrics, and nothing for a job that never ran.
+    assert backend.jobs.logged_metrics(first.job_name) == pytest.approx(first.metrics)
+    assert backend.jobs.logged_metrics("contract-no-such-job") is None

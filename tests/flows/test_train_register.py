@@ -145,3 +145,5 @@ class TestRegistryAfterwards:
             (MODEL, 2, True),
         ]
         assert float(status["models"][1]["tags"]["mse"]) > float(status["models"][0]["tags"]["mse"])
+        for model in status["models"]:  # what each version's training job logged (local: its metrics.json)
+            assert model["logged_metrics"]["mse"] == pytest.approx(float(model["tags"]["mse"]))

@@ -89,6 +89,10 @@ class FakeJobs:
         self._done: dict[str, TrainOutput] = {}
         self._failed: set[str] = set()
 
+    def logged_metrics(self, job_name: str) -> dict[str, float] | None:
+        done = self._done.get(job_name)
+        return dict(done.metrics) if done else None
+
     def train(self, spec: TrainSpec) -> TrainOutput:
         attempt = 0  # a failed job's name is never used again (Azure ML's rule; infra.local.jobs keeps it too)
         while attempt_name(spec.job_name, attempt) in self._failed:

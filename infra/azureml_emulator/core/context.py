@@ -27,17 +27,17 @@ class Context:
     body: bytes
     params: dict[str, str]
 
-    def check_request(self, *, anonymous: bool) -> None:
+    def check_request(self, *, anonymous: bool, api_version: bool = True) -> None:
         if anonymous:
             return
         version = self.query.get("api-version")
-        if version is None:
+        if version is None and api_version:
             raise ArmError(
                 400,
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
-        if not _API_VERSION.fullmatch(version):
+        if version is not None and not _API_VERSION.fullmatch(version):
             raise ArmError(400, "InvalidApiVersionParameter", f"The api-version '{version}' is invalid.")
         authorization = self.headers.get("authorization", "")
         if not authorization.lower().startswith("bearer ") or not authorization[7:].strip():
