@@ -308,7 +308,9 @@ class AzureMLJobs:
             if status in TERMINAL:
                 return status
             if time.monotonic() > deadline:
-                self.client.jobs.begin_cancel(name).result()
+                # Polled at our own interval: without a Retry-After (or with "0", which azure-core reads as none)
+                # the SDK's poller waits its default 30 s between looks at the cancel operation.
+                self.client.jobs.begin_cancel(name, polling_interval=self.poll_seconds).result()
                 msg = f"{what} {name} ran past {timeout:g} s ({setting}) and was canceled"
                 raise JobFailedError(msg)
             time.sleep(self.poll_seconds)
