@@ -43,7 +43,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from infra.azureml import AzureMLBackend
+from infra.azureml import AzureMLBackend, AzureMLEndpoints
+from infra.azureml.batch import AzureMLBatch
+from infra.azureml.endpoints import AzureMLPackages
 from infra.backend import ModelVersion, TrainSpec
 from infra.errors import BackendError, ConfigError, MLOpsError, TransientBackendError
 from infra.factory import open_backend
@@ -180,8 +182,10 @@ def download_and_predict(backend: AzureMLBackend, settings: Settings, model: Mod
     return [float(v) for v in result]
 
 
-def batch_job(backend: AzureMLBackend, settings: Settings, model: ModelVersion, steps: Steps) -> None:
-    """A sample scored by a batch job on the smoke batch endpoint; every row must come back with a prediction."""
+def batch_job(batch: AzureMLBatch, model: ModelVersion, steps: Steps) -> None:
+    """A sample scored by a batch job on the smoke batch endpoint (`batch`'s settings name it); every row must come
+    back with a prediction."""
+    settings = batch.settings
     name = settings.aml_batch_endpoint_name
     steps.start(
         f"batch job on batch endpoint {name} ({BATCH_ROWS} rows), then deleting the endpoint",
@@ -196,16 +200,16 @@ def batch_job(backend: AzureMLBackend, settings: Settings, model: ModelVersion, 
     )
 
     def delete() -> None:
-        for deleted in backend.batch.delete_endpoint():
+        for deleted in batch.delete_endpoint():
             steps.say(f"deleted {'batch endpoint' if '/' not in deleted else 'batch deployment'} {deleted}")
 
     with deleted_after(f"batch endpoint {name} (and its deployment)", delete, command):
-        batches = backend.batch.plan([sample], BATCH_ROWS_PER_MINI_BATCH)
-        results, failures = backend.batch.run_job(model, batches, work, parallelism=1, error_threshold=0)
+        batches = batch.plan([sample], BATCH_ROWS_PER_MINI_BATCH)
+        results, failures = batch.run_job(model, batches, work, parallelism=1, error_threshold=0)
         if failures:
             raise SmokeCheckError(f"the batch job failed mini-batch(es): {failures}")
         out = work / "predictions.csv"
-        backend.batch.assemble(results, batches[0].columns, out)
+        batch.assemble(results, batches[0].columns, out)
         with out.open(newline="") as scored:
             rows = list(csv.DictReader(scored))
         unscored = [i for i, row in enumerate(rows) if not _is_number(row.get("score"))]
@@ -230,9 +234,11 @@ def _is_number(value: str | None) -> bool:
 
 
 def online_deployment(
-    backend: AzureMLBackend, settings: Settings, model: ModelVersion, expected: list[float], steps: Steps
+    endpoints: AzureMLEndpoints, packages: AzureMLPackages, model: ModelVersion, expected: list[float], steps: Steps
 ) -> None:
-    """The version on an online endpoint of its own answers the sample request as it did here; then it is deleted."""
+    """The version on the smoke online endpoint (`endpoints`' settings name it) answers the sample request as it did
+    here; then the endpoint is deleted."""
+    settings = endpoints.settings
     name = settings.endpoint_name
     steps.start(
         f"online deployment {name}/{ONLINE_DEPLOYMENT} of {model.id}, then deleting the endpoint",
@@ -248,17 +254,17 @@ def online_deployment(
     )
 
     def delete() -> None:
-        if backend.endpoints.delete(name):
-            if backend.endpoints.get(name) is not None:
+        if endpoints.delete(name):
+            if endpoints.get(name) is not None:
                 raise BackendError(f"online endpoint {name} is still there after its deletion finished")
             steps.say(f"deleted online endpoint {name}")
 
     with deleted_after(what, delete, command):
-        backend.endpoints.ensure(name)
+        endpoints.ensure(name)
         steps.say(f"online endpoint {name} is ready")
-        backend.endpoints.add_deployment(name, ONLINE_DEPLOYMENT, backend.packages.build(model))
+        endpoints.add_deployment(name, ONLINE_DEPLOYMENT, packages.build(model))
         steps.say(f"deployment {ONLINE_DEPLOYMENT} serves {model.id}")
-        answer = _ask(backend, name, settings.package.sample_request_body())
+        answer = _ask(endpoints, name, settings.package.sample_request_body())
         # the deploy flow's own check of a new deployment; imported here: Prefect costs a second to import
         from tasks.smoke import check_answer
 
@@ -268,12 +274,12 @@ def online_deployment(
         steps.say(f"the deployment answered {answer.payload()['result']}, as the downloaded model predicts")
 
 
-def _ask(backend: AzureMLBackend, name: str, body: bytes, attempts: int = 30) -> Any:
+def _ask(endpoints: AzureMLEndpoints, name: str, body: bytes, attempts: int = 30) -> Any:
     """The sample request's answer, asked again while the deployment is still starting (as the deploy flow does)."""
     answer = None
     for _ in range(attempts):
         try:
-            answer = backend.endpoints.invoke(name, body, deployment=ONLINE_DEPLOYMENT)
+            answer = endpoints.invoke(name, body, deployment=ONLINE_DEPLOYMENT)
         except TransientBackendError:
             answer = None
         if answer is not None and answer.status not in _NOT_READY:
@@ -288,7 +294,11 @@ def run(settings: Settings, steps: Steps, *, online: bool) -> None:
         raise ConfigError(f"MLOPS_BACKEND={settings.backend}: make azure-smoke runs on the Azure ML backend")
     where = settings.emulator_url or f"subscription {settings.azure_subscription_id}"
     print(f"workspace {settings.azure_workspace_name} (resource group {settings.azure_resource_group}, {where})")  # noqa: T201 - a command line
-    steps.start("reading the workspace", "none billed: control-plane reads")
+    steps.start(
+        "reading the workspace",
+        "none billed: it reads, and creates only what bills nothing idle if missing (clusters at 0 nodes, "
+        "endpoints without deployments)",
+    )
     backend.workspace.ensure()
     steps.say("workspace answers")
     outputs, job, metrics = train(backend, settings, steps)
@@ -300,9 +310,11 @@ def run(settings: Settings, steps: Steps, *, online: bool) -> None:
     model = registration.model
     steps.say(f"registered {model.id} from the job's output")
     expected = download_and_predict(backend, settings, model, steps)
-    batch_job(backend, settings, model, steps)
+    # the smoke's own endpoints: the same client code, with settings that name them instead of the real ones
+    smoke = settings.model_copy(update=smoke_names(settings))
+    batch_job(AzureMLBatch(backend.client, smoke, backend.packages, backend.jobs), model, steps)
     if online:
-        online_deployment(backend, settings, model, expected, steps)
+        online_deployment(AzureMLEndpoints(backend.client, smoke), backend.packages, model, expected, steps)
     else:
         print(f"online deployment: skipped (--online, or make azure-smoke ONLINE=1; it bills {online_cost(settings)})")  # noqa: T201 - a command line
     steps.start(f"archiving {model.id}", "none billed")
@@ -320,9 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     steps = Steps(total=7 if args.online else 6)
     try:
-        settings = load_settings(backend="azureml")
-        settings = settings.model_copy(update=smoke_names(settings))
-        run(settings, steps, online=args.online)
+        run(load_settings(backend="azureml"), steps, online=args.online)
     except ConfigError as exc:
         print(f"azure-smoke: step {steps.current!r} failed: {exc}", file=sys.stderr)  # noqa: T201 - a command line
         return 2
