@@ -207,7 +207,7 @@ def test_azure_smoke_downloads_the_version_batch_scores_and_deletes_its_batch_en
     )
     downloaded = emulated.home / "azureml" / "models" / f"{MODEL}-smoke" / "1"
     predicted = predict_locally(downloaded, json.loads(SAMPLE_REQUEST.read_text())["data"])
-    assert f"  downloaded 5 files; the model predicts {predicted}" in lines
+    assert f"  downloaded 5 files, the bytes registered; the model predicts {predicted}" in lines
 
     # a batch job on the smoke batch endpoint scored every row; the endpoint (with its deployment) is gone
     names = azure_smoke.smoke_names(emulated.settings())
