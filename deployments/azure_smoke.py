@@ -111,8 +111,8 @@ def cluster_cost(settings: Settings, *, scoring: bool) -> str:
         priority = settings.aml_cluster_priority
     return (
         f"1 node of compute cluster {name} ({sku}, {priority}, {low}-{high} nodes), billed per node-minute at your "
-        f"subscription's rate for {sku} while the job runs and for 2 min of idle after (then it scales to "
-        f"{low}); {_NO_RECORDED_DURATION}, plus the job itself"
+        f"subscription's rate for {sku} while the job runs and while it idles before scaling back to {low} nodes "
+        f"(2 min on a cluster this project created); {_NO_RECORDED_DURATION}, plus the job itself"
     )
 
 
