@@ -70,8 +70,9 @@ bench: install azureml-venv  ## the benchmarks, quickly (one repetition each): e
 	@echo "goals (benchmarks/results/*.md, with each run's row in their history):"
 	@grep -h -E "^- (met|NOT met)" benchmarks/results/pipeline.md benchmarks/results/batch.md benchmarks/results/online.md
 
-azure-smoke: install  ## train, register and archive one smoke version in your Azure ML workspace (README: Azure ML)
-	MLOPS_BACKEND=azureml $(BIN)/python -m deployments.azure_smoke
+# ONLINE=1 adds an online deployment, billed while it exists (deleted after).
+azure-smoke: install  ## train, register, download, batch-score (ONLINE=1: and serve) one smoke version in your Azure ML workspace (README: Azure ML)
+	MLOPS_BACKEND=azureml $(BIN)/python -m deployments.azure_smoke $(if $(filter 1 yes true,$(ONLINE)),--online)
 
 lint: install  ## formatting, lint and types
 	$(BIN)/ruff format --check .

@@ -106,6 +106,24 @@ class AzureMLBatch:
         predictions, errors = self._download(step, work / "azureml-job")
         return _split(predictions, errors, batches, work)
 
+    def delete_endpoint(self) -> list[str]:
+        """Delete the batch endpoint and its deployments; what was there (`endpoint/deployment`, then the endpoint).
+        Raises BackendError when either is still there afterwards."""
+        name = self.settings.aml_batch_endpoint_name
+        # the SDK's progress dots on stdout are dropped, as the online endpoints' waits drop them
+        with translated(self.settings, f"deleting batch endpoint {name}"), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                held = [f"{name}/{d.name}" for d in self.client.batch_deployments.list(endpoint_name=name)]
+            except ResourceNotFoundError:
+                return []
+            if not delete_batch_endpoint(self.client, self.settings):
+                return []
+            try:
+                self.client.batch_endpoints.get(name)
+            except ResourceNotFoundError:
+                return [*held, name]
+        raise BackendError(f"batch endpoint {name} is still there after its deletion finished")
+
     # ---- steps ----
     def _upload(self, folder: Path) -> str:
         """The mini-batch files as a data asset (created once per content); its datastore URI."""
@@ -253,6 +271,21 @@ def ensure_batch_endpoint(client: MLClient, settings: Settings) -> tuple[Any, bo
         raise
     _log.info("created batch endpoint %s", name)
     return created, True
+
+
+def delete_batch_endpoint(client: MLClient, settings: Settings) -> bool:
+    """Delete the batch endpoint `MLOPS_AML_BATCH_ENDPOINT_NAME` with its deployments (Azure ML deletes them with
+    it; its default deployment cannot be deleted on its own); False if it did not exist. Its cluster is kept."""
+    name = settings.aml_batch_endpoint_name
+    try:
+        finished(
+            client.batch_endpoints.begin_delete(name=name),
+            settings.aml_deploy_timeout_seconds,
+            f"deleting batch endpoint {name}",
+        )
+    except ResourceNotFoundError:
+        return False
+    return True
 
 
 def _write_inputs(batches: list[MiniBatch], folder: Path) -> Path:

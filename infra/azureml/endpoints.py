@@ -66,10 +66,11 @@ class AzureMLPackages:
     def build(self, model: ModelVersion) -> Bundle:
         return self.local.build(model.model_copy(update={"path": str(self.files(model))}))
 
-    def files(self, model: ModelVersion) -> Path:
-        """The version's files on this machine (downloaded once): the folder holding the model and its lock."""
+    def files(self, model: ModelVersion, *, fresh: bool = False) -> Path:
+        """The version's files on this machine (downloaded once): the folder holding the model and its lock.
+        `fresh`: downloaded again even if a copy is here (`make azure-smoke` proves the download itself)."""
         target = self.models / model.name / str(model.version)
-        if not (target / layout.METRICS_FILE).is_file():
+        if fresh or not (target / layout.METRICS_FILE).is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
             try:

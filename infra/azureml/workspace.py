@@ -21,7 +21,7 @@ from azure.ai.ml import MLClient
 from azure.core.exceptions import ResourceNotFoundError
 
 from infra.azureml import entities
-from infra.azureml.batch import ensure_batch_endpoint
+from infra.azureml.batch import delete_batch_endpoint, ensure_batch_endpoint
 from infra.azureml.client import describe_target, finished, translated
 from infra.azureml.endpoints import AzureMLEndpoints
 from infra.azureml.jobs import AzureMLJobs
@@ -174,15 +174,8 @@ class AzureMLWorkspace:
         if self.endpoints.delete(settings.endpoint_name):
             changes.append(f"deleted online endpoint {settings.endpoint_name}")
         with translated(settings, "deleting the batch endpoint"):
-            try:
-                finished(
-                    self.client.batch_endpoints.begin_delete(name=settings.aml_batch_endpoint_name),
-                    timeout,
-                    "deleting the batch endpoint",
-                )
+            if delete_batch_endpoint(self.client, settings):
                 changes.append(f"deleted batch endpoint {settings.aml_batch_endpoint_name}")
-            except ResourceNotFoundError:
-                pass
         with translated(settings, "deleting the compute clusters"):
             for name in (settings.aml_compute_cluster_name, settings.aml_compute_cluster_name_scoring):
                 try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,12 +14,15 @@ from typing import Any
 
 import pytest
 
+from deployments import azure_smoke
+from model.score import predict_locally
 from tests.support.cli import run_mlops
 from tests.support.emulator import Emulated, start_emulated
 
 MODEL = "diabetes_regression_model.pkl"
 # Tags whose values name the run itself; every other tag must equal the local backend's.
 _PER_RUN = {"run_id", "prefect_flow_run_id"}
+SAMPLE_REQUEST = Path(__file__).resolve().parents[2] / "model" / "sample-request.json"
 
 
 def _mlops(*args: str, env: dict[str, str], api_url: str) -> subprocess.CompletedProcess[str]:
@@ -131,19 +135,131 @@ def test_emulator_status_lists_its_jobs(emulated: Emulated, prefect_server: str)
     assert Path(report["ca_bundle"]).is_file()
 
 
-def test_azure_smoke_trains_registers_and_archives_a_smoke_version(emulated: Emulated, prefect_server: str) -> None:
+def _make_smoke_command(*variables: str) -> str:
+    """The command `make azure-smoke` runs (`make -n`: printed, not run)."""
     result = subprocess.run(
-        ["make", "--no-print-directory", "azure-smoke", f"BIN={Path(sys.executable).parent}"],
+        ["make", "-n", "--no-print-directory", "azure-smoke", f"BIN={Path(sys.executable).parent}", *variables],
         capture_output=True,
         text=True,
-        env={**os.environ, **emulated.env, "PREFECT_API_URL": prefect_server},
         cwd=Path(__file__).resolve().parents[2],
         check=False,
-        timeout=300,
+        timeout=30,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[-1] == "azure-smoke: passed"
-    assert f"archived {MODEL}-smoke:1" in result.stdout
-    listed = _status(emulated.env, prefect_server)["models"]
-    assert listed == []  # archived: out of listings
-    assert [status for name, status in emulated.jobs().items() if name.startswith("smoke-")] == ["Completed"]
+    return result.stdout.strip().splitlines()[-1]
+
+
+def _smoke(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """`python -m deployments.azure_smoke` in this process (a child would pay 3 s of imports); its stdout."""
+    capsys.readouterr()
+    code = azure_smoke.main(list(args))
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    return out
+
+
+def _costs(stdout: str) -> dict[str, str]:
+    """Each step's title and the cost line printed before the step ran."""
+    lines = stdout.splitlines()
+    starts = [i for i, line in enumerate(lines) if re.match(r"step \d/\d: ", line)]
+    return {lines[i].split(": ", 1)[1]: lines[i + 1] for i in starts}
+
+
+def _writes(log: list[dict[str, Any]], path: str) -> list[tuple[str, int]]:
+    """Method and status of each write to the resource at `path` (an ARM path's tail)."""
+    return [(r["method"], r["status"]) for r in log if r["method"] in ("PUT", "DELETE") and r["path"].endswith(path)]
+
+
+def _listed(emulated: Emulated, kind: str) -> set[str]:
+    found = emulated.process.get(f"{emulated.workspace}/{kind}?api-version=2024-01-01-preview")["value"]
+    return {str(e["name"]) for e in found}
+
+
+def test_azure_smoke_downloads_the_version_batch_scores_and_deletes_its_batch_endpoint(
+    emulated: Emulated, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _make_smoke_command().endswith("-m deployments.azure_smoke")
+    out = _smoke(capsys)
+    lines = out.splitlines()
+    assert lines[-1] == "azure-smoke: passed"
+    assert f"  archived {MODEL}-smoke:1" in lines
+    assert (
+        emulated.process.get(f"{emulated.workspace}/models/{MODEL}-smoke/versions/1?api-version=2024-01-01-preview")[
+            "properties"
+        ]["stage"]
+        == "Archived"
+    )
+    jobs = emulated.jobs()
+    assert [status for name, status in jobs.items() if name.startswith("smoke-")] == ["Completed"]
+
+    # each step said its cost first: the cluster and its SKU from settings, a meter, no invented price
+    costs = _costs(out)
+    assert len(costs) == 6
+    assert all(cost.startswith("  cost: ") for cost in costs.values())
+    training = next(cost for title, cost in costs.items() if title.startswith("training job smoke-"))
+    assert "1 node of compute cluster train-cluster (STANDARD_DS2_V2, lowpriority, 0-4 nodes)" in training
+    assert "billed per node-minute at your subscription's rate for STANDARD_DS2_V2" in training
+    assert not re.search(r"[$€£]|USD|EUR", out)
+
+    # the version registered from the job's output was downloaded again (storage, after its PUT) and predicted
+    log = emulated.requests()
+    registered = next(
+        i for i, r in enumerate(log) if r["method"] == "PUT" and r["path"].endswith(f"/models/{MODEL}-smoke/versions/1")
+    )
+    assert any(
+        r["method"] == "GET" and r["path"].endswith("/model.joblib") and "storage-blob" in r["user_agent"]
+        for r in log[registered:]
+    )
+    downloaded = emulated.home / "azureml" / "models" / f"{MODEL}-smoke" / "1"
+    predicted = predict_locally(downloaded, json.loads(SAMPLE_REQUEST.read_text())["data"])
+    assert f"  downloaded 5 files, the bytes registered; the model predicts {predicted}" in lines
+
+    # a batch job on the smoke batch endpoint scored every row; the endpoint (with its deployment) is gone
+    names = azure_smoke.smoke_names(emulated.settings())
+    batch = names["aml_batch_endpoint_name"]
+    assert batch.startswith("smoke-batch-")
+    assert batch != emulated.settings().aml_batch_endpoint_name
+    assert any(
+        r["method"] == "POST"
+        and r["path"].endswith(f"/inference/batch/{emulated.subscription}/mlops-RG/mlops-aml-ws/{batch}/jobs")
+        for r in log
+    )  # the invoke
+    assert [s for n, s in jobs.items() if n.startswith("batch-")] == ["Completed"]
+    assert "  the batch job scored 20 rows in 2 mini-batches, each with a prediction" in lines
+    assert _writes(log, f"/batchEndpoints/{batch}") == [("PUT", 201), ("PUT", 200), ("DELETE", 202)]  # defaults set
+    real = emulated.settings().aml_batch_endpoint_name
+    assert _listed(emulated, "batchEndpoints") & {batch, real} == {real}  # gone; the real one kept
+
+    # without ONLINE=1 no online endpoint of the smoke's was ever created
+    assert _writes(log, f"/onlineEndpoints/{names['endpoint_name']}") == []
+    assert any(line.startswith("online deployment: skipped") for line in lines)
+
+
+def test_azure_smoke_online_deploys_asks_and_deletes_its_own_endpoint(
+    emulated: Emulated, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _make_smoke_command("ONLINE=1").endswith("-m deployments.azure_smoke --online")
+    out = _smoke(capsys, "--online")
+    lines = out.splitlines()
+    assert lines[-1] == "azure-smoke: passed"
+    name = azure_smoke.smoke_names(emulated.settings())["endpoint_name"]
+    assert name.startswith("smoke-online-")
+    assert name != emulated.settings().endpoint_name
+
+    cost = _costs(out)[f"online deployment {name}/smoke of {MODEL}-smoke:1, then deleting the endpoint"]
+    assert cost.startswith(
+        "  cost: 1 x Standard_DS3_v2 (the online deployment's instances), billed per instance-minute"
+    )
+    assert "endpoint ~1.5 min, deployment ~6.5 min" in cost
+    assert "+10-20 min" in cost
+
+    log = emulated.requests()
+    assert _writes(log, f"/onlineEndpoints/{name}") == [("PUT", 201), ("DELETE", 202)]
+    assert _writes(log, f"/onlineEndpoints/{name}/deployments/smoke") == [("PUT", 201)]
+    real = emulated.settings().endpoint_name
+    assert _listed(emulated, "onlineEndpoints") & {name, real} == {real}  # gone; the real one kept
+
+    # the deployment answered the sample request with what the downloaded model predicts here
+    downloaded = emulated.home / "azureml" / "models" / f"{MODEL}-smoke" / "1"
+    predicted = predict_locally(downloaded, json.loads(SAMPLE_REQUEST.read_text())["data"])
+    assert f"  the deployment answered {predicted}, as the downloaded model predicts" in lines
