@@ -84,7 +84,8 @@ class JobRunner:
         (folder / "user_logs").mkdir(parents=True)
         (folder / "logs").mkdir()
         if not self.store.set_status(scope, name, "Preparing", only_from=("Starting",), started=now()):
-            return  # canceled meanwhile
+            self._end_if_canceled(scope, name)  # canceled meanwhile
+            return
         try:
             code = self._materialise_code(scope, properties, folder / "code")
             values = self._materialise_inputs(scope, properties, folder / "inputs")
@@ -113,6 +114,7 @@ class JobRunner:
             **self._tracking_environment(scope, name, properties),
         }
         if not self.store.set_status(scope, name, "Running", only_from=("Preparing",)):
+            self._end_if_canceled(scope, name)
             return
         log = folder / "user_logs" / "std_log.txt"
         timeout = job_timeout(properties.get("limits"))
@@ -142,9 +144,11 @@ class JobRunner:
             self._fail(scope, name, "UserError", message)
             return
         if not self.store.set_status(scope, name, "Finalizing", only_from=("Running",)):
+            self._end_if_canceled(scope, name)
             return
         self._upload_outputs(scope, name, outputs)
-        self.store.set_status(scope, name, "Completed", only_from=("Finalizing",), ended=now())
+        if not self.store.set_status(scope, name, "Completed", only_from=("Finalizing",), ended=now()):
+            self._end_if_canceled(scope, name)
 
     def _tracking_environment(self, scope: str, name: str, properties: dict[str, Any]) -> dict[str, str]:
         """What Azure ML tells a job's process about MLflow, so `mlflow.log_metrics` there logs to the job's run.
@@ -167,6 +171,12 @@ class JobRunner:
             "MLFLOW_EXPERIMENT_ID": experiment,
             "MLFLOW_TRACKING_SERVER_CERT_PATH": str(self.emulator.home / "tls" / CA_FILE),
         }
+
+    def _end_if_canceled(self, scope: str, name: str) -> None:
+        """A cancel that arrived between two steps (Starting, Preparing, Finalizing: `CancelRequested`) ends the
+        job Canceled here. Left as it was, the job stayed `CancelRequested` for good, and a client waiting for the
+        cancel operation (`begin_cancel(...).result()`) polled it forever."""
+        self.store.set_status(scope, name, "Canceled", only_from=("CancelRequested",), ended=now())
 
     def _cancel_requested(self, scope: str, name: str) -> bool:
         record = self.store.get_job(scope, name)

@@ -329,3 +329,22 @@ def test_a_job_logs_to_its_own_mlflow_run_as_in_azure_ml(ws: str, client: httpx.
     assert (unknown.status_code, unknown.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
     anonymous = client.get(f"{runs}/get", params={"run_id": "tracked"}, headers={"Authorization": ""})
     assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize("step", ["Starting", "Preparing"])
+def test_a_cancel_between_two_steps_ends_the_job_canceled(step: str, tmp_path: Path) -> None:
+    """A cancel that lands while the runner moves a job from one step to the next (`CancelRequested` instead of
+    the step the runner expects) ends the job Canceled: it stayed CancelRequested for good, and the SDK's
+    `begin_cancel(...).result()` then polled the cancel operation forever (seen in the recordings contract test)."""
+    from infra.azureml_emulator.core.emulator import Emulator
+    from infra.azureml_emulator.runner import JobRunner
+
+    emulator = Emulator(tmp_path, 1)
+    body = {"properties": {"jobType": "Command", "command": "true", "outputs": {}}}
+    assert emulator.store.insert_job("s/r/w", "job", body)
+    emulator.store.set_status("s/r/w", "job", step)
+    emulator.store.set_status("s/r/w", "job", "CancelRequested")  # the cancel handler's move for a started job
+    JobRunner(emulator, slots=0)._run("s/r/w", "job")
+    record = emulator.store.get_job("s/r/w", "job")
+    assert record is not None
+    assert (record["status"], bool(record["ended"])) == ("Canceled", True)

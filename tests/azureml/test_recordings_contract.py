@@ -171,7 +171,7 @@ def sent(emulated_workspace: Emulated) -> dict[str, dict[str, Any]]:
     write_sample_csv(data)
     # a command job: compute, environment, data and code first; canceled at once (its run is not the point)
     backend.jobs._submit(TrainSpec(job_name="contract-job", data=data, parameters={"alpha": 0.4}), "contract-job")
-    backend.client.jobs.begin_cancel("contract-job").result()
+    backend.client.jobs.begin_cancel("contract-job", polling_interval=0.1).result()  # not the SDK's 30 s
     model = emulated.home / "model"
     model.mkdir()
     (model / "weights.txt").write_text("0.4\n")
