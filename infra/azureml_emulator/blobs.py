@@ -4,7 +4,11 @@ Addresses are path-style, `https://127.0.0.1:PORT/<account>.blob.<suffix>/<conta
 SDK builds `https://{account}.blob.{suffix}`, and the datastore's account name `127.0.0.1:PORT/<account>`
 turns that into a path on this server (`*.localhost` names do not resolve here). Served: put blob,
 put block and block list, set metadata, get (with ranges), head, delete, create container, list
-blobs (XML). Authentication is not checked: a SAS or account key works as any other would.
+blobs (XML).
+
+Who may: a SAS is checked as Storage checks it (its signature with the account key, its expiry, what it
+allows: `core/sas.py`). Other credentials (a bearer token, an account key's SharedKey signature) are not
+checked, nor is a request without one refused.
 Bytes are files under `<root>/<container>/<blob>`, written to a temporary name and renamed, so a
 reader never sees half a blob.
 """
@@ -23,6 +27,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from infra.azureml_emulator.core import sas
 from infra.azureml_emulator.core.store import Store
 
 API_VERSION = "2025-01-05"
@@ -92,9 +97,18 @@ class BlobService:
     ) -> BlobAnswer:
         args = {key: values[0] for key, values in parse_qs(query, keep_blank_values=True).items()}
         base = {"x-ms-version": API_VERSION, "x-ms-request-id": str(uuid.uuid4()), "Date": _http_date()}
-        answer = self._dispatch(method, container, path, args, headers, body)
+        answer = self._authorize(method, container, path, args) or self._dispatch(
+            method, container, path, args, headers, body
+        )
         answer.headers = {**base, **answer.headers}
         return answer
+
+    def _authorize(self, method: str, container: str, path: str, args: dict[str, str]) -> BlobAnswer | None:
+        """The refusal of a request its credential does not allow (see the module's docstring), or None."""
+        if "sig" in args:
+            refused = sas.check(args, method, container, path, args.get("comp"))
+            return None if refused is None else _error(*refused)
+        return None
 
     def _dispatch(
         self, method: str, container: str, path: str, args: dict[str, str], headers: dict[str, str], body: bytes

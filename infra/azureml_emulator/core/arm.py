@@ -10,6 +10,8 @@ from typing import Any
 PROVIDER = "Microsoft.MachineLearningServices"
 LOCATION = "eastus"
 STORAGE_SUFFIX = "emulator.local"
+STORAGE_ACCOUNT = "mlopsemulator"
+STORAGE_KEY = "ZW11bGF0b3Itc3RvcmFnZS1rZXk="  # the account key `listSecrets` gives (base64, as Azure's keys are)
 BLOB_CONTAINER = "azureml-blobstore"
 ARTIFACT_CONTAINER = "azureml"
 DATASTORE_CONTAINERS = {"workspaceblobstore": BLOB_CONTAINER, "workspaceartifactstore": ARTIFACT_CONTAINER}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from infra.azureml_emulator.blobs import BlobService
-from infra.azureml_emulator.core.arm import STORAGE_SUFFIX
+from infra.azureml_emulator.core.arm import STORAGE_ACCOUNT, STORAGE_SUFFIX
 from infra.azureml_emulator.core.store import Store
 
 
@@ -23,8 +23,8 @@ class Emulator:
 
     def storage_account(self) -> str:
         """The account name the datastores give, which the SDK turns into a path-style URL on this server."""
-        return f"127.0.0.1:{self.port}/mlopsemulator"
+        return f"127.0.0.1:{self.port}/{STORAGE_ACCOUNT}"
 
     @property
     def blob_base(self) -> str:
-        return f"{self.base_url}/mlopsemulator.blob.{STORAGE_SUFFIX}"
+        return f"{self.base_url}/{STORAGE_ACCOUNT}.blob.{STORAGE_SUFFIX}"
