@@ -21,6 +21,8 @@ ONLINE, ONLINE_DEPLOYMENTS = "onlineEndpoints", "onlineDeployments"
 BATCH, BATCH_DEPLOYMENTS = "batchEndpoints", "batchDeployments"
 COMPUTES = "computes"
 OPERATIONS_SCOPE, OPERATIONS = "-", "operations"
+# whether the caller holds a data role on the storage account (`PUT /emulator/storage-data-role`)
+DATA_ROLE = "storageDataRole"
 TAKEN = "takenEndpointNames"  # names "someone else" holds in the region (`PUT /emulator/taken-endpoint-names/{name}`)
 
 _ARM_ASSET = re.compile(

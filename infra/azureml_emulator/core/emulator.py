@@ -12,13 +12,24 @@ from infra.azureml_emulator.core.store import Store
 class Emulator:
     """The state and services behind the server: one folder, `home`."""
 
-    def __init__(self, home: Path, port: int, *, endpoint_port: int | None = None, lro_scale: float = 0.0) -> None:
+    def __init__(
+        self,
+        home: Path,
+        port: int,
+        *,
+        endpoint_port: int | None = None,
+        lro_scale: float = 0.0,
+        identity_datastores: bool = False,
+    ) -> None:
         self.home = home
         self.port = port
         self.lro_scale = lro_scale  # long-running operations: Azure's recorded durations times this (0: at once)
         self.endpoint_port = endpoint_port or port + 1  # online endpoints' servers: this port and up
+        # identity-based datastores (a workspace whose systemDatastoresAuthMode is "identity"): no secrets, and
+        # blob access with the caller's own token
+        self.identity_datastores = identity_datastores
         self.store = Store(home / "state.db")
-        self.blobs = BlobService(home / "blobs", self.store)
+        self.blobs = BlobService(home / "blobs", self.store, identity=identity_datastores)
         self.base_url = f"https://127.0.0.1:{port}"
 
     def storage_account(self) -> str:

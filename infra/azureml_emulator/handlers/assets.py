@@ -48,6 +48,11 @@ def _datastore_body(context: Context, name: str) -> dict[str, Any]:
         "containerName": container,
         "endpoint": STORAGE_SUFFIX,
     }
+    if context.emulator.identity_datastores:
+        # an identity-based datastore, as Azure records one (model/e2etests/test_model.py
+        # TestModeltest_model_archive_restore_version.json at 05fad99, entry 1); the workspace's other system
+        # datastores are likely alike (its systemDatastoresAuthMode is "identity")
+        body["properties"]["credentials"] = {"credentialsType": "None"}
     return body
 
 
@@ -62,6 +67,8 @@ def datastores(context: Context) -> tuple[int, Any]:
 def datastore_secrets(context: Context) -> tuple[int, Any]:
     """The datastore's secret, in the form asked for, as Azure answers each:
 
+    - an identity-based datastore has none: 400 UserError "No secrets for credentials of type None."
+      (model/e2etests/test_model.py TestModeltest_model_archive_restore_version.json at 05fad99, entry 2);
     - `expirableSecret: true` (azure-ai-ml >= 1.2x asks so): an account SAS, `secretsType: Sas`, expiring after
       `expireAfterHours` (dataset/e2etests/test_data.py TestDatatest_create_uri_file.json at 0f205ad, entry 2,
       which asked for 1 hour; the SAS's fields are in `core/sas.py`);
@@ -69,6 +76,8 @@ def datastore_secrets(context: Context) -> tuple[int, Any]:
       entry 2).
     """
     _datastore_body(context, context.params["name"])
+    if context.emulator.identity_datastores:
+        raise ArmError(400, "UserError", "No secrets for credentials of type None.")
     request = context.json()
     if request.get("expirableSecret") is True:
         hours = request.get("expireAfterHours") or 1
