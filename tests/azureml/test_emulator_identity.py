@@ -1,6 +1,7 @@
 """Identity-based datastores (issue 22, point 10), proven against the emulator only: started with
 `--identity-datastores`, it answers as a workspace whose system datastores use Microsoft Entra ID (no secrets,
-blobs with the caller's own token), and our client trains, registers and downloads through it."""
+blobs with the caller's own token), and our client trains, registers and downloads through it; a caller
+without a data role on the storage account gets an error that names the account and the role to grant."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from azure.ai.ml.entities._credentials import NoneCredentialConfiguration
 
 from infra.azureml import AzureMLBackend
 from infra.backend import TrainSpec
+from infra.errors import ConfigError
 from infra.factory import open_backend
 from model import layout
 from model.data import write_sample_csv
@@ -88,3 +90,24 @@ def test_training_registration_and_downloads_go_through_with_the_callers_token(i
     served = [(r["method"], r["path"]) for r in identity.process.requests()[start:]]
     assert any(method == "PUT" and "/LocalUpload/" in path for method, path in served)  # data and model uploaded
     assert not any(path.endswith("/listSecrets") for _, path in served)  # no secret asked of an identity datastore
+
+
+def test_without_the_data_role_the_error_names_the_storage_account_and_the_role(identity: Emulated) -> None:
+    backend = _backend(identity)
+    registered = backend.registry.register("identity-denied", _folder(identity.home, "m2"), tags={}, properties={})
+    identity.storage_data_role(granted=False)
+    try:
+        with pytest.raises(ConfigError) as upload:
+            backend.registry.register("identity-denied", _folder(identity.home, "m3"), tags={}, properties={})
+        with pytest.raises(ConfigError) as download:
+            _backend(identity).packages.files(registered.model)
+        with _http(identity) as client:
+            blob = client.get(f"/mlopsemulator.blob.emulator.local/azureml-blobstore/{registered.model.path}")
+    finally:
+        identity.storage_data_role(granted=True)
+    for refused in (upload.value, download.value):
+        assert "storage account 'mlopsemulator'" in str(refused)
+        assert "Storage Blob Data Contributor" in str(refused)
+        assert "AuthorizationPermissionMismatch" in str(refused)
+    assert blob.status_code == 403
+    assert blob.headers["x-ms-error-code"] == "AuthorizationPermissionMismatch"
