@@ -16,8 +16,11 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from azure.ai.ml.entities import CodeConfiguration, ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
 from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
 
+from infra.azureml import AzureMLBackend
+from infra.factory import open_backend
 from tests.support.emulator import Emulated, start_emulated
 
 API = {"api-version": "2025-01-01-preview"}
@@ -347,3 +350,50 @@ def test_an_expirable_secret_is_an_account_sas_that_the_blob_service_checks(
         "expired": (403, "AuthenticationFailed"),
         "read-only": (403, "AuthorizationPermissionMismatch"),
     }
+
+
+_FILE_MODEL_SCORE = """
+import os
+
+def init():
+    global found
+    found = open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.pkl")).read()
+
+def run(raw):
+    return {"model": found}
+"""
+
+
+def test_a_single_file_model_deploys_with_the_file_in_its_model_dir(emulated: Emulated, tmp_path: Path) -> None:
+    """Azure registers a model whose path is one file (model/e2etests/test_model.pyTestModeltest_model_archive_restore_
+    version.json: modelUri .../model.pkl, 201) and puts that file in AZUREML_MODEL_DIR itself (Microsoft Learn,
+    "Specify model to deploy for use in online endpoint"); the emulator copied folders only and refused it."""
+    backend = open_backend(emulated.settings())
+    assert isinstance(backend, AzureMLBackend)
+    ml = backend.client
+    (tmp_path / "model.pkl").write_text("a model in one file")
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "score.py").write_text(_FILE_MODEL_SCORE)
+    model = ml.models.create_or_update(Model(name="file-model", version="1", path=tmp_path / "model.pkl"))
+    assert model.path.endswith("/model.pkl")
+    name = f"file-model-{uuid.uuid4().hex[:8]}"
+    ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name=name, auth_mode="key")).result()
+    deployment = ManagedOnlineDeployment(
+        name="blue",
+        endpoint_name=name,
+        model="azureml:file-model:1",
+        code_configuration=CodeConfiguration(code=str(tmp_path / "code"), scoring_script="score.py"),
+        environment="azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:33",
+        instance_type="Standard_DS3_v2",
+        instance_count=1,
+    )
+    try:
+        ml.online_deployments.begin_create_or_update(deployment).result()
+        scoring, key = ml.online_endpoints.get(name).scoring_uri, ml.online_endpoints.get_keys(name).primary_key
+        trust = ssl.create_default_context(cafile=str(emulated.home / "emulator" / "tls" / "ca.pem"))
+        with httpx.Client(verify=trust, trust_env=False) as caller:  # closed after: the server's stop waits for none
+            headers = {"Authorization": f"Bearer {key}", "azureml-model-deployment": "blue"}
+            answer = caller.post(scoring, json={}, headers=headers)
+        assert answer.json() == {"model": "a model in one file"}
+    finally:
+        ml.online_endpoints.begin_delete(name).result()
