@@ -245,6 +245,12 @@ class Settings(BaseSettings):
         description="The emulator's long-running operations take Azure's recorded time times this (1: an endpoint "
         "51 s, a deployment 390 s, a traffic update 70 s, `Creating`/`Updating` meanwhile); 0: done at once.",
     )
+    azureml_emulator_identity_datastores: bool = Field(
+        False,
+        description="The emulator's datastores are identity-based, as in a workspace whose system datastores use "
+        "Microsoft Entra ID: no secrets, and blob access with the caller's own token (which needs a Storage Blob "
+        "Data role on Azure).",
+    )
     azureml_poll_seconds: float | None = Field(
         None, gt=0, description="Seconds between job status checks. Unset: 10 on Azure, 0.5 with the emulator."
     )

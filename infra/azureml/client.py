@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,10 @@ from infra.settings import Settings
 
 EMULATOR_CLOUD = "MlopsEmulator"
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# Storage's answers to a caller without a data role on the account (Microsoft Learn, "Shared access signature error
+# codes" and "Authorize access to blobs using Microsoft Entra ID"): what an identity-based datastore meets
+STORAGE_ROLE_CODES = frozenset({"AuthorizationPermissionMismatch", "AuthorizationFailure"})
+_BLOB_ACCOUNT = re.compile(r"[/.]([a-z0-9]{3,24})\.blob\.")
 
 
 class EmulatorCredential(TokenCredential):
@@ -136,11 +141,52 @@ def describe_target(settings: Settings) -> str:
     )
 
 
+def storage_refusal(exc: BaseException) -> tuple[str, str] | None:
+    """(storage account, error code) when `exc`, or an error it was raised from, is Storage refusing the caller
+    for want of a data role; else None. azure-ai-ml wraps Storage's 403 (an upload's in a ValidationException,
+    a download's in an MlException: `_artifacts/_blob_storage_helper.py`), so the chain is searched."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(seen, HttpResponseError) and seen.status_code == 403 and response is not None:
+            code = getattr(seen, "error_code", None) or response.headers.get("x-ms-error-code")
+            account = _BLOB_ACCOUNT.search(str(response.request.url))
+            if account and code in STORAGE_ROLE_CODES:
+                return account.group(1), str(code)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _caller() -> str:
+    client_id = os.environ.get("AZURE_CLIENT_ID")
+    return f"service principal {client_id} (AZURE_CLIENT_ID)" if client_id else "the identity you signed in as"
+
+
+@contextmanager
+def _storage_refusals(action: str) -> Iterator[None]:
+    """A storage 403 for want of a data role becomes a ConfigError naming the account, the role and the caller."""
+    try:
+        yield
+    except (HttpResponseError, MlException) as exc:
+        refused = storage_refusal(exc)
+        if refused is None:
+            raise
+        account, code = refused
+        msg = (
+            f"{action}: storage account {account!r} refused {_caller()} ({code}). The datastore is identity-based, "
+            f"so azure-ai-ml reaches it with your own Microsoft Entra token: grant that identity the role "
+            f"'Storage Blob Data Contributor' on storage account {account!r} ('Storage Blob Data Reader' is "
+            "enough to download)"
+        )
+        raise ConfigError(msg) from exc
+
+
 @contextmanager
 def translated(settings: Settings, action: str) -> Iterator[None]:
     """Raise Azure's failures as the project's errors: transient ones retryable, the rest naming what to fix."""
     try:
-        yield
+        with _storage_refusals(action):
+            yield
     except ClientAuthenticationError as exc:
         msg = (
             f"{action}: Azure refused the credential ({first_line(exc)}). Sign in with `az login`, or set "

@@ -1,4 +1,5 @@
-"""python -m infra.azureml_emulator --home DIR --port PORT [--workspace SUB/RG/WS ...] [--max-jobs N] [--endpoint-port P] [--lro-scale F]"""
+"""python -m infra.azureml_emulator --home DIR --port PORT [--workspace SUB/RG/WS ...] [--max-jobs N] [--endpoint-port P] [--lro-scale F]
+[--identity-datastores]"""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ def main() -> None:
         default=0.0,
         help="long-running operations take Azure's recorded time times this (0: done at once)",
     )
+    parser.add_argument(
+        "--identity-datastores",
+        action="store_true",
+        help="workspaces' datastores are identity-based: no secrets, blob access with the caller's token",
+    )
     args = parser.parse_args()
     shutdown_on_signals()
     with contextlib.suppress(KeyboardInterrupt):
@@ -34,6 +40,7 @@ def main() -> None:
             max_jobs=args.max_jobs,
             endpoint_port=args.endpoint_port,
             lro_scale=args.lro_scale,
+            identity_datastores=args.identity_datastores,
         )
 
 

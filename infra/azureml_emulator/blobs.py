@@ -4,7 +4,17 @@ Addresses are path-style, `https://127.0.0.1:PORT/<account>.blob.<suffix>/<conta
 SDK builds `https://{account}.blob.{suffix}`, and the datastore's account name `127.0.0.1:PORT/<account>`
 turns that into a path on this server (`*.localhost` names do not resolve here). Served: put blob,
 put block and block list, set metadata, get (with ranges), head, delete, create container, list
-blobs (XML). Authentication is not checked: a SAS or account key works as any other would.
+blobs (XML).
+
+Who may: a SAS is checked as Storage checks it (its signature with the account key, its expiry, what it
+allows: `core/sas.py`); a bearer token (Microsoft Entra ID, as azure-ai-ml sends the caller's own for an
+identity-based datastore) is taken unless the caller was marked as lacking a data role on the account
+(`PUT /emulator/storage-data-role`), which is answered 403 AuthorizationPermissionMismatch as Storage
+answers a principal without "Storage Blob Data Reader/Contributor" (Microsoft Learn, "Authorize access to
+blobs using Microsoft Entra ID" and "Shared access signature error codes" for the code and message). An
+account key's signature (SharedKey) is not checked. A request without any credential is refused 401
+NoAuthenticationInformation with identity-based datastores (Microsoft Learn, "Common REST API error
+codes"); otherwise it is served, as it always was here.
 Bytes are files under `<root>/<container>/<blob>`, written to a temporary name and renamed, so a
 reader never sees half a blob.
 """
@@ -23,6 +33,8 @@ from pathlib import Path
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from infra.azureml_emulator.core import sas
+from infra.azureml_emulator.core.arm import DATA_ROLE, OPERATIONS_SCOPE
 from infra.azureml_emulator.core.store import Store
 
 API_VERSION = "2025-01-05"
@@ -51,9 +63,10 @@ def _error(status: int, code: str, message: str) -> BlobAnswer:
 class BlobService:
     """Blobs under `root`, their properties in `store`."""
 
-    def __init__(self, root: Path, store: Store) -> None:
+    def __init__(self, root: Path, store: Store, *, identity: bool = False) -> None:
         self.root = root
         self.store = store
+        self.identity = identity  # identity-based datastores: a request must carry a credential
 
     def file(self, container: str, path: str) -> Path:
         target = (self.root / container / path).resolve()
@@ -92,9 +105,36 @@ class BlobService:
     ) -> BlobAnswer:
         args = {key: values[0] for key, values in parse_qs(query, keep_blank_values=True).items()}
         base = {"x-ms-version": API_VERSION, "x-ms-request-id": str(uuid.uuid4()), "Date": _http_date()}
-        answer = self._dispatch(method, container, path, args, headers, body)
+        answer = self._authorize(method, container, path, args, headers) or self._dispatch(
+            method, container, path, args, headers, body
+        )
         answer.headers = {**base, **answer.headers}
         return answer
+
+    def _authorize(
+        self, method: str, container: str, path: str, args: dict[str, str], headers: dict[str, str]
+    ) -> BlobAnswer | None:
+        """The refusal of a request its credential does not allow (see the module's docstring), or None."""
+        if "sig" in args:
+            refused = sas.check(args, method, container, path, args.get("comp"))
+            return None if refused is None else _error(*refused)
+        authorization = headers.get("authorization", "")
+        if authorization.lower().startswith("bearer "):
+            role = self.store.get_asset(OPERATIONS_SCOPE, DATA_ROLE, "caller")
+            if role is not None and not role.get("granted", True):
+                return _error(
+                    403,
+                    "AuthorizationPermissionMismatch",
+                    "This request is not authorized to perform this operation using this permission.",
+                )
+            return None
+        if authorization or not self.identity:
+            return None
+        return _error(
+            401,
+            "NoAuthenticationInformation",
+            "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
+        )
 
     def _dispatch(
         self, method: str, container: str, path: str, args: dict[str, str], headers: dict[str, str], body: bytes

@@ -34,6 +34,7 @@ class EmulatorProcess:
         max_jobs: int = 2,
         endpoint_port: int | None = None,
         lro_scale: float = 0.0,
+        identity_datastores: bool = False,
     ) -> None:
         self.home = home
         self.port = port
@@ -41,6 +42,7 @@ class EmulatorProcess:
         self.workspaces = workspaces
         self.max_jobs = max_jobs
         self.lro_scale = lro_scale
+        self.identity_datastores = identity_datastores
 
     @classmethod
     def from_settings(cls, settings: Settings, *, max_jobs: int = 2) -> EmulatorProcess:
@@ -53,6 +55,7 @@ class EmulatorProcess:
             max_jobs=max_jobs,
             endpoint_port=settings.azureml_emulator_endpoint_port,
             lro_scale=settings.azureml_emulator_lro_scale,
+            identity_datastores=settings.azureml_emulator_identity_datastores,
         )
 
     @property
@@ -80,6 +83,8 @@ class EmulatorProcess:
         command = [sys.executable, "-m", MODULE, "--home", str(self.home), "--port", str(self.port)]
         command += ["--max-jobs", str(self.max_jobs), "--endpoint-port", str(self.endpoint_port)]
         command += ["--lro-scale", str(self.lro_scale)]
+        if self.identity_datastores:
+            command.append("--identity-datastores")
         for scope in self.workspaces:
             command += ["--workspace", scope]
         code_root = str(Path(infra.__file__).resolve().parents[1])

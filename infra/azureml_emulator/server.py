@@ -1,6 +1,6 @@
 """The Azure ML emulator's HTTPS server: the ARM and data-plane routes azure-ai-ml's `MLClient` calls.
 
-    python -m infra.azureml_emulator --home DIR --port PORT [--workspace SUB/RG/WS ...]
+    python -m infra.azureml_emulator --home DIR --port PORT [--workspace SUB/RG/WS ...] [--identity-datastores]
 
 It reads each request, finds its handler in the route table (`core/routing.py`) and answers; the
 handler modules (`handlers/`, one per resource family) add their routes there, and this module
@@ -11,6 +11,7 @@ Microsoft.MachineLearningServices/locations/{l}, `{RG}` = /subscriptions/{s}/res
   handlers/control.py
     GET  /emulator/health, GET /emulator/requests[?bodies=true]   for `mlops emulator status` and the tests
     PUT  /emulator/taken-endpoint-names/{name}      a name someone else holds in the region
+    PUT  /emulator/storage-data-role                {"granted": false}: the caller lacks a data role on storage
   handlers/workspace.py
     GET  {WS}                                       the workspace (404 for one the emulator does not hold)
     PATCH|DELETE {WS}                               its tags and names; its deletion (202)
@@ -224,10 +225,13 @@ def serve(
     max_jobs: int = 2,
     endpoint_port: int | None = None,
     lro_scale: float = 0.0,
+    identity_datastores: bool = False,
 ) -> None:
     """Serve until SIGTERM/SIGINT: create the certificates and workspaces, re-queue interrupted jobs, run jobs."""
     ensure_certificates(home / "tls")
-    emulator = Emulator(home, port, endpoint_port=endpoint_port, lro_scale=lro_scale)
+    emulator = Emulator(
+        home, port, endpoint_port=endpoint_port, lro_scale=lro_scale, identity_datastores=identity_datastores
+    )
     for scope in workspaces:
         emulator.store.add_workspace(scope)
     requeued = emulator.store.requeue_interrupted()

@@ -11,6 +11,7 @@ Only tests that stop or restart the emulator need one of their own: `private_emu
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -69,6 +70,17 @@ class Emulated:
         with urllib.request.urlopen(request, context=self.process._context(), timeout=5) as answer:
             assert answer.status == 200
 
+    def storage_data_role(self, *, granted: bool) -> None:
+        """Whether the caller holds a data role on the emulator's storage account (without it: blob 403s)."""
+        request = urllib.request.Request(
+            f"{self.process.url}/emulator/storage-data-role",
+            method="PUT",
+            data=json.dumps({"granted": granted}).encode(),
+            headers={"Authorization": "Bearer t", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, context=self.process._context(), timeout=5) as answer:
+            assert answer.status == 200
+
     def requests(self, method: str | None = None, contains: str = "") -> list[dict[str, Any]]:
         """The requests served during this test, optionally of one method and with `contains` in the path."""
         return [
@@ -109,11 +121,17 @@ def _point_at(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def start_emulated(
-    home: Path, monkeypatch: pytest.MonkeyPatch, *, max_jobs: int = 2, workspace: bool = True, lro_scale: float = 0.0
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    max_jobs: int = 2,
+    workspace: bool = True,
+    lro_scale: float = 0.0,
+    identity_datastores: bool = False,
 ) -> Emulated:
     """An emulator of the test's own, in `<home>/emulator`, with the settings' workspace already there
     (`workspace=False`: none, for provision to create); `lro_scale`: its long-running operations take Azure's
-    recorded time times this."""
+    recorded time times this; `identity_datastores`: its datastores are identity-based."""
     env = {
         "MLOPS_HOME": str(home),
         "MLOPS_BACKEND": "azureml",
@@ -124,6 +142,8 @@ def start_emulated(
     }
     if lro_scale:
         env["MLOPS_AZUREML_EMULATOR_LRO_SCALE"] = str(lro_scale)
+    if identity_datastores:
+        env["MLOPS_AZUREML_EMULATOR_IDENTITY_DATASTORES"] = "true"
     _point_at(env, monkeypatch)
     process = EmulatorProcess.from_settings(load_settings(), max_jobs=max_jobs)
     if not workspace:

@@ -10,6 +10,8 @@ from typing import Any
 PROVIDER = "Microsoft.MachineLearningServices"
 LOCATION = "eastus"
 STORAGE_SUFFIX = "emulator.local"
+STORAGE_ACCOUNT = "mlopsemulator"
+STORAGE_KEY = "ZW11bGF0b3Itc3RvcmFnZS1rZXk="  # the account key `listSecrets` gives (base64, as Azure's keys are)
 BLOB_CONTAINER = "azureml-blobstore"
 ARTIFACT_CONTAINER = "azureml"
 DATASTORE_CONTAINERS = {"workspaceblobstore": BLOB_CONTAINER, "workspaceartifactstore": ARTIFACT_CONTAINER}
@@ -19,6 +21,8 @@ ONLINE, ONLINE_DEPLOYMENTS = "onlineEndpoints", "onlineDeployments"
 BATCH, BATCH_DEPLOYMENTS = "batchEndpoints", "batchDeployments"
 COMPUTES = "computes"
 OPERATIONS_SCOPE, OPERATIONS = "-", "operations"
+# whether the caller holds a data role on the storage account (`PUT /emulator/storage-data-role`)
+DATA_ROLE = "storageDataRole"
 TAKEN = "takenEndpointNames"  # names "someone else" holds in the region (`PUT /emulator/taken-endpoint-names/{name}`)
 
 _ARM_ASSET = re.compile(

@@ -11,8 +11,8 @@ import re
 import uuid
 from typing import Any
 
-from infra.azureml_emulator.core import bodies
-from infra.azureml_emulator.core.arm import DATASTORE_CONTAINERS, PROVIDER, STORAGE_SUFFIX, system_data
+from infra.azureml_emulator.core import bodies, sas
+from infra.azureml_emulator.core.arm import DATASTORE_CONTAINERS, PROVIDER, STORAGE_ACCOUNT, STORAGE_SUFFIX, system_data
 from infra.azureml_emulator.core.context import Context, page
 from infra.azureml_emulator.core.errors import ArmError, not_found
 from infra.azureml_emulator.core.routing import Answer, Handler, Routes
@@ -48,6 +48,11 @@ def _datastore_body(context: Context, name: str) -> dict[str, Any]:
         "containerName": container,
         "endpoint": STORAGE_SUFFIX,
     }
+    if context.emulator.identity_datastores:
+        # an identity-based datastore, as Azure records one (model/e2etests/test_model.py
+        # TestModeltest_model_archive_restore_version.json at 05fad99, entry 1); the workspace's other system
+        # datastores are likely alike (its systemDatastoresAuthMode is "identity")
+        body["properties"]["credentials"] = {"credentialsType": "None"}
     return body
 
 
@@ -60,7 +65,25 @@ def datastores(context: Context) -> tuple[int, Any]:
 
 
 def datastore_secrets(context: Context) -> tuple[int, Any]:
+    """The datastore's secret, in the form asked for, as Azure answers each:
+
+    - an identity-based datastore has none: 400 UserError "No secrets for credentials of type None."
+      (model/e2etests/test_model.py TestModeltest_model_archive_restore_version.json at 05fad99, entry 2);
+    - `expirableSecret: true` (azure-ai-ml >= 1.2x asks so): an account SAS, `secretsType: Sas`, expiring after
+      `expireAfterHours` (dataset/e2etests/test_data.py TestDatatest_create_uri_file.json at 0f205ad, entry 2,
+      which asked for 1 hour; the SAS's fields are in `core/sas.py`);
+    - no body (azure-ai-ml 1.12): the account key, `secretsType: AccountKey` (the same recording at 2238c1b,
+      entry 2).
+    """
     _datastore_body(context, context.params["name"])
+    if context.emulator.identity_datastores:
+        raise ArmError(400, "UserError", "No secrets for credentials of type None.")
+    request = context.json()
+    if request.get("expirableSecret") is True:
+        hours = request.get("expireAfterHours") or 1
+        if not isinstance(hours, int | float) or isinstance(hours, bool) or hours <= 0:
+            raise ArmError(400, "UserError", f"expireAfterHours {hours!r} is invalid: a positive number of hours")
+        return 200, {"secretsType": "Sas", "sasToken": sas.account_sas(hours=float(hours))}
     return 200, bodies.body("datastore_secrets")
 
 
@@ -293,9 +316,12 @@ def start_pending_upload(context: Context) -> tuple[int, Any]:
     body = bodies.body("pending_upload")
     body["blobReferenceForConsumption"] |= {
         "blobUri": blob_uri,
-        "storageAccountArmId": f"/subscriptions/{p['sub']}/resourceGroups/{p['rg']}/providers/Microsoft.Storage/storageAccounts/mlopsemulator",
+        "storageAccountArmId": f"/subscriptions/{p['sub']}/resourceGroups/{p['rg']}/providers/Microsoft.Storage/storageAccounts/{STORAGE_ACCOUNT}",
     }
-    body["blobReferenceForConsumption"]["credential"]["sasUri"] = f"{blob_uri}?sv=2021-10-04&sr=c&sp=rcwl&sig=emulator"
+    # a service SAS for the new container, read and write, which the blob service checks (how long Azure's lasts is
+    # not recorded: 24 hours here)
+    token = sas.service_sas(container, hours=24, permissions="rcwl")
+    body["blobReferenceForConsumption"]["credential"]["sasUri"] = f"{blob_uri}?{token}"
     body |= {"pendingUploadId": str(uuid.uuid4()), "version": version}
     return 200, body
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from infra.azureml_emulator.core import bodies
+from infra.azureml_emulator.core import bodies, sas
 from infra.azureml_emulator.core.arm import ARTIFACT_CONTAINER, asset_reference, curated_environment, workspace_guid
 from infra.azureml_emulator.core.context import Context, page
 from infra.azureml_emulator.core.errors import ArmError, not_found
@@ -125,10 +125,10 @@ def _job_body(context: Context, name: str, record: dict[str, Any]) -> dict[str, 
 def _details(context: Context, name: str, record: dict[str, Any]) -> dict[str, Any]:
     """Run history's details of a job: what `jobs.stream` polls (status, log file URLs, the error)."""
     logs = context.emulator.store.list_blobs(ARTIFACT_CONTAINER, f"ExperimentRun/dcid.{name}/user_logs/")
+    # each log's URL carries a read SAS for that one blob, which the blob service checks (fields: `core/sas.py`)
     log_files = {
-        path.removeprefix(
-            f"ExperimentRun/dcid.{name}/"
-        ): f"{context.emulator.blob_base}/{ARTIFACT_CONTAINER}/{path}?sv=2021-10-04&sr=b&sp=r&sig=emulator"
+        path.removeprefix(f"ExperimentRun/dcid.{name}/"): f"{context.emulator.blob_base}/{ARTIFACT_CONTAINER}/{path}?"
+        + sas.service_sas(ARTIFACT_CONTAINER, path, hours=1, permissions="r")
         for path, _ in logs
     }
     properties = record["body"]["properties"]

@@ -351,7 +351,8 @@ def _assemble_bundle(
     code: dict[str, Any],
     properties: dict[str, Any],
 ) -> Bundle:
-    """The deployment's files as the server loads them: `code/` (the code asset), `model/<folder>/`, `bundle.json`."""
+    """The deployment's files as the server loads them: `code/` (the code asset), `model/<folder>/` (or
+    `model/<file>` for a single-file model), `bundle.json`."""
     folder = (
         endpoint_folder(context.emulator, context.scope, endpoint) / "bundles" / f"{deployment}-{uuid.uuid4().hex[:8]}"
     )
@@ -360,7 +361,14 @@ def _assemble_bundle(
         copy_blobs(context.emulator, container, prefix, folder / "code")
         model_uri = str(model["properties"]["modelUri"])
         container, prefix = blob_location(context.emulator, model_uri)
-        copy_blobs(context.emulator, container, prefix, folder / "model" / (Path(prefix.rstrip("/")).name or "model"))
+        if context.emulator.store.get_blob(container, prefix) is not None:
+            # a single-file model (Azure takes one: model/e2etests/test_model.py TestModeltest_model_archive_restore_
+            # version.json, entry 5, modelUri .../model.pkl) sits in AZUREML_MODEL_DIR itself (Microsoft Learn,
+            # "Specify model to deploy for use in online endpoint": `os.path.join(AZUREML_MODEL_DIR, "sample_m1.pkl")`)
+            copy_blobs(context.emulator, container, prefix, folder / "model", single=True)
+        else:
+            name = Path(prefix.rstrip("/")).name or "model"
+            copy_blobs(context.emulator, container, prefix, folder / "model" / name)
     except MissingFiles as exc:
         raise ArmError(400, "BadArgument", str(exc)) from None
     script = str(properties["codeConfiguration"]["scoringScript"])

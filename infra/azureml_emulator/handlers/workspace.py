@@ -80,6 +80,10 @@ def workspace(context: Context) -> tuple[int, Any]:
         "mlFlowTrackingUri": f"azureml://127.0.0.1:{context.emulator.port}/mlflow/v1.0{context.workspace_id}",
         "tenantId": workspace_guid("tenant"),
     }
+    if context.emulator.identity_datastores:
+        # the workspace property that makes its system datastores identity-based (recorded in the workspace body of
+        # online_services/e2etests/test_online_deployment.py...json: /work/shared/reference/azure-fidelity.md row 14)
+        body["properties"]["systemDatastoresAuthMode"] = "identity"
     return 200, body
 
 
