@@ -12,7 +12,9 @@ Modes: one node with one slot; two nodes with one slot each (`resources.instance
 show why nodes are processes, one node with two slots (threads: `max_concurrency_per_instance: 2`).
 The scoring is CPU-bound and mostly holds Python's GIL (reading a part, predicting, then formatting
 each row as a line in Python), so threads share one core and processes can use two. Runs are
-interleaved; the table shows medians.
+interleaved; the table shows medians. Beside each wall time, the CPU time (user + system) of the
+driver and its nodes, and their ratio: how many cores the run kept busy (at most 2 here; less when
+other work shares the machine, which the load average before and after the run tells).
 
     .venv/bin/python benchmarks/batch_nodes.py [--rows 800000] [--parts 16] [--reps 3]
         [--out benchmarks/results/batch_nodes.md]
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,8 +55,10 @@ def cut(source: Path, folder: Path, parts: int) -> int:
     return len(rows)
 
 
-def driver(inputs: Path, model: Path, work: Path, nodes: int, slots: int, rows: int) -> Callable[[], float]:
-    """One batch job step's driver, as the emulator's runner starts it; its wall time."""
+def driver(
+    inputs: Path, model: Path, work: Path, nodes: int, slots: int, rows: int
+) -> Callable[[], tuple[float, float]]:
+    """One batch job step's driver, as the emulator's runner starts it; its wall time and CPU time."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AZUREML_", "MLOPS_"))},
         "PYTHONPATH": str(ROOT),
@@ -69,17 +74,20 @@ def driver(inputs: Path, model: Path, work: Path, nodes: int, slots: int, rows: 
         "--nodes", str(nodes), "--error-threshold", "0", "--max-retries", "0", "--timeout", "600",
     ]  # fmt: skip
 
-    def measure() -> float:
+    def measure() -> tuple[float, float]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the driver and the nodes it waited for
         started = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
         if done.returncode != 0:
             raise SystemExit(f"the driver failed ({nodes} node(s)):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
         with (output / "predictions.csv").open("rb") as scored:
             written = sum(1 for _ in scored)
         if written != rows:
             raise SystemExit(f"{nodes} node(s) wrote {written:,} rows of {rows:,}")
-        return elapsed
+        return elapsed, cpu
 
     return measure
 
@@ -104,32 +112,44 @@ def main() -> None:
             for name, (nodes, slots) in MODES.items()
         }
         next(iter(modes.values()))()  # warm-up: the page cache, compiled imports
+        load = os.getloadavg()[0]
         times: dict[str, list[float]] = {name: [] for name in modes}
+        cpu: dict[str, list[float]] = {name: [] for name in modes}
         for _ in range(args.reps):
             for name, measure in modes.items():
-                times[name].append(measure())
-                print(f"{name}: {times[name][-1]:.2f} s", file=sys.stderr)
+                wall, used = measure()
+                times[name].append(wall)
+                cpu[name].append(used)
+                print(f"{name}: {wall:.2f} s, CPU {used:.2f} s", file=sys.stderr)
     one, two = (statistics.median(times[name]) for name in list(MODES)[:2])
-    report = _report(times, rows, args.parts, args.reps)
+    report = _report(times, cpu, rows, args.parts, args.reps, (load, os.getloadavg()[0]))
     figures = {"1 node": f"{one:.2f} s", "2 nodes": f"{two:.2f} s", "speed-up": f"{one / two:.2f}x"}
     history.write(args.out, report, args.reps, figures, [(f"2 nodes ≥ {GOAL:g}x one node", one / two >= GOAL)])
     print(report)
 
 
-def _report(times: dict[str, list[float]], rows: int, parts: int, reps: int) -> str:
+def _report(
+    times: dict[str, list[float]],
+    cpu: dict[str, list[float]],
+    rows: int,
+    parts: int,
+    reps: int,
+    load: tuple[float, float],
+) -> str:
     reference = statistics.median(next(iter(times.values())))
     lines = [
         f"The emulator's batch driver on {rows:,} rows x 10 features in {parts} mini-batches, "
-        f"{time.strftime('%Y-%m-%d %H:%M')}, median of {reps}, {os.cpu_count()} CPU(s).",
+        f"{time.strftime('%Y-%m-%d %H:%M')}, median of {reps}, {os.cpu_count()} CPU(s), "
+        f"load average {load[0]:.2f} before the runs and {load[1]:.2f} after.",
         "",
-        "| mode | wall s (median) | min-max s | rows/s | speed-up vs 1 node |",
-        "|---|---:|---:|---:|---:|",
+        "| mode | wall s (median) | min-max s | rows/s | CPU s (median) | cores busy | speed-up vs 1 node |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, runs in times.items():
-        median = statistics.median(runs)
+        median, used = statistics.median(runs), statistics.median(cpu[name])
         lines.append(
-            f"| {name} | {median:.2f} | {min(runs):.2f}-{max(runs):.2f} | {rows / median:,.0f} | "
-            f"{reference / median:.2f}x |"
+            f"| {name} | {median:.2f} | {min(runs):.2f}-{max(runs):.2f} | {rows / median:,.0f} | {used:.2f} | "
+            f"{used / median:.2f} | {reference / median:.2f}x |"
         )
     two = statistics.median(times[list(times)[1]])
     verdict = "met" if reference / two >= GOAL else "NOT met"
