@@ -122,8 +122,14 @@ def main() -> None:
                 cpu[name].append(used)
                 print(f"{name}: {wall:.2f} s, CPU {used:.2f} s", file=sys.stderr)
     one, two = (statistics.median(times[name]) for name in list(MODES)[:2])
-    report = _report(times, cpu, rows, args.parts, args.reps, (load, os.getloadavg()[0]))
-    figures = {"1 node": f"{one:.2f} s", "2 nodes": f"{two:.2f} s", "speed-up": f"{one / two:.2f}x"}
+    loads = (load, os.getloadavg()[0])
+    report = _report(times, cpu, rows, args.parts, args.reps, loads)
+    figures = {
+        "1 node": f"{one:.2f} s",
+        "2 nodes": f"{two:.2f} s",
+        "speed-up": f"{one / two:.2f}x",
+        "load average": f"{loads[0]:.2f}/{loads[1]:.2f}",
+    }
     history.write(args.out, report, args.reps, figures, [(f"2 nodes ≥ {GOAL:g}x one node", one / two >= GOAL)])
     print(report)
 
