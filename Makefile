@@ -66,9 +66,10 @@ bench: install azureml-venv  ## the benchmarks, quickly (one repetition each): e
 	@command -v wrk >/dev/null || { echo "make bench: wrk is missing (apt-get install wrk)"; exit 1; }
 	$(BIN)/python benchmarks/pipeline.py --reps 1 > /dev/null
 	$(BIN)/python benchmarks/batch.py --reps 1 > /dev/null
+	$(BIN)/python benchmarks/batch_nodes.py --reps 1 > /dev/null
 	$(BIN)/python benchmarks/online.py --reps 1 --duration 3 > /dev/null
 	@echo "goals (benchmarks/results/*.md, with each run's row in their history):"
-	@grep -h -E "^- (met|NOT met)" benchmarks/results/pipeline.md benchmarks/results/batch.md benchmarks/results/online.md
+	@grep -h -E "^- (met|NOT met)" benchmarks/results/pipeline.md benchmarks/results/batch.md benchmarks/results/batch_nodes.md benchmarks/results/online.md
 
 # ONLINE=1 adds an online deployment, billed while it exists (deleted after).
 azure-smoke: install  ## train, register, download, batch-score (ONLINE=1: and serve) one smoke version in your Azure ML workspace (README: Azure ML)

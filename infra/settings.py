@@ -206,6 +206,12 @@ class Settings(BaseSettings):
     aml_batch_endpoint_name: str = Field(
         "diabetes-batch", description="Batch endpoint name on Azure ML: 3-32 letters, digits or '-'."
     )
+    aml_batch_instance_count: int = Field(
+        1,
+        ge=1,
+        description="Nodes of the scoring cluster each batch job runs on (the batch deployment's instance_count); "
+        "each runs `parallelism` mini-batches at a time.",
+    )
     aml_batch_max_retries: int = Field(3, ge=0, description="Retries of a failed mini-batch in a batch job.")
     aml_batch_retry_timeout_seconds: int = Field(
         300, ge=1, description="A mini-batch of a batch job running longer is stopped and retried."
@@ -325,6 +331,14 @@ class Settings(BaseSettings):
         if self.aml_cluster_min_nodes_scoring > self.aml_cluster_max_nodes_scoring:
             raise ValueError(
                 _field_message("aml_cluster_min_nodes_scoring", "must not exceed MLOPS_AML_CLUSTER_MAX_NODES_SCORING")
+            )
+        if self.aml_batch_instance_count > self.aml_cluster_max_nodes_scoring:
+            # a batch job asks the scoring cluster for instance_count nodes at once; it has at most max_instances
+            raise ValueError(
+                _field_message(
+                    "aml_batch_instance_count",
+                    "must not exceed MLOPS_AML_CLUSTER_MAX_NODES_SCORING (the cluster's nodes)",
+                )
             )
         if self.backend == "azureml" and not self.azure_subscription_id and self.emulator_url is None:
             raise ValueError(

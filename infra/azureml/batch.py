@@ -4,7 +4,8 @@ The flow plans mini-batches exactly as on the local backend (byte ranges of whol
 mini-batch becomes one file, `part-<index>.csv`, of a `uri_folder` data asset on the workspace's
 blob datastore, and the deployment takes one file per mini-batch (`mini_batch_size=1`), so our
 rows-per-mini-batch setting, the error threshold (failed mini-batches) and the retries mean the
-same on both backends. Parallelism is the deployment's `max_concurrency_per_instance`.
+same on both backends. Parallelism is the deployment's `max_concurrency_per_instance`, on each of its
+`MLOPS_AML_BATCH_INSTANCE_COUNT` nodes (`resources.instance_count`, default 1).
 
 The deployment's scoring script is our entry script, `model/azureml_batch.py`, which runs the
 package's `batch_score.py` (`MLOPS_BATCH_SCRIPT`) and returns each row as a line it formats itself,
@@ -186,6 +187,7 @@ class AzureMLBatch:
         except ResourceNotFoundError:
             return False
         fields = (
+            "instance_count",
             "max_concurrency_per_instance",
             "error_threshold",
             "mini_batch_size",

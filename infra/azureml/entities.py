@@ -102,7 +102,8 @@ def batch_deployment(
 ) -> BatchDeployment:
     """The package's `batch_score.py` (`script`, its path in `code`) over one file per mini-batch (the flow cuts
     the input), run through our entry script (`model/azureml_batch.py`), whose pre-formatted lines are appended
-    to one file.
+    to one file. It runs on `MLOPS_AML_BATCH_INSTANCE_COUNT` nodes of the scoring cluster, `parallelism`
+    mini-batches at a time on each.
 
     A `BatchDeployment` of a model, not a `ModelBatchDeployment`: both send the same `deploymentType: Model`
     body, but `load_batch_deployment` cannot read the latter's YAML back (its `settings:` block is
@@ -119,7 +120,7 @@ def batch_deployment(
             environment=environment,
             environment_variables={"MLOPS_BATCH_SCRIPT": script},
             compute=settings.aml_compute_cluster_name_scoring,
-            resources=ResourceConfiguration(instance_count=1),
+            resources=ResourceConfiguration(instance_count=settings.aml_batch_instance_count),
             mini_batch_size=1,
             max_concurrency_per_instance=parallelism,
             error_threshold=error_threshold,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -274,8 +275,13 @@ def test_a_bad_mini_batch_is_named_and_the_threshold_fails_the_batch_job(emulate
     """Also issue 22, points 1 and 2: a batch invocation is a pipeline job with one child step, `batchscoring`,
     which holds the `score` output and the logs (azure-ai-ml 1.35 `jobs.download`: "Batch Jobs are pipeline
     jobs with only one child"; Microsoft Learn's samples read `jobs.list(parent_job_name=...)`); its
-    `predictions.csv` has no header, and our entry script's lines name their file."""
-    backend = _backend(emulated)
+    `predictions.csv` has no header, and our entry script's lines name their file.
+
+    On two nodes (`MLOPS_AML_BATCH_INSTANCE_COUNT=2`, issue 22 "Past one machine"): the deployment says
+    `resources.instanceCount: 2`, the job's step runs two nodes, each in a process of its own with its log
+    under `logs/sys/node/<node>/` (Microsoft Learn, "Troubleshoot batch endpoints"), and a bad mini-batch
+    is reported as on one (the single-node path is the one `test_online` and `test_platform` run)."""
+    backend = _backend(emulated, aml_batch_instance_count="2")
     model = _registered(backend, emulated)
     good, bad = emulated.home / "good.csv", emulated.home / "bad.csv"
     write_sample_csv(good, for_scoring=True)
@@ -301,6 +307,16 @@ def test_a_bad_mini_batch_is_named_and_the_threshold_fails_the_batch_job(emulate
     assert len(lines) == 442  # no header line; the bad file's mini-batch wrote none
     assert {line.split(",", 1)[0] for line in lines} == {"part-000000.csv"}
     assert (tmp_path / "parent" / "part-000001.error.txt").is_file()  # the entry script's record of the failure
+    [put] = [
+        r
+        for r in emulated.process.requests(bodies=True)[emulated.since :]
+        if r["method"] == "PUT" and "/batchEndpoints/" in r["path"] and "/deployments/" in r["path"]
+    ]
+    assert put["body"]["properties"]["resources"]["instanceCount"] == 2
+    node_logs = sorted((emulated.home / "work-1" / "azureml-job").rglob("logs/sys/node/*/process000.txt"))
+    assert [log.parent.name for log in node_logs] == ["0", "1"]
+    pids = {re.search(r" pid (\d+) .*init\(\) done", log.read_text())[1] for log in node_logs}  # type: ignore[index]
+    assert len(pids) == 2  # each node's init() ran in a process of its own
 
     with pytest.raises(JobFailedError, match=r"1 mini-batch\(es\) failed, over the deployment's error_threshold of 0"):
         backend.batch.run_job(model, batches, emulated.home / "work-2", parallelism=2, error_threshold=0)

@@ -94,6 +94,18 @@ def test_the_batch_deployment_carries_the_batch_settings(settings: Settings, bun
         2,
     )
     assert deployment.retry_settings.max_retries == settings.aml_batch_max_retries
+    assert deployment.resources.instance_count == settings.aml_batch_instance_count == 1
+
+
+def test_the_batch_deployment_runs_on_the_batch_instance_count(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, bundle: Bundle
+) -> None:
+    """`MLOPS_AML_BATCH_INSTANCE_COUNT` nodes (issue 22, "Past one machine"), sent as `resources.instanceCount`."""
+    monkeypatch.setenv("MLOPS_AML_BATCH_INSTANCE_COUNT", "3")
+    deployment = _cases(load_settings(), bundle)["batch-deployment"][0]
+    assert deployment.resources.instance_count == 3
+    body = deployment._to_rest_object(location="eastus").as_dict()  # what the SDK sends
+    assert body["properties"]["resources"]["instanceCount"] == 3
     assert deployment.output_action == "append_row"
     # our entry script runs the package's (issue 22, points 1 and 9): lines of its own, its root on sys.path
     assert deployment.code_configuration.scoring_script == "model/azureml_batch.py"

@@ -115,6 +115,21 @@ class TestInvalidValues:
             ("MLOPS_BASE_NAME", "x", "MLOPS_BASE_NAME='x': must be 3 to 10 letters or digits"),
             ("MLOPS_TRAIN_TIMEOUT_SECONDS", "-5", "MLOPS_TRAIN_TIMEOUT_SECONDS='-5'"),
             (
+                "MLOPS_AML_BATCH_INSTANCE_COUNT",
+                "0",
+                "MLOPS_AML_BATCH_INSTANCE_COUNT='0': Input should be greater than or equal to 1",
+            ),
+            (
+                "MLOPS_AML_BATCH_INSTANCE_COUNT",
+                "two",
+                "MLOPS_AML_BATCH_INSTANCE_COUNT='two': Input should be a valid integer",
+            ),
+            (
+                "MLOPS_AML_BATCH_INSTANCE_COUNT",
+                "5",
+                "MLOPS_AML_BATCH_INSTANCE_COUNT must not exceed MLOPS_AML_CLUSTER_MAX_NODES_SCORING",
+            ),
+            (
                 "MLOPS_AML_CLUSTER_MIN_NODES",
                 "9",
                 "MLOPS_AML_CLUSTER_MIN_NODES must not exceed MLOPS_AML_CLUSTER_MAX_NODES",

@@ -209,6 +209,7 @@ def batch_invoke(context: Context) -> tuple[int, Any]:
         f"--output-file {settings['outputFileName']}",
         f"--mini-batch-size {int(settings['miniBatchSize'])}",
         f"--max-concurrency {int(settings['maxConcurrencyPerInstance'])}",
+        f"--nodes {_instance_count(settings)}",
         f"--error-threshold {int(settings['errorThreshold'])}",
         f"--max-retries {int(retry.get('maxRetries', 3))}",
         f"--timeout {job_timeout({'timeout': retry.get('timeout', 'PT30S')})}",
@@ -265,6 +266,17 @@ def batch_invoke(context: Context) -> tuple[int, Any]:
         "type": f"{PROVIDER}/workspaces/batchEndpoints/jobs",
         "properties": {"status": "NotStarted", "jobName": name, "deploymentName": deployment_name},
     }
+
+
+def _instance_count(settings: dict[str, Any]) -> int:
+    """The deployment's nodes: `resources.instanceCount`. azure-ai-ml 1.35 sends `BatchDeployment(resources=
+    ResourceConfiguration(instance_count=N))` there (`entities/_deployment/batch_deployment.py` `_to_rest_object`;
+    `_restclient/arm_ml_service/models/_models.py`: `BatchDeploymentProperties.resources`, a
+    `DeploymentResourceConfiguration` whose `instance_count` is "Optional number of instances or nodes used by the
+    compute target", serialized `instanceCount`). Absent, "will default to the defaults defined in
+    ResourceConfiguration" (the same docstring): the emulator's default is 1, as `batch_deployment` stores it."""
+    resources = settings.get("resources") or {}
+    return max(1, int(resources.get("instanceCount") or 1))
 
 
 def _batch_input(input_data: dict[str, Any]) -> str:
