@@ -32,6 +32,7 @@ from infra.azureml.batch import ensure_batch_endpoint
 from infra.azureml_emulator.process import EmulatorProcess
 from infra.backend import TrainSpec
 from infra.factory import open_backend
+from model import train
 from model.data import write_sample_csv
 from tests.support.emulator import Emulated, join_emulator
 
@@ -72,6 +73,13 @@ CLIENT_ALLOWED: dict[str, dict[str, str]] = {
     },
     "online_endpoint_put": {},
     "batch_endpoint_put": {},
+    "online_deployment_put": {
+        "properties.description": "sent only when set: the recorded deployment had a description, ours has none",
+    },
+    "model_version_archive": {
+        "properties.description": "sent only when set: the archive sends the version back whole, with our description",
+    },
+    "mfe_operation_status": {},
 }
 # Maps whose keys the user (or Azure, for an asset's own properties) chose: compared entry by entry, each against the
 # recorded entry of the same name, else against the first recorded one. A compute's `properties.properties` is not one.
@@ -147,9 +155,14 @@ def _unexplained(problems: list[str], allowed: dict[str, str]) -> list[str]:
 
 
 def path_pattern(template: str, workspace: str) -> re.Pattern[str]:
-    """The recorded path template as a pattern of paths in `workspace` (`{name}` stands for one segment)."""
-    rest = re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template.removeprefix("{WS}")))
-    return re.compile(re.escape(workspace) + rest + "$")
+    """The recorded path template as a pattern of paths in `workspace` (`{name}` stands for one segment; `{SUB}` is
+    the workspace's subscription, for the operations Azure tracks per subscription and region)."""
+    rest = re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(_scoped(template, workspace)))
+    return re.compile(rest + "$")
+
+
+def _scoped(template: str, workspace: str) -> str:
+    return template.replace("{WS}", workspace).replace("{SUB}", workspace.split("/resourceGroups/")[0])
 
 
 # ---- the client side: the backend's own calls against the emulator ----
@@ -159,6 +172,14 @@ def path_pattern(template: str, workspace: str) -> re.Pattern[str]:
 def emulated_workspace(emulator_server: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> Any:
     with pytest.MonkeyPatch.context() as patch:
         yield join_emulator(emulator_server, tmp_path_factory.mktemp("contract") / "mlops", patch)
+
+
+MODEL = "contract-model"
+# Which of the requests to a recorded path is the recorded operation, where several operations share the path.
+SENT_WHEN = {
+    "model_version_put": lambda r: not _at(r["body"], "properties.isArchived"),
+    "model_version_archive": lambda r: _at(r["body"], "properties.isArchived") is True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -171,19 +192,27 @@ def sent(emulated_workspace: Emulated) -> dict[str, dict[str, Any]]:
     write_sample_csv(data)
     # a command job: compute, environment, data and code first; canceled at once (its run is not the point)
     backend.jobs._submit(TrainSpec(job_name="contract-job", data=data, parameters={"alpha": 0.4}), "contract-job")
-    backend.client.jobs.begin_cancel("contract-job").result()
+    # polled every 0.2 s: a job already started is canceled in a poll or two, and the SDK's default is 30 s
+    backend.client.jobs.begin_cancel("contract-job", polling_interval=0.2).result()
+    # a model trained here (the training job above was canceled): registered, served by a deployment, archived
+    (emulated.home / "parameters.json").write_text(json.dumps({"training": {"alpha": 0.4}}))
     model = emulated.home / "model"
-    model.mkdir()
-    (model / "weights.txt").write_text("0.4\n")
-    backend.registry.register("contract-model", model, tags={"stage": "test"}, properties={"source": "contract"})
+    train.run(data, emulated.home / "parameters.json", model)
+    backend.registry.register(MODEL, model, tags={"stage": "test"}, properties={"source": "contract"})
     backend.endpoints.ensure("contract-endpoint")
+    backend.endpoints.add_deployment(
+        "contract-endpoint", "blue", backend.packages.build(backend.registry.get(MODEL, 1))
+    )
+    backend.registry.register(MODEL, model, tags={"stage": "test"}, properties={"source": "contract, again"})
+    backend.registry.archive(MODEL, 1)
     ensure_batch_endpoint(backend.client, backend.settings)
     log = emulated.process.requests(bodies=True)[emulated.since :]
     found = {}
     for operation, recording in RECORDINGS.items():
         request = recording["request"]
         pattern = path_pattern(request["path"], emulated.workspace)
-        matching = [r for r in log if r["method"] == request["method"] and pattern.match(r["path"])]
+        chosen = SENT_WHEN.get(operation, lambda _: True)
+        matching = [r for r in log if r["method"] == request["method"] and pattern.match(r["path"]) and chosen(r)]
         # the SDK reads some resources in more than one api-version: the recorded one's request, if it sent one
         matching.sort(key=lambda r: r["api_version"] != request["api_version"])
         if matching:
@@ -221,7 +250,20 @@ REPLAY_NAMES: dict[str, dict[str, str]] = {
     "compute_put": {"name": "replayed-cluster"},
     "online_endpoint_put": {"name": "replayed-endpoint"},
     "batch_endpoint_put": {"name": "replayed-batch"},
+    "online_deployment_put": {"endpoint": "contract-endpoint", "name": "replayed-deployment"},
+    "model_version_archive": {"name": "replayed-archived", "version": "1"},
+    "mfe_operation_status": {},
 }
+# Recorded ids of assets the test workspace does not hold, replaced by those our client's request named: {operation: paths}.
+ADOPTED = {
+    "online_deployment_put": [
+        "properties.codeConfiguration.codeId",
+        "properties.environmentId",
+        "properties.model",
+    ],
+}
+# Requests whose path is the URL an earlier answer named in a header: {operation: (earlier operation, header)}.
+FOLLOWED = {"mfe_operation_status": ("online_endpoint_put", "Azure-AsyncOperation")}
 
 
 def _adapted(value: Any, workspace: str) -> Any:
@@ -231,21 +273,41 @@ def _adapted(value: Any, workspace: str) -> Any:
     return json.loads(text)
 
 
+def _replayed_body(operation: str, body: Any, workspace: str, sent: dict[str, dict[str, Any]]) -> Any:
+    if body is None:
+        return None
+    body = _adapted(body, workspace)
+    for path in ADOPTED.get(operation, []):
+        *parents, key = path.split(".")
+        _at(body, ".".join(parents))[key] = _at(sent[operation]["body"], path)
+    return body
+
+
 @pytest.fixture(scope="module")
 def answers(emulated_workspace: Emulated, sent: dict[str, Any]) -> dict[str, httpx.Response]:
     """The emulator's answer to each recorded request (in the file's order: the code's upload before its PUT),
-    sent after the client side's (`sent`), whose training cluster the replayed job names."""
+    sent after the client side's (`sent`), whose training cluster, endpoint and assets the replayed requests name.
+    A request recorded after another of the same test (`before`: the version an archive changes) follows it."""
     emulated = emulated_workspace
     trust = ssl.create_default_context(cafile=str(emulated.home / "emulator" / "tls" / "ca.pem"))
-    found = {}
+    found: dict[str, httpx.Response] = {}
     with httpx.Client(base_url=emulated.process.url, verify=trust, headers={"Authorization": "Bearer t"}) as client:
         for operation, recording in RECORDINGS.items():
             request = recording["request"]
-            path = request["path"].replace("{WS}", emulated.workspace).format(**REPLAY_NAMES[operation])
-            body = None if request["body"] is None else _adapted(request["body"], emulated.workspace)
-            found[operation] = client.request(
-                request["method"], path, params={"api-version": request["api_version"]}, json=body
-            )
+            if operation in FOLLOWED:
+                earlier, header = FOLLOWED[operation]
+                path = httpx.URL(found[earlier].headers[header]).path
+            else:
+                path = _scoped(request["path"], emulated.workspace).format(**REPLAY_NAMES[operation])
+            params = {"api-version": request["api_version"]}
+            before = request.get("before")
+            if before is not None:
+                answer = client.request(
+                    before["method"], path, params=params, json=_adapted(before["body"], emulated.workspace)
+                )
+                assert answer.status_code == before["status"], f"{operation} (before): {answer.text}"
+            body = _replayed_body(operation, request["body"], emulated.workspace, sent)
+            found[operation] = client.request(request["method"], path, params=params, json=body)
         client.post(f"{emulated.workspace}/jobs/replayed-job/cancel", params={"api-version": "2025-01-01-preview"})
     return found
 
@@ -280,6 +342,8 @@ def test_the_emulator_answers_the_recorded_request_as_recorded(
 def test_every_operation_names_its_source_and_holds_no_secret() -> None:
     for operation, recording in RECORDINGS.items():
         assert {"recording", "commit", "entry"} <= set(recording["source"]), operation
+        before = recording["request"].get("before")
+        assert before is None or {"entry", "method", "status", "body"} <= set(before), operation
         assert operation in CLIENT_ALLOWED, operation
         assert operation in REPLAY_NAMES, operation
     text = json.dumps(_FILE)
