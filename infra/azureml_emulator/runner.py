@@ -84,7 +84,8 @@ class JobRunner:
         (folder / "user_logs").mkdir(parents=True)
         (folder / "logs").mkdir()
         if not self.store.set_status(scope, name, "Preparing", only_from=("Starting",), started=now()):
-            return  # canceled meanwhile
+            self._end_cancel(scope, name)  # canceled meanwhile
+            return
         try:
             code = self._materialise_code(scope, properties, folder / "code")
             values = self._materialise_inputs(scope, properties, folder / "inputs")
@@ -113,6 +114,7 @@ class JobRunner:
             **self._tracking_environment(scope, name, properties),
         }
         if not self.store.set_status(scope, name, "Running", only_from=("Preparing",)):
+            self._end_cancel(scope, name)  # canceled while its files were copied
             return
         log = folder / "user_logs" / "std_log.txt"
         timeout = job_timeout(properties.get("limits"))
@@ -167,6 +169,11 @@ class JobRunner:
             "MLFLOW_EXPERIMENT_ID": experiment,
             "MLFLOW_TRACKING_SERVER_CERT_PATH": str(self.emulator.home / "tls" / CA_FILE),
         }
+
+    def _end_cancel(self, scope: str, name: str) -> None:
+        """A job whose cancel was asked for before its command ran ends Canceled (else it would stay CancelRequested,
+        and a cancel's operation, which answers 202 until the job ends, would never finish)."""
+        self.store.set_status(scope, name, "Canceled", only_from=("CancelRequested",), ended=now())
 
     def _cancel_requested(self, scope: str, name: str) -> bool:
         record = self.store.get_job(scope, name)
