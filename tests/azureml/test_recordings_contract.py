@@ -80,6 +80,7 @@ CLIENT_ALLOWED: dict[str, dict[str, str]] = {
         "properties.description": "sent only when set: the archive sends the version back whole, with our description",
     },
     "mfe_operation_status": {},
+    "job_get": {},
 }
 # Maps whose keys the user (or Azure, for an asset's own properties) chose: compared entry by entry, each against the
 # recorded entry of the same name, else against the first recorded one. A compute's `properties.properties` is not one.
@@ -194,6 +195,7 @@ def sent(emulated_workspace: Emulated) -> dict[str, dict[str, Any]]:
     backend.jobs._submit(TrainSpec(job_name="contract-job", data=data, parameters={"alpha": 0.4}), "contract-job")
     # polled every 0.2 s: a job already started is canceled in a poll or two, and the SDK's default is 30 s
     backend.client.jobs.begin_cancel("contract-job", polling_interval=0.2).result()
+    assert backend.jobs.wait_for("contract-job", 60) == "Canceled"  # our client's wait: jobs.get
     # a model trained here (the training job above was canceled): registered, served by a deployment, archived
     (emulated.home / "parameters.json").write_text(json.dumps({"training": {"alpha": 0.4}}))
     model = emulated.home / "model"
@@ -253,6 +255,7 @@ REPLAY_NAMES: dict[str, dict[str, str]] = {
     "online_deployment_put": {"endpoint": "contract-endpoint", "name": "replayed-deployment"},
     "model_version_archive": {"name": "replayed-archived", "version": "1"},
     "mfe_operation_status": {},
+    "job_get": {"name": "replayed-job"},
 }
 # Recorded ids of assets the test workspace does not hold, replaced by those our client's request named: {operation: paths}.
 ADOPTED = {
