@@ -81,6 +81,7 @@ CLIENT_ALLOWED: dict[str, dict[str, str]] = {
     },
     "mfe_operation_status": {},
     "job_get": {},
+    "online_endpoint_list_keys": {},
 }
 # Maps whose keys the user (or Azure, for an asset's own properties) chose: compared entry by entry, each against the
 # recorded entry of the same name, else against the first recorded one. A compute's `properties.properties` is not one.
@@ -205,6 +206,7 @@ def sent(emulated_workspace: Emulated) -> dict[str, dict[str, Any]]:
     backend.endpoints.add_deployment(
         "contract-endpoint", "blue", backend.packages.build(backend.registry.get(MODEL, 1))
     )
+    assert backend.endpoints.key("contract-endpoint")  # listKeys
     backend.registry.register(MODEL, model, tags={"stage": "test"}, properties={"source": "contract, again"})
     backend.registry.archive(MODEL, 1)
     ensure_batch_endpoint(backend.client, backend.settings)
@@ -256,6 +258,7 @@ REPLAY_NAMES: dict[str, dict[str, str]] = {
     "model_version_archive": {"name": "replayed-archived", "version": "1"},
     "mfe_operation_status": {},
     "job_get": {"name": "replayed-job"},
+    "online_endpoint_list_keys": {"name": "contract-endpoint"},
 }
 # Recorded ids of assets the test workspace does not hold, replaced by those our client's request named: {operation: paths}.
 ADOPTED = {
@@ -345,6 +348,8 @@ def test_the_emulator_answers_the_recorded_request_as_recorded(
 def test_every_operation_names_its_source_and_holds_no_secret() -> None:
     for operation, recording in RECORDINGS.items():
         assert {"recording", "commit", "entry"} <= set(recording["source"]), operation
+        # an entry not counted is named by its correlation id (unique in a recording)
+        assert recording["source"]["entry"] is not None or recording["source"].get("correlation_id"), operation
         before = recording["request"].get("before")
         assert before is None or {"entry", "method", "status", "body"} <= set(before), operation
         assert operation in CLIENT_ALLOWED, operation
