@@ -2,7 +2,8 @@
 
 `recordings.json` holds, per operation our Azure ML backend performs, the request and the response that the
 azure-ai-ml SDK's own e2e tests recorded against Azure (repository Azure/azure-sdk-assets; each entry names
-its file, commit and entry index). Two checks per operation:
+its file, commit and entry index, or the entry's correlation id where the index was not counted). Two checks per
+operation:
 
 - **client**: the backend drives the real `MLClient` against the emulator; the request it sent (from the
   emulator's log, `GET /emulator/requests?bodies=true`) must have the recorded method, path, api-version
@@ -12,7 +13,8 @@ its file, commit and entry index). Two checks per operation:
   each of Azure's constants (`constants` in the file), but for the keys in `ANSWER_OMITTED`.
 
 Operations without a usable recording are listed under `not_covered` in the file, with the reason and,
-for batch deployments (no recording in the SDK's e2e tests), the documentation that is the reference.
+for batch deployments (no recording in the SDK's e2e tests), the documentation that is the reference: their
+tests, against it, are beside the others (`BATCH_DEPLOYMENT_DOCUMENTED`).
 """
 
 from __future__ import annotations
