@@ -228,6 +228,13 @@ class JobRunner:
                     raise MissingFiles(f"input {name!r}: data asset {uri} does not exist")
                 uri = str(asset["properties"]["dataUri"])
             container, path = blob_location(self.emulator, uri)
+            if kind in ("custom_model", "mlflow_model") and self.emulator.store.get_blob(container, path) is not None:
+                # a single-file model (Azure registers one: model/e2etests/test_model.py TestModeltest_model_archive_
+                # restore_version.json, entry 5): its file in the input's folder, as AZUREML_MODEL_DIR holds it for
+                # an online deployment (Microsoft Learn, "Specify model to deploy for use in online endpoint")
+                copy_blobs(self.emulator, container, path, folder / name, single=True)
+                values[name] = folder / name
+                continue
             values[name] = copy_blobs(self.emulator, container, path, folder / name, single=kind == "uri_file")
         return values
 

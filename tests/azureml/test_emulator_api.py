@@ -442,3 +442,18 @@ def test_a_single_file_model_deploys_with_the_file_in_its_model_dir(emulated: Em
         assert answer.json() == {"model": "a model in one file"}
     finally:
         ml.online_endpoints.begin_delete(name).result()
+
+
+def test_a_single_file_model_is_a_batch_jobs_model_folder_holding_the_file(tmp_path: Path) -> None:
+    """A batch job's model input that is one blob (a single-file model, which Azure registers) arrives as a
+    folder holding that file, the AZUREML_MODEL_DIR the batch driver is given; it was refused as an empty folder."""
+    from infra.azureml_emulator.core.emulator import Emulator
+    from infra.azureml_emulator.runner import JobRunner
+
+    emulator = Emulator(tmp_path, 1)
+    emulator.blobs.write("azureml-blobstore", "models/m/model.pkl", b"weights", content_type="x", metadata={})
+    uri = f"{emulator.blob_base}/azureml-blobstore/models/m/model.pkl"
+    properties = {"inputs": {"model": {"jobInputType": "custom_model", "uri": uri}}}
+    values = JobRunner(emulator, slots=0)._materialise_inputs("s/r/w", properties, tmp_path / "inputs")
+    assert values["model"].is_dir()
+    assert (values["model"] / "model.pkl").read_bytes() == b"weights"
