@@ -464,6 +464,25 @@ def test_the_emulator_answers_an_online_deployment_delete_as_documented(
         assert client.get(path, params=params).status_code == 404
 
 
+# ---- job cancel: no recording read, the SDK's generated client is the reference ----
+
+# No recording read holds a job cancel (command_job/*), and the REST reference, "Jobs - Cancel", was not read: the
+# reference is azure-ai-ml 1.35's generated client, azure/ai/ml/_restclient/arm_ml_service/operations/_operations.py,
+# JobsOperations._cancel_initial (POST {WS}/jobs/{id}/cancel, no body; 200 or 202, a 202's Location and Retry-After
+# read for its poll). The operationResults poll the Location names is not checked (not_covered).
+JOB_CANCEL_DOCUMENTED = {200, 202}
+JOB_CANCEL = re.compile(r"/jobs/[^/]+/cancel$")
+
+
+def test_the_client_cancels_a_job_and_the_emulator_answers_as_the_sdk_expects(
+    client_log: list[dict[str, Any]],
+) -> None:
+    cancels = [r for r in client_log if r["method"] == "POST" and JOB_CANCEL.search(r["path"])]
+    assert cancels, "the backend sent no job cancel"
+    assert not cancels[0]["body"]
+    assert cancels[0]["status"] in JOB_CANCEL_DOCUMENTED
+
+
 # ---- the file and the comparisons themselves ----
 
 
