@@ -13,8 +13,9 @@ operation:
   each of Azure's constants (`constants` in the file), but for the keys in `ANSWER_OMITTED`.
 
 Operations without a usable recording are listed under `not_covered` in the file, with the reason and,
-for batch deployments (no recording in the SDK's e2e tests), the documentation that is the reference: their
-tests, against it, are beside the others (`BATCH_DEPLOYMENT_DOCUMENTED`).
+for batch deployments (no recording in the SDK's e2e tests) and an online deployment's DELETE (none in the
+recordings read), the documentation that is the reference: their tests, against it, are beside the others
+(`BATCH_DEPLOYMENT_DOCUMENTED`, `ONLINE_DEPLOYMENT_DELETE_DOCUMENTED`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import ssl
+import time
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,7 @@ CLIENT_ALLOWED: dict[str, dict[str, str]] = {
     "online_deployment_put": {
         "properties.description": "sent only when set: the recorded deployment had a description, ours has none",
     },
+    "online_deployment_get": {},
     "model_version_archive": {
         "properties.description": "sent only when set: the archive sends the version back whole, with our description",
     },
@@ -207,9 +210,12 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
         "contract-endpoint", "blue", backend.packages.build(backend.registry.get(MODEL, 1))
     )
     assert backend.endpoints.key("contract-endpoint")  # listKeys
+    # our client's own deployment GET (what it reads after a failed create), beside the SDK poller's final GET
+    assert backend.endpoints._deployment_state("contract-endpoint", "blue") == "Succeeded"
     # the batch endpoint, its scoring cluster and a deployment of the version (documented, not recorded: see below)
     backend.batch._ensure_deployment(backend.registry.get(MODEL, 1), 1, 1)
     backend.registry.archive(MODEL, 1)
+    backend.endpoints.remove_deployment("contract-endpoint", "blue")  # a deployment DELETE (documented, see below)
     backend.endpoints.ensure("contract-deleted")  # an endpoint of its own to delete: the replays use the first
     assert backend.endpoints.delete("contract-deleted")
     log: list[dict[str, Any]] = emulated.process.requests(bodies=True)[emulated.since :]
@@ -264,6 +270,7 @@ REPLAY_NAMES: dict[str, dict[str, str]] = {
     "online_endpoint_put": {"name": "replayed-endpoint"},
     "batch_endpoint_put": {"name": "replayed-batch"},
     "online_deployment_put": {"endpoint": "contract-endpoint", "name": "replayed-deployment"},
+    "online_deployment_get": {"endpoint": "contract-endpoint", "name": "replayed-deployment"},
     "model_version_archive": {"name": "replayed-archived", "version": "1"},
     "mfe_operation_status": {},
     "job_get": {"name": "replayed-job"},
@@ -412,6 +419,68 @@ def test_the_emulator_answers_the_batch_deployment_with_a_documented_provisionin
     documented = {"Creating", "Deleting", "Scaling", "Updating", "Succeeded", "Failed", "Canceled"}
     assert answer["properties"]["provisioningState"] in documented
     assert set(answer["properties"]) >= set(put["body"]["properties"]) - {"properties"}
+
+
+# ---- online deployment DELETE: no recording read, the documentation is the reference ----
+
+# The recordings read (test_online_deployment*.json) delete the endpoint, never a deployment on its own, so the
+# reference is the documentation: Microsoft Learn, Az.MachineLearningServices, "MachineLearningServices.
+# OnlineDeploymentsDelete" ("Delete Inference Endpoint Deployment (asynchronous)": onOk, onNoContent) and
+# "IOnlineDeploymentsDeleteAcceptedResponseHeaders" (its 202 Accepted); the REST reference, "Online Deployments -
+# Delete" (https://learn.microsoft.com/en-us/rest/api/azureml/online-deployments/delete), was not read. Likely, as
+# the recorded endpoint DELETE (online_endpoint_delete) answered 202 with Azure-AsyncOperation and Location headers.
+ONLINE_DEPLOYMENT_DELETE_DOCUMENTED = {200, 202, 204}
+ONLINE_DEPLOYMENT = re.compile(r"/onlineEndpoints/[^/]+/deployments/[^/]+$")
+
+
+def test_the_client_deletes_an_online_deployment_as_documented(client_log: list[dict[str, Any]]) -> None:
+    deletes = [r for r in client_log if r["method"] == "DELETE" and ONLINE_DEPLOYMENT.search(r["path"])]
+    assert deletes, "the backend sent no online deployment DELETE"
+    # the api-version of the deployment PUT and GET the recordings hold (online_deployment_put, online_deployment_get)
+    assert deletes[0]["api_version"] == RECORDINGS["online_deployment_get"]["request"]["api_version"]
+    assert not deletes[0]["body"]
+
+
+def test_the_emulator_answers_an_online_deployment_delete_as_documented(
+    emulated_workspace: Emulated, answers: dict[str, httpx.Response]
+) -> None:
+    """The replayed deployment (online_deployment_put's), deleted: a documented status, and for 202 the header
+    its poller follows; then it is gone (a GET answers 404)."""
+    emulated = emulated_workspace
+    path = _scoped(RECORDINGS["online_deployment_get"]["request"]["path"], emulated.workspace).format(
+        **REPLAY_NAMES["online_deployment_get"]
+    )
+    params = {"api-version": RECORDINGS["online_deployment_get"]["request"]["api_version"]}
+    trust = ssl.create_default_context(cafile=str(emulated.home / "emulator" / "tls" / "ca.pem"))
+    with httpx.Client(base_url=emulated.process.url, verify=trust, headers={"Authorization": "Bearer t"}) as client:
+        answer = client.delete(path, params=params)
+        assert answer.status_code in ONLINE_DEPLOYMENT_DELETE_DOCUMENTED, answer.text
+        if answer.status_code == 202:
+            assert answer.headers.get("Azure-AsyncOperation") or answer.headers.get("Location"), "a 202 names its poll"
+        for _ in range(100):  # gone within 10 s (a 202's removal may finish after the answer)
+            if client.get(path, params=params).status_code == 404:
+                break
+            time.sleep(0.1)
+        assert client.get(path, params=params).status_code == 404
+
+
+# ---- job cancel: no recording read, the SDK's generated client is the reference ----
+
+# No recording read holds a job cancel (command_job/*), and the REST reference, "Jobs - Cancel", was not read: the
+# reference is azure-ai-ml 1.35's generated client, azure/ai/ml/_restclient/arm_ml_service/operations/_operations.py,
+# JobsOperations._cancel_initial (POST {WS}/jobs/{id}/cancel, no body; 200 or 202, a 202's Location and Retry-After
+# read for its poll). The operationResults poll the Location names is not checked (not_covered).
+JOB_CANCEL_DOCUMENTED = {200, 202}
+JOB_CANCEL = re.compile(r"/jobs/[^/]+/cancel$")
+
+
+def test_the_client_cancels_a_job_and_the_emulator_answers_as_the_sdk_expects(
+    client_log: list[dict[str, Any]],
+) -> None:
+    cancels = [r for r in client_log if r["method"] == "POST" and JOB_CANCEL.search(r["path"])]
+    assert cancels, "the backend sent no job cancel"
+    assert not cancels[0]["body"]
+    assert cancels[0]["status"] in JOB_CANCEL_DOCUMENTED
 
 
 # ---- the file and the comparisons themselves ----
