@@ -87,6 +87,7 @@ CLIENT_ALLOWED: dict[str, dict[str, str]] = {
     "job_get": {},
     "online_endpoint_list_keys": {},
     "online_endpoint_delete": {},
+    "run_data": {},
 }
 # Maps whose keys the user (or Azure, for an asset's own properties) chose: compared entry by entry, each against the
 # recorded entry of the same name, else against the first recorded one. A compute's `properties.properties` is not one.
@@ -99,6 +100,8 @@ FREE_FORM = {
     "properties.environmentVariables",
     "properties.flavors",
     "properties.parameters",
+    "runMetadata.tags",
+    "runMetadata.properties",
 }
 STRUCTURED = {"compute_put": {"properties.properties"}}
 # Recorded response keys the emulator leaves out on purpose: {operation: {path: reason}}.
@@ -200,6 +203,8 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
     # polled every 0.2 s: a job already started is canceled in a poll or two, and the SDK's default is 30 s
     backend.client.jobs.begin_cancel("contract-job", polling_interval=0.2).result()
     assert backend.jobs.wait_for("contract-job", 60) == "Canceled"  # our client's wait: jobs.get
+    # what our client reports of a job that did not complete: jobs.stream (run history's details), jobs.download (rundata)
+    assert backend.jobs.failure("contract-job", "Canceled").startswith("training job contract-job canceled")
     # a model trained here (the training job above was canceled): registered, served by a deployment, archived
     (emulated.home / "parameters.json").write_text(json.dumps({"training": {"alpha": 0.4}}))
     model = emulated.home / "model"
@@ -276,6 +281,7 @@ REPLAY_NAMES: dict[str, dict[str, str]] = {
     "job_get": {"name": "replayed-job"},
     "online_endpoint_list_keys": {"name": "contract-endpoint"},
     "online_endpoint_delete": {"name": "replayed-endpoint"},
+    "run_data": {},
 }
 # Recorded ids of assets the test workspace does not hold, replaced by those our client's request named: {operation: paths}.
 ADOPTED = {
@@ -284,6 +290,7 @@ ADOPTED = {
         "properties.environmentId",
         "properties.model",
     ],
+    "run_data": ["runId"],  # the run our client's download asked for (the canceled job)
 }
 # Requests whose path is the URL an earlier answer named in a header: {operation: (earlier operation, header)}.
 FOLLOWED = {"mfe_operation_status": ("online_endpoint_put", "Azure-AsyncOperation")}
@@ -302,7 +309,7 @@ def _replayed_body(operation: str, body: Any, workspace: str, sent: dict[str, di
     body = _adapted(body, workspace)
     for path in ADOPTED.get(operation, []):
         *parents, key = path.split(".")
-        _at(body, ".".join(parents))[key] = _at(sent[operation]["body"], path)
+        (_at(body, ".".join(parents)) if parents else body)[key] = _at(sent[operation]["body"], path)
     return body
 
 
