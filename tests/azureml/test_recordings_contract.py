@@ -543,6 +543,20 @@ def test_the_client_cancels_a_job_and_the_emulator_answers_as_the_sdk_expects(
     assert cancels[0]["status"] in JOB_CANCEL_DOCUMENTED
 
 
+# The cancel's poll: the GET of the Location its 202 named. Reference: azure-ai-ml 1.35's generated begin_cancel
+# (_operations.py) polls with azure-mgmt-core's ARMPolling, which follows a Location-only 202 by GETs, 202 while
+# running and 200 when done (azure-core's LocationPolling). No recording read holds one.
+OPERATION_RESULT = re.compile(r"/operationResults/[^/]+$")
+
+
+def test_the_client_polls_the_cancel_where_its_answer_said(client_log: list[dict[str, Any]]) -> None:
+    polls = [r for r in client_log if r["method"] == "GET" and OPERATION_RESULT.search(r["path"])]
+    assert polls, "the backend never polled the cancel's operationResults"
+    assert all(not p["body"] for p in polls)
+    assert {p["status"] for p in polls} <= {200, 202}
+    assert polls[-1]["status"] == 200, "the poll ended before the operation did"
+
+
 # ---- the file and the comparisons themselves ----
 
 
