@@ -30,8 +30,10 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.ai.ml.constants._common import LROConfigurations
 
-from infra.azureml import AzureMLBackend
+from infra.azureml import AzureMLBackend, entities
+from infra.azureml.client import finished
 from infra.azureml_emulator.process import EmulatorProcess
 from infra.backend import TrainSpec
 from infra.factory import open_backend
@@ -87,6 +89,9 @@ CLIENT_ALLOWED: dict[str, dict[str, str]] = {
     "job_get": {},
     "online_endpoint_list_keys": {},
     "online_endpoint_delete": {},
+    "run_data": {},
+    "arm_deployment_put": {},
+    "arm_operation_status": {},
 }
 # Maps whose keys the user (or Azure, for an asset's own properties) chose: compared entry by entry, each against the
 # recorded entry of the same name, else against the first recorded one. A compute's `properties.properties` is not one.
@@ -99,6 +104,11 @@ FREE_FORM = {
     "properties.environmentVariables",
     "properties.flavors",
     "properties.parameters",
+    "runMetadata.tags",
+    "runMetadata.properties",
+    "properties.template.parameters",  # an ARM template's parameters and variables, named by its author (the SDK)
+    "properties.template.variables",
+    "properties.parameters.tagValues.value",  # the workspace's tags, the user's
 }
 STRUCTURED = {"compute_put": {"properties.properties"}}
 # Recorded response keys the emulator leaves out on purpose: {operation: {path: reason}}.
@@ -166,6 +176,10 @@ def path_pattern(template: str, workspace: str) -> re.Pattern[str]:
     return re.compile(rest + "$")
 
 
+def _group(workspace: str) -> str:
+    return workspace.split("/resourceGroups/")[1].split("/")[0]
+
+
 def _scoped(template: str, workspace: str) -> str:
     return template.replace("{WS}", workspace).replace("{SUB}", workspace.split("/resourceGroups/")[0])
 
@@ -200,6 +214,8 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
     # polled every 0.2 s: a job already started is canceled in a poll or two, and the SDK's default is 30 s
     backend.client.jobs.begin_cancel("contract-job", polling_interval=0.2).result()
     assert backend.jobs.wait_for("contract-job", 60) == "Canceled"  # our client's wait: jobs.get
+    # what our client reports of a job that did not complete: jobs.stream (run history's details), jobs.download (rundata)
+    assert backend.jobs.failure("contract-job", "Canceled").startswith("training job contract-job canceled")
     # a model trained here (the training job above was canceled): registered, served by a deployment, archived
     (emulated.home / "parameters.json").write_text(json.dumps({"training": {"alpha": 0.4}}))
     model = emulated.home / "model"
@@ -218,6 +234,14 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
     backend.endpoints.remove_deployment("contract-endpoint", "blue")  # a deployment DELETE (documented, see below)
     backend.endpoints.ensure("contract-deleted")  # an endpoint of its own to delete: the replays use the first
     assert backend.endpoints.delete("contract-deleted")
+    # a workspace of our client's (entities.workspace, as `ensure` creates it when missing): the ARM deployment PUT
+    # and its operationStatuses poll. The SDK sleeps LROConfigurations.SLEEP_TIME (5 s) between its looks at the
+    # deployment and polls every POLL_INTERVAL (5 s): shortened here, as begin_cancel's polling_interval above.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LROConfigurations, "SLEEP_TIME", 0.1)
+        patch.setattr(LROConfigurations, "POLL_INTERVAL", 0.1)
+        created = entities.workspace(emulated.settings(azure_workspace_name="contract-created"))
+        assert finished(backend.client.workspaces.begin_create(created), 60, "creating the workspace").name
     log: list[dict[str, Any]] = emulated.process.requests(bodies=True)[emulated.since :]
     return log
 
@@ -276,6 +300,9 @@ REPLAY_NAMES: dict[str, dict[str, str]] = {
     "job_get": {"name": "replayed-job"},
     "online_endpoint_list_keys": {"name": "contract-endpoint"},
     "online_endpoint_delete": {"name": "replayed-endpoint"},
+    "run_data": {},
+    "arm_deployment_put": {"name": "replayed-ws-deployment"},
+    "arm_operation_status": {},
 }
 # Recorded ids of assets the test workspace does not hold, replaced by those our client's request named: {operation: paths}.
 ADOPTED = {
@@ -284,9 +311,13 @@ ADOPTED = {
         "properties.environmentId",
         "properties.model",
     ],
+    "run_data": ["runId"],  # the run our client's download asked for (the canceled job)
 }
 # Requests whose path is the URL an earlier answer named in a header: {operation: (earlier operation, header)}.
-FOLLOWED = {"mfe_operation_status": ("online_endpoint_put", "Azure-AsyncOperation")}
+FOLLOWED = {
+    "mfe_operation_status": ("online_endpoint_put", "Azure-AsyncOperation"),
+    "arm_operation_status": ("arm_deployment_put", "Azure-AsyncOperation"),
+}
 
 
 def _adapted(value: Any, workspace: str) -> Any:
@@ -302,7 +333,7 @@ def _replayed_body(operation: str, body: Any, workspace: str, sent: dict[str, di
     body = _adapted(body, workspace)
     for path in ADOPTED.get(operation, []):
         *parents, key = path.split(".")
-        _at(body, ".".join(parents))[key] = _at(sent[operation]["body"], path)
+        (_at(body, ".".join(parents)) if parents else body)[key] = _at(sent[operation]["body"], path)
     return body
 
 
@@ -321,7 +352,9 @@ def answers(emulated_workspace: Emulated, sent: dict[str, Any]) -> dict[str, htt
                 earlier, header = FOLLOWED[operation]
                 path = httpx.URL(found[earlier].headers[header]).path
             else:
-                path = _scoped(request["path"], emulated.workspace).format(**REPLAY_NAMES[operation])
+                path = _scoped(request["path"], emulated.workspace).format(
+                    group=_group(emulated.workspace), **REPLAY_NAMES[operation]
+                )
             params = {"api-version": request["api_version"]}
             before = request.get("before")
             if before is not None:
@@ -359,6 +392,33 @@ def test_the_emulator_answers_the_recorded_request_as_recorded(
         if _at(ours, path) != _at(recorded["body"], path)
     ]
     assert problems == [], f"{operation} differs from {RECORDINGS[operation]['source']['recording']}"
+
+
+# ---- the ARM deployment's parameters: the names our client passes, against the recorded ones ----
+
+# The template itself is the SDK's (azure/ai/ml/_arm_deployments/arm_templates/workspace_base.json), compared by its
+# top-level keys only (arm_deployment_put); the parameters passed to it are compared here by name, beside their value
+# types (free-form entries of properties.parameters, above).
+_NEWER_TEMPLATE = "azure-ai-ml 1.35's workspace template takes a parameter 1.17's (recorded) did not"
+ARM_PARAMETERS_ALLOWED = dict.fromkeys(
+    (
+        "allowRoleAssignmentOnRG",
+        "associatedResourcePNA",
+        "provisionNetworkNow",
+        "storageAccountSubscriptionId",
+        "systemDatastoresAuthMode",
+    ),
+    _NEWER_TEMPLATE,
+)
+
+
+def test_the_client_passes_the_recorded_workspace_template_parameters(sent: dict[str, dict[str, Any]]) -> None:
+    recorded = set(RECORDINGS["arm_deployment_put"]["request"]["body"]["properties"]["parameters"])
+    ours = set(sent["arm_deployment_put"]["body"]["properties"]["parameters"])
+    unexplained = sorted((recorded ^ ours) - set(ARM_PARAMETERS_ALLOWED))
+    assert unexplained == [], (
+        f"passed but not recorded: {sorted(ours - recorded)}; recorded, not passed: {sorted(recorded - ours)}"
+    )
 
 
 # ---- batch deployments: no recording, the documentation is the reference ----
@@ -481,6 +541,20 @@ def test_the_client_cancels_a_job_and_the_emulator_answers_as_the_sdk_expects(
     assert cancels, "the backend sent no job cancel"
     assert not cancels[0]["body"]
     assert cancels[0]["status"] in JOB_CANCEL_DOCUMENTED
+
+
+# The cancel's poll: the GET of the Location its 202 named. Reference: azure-ai-ml 1.35's generated begin_cancel
+# (_operations.py) polls with azure-mgmt-core's ARMPolling, which follows a Location-only 202 by GETs, 202 while
+# running and 200 when done (azure-core's LocationPolling). No recording read holds one.
+OPERATION_RESULT = re.compile(r"/operationResults/[^/]+$")
+
+
+def test_the_client_polls_the_cancel_where_its_answer_said(client_log: list[dict[str, Any]]) -> None:
+    polls = [r for r in client_log if r["method"] == "GET" and OPERATION_RESULT.search(r["path"])]
+    assert polls, "the backend never polled the cancel's operationResults"
+    assert all(not p["body"] for p in polls)
+    assert {p["status"] for p in polls} <= {200, 202}
+    assert polls[-1]["status"] == 200, "the poll ended before the operation did"
 
 
 # ---- the file and the comparisons themselves ----

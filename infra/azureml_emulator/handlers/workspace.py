@@ -107,6 +107,7 @@ def arm_deployment(context: Context) -> Answer:
         return 200, found
     properties = context.json().get("properties") or {}
     parameters = properties.get("parameters") or {}
+    declared = (properties.get("template") or {}).get("parameters") or {}
     workspace = _value(parameters, "workspaceName")
     if isinstance(workspace, str) and store.get_asset(_group(context), SOFT_DELETED, workspace.lower()) is not None:
         # Microsoft Learn, "Workspace soft deletion": "You can't reuse the name of a soft-deleted workspace until
@@ -153,11 +154,8 @@ def arm_deployment(context: Context) -> Answer:
     body |= {"id": deployment_id, "name": name}
     body["properties"] |= {
         "templateHash": str(uuid.uuid4().int)[:20],
-        "parameters": {  # ARM echoes each parameter with its type
-            k: {
-                "type": "String" if isinstance(_value(parameters, k), str) else "Object",
-                "value": _value(parameters, k),
-            }
+        "parameters": {  # ARM echoes each parameter with its type, as the template declares it
+            k: {"type": _parameter_type(declared.get(k), _value(parameters, k)), "value": _value(parameters, k)}
             for k in parameters
         },
         "timestamp": now(),
@@ -166,8 +164,21 @@ def arm_deployment(context: Context) -> Answer:
         + [{"id": d} for d in dependents.values()],
     }
     store.put_asset(_group(context), DEPLOYMENTS, name, "", body)
-    status = f"{context.emulator.base_url}{deployment_id}/operationStatuses/{uuid.uuid4().int % 10**20}?api-version={context.query['api-version']}"
-    return 201, body, {"Azure-AsyncOperation": status, "Retry-After": "0"}
+    # The PUT's 201 answers the deployment Accepted; its later GET, once done, Succeeded (recorded:
+    # workspace/e2etests/test_workspace.pyTestWorkspacetest_workspace_create_and_delete.json, entry 1)
+    answer = {**body, "properties": {**body["properties"], "provisioningState": "Accepted"}}
+    # the poll's URL names the group "resourcegroups", as Azure's header does (recorded, entry 1: Azure-AsyncOperation)
+    status_path = deployment_id.replace("/resourceGroups/", "/resourcegroups/")
+    status = f"{context.emulator.base_url}{status_path}/operationStatuses/{uuid.uuid4().int % 10**20}?api-version={context.query['api-version']}"
+    return 201, answer, {"Azure-AsyncOperation": status, "Retry-After": "0"}
+
+
+def _parameter_type(declaration: Any, value: Any) -> str:
+    """A parameter's type as ARM echoes it: the template's declared type, capitalized ("String", "Array", "Object";
+    recorded: test_workspace_create_and_delete.json, entry 1), else its value's."""
+    if isinstance(declaration, dict) and isinstance(declaration.get("type"), str):
+        return str(declaration["type"]).capitalize()
+    return {str: "String", list: "Array", bool: "Bool", int: "Int"}.get(type(value), "Object")
 
 
 def arm_operation_status(context: Context) -> tuple[int, Any]:
