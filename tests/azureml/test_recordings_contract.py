@@ -557,6 +557,46 @@ def test_the_client_polls_the_cancel_where_its_answer_said(client_log: list[dict
     assert polls[-1]["status"] == 200, "the poll ended before the operation did"
 
 
+# Run history's details of a job: what `jobs.stream` reads (our client's report of a job that did not complete).
+# No recording read holds one (not_covered); the reference is azure-ai-ml 1.35's source: operations/_run_operations.py
+# `get_run_details` (GET /history/v1.0{WS}/runs/{id}/details through the generated runhistory client, no body)
+# deserialized as `_restclient/runhistory/models/_models_py3.py` RunDetails, of which `stream_logs_until_completion`
+# (operations/_job_ops_helper.py) reads `status`, `logFiles` and, for a failed run, `error`.
+RUN_DETAILS = re.compile(r"^/history/v1\.0/.*/runs/([^/]+)/details$")
+RUN_DETAILS_READ = {"runId", "status", "logFiles"}
+
+
+def test_the_client_reads_run_details_and_the_emulator_answers_what_the_sdk_reads(
+    client_log: list[dict[str, Any]], emulated_workspace: Emulated
+) -> None:
+    reads = [r for r in client_log if r["method"] == "GET" and RUN_DETAILS.search(r["path"])]
+    assert reads, "the backend never read a job's run details"
+    assert all(not r["body"] and r["status"] == 200 for r in reads)
+    run = RUN_DETAILS.search(reads[0]["path"])
+    assert run is not None
+    trust = ssl.create_default_context(cafile=str(emulated_workspace.home / "emulator" / "tls" / "ca.pem"))
+    with httpx.Client(
+        base_url=emulated_workspace.process.url, verify=trust, headers={"Authorization": "Bearer t"}
+    ) as c:
+        answer = c.get(reads[0]["path"], params={"api-version": "v1.0"})
+    assert answer.status_code == 200
+    details = answer.json()
+    assert set(details) >= RUN_DETAILS_READ
+    assert details["runId"] == run[1]
+    assert details["status"] in {
+        "NotStarted",
+        "Queued",
+        "Preparing",
+        "Running",
+        "Finalizing",
+        "CancelRequested",
+        "Completed",
+        "Failed",
+        "Canceled",
+    }
+    assert isinstance(details["logFiles"], dict)
+
+
 # ---- the file and the comparisons themselves ----
 
 
