@@ -46,6 +46,7 @@ from typing import Any
 from infra.azureml import AzureMLBackend, AzureMLEndpoints
 from infra.azureml.batch import AzureMLBatch
 from infra.azureml.endpoints import AzureMLPackages
+from infra.azureml.entities import cluster_settings
 from infra.backend import ModelVersion, TrainSpec
 from infra.errors import BackendError, ConfigError, MLOpsError, TransientBackendError
 from infra.factory import open_backend
@@ -101,14 +102,7 @@ class Steps:
 
 def cluster_cost(settings: Settings, *, scoring: bool) -> str:
     """What a job on the training (or scoring) cluster bills: its nodes, per node-minute, while they exist."""
-    if scoring:
-        name, sku = settings.aml_compute_cluster_name_scoring, settings.aml_compute_cluster_sku_scoring
-        low, high = settings.aml_cluster_min_nodes_scoring, settings.aml_cluster_max_nodes_scoring
-        priority = settings.aml_cluster_priority_scoring
-    else:
-        name, sku = settings.aml_compute_cluster_name, settings.aml_compute_cluster_sku
-        low, high = settings.aml_cluster_min_nodes, settings.aml_cluster_max_nodes
-        priority = settings.aml_cluster_priority
+    name, sku, low, high, priority = cluster_settings(settings, scoring=scoring)
     return (
         f"1 node of compute cluster {name} ({sku}, {priority}, {low}-{high} nodes), billed per node-minute at your "
         f"subscription's rate for {sku} while the job runs and while it idles before scaling back to {low} nodes "

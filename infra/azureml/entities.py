@@ -11,7 +11,7 @@ import hashlib
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from azure.ai.ml.constants import BatchDeploymentOutputAction
@@ -134,22 +134,43 @@ def batch_deployment(
         )
 
 
+class ClusterSettings(NamedTuple):
+    """One cluster's settings: the training cluster's, or the scoring cluster's (the `_SCORING` variables)."""
+
+    name: str
+    sku: str
+    min_nodes: int
+    max_nodes: int
+    priority: str
+
+
+def cluster_settings(settings: Settings, *, scoring: bool = False) -> ClusterSettings:
+    if scoring:
+        return ClusterSettings(
+            settings.aml_compute_cluster_name_scoring,
+            settings.aml_compute_cluster_sku_scoring,
+            settings.aml_cluster_min_nodes_scoring,
+            settings.aml_cluster_max_nodes_scoring,
+            settings.aml_cluster_priority_scoring,
+        )
+    return ClusterSettings(
+        settings.aml_compute_cluster_name,
+        settings.aml_compute_cluster_sku,
+        settings.aml_cluster_min_nodes,
+        settings.aml_cluster_max_nodes,
+        settings.aml_cluster_priority,
+    )
+
+
 def compute_cluster(settings: Settings, *, scoring: bool = False) -> AmlCompute:
     """The training (or scoring) cluster: min nodes from settings (0 by default), so it costs nothing idle."""
-    if scoring:
-        name, size = settings.aml_compute_cluster_name_scoring, settings.aml_compute_cluster_sku_scoring
-        low, high = settings.aml_cluster_min_nodes_scoring, settings.aml_cluster_max_nodes_scoring
-        priority = settings.aml_cluster_priority_scoring
-    else:
-        name, size = settings.aml_compute_cluster_name, settings.aml_compute_cluster_sku
-        low, high = settings.aml_cluster_min_nodes, settings.aml_cluster_max_nodes
-        priority = settings.aml_cluster_priority
+    cluster = cluster_settings(settings, scoring=scoring)
     return AmlCompute(
-        name=name,
-        size=size,
-        min_instances=low,
-        max_instances=high,
-        tier="low_priority" if priority == "lowpriority" else "dedicated",
+        name=cluster.name,
+        size=cluster.sku,
+        min_instances=cluster.min_nodes,
+        max_instances=cluster.max_nodes,
+        tier="low_priority" if cluster.priority == "lowpriority" else "dedicated",
         idle_time_before_scale_down=120,
         tags={"mlops.managed": "true"},
     )
