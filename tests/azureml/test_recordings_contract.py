@@ -31,10 +31,27 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.ai.ml import Input
+from azure.ai.ml.constants import AssetTypes, MonitorDatasetContext
 from azure.ai.ml.constants._common import LROConfigurations
+from azure.ai.ml.entities import (
+    BaselineDataRange,
+    DataDriftMetricThreshold,
+    DataDriftSignal,
+    MonitorDefinition,
+    MonitoringTarget,
+    MonitorSchedule,
+    NumericalDriftMetrics,
+    ProductionData,
+    RecurrencePattern,
+    RecurrenceTrigger,
+    ReferenceData,
+    ServerlessSparkCompute,
+)
 
 from infra.azureml import AzureMLBackend, entities
 from infra.azureml.client import finished
+from infra.azureml.monitoring import legacy_schedule_name
 from infra.azureml_emulator.process import EmulatorProcess
 from infra.backend import TrainSpec
 from infra.factory import open_backend
@@ -93,6 +110,15 @@ CLIENT_ALLOWED: dict[str, dict[str, str]] = {
     "run_data": {},
     "arm_deployment_put": {},
     "arm_operation_status": {},
+    "schedule_disable": {
+        "properties.action.*": "the recorded schedule's action is a job's (CreateJob, its definition not kept); ours is "
+        "the monitor's (CreateMonitor): the envelope is the contract",
+        "properties.trigger.*": "the recorded schedule runs on a cron expression; the monitor recurs daily "
+        "(RecurrenceTrigger: frequency, interval, schedule)",
+        "properties.description": "sent only when set: the monitor has none",
+        "properties.displayName": "sent only when set: the monitor has none",
+    },
+    "schedule_get": {},
 }
 # Maps whose keys the user (or Azure, for an asset's own properties) chose: compared entry by entry, each against the
 # recorded entry of the same name, else against the first recorded one. A compute's `properties.properties` is not one.
@@ -198,6 +224,8 @@ MODEL = "contract-model"
 BATCH_ROWS = 4  # the batch job's input: a few rows, one mini-batch
 # Which of the requests to a recorded path is the recorded operation, where several operations share the path.
 SENT_WHEN = {
+    "schedule_get": lambda r: r.get("monitor_step", False),
+    "schedule_disable": lambda r: r.get("monitor_step", False),
     "model_version_put": lambda r: not _at(r["body"], "properties.isArchived"),
     "model_version_archive": lambda r: _at(r["body"], "properties.isArchived") is True,
 }
@@ -241,6 +269,12 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
         backend.registry.get(MODEL, 1), batches, emulated.home / "batch", parallelism=1, error_threshold=1
     )
     assert ([(r.rows_in, r.rows_out) for r in results], failures) == ([(BATCH_ROWS, BATCH_ROWS)], {})
+    # the model monitor an earlier version left (enabled, tagged mlops.managed), as a stand-in created here; our
+    # client's monitor step reads it and disables it (schedules.get, then begin_disable: a GET and a PUT)
+    backend.client.schedules.begin_create_or_update(_leftover_monitor(backend)).result()
+    start = len(emulated.process.requests())
+    assert backend.monitoring.ensure(backend.registry.get(MODEL, 1), {}) is None
+    end = len(emulated.process.requests())
     backend.registry.archive(MODEL, 1)
     backend.endpoints.remove_deployment("contract-endpoint", "blue")  # a deployment DELETE (documented, see below)
     backend.endpoints.ensure("contract-deleted")  # an endpoint of its own to delete: the replays use the first
@@ -253,8 +287,42 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
         patch.setattr(LROConfigurations, "POLL_INTERVAL", 0.1)
         created = entities.workspace(emulated.settings(azure_workspace_name="contract-created"))
         assert finished(backend.client.workspaces.begin_create(created), 60, "creating the workspace").name
-    log: list[dict[str, Any]] = emulated.process.requests(bodies=True)[emulated.since :]
-    return log
+    log: list[dict[str, Any]] = emulated.process.requests(bodies=True)
+    for request in log[start:end]:
+        request["monitor_step"] = True  # sent by our client's monitor step, not by the stand-in's creation
+    return log[emulated.since :]
+
+
+def _leftover_monitor(backend: AzureMLBackend) -> MonitorSchedule:
+    """The drift monitor earlier versions created (test_online's `_earlier_monitor`): the batch input as production
+    and reference data, a daily recurrence, the endpoint's deployment as target; with the preprocessing component
+    the emulator asks of custom data (it refuses the monitor without one, which Azure took, then failed every run)."""
+    scoring = backend.client.data.get(backend.settings.scoring_dataset_name, label="latest")
+    data = Input(type=AssetTypes.URI_FOLDER, path=f"azureml:{scoring.name}:{scoring.version}")
+    signal = DataDriftSignal(
+        production_data=ProductionData(
+            input_data=data,
+            data_context=MonitorDatasetContext.MODEL_INPUTS,
+            data_window=BaselineDataRange(lookback_window_size="P1D", lookback_window_offset="P0D"),
+            pre_processing_component="azureml:production_data_preprocessing:1",
+        ),
+        reference_data=ReferenceData(input_data=data, data_context=MonitorDatasetContext.TRAINING),
+        features=["age", "bmi"],
+        metric_thresholds=DataDriftMetricThreshold(numerical=NumericalDriftMetrics(population_stability_index=0.2)),
+        alert_enabled=False,
+    )
+    return MonitorSchedule(
+        name=legacy_schedule_name(backend.settings.endpoint_name),
+        trigger=RecurrenceTrigger(frequency="day", interval=1, schedule=RecurrencePattern(hours=7, minutes=0)),
+        create_monitor=MonitorDefinition(
+            compute=ServerlessSparkCompute(instance_type="standard_e4s_v3", runtime_version="3.4"),
+            monitoring_target=MonitoringTarget(
+                ml_task="regression", endpoint_deployment_id="azureml:contract-endpoint:blue"
+            ),
+            monitoring_signals={"data-drift": signal},
+        ),
+        tags={"mlops.managed": "true"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -314,6 +382,8 @@ REPLAY_NAMES: dict[str, dict[str, str]] = {
     "run_data": {},
     "arm_deployment_put": {"name": "replayed-ws-deployment"},
     "arm_operation_status": {},
+    "schedule_disable": {"name": "replayed-schedule"},
+    "schedule_get": {"name": "replayed-schedule"},
 }
 # Recorded ids of assets the test workspace does not hold, replaced by those our client's request named: {operation: paths}.
 ADOPTED = {
