@@ -119,6 +119,7 @@ CLIENT_ALLOWED: dict[str, dict[str, str]] = {
         "properties.displayName": "sent only when set: the monitor has none",
     },
     "schedule_get": {},
+    "online_endpoint_token": {},
 }
 # Maps whose keys the user (or Azure, for an asset's own properties) chose: compared entry by entry, each against the
 # recorded entry of the same name, else against the first recorded one. A compute's `properties.properties` is not one.
@@ -256,6 +257,11 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
         "contract-endpoint", "blue", backend.packages.build(backend.registry.get(MODEL, 1))
     )
     assert backend.endpoints.key("contract-endpoint")  # listKeys
+    # an endpoint of MLOPS_AML_ENDPOINT_AUTH_MODE=aml_token, whose caller our client asks a token (get_keys: token)
+    tokens = open_backend(emulated.settings(aml_endpoint_auth_mode="aml_token"))
+    assert isinstance(tokens, AzureMLBackend)
+    tokens.endpoints.ensure("contract-token")
+    assert tokens.endpoints.key("contract-token")
     # our client's own deployment GET (what it reads after a failed create), beside the SDK poller's final GET
     assert backend.endpoints._deployment_state("contract-endpoint", "blue") == "Succeeded"
     # the batch endpoint, its scoring cluster and a deployment of the version (documented, not recorded: see below),
@@ -384,6 +390,7 @@ REPLAY_NAMES: dict[str, dict[str, str]] = {
     "arm_operation_status": {},
     "schedule_disable": {"name": "replayed-schedule"},
     "schedule_get": {"name": "replayed-schedule"},
+    "online_endpoint_token": {"name": "contract-token"},
 }
 # Recorded ids of assets the test workspace does not hold, replaced by those our client's request named: {operation: paths}.
 ADOPTED = {
