@@ -39,7 +39,11 @@ def schedule(context: Context) -> Answer:
         "properties": {**properties, "isEnabled": properties.get("isEnabled", True), "provisioningState": "Succeeded"},
     }
     store.put_asset(context.scope, SCHEDULES, name, "", body)
-    return (201 if existing is None else 200), public(body), operation(context)
+    # 201 for a new schedule and for one written again: Azure answered 201 to the update and to the disable (a PUT
+    # of the schedule with isEnabled false) of an existing one (azure-sdk-assets, recordings/schedule/e2etests/
+    # test_schedule.pyTestScheduletest_schedule_lifetime.json, x-ms-correlation-request-id eb633985-... and
+    # ec9feff8-...; tests/azureml/recordings.json `schedule_disable`).
+    return 201, public(body), operation(context)
 
 
 def _check_monitor(context: Context, definition: dict[str, Any]) -> None:
