@@ -16,7 +16,8 @@ Operations without a usable recording are listed under `not_covered` in the file
 for batch deployments (no recording in the SDK's e2e tests) and an online deployment's DELETE (none in the
 recordings read), the documentation that is the reference: their tests, against it, are beside the others
 (`BATCH_DEPLOYMENT_DOCUMENTED`, `ONLINE_DEPLOYMENT_DELETE_DOCUMENTED`); for the job cancel, run history's details
-and children and the batch invoke, in no recording read, the azure-ai-ml SDK's source is (each test's comment names it).
+and children, the batch invoke and the data outputs' URIs (batchGetResolvedUris), in no recording read, the
+azure-ai-ml SDK's source is (each test's comment names it).
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ CLIENT_ALLOWED: dict[str, dict[str, str]] = {
     },
     "schedule_get": {},
     "online_endpoint_token": {},
+    "workspace_delete": {"api-version": _NEWER_SDK},
+    "workspace_operation_status": {"api-version": _NEWER_SDK},
 }
 # Maps whose keys the user (or Azure, for an asset's own properties) chose: compared entry by entry, each against the
 # recorded entry of the same name, else against the first recorded one. A compute's `properties.properties` is not one.
@@ -293,6 +296,14 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
         patch.setattr(LROConfigurations, "POLL_INTERVAL", 0.1)
         created = entities.workspace(emulated.settings(azure_workspace_name="contract-created"))
         assert finished(backend.client.workspaces.begin_create(created), 60, "creating the workspace").name
+        # and torn down by our client's own teardown (`mlops cleanup --teardown`: AzureMLWorkspace.delete): its
+        # endpoints and clusters (none there: a GET each, 404), then workspaces.begin_delete(delete_dependent_resources
+        # =True, permanently_delete=True): the dependent resources' DELETEs, the workspace's DELETE and its poll
+        torn = open_backend(emulated.settings(azure_workspace_name="contract-created"))
+        assert isinstance(torn, AzureMLBackend)
+        assert any(
+            change.startswith("deleted workspace contract-created permanently") for change in torn.workspace.delete()
+        )
     log: list[dict[str, Any]] = emulated.process.requests(bodies=True)
     for request in log[start:end]:
         request["monitor_step"] = True  # sent by our client's monitor step, not by the stand-in's creation
@@ -391,6 +402,9 @@ REPLAY_NAMES: dict[str, dict[str, str]] = {
     "schedule_disable": {"name": "replayed-schedule"},
     "schedule_get": {"name": "replayed-schedule"},
     "online_endpoint_token": {"name": "contract-token"},
+    # the workspace the replayed ARM deployment (arm_deployment_put) created, by its recorded name, deleted as recorded
+    "workspace_delete": {"name": "e2etest_test_863132474581"},
+    "workspace_operation_status": {},
 }
 # Recorded ids of assets the test workspace does not hold, replaced by those our client's request named: {operation: paths}.
 ADOPTED = {
@@ -405,6 +419,7 @@ ADOPTED = {
 FOLLOWED = {
     "mfe_operation_status": ("online_endpoint_put", "Azure-AsyncOperation"),
     "arm_operation_status": ("arm_deployment_put", "Azure-AsyncOperation"),
+    "workspace_operation_status": ("workspace_delete", "Azure-AsyncOperation"),
 }
 
 
@@ -443,7 +458,7 @@ def answers(emulated_workspace: Emulated, sent: dict[str, Any]) -> dict[str, htt
                 path = _scoped(request["path"], emulated.workspace).format(
                     group=_group(emulated.workspace), **REPLAY_NAMES[operation]
                 )
-            params = {"api-version": request["api_version"]}
+            params = {"api-version": request["api_version"], **request.get("query", {})}
             before = request.get("before")
             if before is not None:
                 answer = client.request(
@@ -468,6 +483,8 @@ def test_the_emulator_answers_the_recorded_request_as_recorded(
 ) -> None:
     recorded, answer = RECORDINGS[operation]["response"], answers[operation]
     assert answer.status_code == recorded["status"], answer.text
+    missing = [header for header in recorded.get("headers", []) if not answer.headers.get(header)]
+    assert missing == [], f"{operation}: recorded headers not answered (a poller follows them)"
     if recorded["body"] is None:
         return  # a body Azure answered without (a DELETE's 202): the status is the contract
     ours, omitted = answer.json(), ANSWER_OMITTED.get(operation, {})
@@ -826,3 +843,80 @@ def test_the_client_lists_the_batch_jobs_step_and_the_emulator_answers_a_page_of
     assert step["parentRunId"] == parent[1]
     assert step["runId"] != parent[1]
     assert step["status"] == "Completed"  # run_job downloaded its output
+
+
+# ---- the workspace DELETE: our client's teardown, against the recording's (workspace_delete) ----
+
+# The recorded begin_delete(delete_dependent_resources=True, permanently_delete=True) deleted the storage account and
+# the key vault (generic ARM DELETEs, 200) before the workspace, whose DELETE carried forceToPurge=true
+# (test_workspace_create_and_delete.json, correlation f6c5f9e2-...). The emulator's log keeps no query, so
+# forceToPurge is checked by its effect: a workspace deleted without it is soft-deleted and its name refused for 14
+# days (Microsoft Learn, "Workspace soft deletion"); the name of the one our client tore down is free at once.
+DEPENDENT = re.compile(r"/providers/(Microsoft\.Storage/storageAccounts|Microsoft\.Keyvault/vaults)/[^/]+$", re.I)
+WORKSPACE = re.compile(r"/workspaces/contract-created$")
+
+
+def test_the_client_deletes_the_dependents_then_purges_the_workspace(
+    emulated_workspace: Emulated, client_log: list[dict[str, Any]], answers: dict[str, httpx.Response]
+) -> None:
+    deletes = [r for r in client_log if r["method"] == "DELETE"]
+    workspace = [i for i, r in enumerate(deletes) if WORKSPACE.search(r["path"])]
+    assert len(workspace) == 1, "our client's teardown sent no workspace DELETE (or more than one)"
+    dependents = {
+        DEPENDENT.search(r["path"])[1].lower() for r in deletes[: workspace[0]] if DEPENDENT.search(r["path"])
+    }
+    assert dependents == {"microsoft.storage/storageaccounts", "microsoft.keyvault/vaults"}, "as recorded, before it"
+    assert deletes[workspace[0]]["status"] == 202
+    assert not deletes[workspace[0]]["body"]
+    # the name is not held: an ARM deployment of a workspace by that name (the replayed one's body, renamed) is taken
+    emulated = emulated_workspace
+    put = RECORDINGS["arm_deployment_put"]["request"]
+    body = _adapted(put["body"], emulated.workspace)
+    body["properties"]["parameters"]["workspaceName"]["value"] = "contract-created"
+    path = _scoped(put["path"], emulated.workspace).format(group=_group(emulated.workspace), name="contract-recreated")
+    trust = ssl.create_default_context(cafile=str(emulated.home / "emulator" / "tls" / "ca.pem"))
+    with httpx.Client(base_url=emulated.process.url, verify=trust, headers={"Authorization": "Bearer t"}) as client:
+        answer = client.put(path, params={"api-version": put["api_version"]}, json=body)
+    assert answer.status_code in {200, 201}, answer.text
+
+
+# ---- the data outputs' URIs (jobs.download): no recording read, the SDK's generated client is the reference ----
+
+# test_pipeline_job_download.json's rundata answer is followed by the job's GET, no batchGetResolvedUris (read at
+# offset 160000 of 178698, likely as its failed pipeline had no output asset). The reference is azure-ai-ml 1.35's
+# source: operations/_job_ops_helper.py get_job_output_uris_from_dataplane sends the output assets' ids through
+# operations/_dataset_dataplane_operations.py get_batch_dataset_uris, the generated
+# _restclient/dataset_dataplane/operations/_data_version_operations.py batch_get_resolved_uris (POST
+# /data/v1.0{WS}/dataversion/batchGetResolvedUris, 200 only), body models BatchGetResolvedURIs ({"values": [str]}),
+# answer BatchDataUriResponse ({"values": {asset id: DataUriV2Response {"uri", "type"}}}), of which it reads `uri`.
+RESOLVED_URIS = re.compile(
+    r"^/data/v1\.0/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
+    r"Microsoft\.MachineLearningServices/workspaces/[^/]+/dataversion/batchGetResolvedUris$"
+)
+
+
+def test_the_client_resolves_output_uris_and_the_emulator_answers_what_the_sdk_reads(
+    emulated_workspace: Emulated, client_log: list[dict[str, Any]]
+) -> None:
+    asks = [r for r in client_log if r["method"] == "POST" and RESOLVED_URIS.search(r["path"])]
+    assert asks, "the backend never resolved a job output's URI"
+    body = asks[0]["body"]
+    assert set(body) == {"values"}
+    assert body["values"]
+    assert all(isinstance(v, str) for v in body["values"])
+    assert asks[0]["status"] == 200
+    trust = ssl.create_default_context(cafile=str(emulated_workspace.home / "emulator" / "tls" / "ca.pem"))
+    with httpx.Client(
+        base_url=emulated_workspace.process.url, verify=trust, headers={"Authorization": "Bearer t"}
+    ) as c:
+        answer = c.post(asks[0]["path"], params={"api-version": asks[0]["api_version"] or "v1.0"}, json=body)
+    assert answer.status_code == 200, answer.text
+    resolved = answer.json()
+    assert set(resolved) == {"values"}
+    assert isinstance(resolved["values"], dict)
+    assert resolved["values"]
+    assert set(resolved["values"]) <= set(body["values"])
+    for uri in resolved["values"].values():
+        assert set(uri) <= {"uri", "type"}
+        assert isinstance(uri["uri"], str)
+        assert uri["uri"].startswith("azureml://")  # the long form the SDK's download parses
