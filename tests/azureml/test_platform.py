@@ -33,7 +33,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
         "MLOPS_AZUREML_EMULATOR_PORT": str(free_port()),
         "MLOPS_AZUREML_EMULATOR_ENDPOINT_PORT": str(free_port()),
         "MLOPS_AZUREML_POLL_SECONDS": "0.2",
-        "MLOPS_PREFECT_DATABASE": "sqlite",  # PostgreSQL has its own tests; this one is about the backend
+        "MLOPS_PREFECT_DATABASE": "sqlite",  # PostgreSQL has its own tests; this one also checks the SQLite platform
         "MLOPS_BLOB_EMULATOR": "none",
     }
     try:
@@ -46,6 +46,17 @@ def test_the_nightly_chain_trains_deploys_and_batch_scores_on_the_emulator(platf
     up = platform.mlops("up")
     assert up.returncode == 0, up.stdout + up.stderr
     assert "Azure ML emulator: started at https://127.0.0.1:" in up.stdout
+    # the platform on SQLite (MLOPS_PREFECT_DATABASE=sqlite): its file, and no PostgreSQL started
+    database = platform.home / "platform" / "prefect" / "prefect.db"
+    assert f"database: SQLite at {database}" in up.stdout
+    assert "provision: completed on the worker" in up.stdout
+    assert json.loads(platform.mlops("status", "--json").stdout)["platform"]["database"] == {
+        "kind": "sqlite",
+        "managed_by": "mlops up",
+        "url": f"sqlite:///{database}",
+    }
+    assert database.is_file()
+    assert not (platform.home / "platform" / "postgres").exists()
     started = time.time()
 
     run = subprocess.run(

@@ -1,5 +1,6 @@
-"""The platform's other databases: SQLite (MLOPS_PREFECT_DATABASE=sqlite), a PostgreSQL the user already runs
-(MLOPS_PREFECT_DATABASE_URL), and a missing PostgreSQL refused in one line before anything starts."""
+"""The platform's other databases: a PostgreSQL the user already runs (MLOPS_PREFECT_DATABASE_URL), and a missing
+PostgreSQL refused in one line before anything starts. SQLite (MLOPS_PREFECT_DATABASE=sqlite) is checked where a
+platform already runs on it: tests/azureml/test_platform.py (one `mlops up` fewer, 34 s)."""
 
 from __future__ import annotations
 
@@ -27,18 +28,6 @@ def _up_and_down(platform: Platform) -> tuple[str, dict[str, object]]:
     finally:
         platform.mlops("down")
     return up.stdout, status
-
-
-def test_sqlite_still_works(tmp_path: Path, own_prefect_server: None) -> None:
-    platform = Platform(tmp_path / "home")
-    platform.extra = {"MLOPS_PREFECT_DATABASE": "sqlite", "MLOPS_BLOB_EMULATOR": "none"}
-    report, status = _up_and_down(platform)
-    database = platform.home / "platform" / "prefect" / "prefect.db"
-    assert f"database: SQLite at {database}" in report
-    assert "provision: completed on the worker" in report
-    assert status["database"] == {"kind": "sqlite", "managed_by": "mlops up", "url": f"sqlite:///{database}"}
-    assert database.is_file()
-    assert not (platform.home / "platform" / "postgres").exists()
 
 
 @pytest.fixture
