@@ -24,22 +24,6 @@ from typing import Any
 
 import httpx
 import pytest
-from azure.ai.ml import Input
-from azure.ai.ml.constants import AssetTypes, MonitorDatasetContext
-from azure.ai.ml.entities import (
-    BaselineDataRange,
-    DataDriftMetricThreshold,
-    DataDriftSignal,
-    MonitorDefinition,
-    MonitoringTarget,
-    MonitorSchedule,
-    NumericalDriftMetrics,
-    ProductionData,
-    RecurrencePattern,
-    RecurrenceTrigger,
-    ReferenceData,
-    ServerlessSparkCompute,
-)
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from infra.azureml import AzureMLBackend
@@ -50,6 +34,7 @@ from infra.telemetry import read_spans
 from tests.helpers import free_port
 from tests.support.cli import run_mlops
 from tests.support.emulator import Emulated, start_emulated
+from tests.azureml.monitors import earlier_monitor
 
 MODEL = "diabetes_regression_model.pkl"
 LRO_SCALE = 0.01  # the emulator's long-running operations: an endpoint 0.51 s, a deployment 3.9 s, traffic 0.7 s
@@ -176,52 +161,20 @@ def _writes_while_an_update_runs(backend: AzureMLBackend, emulated: Emulated) ->
     }
 
 
-def _earlier_monitor(
-    backend: AzureMLBackend, *, component: str | None = None, managed: bool = True, name: str = ""
-) -> MonitorSchedule:
-    """The model monitor earlier versions kept, as they built it: the scoring data asset (batch input, CSV parts
-    in a `uri_folder`) as production data, with no preprocessing component and no data collector."""
-    endpoint = backend.settings.endpoint_name
-    scoring = backend.client.data.get(backend.settings.scoring_dataset_name, label="latest")
-    data = Input(type=AssetTypes.URI_FOLDER, path=f"azureml:{scoring.name}:{scoring.version}")
-    signal = DataDriftSignal(
-        production_data=ProductionData(
-            input_data=data,
-            data_context=MonitorDatasetContext.MODEL_INPUTS,
-            data_window=BaselineDataRange(lookback_window_size="P1D", lookback_window_offset="P0D"),
-            pre_processing_component=component,
-        ),
-        reference_data=ReferenceData(input_data=data, data_context=MonitorDatasetContext.TRAINING),
-        features=["age", "bmi"],
-        metric_thresholds=DataDriftMetricThreshold(numerical=NumericalDriftMetrics(population_stability_index=0.2)),
-        alert_enabled=False,
-    )
-    return MonitorSchedule(
-        name=name or f"{endpoint}-drift",
-        trigger=RecurrenceTrigger(frequency="day", interval=1, schedule=RecurrencePattern(hours=7, minutes=0)),
-        create_monitor=MonitorDefinition(
-            compute=ServerlessSparkCompute(instance_type="standard_e4s_v3", runtime_version="3.4"),
-            monitoring_target=MonitoringTarget(ml_task="regression", endpoint_deployment_id=f"azureml:{endpoint}:blue"),
-            monitoring_signals={"data-drift": signal},
-        ),
-        tags={"mlops.managed": "true"} if managed else {"owner": "someone"},
-    )
-
-
 def _leftover_monitors(backend: AzureMLBackend) -> dict[str, Any]:
     """What the emulator says to that monitor, and what the monitor step does with one an earlier version left."""
     schedules, name = backend.client.schedules, f"{backend.settings.endpoint_name}-drift"
     seen: dict[str, Any] = {
-        "refused": _read(lambda: schedules.begin_create_or_update(_earlier_monitor(backend)).result())
+        "refused": _read(lambda: schedules.begin_create_or_update(earlier_monitor(backend)).result())
     }
     # with the preprocessing component custom data needs, the same monitor is taken (the refusal is that narrow);
     # it stands in for the leftover, which Azure took without one
     component = "azureml:production_data_preprocessing:1"
-    schedules.begin_create_or_update(_earlier_monitor(backend, component=component, managed=False)).result()
+    schedules.begin_create_or_update(earlier_monitor(backend, component=component, managed=False)).result()
     version = backend.registry.get(MODEL, 1)
     seen["unmanaged_answer"] = backend.monitoring.ensure(version, {})
     seen["unmanaged"] = schedules.get(name)
-    schedules.begin_create_or_update(_earlier_monitor(backend, component=component)).result()
+    schedules.begin_create_or_update(earlier_monitor(backend, component=component)).result()
     seen["managed_answer"] = backend.monitoring.ensure(version, {})
     seen["managed"] = schedules.get(name)
     return seen

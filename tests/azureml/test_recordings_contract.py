@@ -32,23 +32,7 @@ from typing import Any
 
 import httpx
 import pytest
-from azure.ai.ml import Input
-from azure.ai.ml.constants import AssetTypes, MonitorDatasetContext
 from azure.ai.ml.constants._common import LROConfigurations
-from azure.ai.ml.entities import (
-    BaselineDataRange,
-    DataDriftMetricThreshold,
-    DataDriftSignal,
-    MonitorDefinition,
-    MonitoringTarget,
-    MonitorSchedule,
-    NumericalDriftMetrics,
-    ProductionData,
-    RecurrencePattern,
-    RecurrenceTrigger,
-    ReferenceData,
-    ServerlessSparkCompute,
-)
 
 from infra.azureml import AzureMLBackend, entities
 from infra.azureml.client import finished
@@ -59,6 +43,7 @@ from infra.factory import open_backend
 from model import train
 from model.data import write_sample_csv
 from tests.support.emulator import Emulated, join_emulator
+from tests.azureml.monitors import earlier_monitor
 
 _FILE = json.loads((Path(__file__).parent / "recordings.json").read_text())
 RECORDINGS: dict[str, Any] = _FILE["operations"]
@@ -280,7 +265,15 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
     assert ([(r.rows_in, r.rows_out) for r in results], failures) == ([(BATCH_ROWS, BATCH_ROWS)], {})
     # the model monitor an earlier version left (enabled, tagged mlops.managed), as a stand-in created here; our
     # client's monitor step reads it and disables it (schedules.get, then begin_disable: a GET and a PUT)
-    backend.client.schedules.begin_create_or_update(_leftover_monitor(backend)).result()
+    # (as test_online builds it, with the preprocessing component the emulator asks of custom data: it refuses the
+    # monitor without one, which Azure took, then failed every run)
+    monitor = earlier_monitor(
+        backend,
+        name=legacy_schedule_name(backend.settings.endpoint_name),
+        endpoint="contract-endpoint",
+        component="azureml:production_data_preprocessing:1",
+    )
+    backend.client.schedules.begin_create_or_update(monitor).result()
     start = len(emulated.process.requests())
     assert backend.monitoring.ensure(backend.registry.get(MODEL, 1), {}) is None
     end = len(emulated.process.requests())
@@ -308,38 +301,6 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
     for request in log[start:end]:
         request["monitor_step"] = True  # sent by our client's monitor step, not by the stand-in's creation
     return log[emulated.since :]
-
-
-def _leftover_monitor(backend: AzureMLBackend) -> MonitorSchedule:
-    """The drift monitor earlier versions created (test_online's `_earlier_monitor`): the batch input as production
-    and reference data, a daily recurrence, the endpoint's deployment as target; with the preprocessing component
-    the emulator asks of custom data (it refuses the monitor without one, which Azure took, then failed every run)."""
-    scoring = backend.client.data.get(backend.settings.scoring_dataset_name, label="latest")
-    data = Input(type=AssetTypes.URI_FOLDER, path=f"azureml:{scoring.name}:{scoring.version}")
-    signal = DataDriftSignal(
-        production_data=ProductionData(
-            input_data=data,
-            data_context=MonitorDatasetContext.MODEL_INPUTS,
-            data_window=BaselineDataRange(lookback_window_size="P1D", lookback_window_offset="P0D"),
-            pre_processing_component="azureml:production_data_preprocessing:1",
-        ),
-        reference_data=ReferenceData(input_data=data, data_context=MonitorDatasetContext.TRAINING),
-        features=["age", "bmi"],
-        metric_thresholds=DataDriftMetricThreshold(numerical=NumericalDriftMetrics(population_stability_index=0.2)),
-        alert_enabled=False,
-    )
-    return MonitorSchedule(
-        name=legacy_schedule_name(backend.settings.endpoint_name),
-        trigger=RecurrenceTrigger(frequency="day", interval=1, schedule=RecurrencePattern(hours=7, minutes=0)),
-        create_monitor=MonitorDefinition(
-            compute=ServerlessSparkCompute(instance_type="standard_e4s_v3", runtime_version="3.4"),
-            monitoring_target=MonitoringTarget(
-                ml_task="regression", endpoint_deployment_id="azureml:contract-endpoint:blue"
-            ),
-            monitoring_signals={"data-drift": signal},
-        ),
-        tags={"mlops.managed": "true"},
-    )
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from infra.azureml_emulator.core.arm import BATCH, ONLINE, OPERATIONS_SCOPE, TAKEN, asset_reference, curated_environment
 from infra.azureml_emulator.core.context import Context
 from infra.azureml_emulator.core.errors import ArmError, not_found
-from infra.azureml_emulator.core.operations import public
+from infra.azureml_emulator.core.operations import public, read_or_delete
+from infra.azureml_emulator.core.routing import Answer
 
 _ENDPOINT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9\-]{1,30}[A-Za-z0-9]")
 
@@ -99,3 +101,18 @@ def deployment_assets(
         return model, code, {}
     environment = _asset_body(context, str(properties["environmentId"]), "environments", "environment")
     return model, code, environment
+
+
+def endpoint_request(
+    context: Context, name: str, existing: dict[str, Any] | None, remove: Callable[[], Any], *, batch: bool
+) -> Answer | None:
+    """What an online or batch endpoint request does before its own body: a GET or DELETE answered
+    (`read_or_delete`), else, for a PUT, the name checked (its form, and in the region when the endpoint is new)."""
+    kind = "batch endpoint" if batch else "online endpoint"
+    answer = read_or_delete(context, existing, f"{kind} {name!r}", remove)
+    if answer is not None:
+        return answer
+    check_endpoint_name(name)
+    if existing is None:
+        check_region_name(context, name, batch=batch)
+    return None

@@ -24,9 +24,9 @@ from infra.azureml_emulator.core.arm import (
 from infra.azureml_emulator.core.context import Context, arm_id
 from infra.azureml_emulator.core.endpoints import (
     check_endpoint_name,
-    check_region_name,
     deployment_assets,
     endpoint_or_404,
+    endpoint_request,
     list_deployments,
 )
 from infra.azureml_emulator.core.errors import ArmError, not_found
@@ -46,12 +46,9 @@ def batch_endpoint(context: Context) -> Answer:
                 store.delete_asset(context.scope, BATCH_DEPLOYMENTS, deployment["_emulator"]["key"])
         store.delete_asset(context.scope, BATCH, name)
 
-    answer = read_or_delete(context, existing, f"batch endpoint {name!r}", remove)
+    answer = endpoint_request(context, name, existing, remove, batch=True)
     if answer is not None:
         return answer
-    check_endpoint_name(name)
-    if existing is None:
-        check_region_name(context, name, batch=True)
     request = context.json()
     properties = dict(request.get("properties") or {})
     defaults = properties.get("defaults") or {}

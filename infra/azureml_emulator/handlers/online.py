@@ -22,9 +22,9 @@ from infra.azureml_emulator.core.context import Context, arm_id
 from infra.azureml_emulator.core.endpoint_servers import endpoint_folder, free_port, lock, runtime
 from infra.azureml_emulator.core.endpoints import (
     check_endpoint_name,
-    check_region_name,
     deployment_assets,
     endpoint_or_404,
+    endpoint_request,
     list_deployments,
 )
 from infra.azureml_emulator.core.errors import ArmError
@@ -62,12 +62,9 @@ def online_endpoint(context: Context) -> Answer:
             store.delete_asset(context.scope, ONLINE, name)
             shutil.rmtree(endpoint_folder(context.emulator, context.scope, name), ignore_errors=True)
 
-    answer = read_or_delete(context, existing, f"online endpoint {name!r}", remove)
+    answer = endpoint_request(context, name, existing, remove, batch=False)
     if answer is not None:
         return answer
-    check_endpoint_name(name)
-    if existing is None:
-        check_region_name(context, name, batch=False)
     request = context.json()
     properties = request.get("properties") or {}
     mode = _AUTH_MODES.get(str(properties.get("authMode", "Key")).lower())
