@@ -3,7 +3,7 @@
 Both read the same CSV (diabetes rows resampled with N(0, 0.005) noise, shortest float repr,
 ~420 MB) and write the same output (the features plus `score`). The script is pandas `read_csv` +
 `predict` + pyarrow `write_csv`, in this process. The flow runs as `mlops batch-score` runs it (in
-this process, without Prefect's flow-run heartbeat: `deployments.flow_commands.in_this_process`)
+this process, without Prefect's flow-run heartbeat: `cli.pipeline.in_this_process`)
 against a Prefect server on PostgreSQL that this script starts, as `mlops up` runs it (an ephemeral
 server would add its ~10 s start), and also copies its output to the dated output folder. One more
 row runs it with Prefect's heartbeat thread, as a worker runs a deployment: the end of that flow run
@@ -81,7 +81,7 @@ def run_flow(
     source: Path, output: Path, mini_batch_size: int, parallelism: int, *, heartbeat: bool = False
 ) -> Callable[[], float]:
     def measure() -> float:
-        from deployments.flow_commands import in_this_process
+        from cli.pipeline import in_this_process
         from flows.batch_score import batch_score
 
         with nullcontext() if heartbeat else in_this_process():

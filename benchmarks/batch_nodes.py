@@ -1,7 +1,7 @@
 """Batch job nodes benchmark: the emulator's batch driver on one node against two, on the same input (issue 22).
 
 The driver runs as the emulator's job runner runs a batch job's step: `python -m
-infra.azureml_emulator.batch_driver` in the checkout (the code folder), our entry script
+azureml_emulator.batch_driver` in the checkout (the code folder), our entry script
 `model/azureml_batch.py` running the diabetes package's `batch_score.py` with a model trained for
 the run, one file per mini-batch (`--mini-batch-size 1`), `append_row` to `predictions.csv`. The
 input is diabetes rows resampled with noise (as `batch.py` makes them), cut into equal part files.
@@ -68,7 +68,7 @@ def driver(
     }
     output = work / "score"
     command = [
-        sys.executable, "-m", "infra.azureml_emulator.batch_driver", "--script", "model/azureml_batch.py",
+        sys.executable, "-m", "azureml_emulator.batch_driver", "--script", "model/azureml_batch.py",
         "--input", str(inputs), "--model", str(model), "--output", str(output), "--output-action", "append_row",
         "--output-file", "predictions.csv", "--mini-batch-size", "1", "--max-concurrency", str(slots),
         "--nodes", str(nodes), "--error-threshold", "0", "--max-retries", "0", "--timeout", "600",

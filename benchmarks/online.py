@@ -35,7 +35,7 @@ import httpx
 
 from infra.backend import Bundle, TrainSpec
 from infra.local import LocalBackend
-from infra.local.processes import spawn_detached, supervisor_pid
+from infra.services.processes import spawn_detached, supervisor_pid
 from infra.settings import load_settings
 from model.data import FEATURES, read_csv, write_sample_csv
 from model.score import predict_locally

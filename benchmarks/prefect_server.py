@@ -1,5 +1,5 @@
 """A `prefect server start` on a free loopback port for the benchmarks, on SQLite or on a PostgreSQL cluster of
-its own (the platform's, `infra.local.postgres`), stopped when done."""
+its own (the platform's, `infra.services.postgres`), stopped when done."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def free_port() -> int:
 def postgres_cluster(folder: Path) -> Iterator[str]:
     """A new PostgreSQL cluster in `folder` on a free port, as `mlops up` runs it; yields its SQLAlchemy URL."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from infra.local.postgres import Postgres
+    from infra.services.postgres import Postgres
 
     cluster = Postgres(folder, free_port())
     cluster.start()

@@ -21,13 +21,13 @@ from pathlib import Path
 import httpx
 import yaml
 
+from azureml_emulator.process import EmulatorProcess
 from deployments.prefect_database import NewDatabase, configured_sqlite_file
-from infra.azureml_emulator.process import EmulatorProcess
+from infra.endpoint_server import LocalEndpoints
 from infra.errors import BackendError
-from infra.local.azurite import Azurite
-from infra.local.endpoint import LocalEndpoints
-from infra.local.postgres import Postgres
-from infra.local.processes import health, live_pid, start_supervised, stop_supervised
+from infra.services.azurite import Azurite
+from infra.services.postgres import Postgres
+from infra.services.processes import health, live_pid, start_supervised, stop_supervised
 from infra.settings import Settings, checkout_root
 
 PREFECT = str(Path(sys.executable).parent / "prefect")

@@ -3,7 +3,7 @@
 Prefect starts one itself when a flow runs with no API (its `SubprocessASGIServer`), but that
 process outlives a `kill -9` of the command that started it: a uvicorn on a random port, until
 someone kills it by hand. This starts the same server (the same uvicorn command and environment)
-with the parent-death signal set (`infra/local/deathsig.py`), so it stops with the command however the command ends, and
+with the parent-death signal set (`infra/services/deathsig.py`), so it stops with the command however the command ends, and
 points the command's flows at it (Prefect's own settings context, not the process environment).
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import httpx
 
 from infra.errors import BackendError
-from infra.local import deathsig
+from infra.services import deathsig
 
 _ATTEMPTS = 3  # a port taken between choosing it and binding it: another port
 

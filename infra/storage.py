@@ -125,7 +125,7 @@ class Storage:
         if settings.blob_account_url:
             return AzureBlobStorageCredentials(account_url=settings.blob_account_url)
         if settings.blob_emulator == "azurite":
-            from infra.local.azurite import connection_string
+            from infra.services.azurite import connection_string
 
             return AzureBlobStorageCredentials(connection_string=connection_string(settings.azurite_port))
         msg = (

@@ -3,7 +3,7 @@
 Prefect already starts a span for every flow run and task run (attributes `prefect.run.id`,
 `prefect.run.type`, `prefect.run.name`) once a tracer provider is installed; `setup_tracing()`
 installs one. The smoke test and the rollout's checks send the current span as a W3C `traceparent`,
-and the endpoint continues that trace (`infra.local.endpoint.server`).
+and the endpoint continues that trace (`infra.endpoint_server.server`).
 
 Where spans go, first match wins:
 

@@ -18,8 +18,8 @@ from prefect.events import emit_event
 from pydantic import BaseModel, ConfigDict
 
 from infra.backend import Backend, ModelVersion
+from infra.endpoint_server.server import COLLECTED_FOLDER
 from infra.errors import MissingResourceError
-from infra.local.endpoint.server import COLLECTED_FOLDER
 from infra.settings import Settings
 from infra.storage import BlobLocation, parse_location
 from model.contract import SCORE_COLUMN

@@ -216,7 +216,7 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from filelock import FileLock
 
-    from tests.helpers import seed_registry
+    from tests.support.helpers import seed_registry
 
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         template = tmp_path_factory.mktemp("seeded") / "home"
@@ -235,8 +235,8 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Azurite blob service (in memory, loopback, its own port) for the session; yields its connection string."""
-    from infra.local.azurite import Azurite
-    from tests.helpers import free_port
+    from infra.services.azurite import Azurite
+    from tests.support.helpers import free_port
 
     service = Azurite(tmp_path_factory.mktemp("azurite"), free_port(), in_memory=True)
     connection = service.start()

@@ -19,12 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
     [
         (["python", "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"], "a Prefect server"),
         (["/venv/bin/prefect", "server", "start", "--port", "4200"], "a Prefect server"),
-        (["setpriv", "--", "python", "-m", "infra.azureml_emulator", "--home", "x"], "the Azure ML emulator"),
-        (["python", "-m", "deployments.cli", "up"], "the platform (mlops up)"),
+        (["setpriv", "--", "python", "-m", "azureml_emulator", "--home", "x"], "the Azure ML emulator"),
+        (["python", "-m", "cli.main", "up"], "the platform (mlops up)"),
         (["/venv/bin/mlops", "up"], "the platform (mlops up)"),
-        (["python", "-m", "infra.azureml_emulator.batch_driver", "--script", "s.py"], None),  # a script, no server
-        (["python", "-m", "deployments.cli", "status", "--json"], None),
-        (["python", "-m", "infra.local.endpoint.server", "--port", "1"], None),
+        (["python", "-m", "azureml_emulator.batch_driver", "--script", "s.py"], None),  # a script, no server
+        (["python", "-m", "cli.main", "status", "--json"], None),
+        (["python", "-m", "infra.endpoint_server.server", "--port", "1"], None),
         (["/usr/lib/postgresql/15/bin/postgres", "-D", "x"], None),
     ],
 )
@@ -34,7 +34,7 @@ def test_the_guard_knows_what_the_fast_tier_must_not_start(command: list[str], w
 
 def test_a_child_that_starts_a_forbidden_process_is_refused_and_reported(tmp_path: Path) -> None:
     report = tmp_path / "guard.log"
-    module = "infra." + "azureml_emulator"  # not spelled whole here: this test's own process may be guarded
+    module = "azureml" + "_emulator"  # not spelled whole here: this test's own process may be guarded
     script = f"import subprocess, sys; subprocess.Popen([sys.executable, '-m', '{module[:6]}' + '{module[6:]}'])"
     env = {**os.environ, GUARD_VARIABLE: str(report), "PYTHONPATH": os.pathsep.join([str(SITE), str(ROOT)])}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)

@@ -1,7 +1,7 @@
 """The Azure ML backend: jobs, registry, online and batch endpoints and provisioning, through azure-ai-ml's `MLClient`.
 
 The only package that imports `azure.ai.ml`. Every client comes from `client.make_client(settings)`:
-Azure with `DefaultAzureCredential`, or the local emulator (`infra.azureml_emulator`) when
+Azure with `DefaultAzureCredential`, or the local emulator (`azureml_emulator`) when
 `MLOPS_AZUREML_EMULATOR` is set. Bundles and managed online endpoints are in `endpoints.py`, batch
 endpoints in `batch.py`, the workspace and its compute in `workspace.py`; every entity sent is
 built in `entities.py`, which also writes its YAML.

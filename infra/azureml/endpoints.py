@@ -1,7 +1,7 @@
 """Managed online endpoints and the bundles they serve, on Azure ML.
 
 - **Bundles** are the local backend's: the registered version's files are downloaded once
-  (`models.download`) and packed by `infra.local.packages`, so both backends serve the same
+  (`models.download`) and packed by `infra.common.bundles`, so both backends serve the same
   `code/score.py`, model files and pinned conda file.
 - **Deployments** are `ManagedOnlineDeployment`s of a bundle: `code_configuration` = its `code/` and
   `score.py`, the registered model version, the bundle's conda file on Azure ML's inference image,
@@ -43,15 +43,15 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from infra.azureml import entities
 from infra.azureml.client import finished, first_line, translated, workspace_missing
 from infra.backend import Bundle, DeploymentInfo, EndpointState, Invocation, ModelVersion
+from infra.common.bundles import LocalPackages
 from infra.errors import BackendError, ConfigError, MissingResourceError, TransientBackendError
-from infra.local.packages import LocalPackages
 from infra.settings import Settings
 from model import layout
 
 _log = logging.getLogger(__name__)
 _KEY_SECONDS = 300
 _CONFLICT_FIRST_WAIT = 1.0  # s: after a 409 "operation in progress"; doubled each time, up to
-_CONFLICT_LONGEST_WAIT = 30.0  # recorded operations take 50-390 s (infra/azureml_emulator/endpoints.py)
+_CONFLICT_LONGEST_WAIT = 30.0  # recorded operations take 50-390 s (azureml_emulator/endpoints.py)
 
 
 class AzureMLPackages:

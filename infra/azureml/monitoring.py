@@ -11,7 +11,7 @@ both backends (`tasks/monitor.py`), with the same thresholds, on every batch and
 What is left here: a schedule that an earlier version created (tagged `mlops.managed`) is disabled, so it stops
 failing and costing, and is kept with its run history. Sources: Microsoft Learn, "Monitor performance of models
 deployed to production" (custom production data needs `pre_processing_component`), and the azureml-examples
-monitoring README; the emulator refuses the configuration (`infra/azureml_emulator/handlers/schedules.py`).
+monitoring README; the emulator refuses the configuration (`azureml_emulator/handlers/schedules.py`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The local backend: everything on this machine, no cloud. Files live under `MLOPS_HOME`.
 
 The names below are loaded when first used, not when the package is: the small programs that live
-in this package and run as processes of their own (`python -m infra.local.supervisor`, the training
-jobs' `infra.local.guard`) import nothing but the standard library, and must not pay for pandas,
+in this package and run as processes of their own (`python -m infra.services.supervisor`, the training
+jobs' `infra.services.guard`) import nothing but the standard library, and must not pay for pandas,
 pyarrow and the settings (about a second of CPU each) just because Python imports their package first.
 """
 
@@ -12,11 +12,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from infra.common.bundles import LocalPackages
+    from infra.endpoint_server import LocalEndpoints
     from infra.local.backend import LocalBackend
     from infra.local.batch import LocalBatch
-    from infra.local.endpoint import LocalEndpoints
     from infra.local.jobs import LocalJobs
-    from infra.local.packages import LocalPackages
     from infra.local.registry import LocalRegistry
 
 __all__ = ["LocalBackend", "LocalBatch", "LocalEndpoints", "LocalJobs", "LocalPackages", "LocalRegistry"]
@@ -24,9 +24,9 @@ __all__ = ["LocalBackend", "LocalBatch", "LocalEndpoints", "LocalJobs", "LocalPa
 _MODULES = {
     "LocalBackend": "infra.local.backend",
     "LocalBatch": "infra.local.batch",
-    "LocalEndpoints": "infra.local.endpoint",
+    "LocalEndpoints": "infra.endpoint_server",
     "LocalJobs": "infra.local.jobs",
-    "LocalPackages": "infra.local.packages",
+    "LocalPackages": "infra.common.bundles",
     "LocalRegistry": "infra.local.registry",
 }
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from infra.backend import ModelVersion
+from infra.common.bundles import LocalPackages
+from infra.endpoint_server import LocalEndpoints
 from infra.local.batch import LocalBatch
-from infra.local.endpoint import LocalEndpoints
 from infra.local.jobs import LocalJobs
-from infra.local.packages import LocalPackages
 from infra.local.registry import LocalRegistry
 from infra.local.workspace import LocalWorkspace
 from infra.settings import Settings

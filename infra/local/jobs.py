@@ -25,13 +25,14 @@ from pathlib import Path
 
 from infra.backend import TrainOutput, TrainSpec
 from infra.errors import JobFailedError, TransientBackendError
+from infra.services import guard
 from model import layout
 from model.contract import ContractError, command_environment, complete_outputs
 
 _LOG_TAIL_LINES = 20
 FAILED_FILE = "failed.txt"  # an attempt that ended without outputs: the next one gets a name of its own
 MAX_ATTEMPTS = 100
-GUARD = Path(__file__).resolve().parent / "guard.py"
+GUARD = Path(guard.__file__).resolve()  # run by path: the standard library only
 
 
 class LocalJobs:
@@ -136,7 +137,7 @@ def run_logged(
     """
     if shutil.which(command[0], path=env.get("PATH")) is None and not Path(command[0]).is_file():
         raise FileNotFoundError(command[0])
-    # the job, and all it starts, dies with this process even on its kill -9 (infra.local.guard)
+    # the job, and all it starts, dies with this process even on its kill -9 (infra.services.guard)
     # (run as a file: it needs no PYTHONPATH, so the job's environment is exactly `env`)
     command = [sys.executable, str(GUARD), "--parent", str(os.getpid()), "--", *command]
     with log.open("w") as log_file:

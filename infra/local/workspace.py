@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 
 from infra.errors import MLOpsError
-from infra.local.processes import alive
 from infra.local.registry import LocalRegistry
+from infra.services.processes import alive
 from infra.settings import Settings
 
 FOLDERS = ("data", "jobs", "packages", "endpoints", "batch", "batch-output", "artifacts")

@@ -24,8 +24,8 @@ from infra.local import LocalBackend
 from infra.local.registry import LocalRegistry
 from infra.settings import load_settings
 from model.data import write_sample_csv
-from tests.helpers import MODEL, SMOKE, free_port
 from tests.support.fakes import FakeBackend
+from tests.support.helpers import MODEL, SMOKE, free_port
 
 ENDPOINT = "contract-endpoint"
 

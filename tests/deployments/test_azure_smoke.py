@@ -1,6 +1,6 @@
 """`make azure-smoke`'s own logic, without Azure or the emulator: the names it gives its endpoints, the deletion
 that runs after a billed step (and says what is left when it fails), and its exit code for bad settings.
-The round trips themselves run against the emulator in tests/azureml/test_cli.py."""
+The round trips themselves run against the emulator in tests/cli/test_train_status_azureml.py."""
 
 from __future__ import annotations
 

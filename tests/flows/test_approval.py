@@ -24,8 +24,8 @@ from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 
 from flows.deploy import deploy
-from tests.helpers import MODEL, flow_workspace
-from tests.prefect_api import artifacts_of
+from tests.support.helpers import MODEL, flow_workspace
+from tests.support.prefect_api import artifacts_of
 
 
 def _answer_when_paused(answer: Any, timeout: float = 120) -> threading.Thread:
@@ -60,7 +60,7 @@ def story(
         runs: dict[str, Any] = {}
         assert deploy(return_state=True).is_completed()  # version 1 serves; no approval asked
         env = {**os.environ, "PREFECT_API_URL": prefect_server}
-        cli = [sys.executable, "-m", "deployments.cli", "approve", "--reviewer", "alice", "--comment", "looks good"]
+        cli = [sys.executable, "-m", "cli.main", "approve", "--reviewer", "alice", "--comment", "looks good"]
         reviewer = _answer_when_paused(lambda run_id: subprocess.run([*cli, str(run_id)], env=env, check=True))
         runs["approved"] = deploy(version=2, require_approval=True, return_state=True)
         reviewer.join()

@@ -13,12 +13,12 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from flows.batch_score import batch_score
-from infra.local.azurite import DEVELOPMENT_KEY
 from infra.local.registry import LocalRegistry
+from infra.services.azurite import DEVELOPMENT_KEY
 from model.data import FEATURES, write_sample_csv
 from model.score import predict_locally
-from tests.helpers import MODEL, clone_home
-from tests.prefect_api import artifacts_of, logs_of
+from tests.support.helpers import MODEL, clone_home
+from tests.support.prefect_api import artifacts_of, logs_of
 
 DATED_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}/diabetes_scoring_output_\d{2}_\d{2}_\d{2}_\d{3}\.csv$")
 

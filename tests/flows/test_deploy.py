@@ -22,8 +22,8 @@ from flows.deploy import deploy
 from flows.train_register import train_register
 from infra.local import LocalBackend
 from infra.local.registry import LocalRegistry
-from tests.helpers import MODEL, LoadGenerator, flow_workspace
-from tests.prefect_api import artifacts_of, wait_for_events
+from tests.support.helpers import MODEL, LoadGenerator, flow_workspace
+from tests.support.prefect_api import artifacts_of, wait_for_events
 
 
 def _tamper(bundle: Path) -> None:

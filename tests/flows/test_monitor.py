@@ -22,8 +22,8 @@ from infra.local import LocalBackend
 from model.data import FEATURES, write_sample_csv
 from model.layout import REFERENCE_FILE
 from tasks.monitor import DRIFT_EVENT, DriftSummary
-from tests.helpers import MODEL, flow_workspace
-from tests.prefect_api import artifacts_of, wait_for_events
+from tests.support.helpers import MODEL, flow_workspace
+from tests.support.prefect_api import artifacts_of, wait_for_events
 
 SHIFTED = ["bmi", "s5"]
 

@@ -15,7 +15,7 @@ from flows.cleanup import cleanup
 from flows.provision import provision
 from infra.local import LocalBackend
 from infra.settings import load_settings
-from tests.helpers import MODEL, clone_home, free_port
+from tests.support.helpers import MODEL, clone_home, free_port
 
 
 class TestProvision:

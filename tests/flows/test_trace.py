@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from deployments.cli import main
+from cli.main import main
 from flows.deploy import deploy
 from infra.telemetry import Span, read_spans
-from tests.helpers import flow_workspace
+from tests.support.helpers import flow_workspace
 
 
 @pytest.fixture(scope="module")

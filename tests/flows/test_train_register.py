@@ -16,8 +16,8 @@ from prefect.client.schemas.objects import State
 
 from flows.train_register import TrainRegisterResult, train_register
 from infra.local.registry import LocalRegistry
-from tests.prefect_api import artifacts_of, task_run_states, wait_for_events
 from tests.support.cli import run_mlops
+from tests.support.prefect_api import artifacts_of, task_run_states, wait_for_events
 
 MODEL = "diabetes_regression_model.pkl"
 WORSE_ALPHA = 1000.0

@@ -166,7 +166,7 @@ def test_mlops_refuses_to_start_with_a_bad_setting(command: list[str], tmp_path:
         "MLOPS_HOME": str(tmp_path / "ws"),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "deployments.cli", *command], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-m", "cli.main", *command], capture_output=True, text=True, env=env, check=False
     )
     assert result.returncode == 2
     assert "MLOPS_BACKEND='nonsense'" in result.stderr

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from infra import telemetry
-from tests.helpers import Receiver, receiving
+from tests.support.helpers import Receiver, receiving
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """

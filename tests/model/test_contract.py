@@ -87,7 +87,7 @@ def test_each_shipped_package_meets_the_contract(which: str, tmp_path: Path) -> 
 
 def _check_model(package: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "deployments.cli", "check-model", str(package)],
+        [sys.executable, "-m", "cli.main", "check-model", str(package)],
         capture_output=True,
         text=True,
         timeout=600,

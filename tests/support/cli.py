@@ -1,6 +1,6 @@
 """`run_mlops`: the one way tests run the `mlops` command.
 
-In this process by default (`deployments.cli.invoke`): a child process pays about 2.3 s of imports
+In this process by default (`cli.main.invoke`): a child process pays about 2.3 s of imports
 before it does anything, and most tests are about what a command does, not about process boundaries.
 With `in_process=False`, a child process as a user's shell would start, for the tests that are about
 the process itself: exit codes after a kill, signals, a fresh clone, `mlops up` and the servers it leaves.
@@ -40,7 +40,7 @@ def run_mlops(
     if not in_process or not inherit or cwd is not None or priority:
         child = {**os.environ, **extra} if inherit else extra
         return subprocess.run(
-            [sys.executable, "-m", "deployments.cli", *args],
+            [sys.executable, "-m", "cli.main", *args],
             capture_output=True,
             text=True,
             env={name: value for name, value in child.items() if value is not None},
@@ -62,7 +62,7 @@ def _normal_priority() -> None:
 
 
 def _in_process(argv: list[str], env: dict[str, str | None]) -> subprocess.CompletedProcess[str]:
-    from deployments.cli import invoke
+    from cli.main import invoke
 
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch:

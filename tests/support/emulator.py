@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from infra.azureml_emulator.process import EmulatorProcess
+from azureml_emulator.process import EmulatorProcess
 from infra.settings import Settings, load_settings
-from tests.helpers import free_port
+from tests.support.helpers import free_port
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 _subscriptions = itertools.count(1)

@@ -32,9 +32,9 @@ def forbidden(args: Sequence[str]) -> str | None:
     text = " ".join(str(a) for a in args)
     if "prefect.server.api.server:create_app" in text or _sequence(words, "prefect", "server", "start"):
         return "a Prefect server"
-    if {"infra.azureml_emulator", "infra.azureml_emulator.__main__"} & set(words):  # the server, not its batch driver
+    if {"azureml_emulator", "azureml_emulator.__main__"} & set(words):  # the server, not its batch driver
         return "the Azure ML emulator"
-    if ("deployments.cli" in words or "mlops" in words) and "up" in words:
+    if ("cli.main" in words or "mlops" in words) and "up" in words:
         return "the platform (mlops up)"
     return None
 

@@ -1,0 +1,1 @@
+"""Building blocks both backends use (bundles, batch planning, hashing, training output); they import no adapter."""

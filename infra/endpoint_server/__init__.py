@@ -1,0 +1,153 @@
+"""Local online endpoints: a long-lived server process per endpoint, managed over HTTP with its admin key."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from infra.backend import Bundle, DeploymentInfo, EndpointState, Invocation
+from infra.endpoint_server.process import EndpointProcess, loopback_client
+from infra.errors import BackendError, MissingResourceError, TransientBackendError
+from infra.telemetry import current_traceparent
+
+__all__ = ["EndpointRefusedError", "LocalEndpoints"]
+
+
+class EndpointRefusedError(BackendError):
+    """The endpoint refused a management operation (a bad bundle, an environment mismatch, bad traffic)."""
+
+
+class LocalEndpoints:
+    """Endpoints under `root` (normally `<home>/endpoints`), each served on 127.0.0.1:`port`."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        port: int,
+        max_body_bytes: int = 1 << 20,
+        start_timeout: float = 60,
+        tls: tuple[Path, Path] | None = None,
+        port_variable: str = "MLOPS_ENDPOINT_PORT",
+        telemetry_dir: Path | None = None,
+        collect_percent: float = 100,
+    ) -> None:
+        self.root = root
+        self.collect_percent = collect_percent
+        self.telemetry_dir = telemetry_dir
+        self.port = port
+        self.max_body_bytes = max_body_bytes
+        self.start_timeout = start_timeout
+        self.tls = tls
+        self.port_variable = port_variable
+
+    def process(self, name: str) -> EndpointProcess:
+        return EndpointProcess(
+            self.root / name,
+            name=name,
+            port=self.port,
+            max_body_bytes=self.max_body_bytes,
+            tls=self.tls,
+            port_variable=self.port_variable,
+            telemetry_dir=self.telemetry_dir,
+            collect_percent=self.collect_percent,
+        )
+
+    def ensure(self, name: str) -> EndpointState:
+        self.process(name).start(self.start_timeout)
+        return self._state(name)
+
+    def get(self, name: str) -> EndpointState | None:
+        process = self.process(name)
+        if not (process.folder / "keys.json").is_file():
+            return None
+        if process.running():
+            return self._state(name).model_copy(update={"health": process.health()})
+        saved_file = process.folder / "state.json"
+        saved: dict[str, Any] = json.loads(saved_file.read_text()) if saved_file.is_file() else {"deployments": {}}
+        deployments = {
+            n: DeploymentInfo(model=entry["model"], traffic=saved.get("traffic", {}).get(n, 0))
+            for n, entry in saved["deployments"].items()
+        }
+        return EndpointState(
+            name=name, url=process.url(), running=False, deployments=deployments, health=process.health()
+        )
+
+    def add_deployment(self, name: str, deployment: str, bundle: Bundle) -> EndpointState:
+        return self._manage(name, "PUT", f"deployments/{deployment}", {"bundle": str(bundle.path)})
+
+    def set_traffic(self, name: str, traffic: dict[str, int]) -> EndpointState:
+        return self._manage(name, "PUT", "traffic", traffic)
+
+    def remove_deployment(self, name: str, deployment: str) -> EndpointState:
+        return self._manage(name, "DELETE", f"deployments/{deployment}", None)
+
+    def mirror(self, name: str) -> dict[str, int]:
+        """The mirror shares the server holds now."""
+        answer: dict[str, int] = self._request(name, "GET", "state", None).get("mirror", {})
+        return answer
+
+    def set_mirror(self, name: str, mirror: dict[str, int]) -> dict[str, int]:
+        """Copy a share of unpinned requests to deployments taking no traffic; return the mirror shares now set."""
+        answer: dict[str, int] = self._request(name, "PUT", "mirror", mirror).get("mirror", {})
+        return answer
+
+    def invoke(
+        self, name: str, body: bytes, *, deployment: str | None = None, headers: dict[str, str] | None = None
+    ) -> Invocation:
+        process = self.process(name)
+        sent = {
+            "authorization": f"Bearer {process.keys()['primary']}",
+            "content-type": "application/json",
+            **(headers or {}),
+        }
+        if deployment:
+            sent["azureml-model-deployment"] = deployment
+        started = time.perf_counter()
+        try:
+            with loopback_client(30) as client:
+                response = client.post(process.url() + "/score", content=body, headers=sent)
+        except httpx.TransportError as exc:
+            raise TransientBackendError(f"endpoint {name!r} at {process.url()} did not answer: {exc}") from exc
+        latency = (time.perf_counter() - started) * 1000
+        return Invocation(
+            status=response.status_code, body=response.content, headers=dict(response.headers), latency_ms=latency
+        )
+
+    def key(self, name: str) -> str:
+        return self.process(name).keys()["primary"]
+
+    def stop(self, name: str) -> bool:
+        return self.process(name).stop()
+
+    def _state(self, name: str) -> EndpointState:
+        return self._manage(name, "GET", "state", None)
+
+    def _manage(self, name: str, method: str, path: str, payload: Any) -> EndpointState:
+        state = self._request(name, method, path, payload)
+        deployments = {
+            n: DeploymentInfo(model=d["model"], traffic=d["traffic"]) for n, d in state["deployments"].items()
+        }
+        return EndpointState(name=name, url=self.process(name).url(), running=True, deployments=deployments)
+
+    def _request(self, name: str, method: str, path: str, payload: Any) -> dict[str, Any]:
+        process = self.process(name)
+        if not process.running():
+            raise MissingResourceError(f"endpoint {name!r} is not running (start it with `mlops deploy`)")
+        url = process.url()
+        headers = {"authorization": f"Bearer {process.keys()['admin']}", **current_traceparent()}
+        try:
+            with loopback_client(120) as client:
+                response = client.request(method, f"{url}/management/{path}", json=payload, headers=headers)
+        except httpx.TransportError as exc:
+            raise TransientBackendError(f"endpoint {name!r} at {url} did not answer: {exc}") from exc
+        if response.status_code == 404:
+            raise MissingResourceError(response.json().get("error", response.text))
+        if response.status_code != 200:
+            raise EndpointRefusedError(f"endpoint {name!r}: {response.json().get('error', response.text)}")
+        answer: dict[str, Any] = response.json()
+        return answer

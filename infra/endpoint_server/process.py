@@ -1,0 +1,177 @@
+"""Start and stop an endpoint server process; its pid, log and keys live in the endpoint's folder.
+
+<home>/endpoints/<name>/keys.json     scoring (primary, secondary) and admin keys, mode 0600
+<home>/endpoints/<name>/state.json    deployments and traffic, written by the server
+<home>/endpoints/<name>/server.pid    the running server's pid (written by its supervisor)
+<home>/endpoints/<name>/server.supervisor.json  the supervisor's state: restarts, last exit
+<home>/endpoints/<name>/server.json   its port and URL
+<home>/endpoints/<name>/server.log    one JSON line per request, and the server's own messages; rotated by
+                                      size into server.log.1 ... (MLOPS_LOG_MAX_BYTES, MLOPS_LOG_FILES)
+
+The server runs under `infra.services.supervisor`: killed or crashed, it is started again within a
+second with its saved deployments and traffic, and it dies with its supervisor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+import infra
+from infra.errors import BackendError
+from infra.services.processes import (
+    health,
+    live_pid,
+    log_tail,
+    spawn_supervised,
+    stop_supervised,
+    supervisor_pid,
+    supervisor_status_file,
+)
+from infra.services.supervisor import read_status
+
+SERVER_MODULE = "infra.endpoint_server.server"
+
+
+class EndpointProcess:
+    """The server process of one endpoint folder."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        name: str,
+        port: int,
+        max_body_bytes: int,
+        python: str = sys.executable,
+        tls: tuple[Path, Path] | None = None,
+        port_variable: str = "MLOPS_ENDPOINT_PORT",
+        telemetry_dir: Path | None = None,
+        collect_percent: float = 100,
+    ) -> None:
+        """`tls` (certificate, key) makes the server answer HTTPS instead of HTTP; `telemetry_dir` is where its
+        spans go as files (default: MLOPS_HOME/telemetry of its environment)."""
+        self.folder = folder
+        self.telemetry_dir = telemetry_dir
+        self.collect_percent = collect_percent
+        self.tls = tls
+        self.port_variable = port_variable
+        self.name = name
+        self.port = port
+        self.max_body_bytes = max_body_bytes
+        self.python = python
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "server.log"
+
+    def keys(self) -> dict[str, str]:
+        """The endpoint's keys, created (readable by the owner only) the first time."""
+        path = self.folder / "keys.json"
+        if not path.is_file():
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            keys = {kind: secrets.token_urlsafe(32) for kind in ("primary", "secondary", "admin")}
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(keys, handle)
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+
+    def url(self) -> str:
+        """The running server's base URL (its recorded port), else the configured one."""
+        recorded = self.folder / "server.json"
+        port = json.loads(recorded.read_text())["port"] if recorded.is_file() and self.pid() else self.port
+        return f"{self.scheme}://127.0.0.1:{port}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    def pid(self) -> int | None:
+        """The pid of this folder's live server, or None (a stale pid file is ignored)."""
+        return live_pid(self.pid_file, SERVER_MODULE, str(self.folder))
+
+    def running(self) -> bool:
+        pid = self.pid()
+        return pid is not None and _answers(self.url(), pid)
+
+    def start(self, timeout: float = 60) -> str:
+        """Start the server unless it runs; return its URL once it answers."""
+        if self.running():
+            return self.url()
+        self.keys()
+        command, env = self.command(), self.environment()
+        (self.folder / "server.json").write_text(json.dumps({"port": self.port}))
+        if supervisor_pid(self.pid_file) is not None:  # supervised, between two starts: wait for it
+            self._wait_until_up(timeout)
+            return self.url()
+        spawn_supervised(command, env, log=self.log, pid_file=self.pid_file)
+        try:
+            self._wait_until_up(timeout)
+        except BackendError:
+            stop_supervised(self.pid_file, SERVER_MODULE, str(self.folder))
+            raise
+        return self.url()
+
+    def command(self) -> list[str]:
+        """The server's command line."""
+        command = [self.python, "-m", SERVER_MODULE, "--dir", str(self.folder), "--port", str(self.port)]
+        command += ["--name", self.name, "--max-body-bytes", str(self.max_body_bytes)]
+        if self.tls:
+            command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+        if self.telemetry_dir:
+            command += ["--telemetry-dir", str(self.telemetry_dir)]
+        return [*command, "--collect-percent", str(self.collect_percent)]
+
+    def environment(self) -> dict[str, str]:
+        code_root = str(Path(infra.__file__).resolve().parents[1])
+        return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "server.pid"
+
+    def _wait_until_up(self, timeout: float) -> None:
+        """Until the server answers; a server that exits before it ever answered fails the start (with its log)."""
+        deadline = time.monotonic() + timeout
+        restarts = (read_status(supervisor_status_file(self.pid_file)) or {}).get("restarts", 0)
+        while time.monotonic() < deadline:
+            status = read_status(supervisor_status_file(self.pid_file)) or {}
+            pid = self.pid()
+            if pid is not None and _answers(f"{self.scheme}://127.0.0.1:{self.port}", pid):
+                return
+            if status.get("restarts", 0) > restarts and status.get("last_exit"):
+                tail = log_tail(self.log)
+                msg = f"endpoint {self.name!r} exited at start ({status['last_exit']}; port taken? set {self.port_variable}):\n{tail}"
+                raise BackendError(msg)
+            time.sleep(0.1)
+        raise BackendError(f"endpoint {self.name!r} did not answer within {timeout:g} s; see {self.log}")
+
+    def health(self) -> dict[str, object]:
+        """The server's supervision: state, pid, restarts, last exit."""
+        return health(self.pid_file, SERVER_MODULE, str(self.folder))
+
+    def stop(self, timeout: float = 25) -> bool:
+        """Stop the server through its supervisor (SIGTERM, then SIGKILL). False if it was not running."""
+        return stop_supervised(self.pid_file, SERVER_MODULE, str(self.folder), timeout=timeout)
+
+
+def loopback_client(timeout: float) -> httpx.Client:
+    """An HTTP client for 127.0.0.1: no TLS context to build, no proxy variables to obey."""
+    return httpx.Client(verify=False, trust_env=False, timeout=timeout)
+
+
+def _answers(url: str, pid: int) -> bool:
+    """True when the server at `url` is alive and is the process `pid` (not another program on the port)."""
+    try:
+        with loopback_client(2) as client:
+            response = client.get(url + "/")
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and response.headers.get("x-endpoint-pid") == str(pid)

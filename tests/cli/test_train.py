@@ -1,0 +1,86 @@
+"""`mlops train` from the command line, against the session's Prefect server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.cli import run_mlops
+from tests.support.helpers import free_port
+
+MODEL = "diabetes_regression_model.pkl"
+
+
+def _mlops(*args: str, api_url: str, home: Path, port: int = 9) -> subprocess.CompletedProcess[str]:
+    return run_mlops(*args, env={"MLOPS_HOME": str(home), "MLOPS_ENDPOINT_PORT": str(port)}, api_url=api_url)
+
+
+def test_train_twice_registers_once_and_reports_the_cache_hit(prefect_server: str, tmp_path: Path) -> None:
+    first = _mlops("train", api_url=prefect_server, home=tmp_path / "ws")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[-2:] == [f"registered: {MODEL} version 1", f"champion: {MODEL} version 1"]
+
+    second = _mlops("train", api_url=prefect_server, home=tmp_path / "ws")
+    assert second.returncode == 0, second.stderr
+    lines = second.stdout.splitlines()
+    assert lines[0] == "training: served from the cache (nothing changed)"
+    assert not any(line.startswith("registered:") for line in lines)
+    assert lines[-1] == f"champion: {MODEL} version 1"
+
+
+def test_bad_gate_argument_exits_2(tmp_path: Path) -> None:
+    result = _mlops("train", "--min-improvement", "-1", api_url="http://127.0.0.1:9/api", home=tmp_path / "ws")
+    assert result.returncode == 2
+    assert "min_improvement must be a non-negative number" in result.stderr
+
+
+def test_failed_flow_exits_1_with_the_reason(prefect_server: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("age,sex\n1,2\n")
+    result = _mlops("train", "--data", str(bad), api_url=prefect_server, home=tmp_path / "ws")
+    assert result.returncode == 1
+    assert "missing column(s) 'bmi'" in result.stderr
+
+
+def test_run_ends_with_the_scoring_url_and_a_working_curl(prefect_server: str, tmp_path: Path) -> None:
+    """`mlops run` (what `make run` calls): train, register, deploy; the printed curl command scores."""
+    port = free_port()
+    try:
+        result = _mlops("run", api_url=prefect_server, home=tmp_path / "ws", port=port)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert f"deployed: {MODEL} version 1 on diabetes-endpoint (deployment blue, 100 %)" in lines
+        assert lines[-3] == f"scoring URL: http://127.0.0.1:{port}/score"
+        curl = lines[-1].strip()
+        assert curl.startswith("curl -s ")
+        answer = subprocess.run(shlex.split(curl), capture_output=True, text=True, check=True, timeout=30)
+        assert len(json.loads(answer.stdout)["result"]) == 2
+        status = json.loads(_mlops("status", "--json", api_url=prefect_server, home=tmp_path / "ws", port=port).stdout)
+        health = status["endpoint"].pop("health")
+        assert status["endpoint"] == {
+            "name": "diabetes-endpoint",  # on the local backend the default has no suffix: no region to share
+            "url": f"http://127.0.0.1:{port}/score",
+            "running": True,
+            "deployments": {"blue": {"model": f"{MODEL}:1", "traffic": 100}},
+        }
+        assert (health["state"], health["supervised"], health["restarts"]) == ("running", True, 0)
+    finally:
+        stopped = _mlops("endpoint", "stop", api_url=prefect_server, home=tmp_path / "ws", port=port)
+    assert stopped.stdout.strip() == "endpoint diabetes-endpoint: stopped"
+
+
+def test_a_new_prefect_home_is_created_with_its_parents(tmp_path: Path, own_prefect_server: None) -> None:
+    """Prefect alone fails with "unable to open database file" when PREFECT_HOME's parent is missing."""
+    prefect_home = tmp_path / "not" / "yet" / "prefect"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # a temporary server in that home
+    env.update({"PREFECT_HOME": str(prefect_home), "MLOPS_HOME": str(tmp_path / "ws")})
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "provision"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (prefect_home / "prefect.db").is_file()
+    assert (tmp_path / "ws" / "registry.db").is_file()

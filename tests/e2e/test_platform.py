@@ -1,0 +1,478 @@
+"""The local platform for real: `mlops up` (PostgreSQL, Prefect server and UI, work pool, deployments, worker),
+the event chain train-register → deploy → batch-score, the CI script, the UI in Chromium, a soak of
+overlapping chains, `mlops down` and `up` again with nothing lost, `mlops down`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from playwright.sync_api import Page, expect
+
+from infra.settings import checkout_root
+from model.data import write_sample_csv
+from tests.e2e.platform_harness import FINAL, Platform
+from tests.support.helpers import MODEL, SMOKE
+
+SCREENSHOTS = checkout_root() / "test-results" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    running = Platform(tmp_path_factory.mktemp("platform") / "home")
+    first = running.mlops("up")
+    try:
+        assert first.returncode == 0, first.stdout + first.stderr
+        running.first_up = first.stdout  # type: ignore[attr-defined]
+        yield running
+    finally:
+        running.mlops("down")
+
+
+@pytest.fixture(scope="module")
+def chain(platform: Platform) -> dict[str, Any]:
+    """One `prefect deployment run` of train-register, then whatever the triggers start."""
+    started = time.time() - 1
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "train-register/nightly", "--watch"],
+        capture_output=True, text=True, env=platform.env(PREFECT_API_URL=platform.api), timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {
+        "train": platform.wait_for_run("train-register", started),
+        "deploy": platform.wait_for_run("deploy", started),
+        "batch": platform.wait_for_run("batch-score", started),
+        "monitor": platform.wait_for_run("monitor", started),
+    }
+
+
+class TestUp:
+    def test_everything_started(self, platform: Platform) -> None:
+        report = platform.first_up  # type: ignore[attr-defined]
+        assert f"Azurite blob storage: started on 127.0.0.1:{platform.azurite_port}" in report
+        assert f"Prefect server: started at {platform.ui}" in report
+        assert "work pool mlops-local: created (process)" in report
+        assert "deployments: 7 deployed from prefect.yaml" in report
+        assert "worker: started" in report
+        assert httpx.get(f"{platform.api}/health").status_code == 200
+
+    def test_deployments_schedules_and_triggers(self, platform: Platform) -> None:
+        deployments = {d["name"]: d for d in platform.api_post("/deployments/filter", {})}
+        names = {f"{d['name']}" for d in deployments.values()}
+        assert names == {"nightly", "on-registered", "on-deployed", "after-batch", "manual", "weekly"}
+        automations = platform.api_post("/automations/filter", {})
+        expected = {a["trigger"]["expect"][0] for a in automations}
+        assert expected == {
+            "mlops.data.arrived",
+            "mlops.model.registered",
+            "mlops.model.deployed",
+            "mlops.batch.scored",
+            "mlops.data.drifted",
+        }
+
+    def test_provision_created_the_containers_and_blocks(self, platform: Platform) -> None:
+        assert platform.blobs("input") == {}  # the containers exist (listing a missing one raises)
+        assert platform.blobs("output") == {}
+        blocks = {b["name"] for b in platform.api_post("/block_documents/filter", {})}
+        assert {"mlops-blob-credentials", "mlops-scoring-input", "mlops-scoring-output"} <= blocks
+
+    def test_up_twice_is_harmless(self, platform: Platform) -> None:
+        pids = {name: (platform.home / "platform" / f"{name}.pid").read_text() for name in ("server", "worker")}
+        again = platform.mlops("up")
+        assert again.returncode == 0, again.stderr
+        assert "Azurite blob storage: running" in again.stdout
+        assert "Prefect server: running" in again.stdout
+        assert "worker: running" in again.stdout
+        assert "work pool mlops-local: exists" in again.stdout
+        assert pids == {name: (platform.home / "platform" / f"{name}.pid").read_text() for name in pids}
+
+
+class TestChain:
+    def test_one_run_leads_to_deploy_batch_score_and_monitor(self, chain: dict[str, Any]) -> None:
+        assert [chain[k]["state_type"] for k in ("train", "deploy", "batch", "monitor")] == ["COMPLETED"] * 4
+
+    def test_triggered_runs_carry_the_event_s_model(self, chain: dict[str, Any]) -> None:
+        assert chain["deploy"]["parameters"]["model_name"] == MODEL
+        assert int(chain["deploy"]["parameters"]["version"]) == 1
+        assert int(chain["batch"]["parameters"]["model_version"]) == 1
+
+    def test_endpoint_serves_the_new_version(self, platform: Platform, chain: dict[str, Any]) -> None:
+        status = json.loads(platform.mlops("status", "--json").stdout)
+        assert status["endpoint"]["deployments"] == {"blue": {"model": f"{MODEL}:1", "traffic": 100}}
+        key = json.loads((platform.home / "endpoints" / "diabetes-endpoint" / "keys.json").read_text())["primary"]
+        answer = httpx.post(status["endpoint"]["url"], content=SMOKE, headers={"authorization": f"Bearer {key}"})
+        assert answer.status_code == 200
+        assert len(answer.json()["result"]) == 2
+
+    def test_batch_score_read_and_wrote_blob_storage(self, platform: Platform, chain: dict[str, Any]) -> None:
+        assert list(platform.blobs("input")) == ["diabetes_scoring_input.csv"]  # MLOpsPython's input, seeded
+        outputs = platform.blobs("output")
+        assert len(outputs) == 2, outputs.keys()  # the scores, and the monitor's drift.json beside them
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        [(name, text)] = [(n, t) for n, t in outputs.items() if n.endswith(".csv")]
+        assert re.fullmatch(rf"{today}/diabetes_scoring_output_\d\d_\d\d_\d\d_\d{{3}}\.csv", name), name
+        lines = text.decode().splitlines()
+        assert lines[0] == "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6,score"
+        assert len(lines) == 443
+        drift = json.loads(outputs[name.removesuffix(".csv") + ".drift.json"])
+        assert (drift["rows"], drift["drifted"]) == (442, [])  # the training data's own features do not drift
+
+    def test_data_arrived_starts_train_register(self, platform: Platform, chain: dict[str, Any]) -> None:
+        started = time.time() - 1
+        emitted = platform.mlops("data-arrived")
+        assert emitted.returncode == 0, emitted.stderr
+        run = platform.wait_for_run("train-register", started)
+        assert run["state_type"] == "COMPLETED"
+        assert run["created_by"]["type"] == "AUTOMATION"
+
+    def test_drifted_scoring_data_starts_train_register(
+        self, platform: Platform, chain: dict[str, Any], tmp_path: Path
+    ) -> None:
+        frame = pd.read_csv(write_sample_csv(tmp_path / "features.csv", for_scoring=True))
+        for column in ("bmi", "s5"):
+            frame[column] += frame[column].std()
+        shifted = tmp_path / "shifted.csv"
+        frame.to_csv(shifted, index=False)
+        started = time.time() - 1
+        scored = platform.mlops("batch-score", "--input", str(shifted))
+        assert scored.returncode == 0, scored.stderr[-3000:]
+
+        def this_batch(run: dict[str, Any]) -> bool:
+            return str(shifted) in json.dumps(run["parameters"])
+
+        monitored = platform.wait_for_runs_matching("monitor", started, this_batch)
+        assert monitored["state_type"] == "COMPLETED"
+        assert monitored["created_by"]["type"] == "AUTOMATION"
+
+        def drift_events() -> list[dict[str, Any]] | None:
+            """The run's drift events once the server stored them (it persists events a little after the run)."""
+            events = platform.api_post(
+                "/events/filter", {"filter": {"event": {"name": ["mlops.data.drifted"]}}, "limit": 50}
+            )["events"]
+            mine = [e for e in events if f"prefect.flow-run.{monitored['id']}" in json.dumps(e["related"])]
+            return mine or None
+
+        drifted = platform.until(drift_events, 60, "no mlops.data.drifted event of the monitor run was stored")
+        assert [e["payload"]["features"] for e in drifted] == [["bmi", "s5"]]
+        retrained = platform.wait_for_run("train-register", started)
+        assert retrained["created_by"]["type"] == "AUTOMATION"
+        assert retrained["state_type"] == "COMPLETED"
+
+
+class TestCiScript:
+    def _ci(self, platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
+        env = platform.env(
+            PREFECT_API_URL=platform.api, PREFECT=str(Path(sys.executable).parent / "prefect"), CI_TIMEOUT="600"
+        )
+        return subprocess.run(
+            ["bash", str(checkout_root() / "deployments" / "ci.sh"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+            check=False,
+        )
+
+    def test_deploy_then_run_exits_0_when_the_flow_completes(self, platform: Platform, chain: dict[str, Any]) -> None:
+        assert self._ci(platform, "deploy").returncode == 0
+        result = self._ci(platform, "run", "train-register/nightly")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Completed" in result.stdout
+
+    def test_exits_non_zero_when_the_flow_fails(self, platform: Platform, chain: dict[str, Any]) -> None:
+        result = self._ci(platform, "run", "train-register/nightly", "--param", "data=/nonexistent/data.csv")
+        assert result.returncode == 1
+        assert "Failed" in result.stdout + result.stderr
+
+    def test_usage_error_exits_2(self, platform: Platform) -> None:
+        assert self._ci(platform, "launch").returncode == 2
+
+
+class TestUi:
+    def test_runs_page_lists_the_chain_and_the_model_card(
+        self, platform: Platform, chain: dict[str, Any], chromium_page: Page
+    ) -> None:
+        page = chromium_page  # 1400 pixels tall: the artifact cards sit below a 720-pixel fold
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.goto(f"{platform.ui}/runs", wait_until="networkidle")
+        for name in (chain["train"]["name"], chain["deploy"]["name"], chain["batch"]["name"]):
+            expect(page.get_by_text(name).first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "runs.png"), full_page=True)
+        page.goto(f"{platform.ui}/runs/flow-run/{chain['train']['id']}", wait_until="networkidle")
+        page.get_by_text("Artifacts", exact=True).click()
+        expect(page.get_by_text("model-card").first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "train-register-artifacts.png"), full_page=True)
+        page.get_by_text("model-card").first.click()
+        expect(page.get_by_text(f"Model card: {MODEL} version 1").first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "model-card.png"), full_page=True)
+        page.goto(f"{platform.ui}/runs/flow-run/{chain['monitor']['id']}", wait_until="networkidle")
+        page.get_by_text("Artifacts", exact=True).click()
+        expect(page.get_by_text("drift-report").first).to_be_visible(timeout=30_000)
+        page.get_by_text("drift-report").first.click()
+        expect(page.get_by_text("Drift of the scoring data against").first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "drift-report.png"), full_page=True)
+        assert all(
+            (SCREENSHOTS / name).stat().st_size > 10_000
+            for name in ("runs.png", "train-register-artifacts.png", "model-card.png", "drift-report.png")
+        )
+
+
+class ApiWatch:
+    """Polls a query that reads the database (`/flow_runs/filter`) every half second from a thread; keeps
+    the slowest answer and every failure. Bounded: it stops by itself after `max_seconds`."""
+
+    def __init__(self, api: str, max_seconds: float = 900) -> None:
+        self.api, self.max_seconds = api, max_seconds
+        self.slowest, self.count = 0.0, 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> ApiWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        # This thread measures the platform, which runs at niceness 0: at the test worker's niceness 5 it waited
+        # for CPU behind the platform's own processes, and that wait counted as the API's (a 2.24 s answer in a
+        # fresh-clone run). Niceness is per thread on Linux; lowering it needs root, else it stays as it was.
+        with contextlib.suppress(OSError):
+            os.nice(-os.nice(0))
+        deadline = time.monotonic() + self.max_seconds
+        with httpx.Client(base_url=self.api, timeout=10) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                started = time.perf_counter()
+                try:
+                    client.post("/flow_runs/filter", json={"limit": 10, "sort": "START_TIME_DESC"}).raise_for_status()
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                self.slowest = max(self.slowest, time.perf_counter() - started)
+                self.count += 1
+                self._stop.wait(0.5)
+
+
+SOAK_ALPHAS = (0.011, 0.012, 0.013)  # one new version each (force: promoted whatever the gate)
+
+
+@pytest.fixture(scope="module")
+def soak(platform: Platform, chain: dict[str, Any]) -> dict[str, Any]:
+    """Three chains, each train-register started as soon as the one before runs (so they overlap), while the
+    API is polled throughout; returns every run they led to, and the watch."""
+    nightly = platform.api_get("/deployments/name/train-register/nightly")["id"]
+    started = time.monotonic()
+    with ApiWatch(platform.api) as watch:
+        trains = []
+        for alpha in SOAK_ALPHAS:
+            run = platform.api_post(
+                f"/deployments/{nightly}/create_flow_run", {"parameters": {"alpha": alpha, "force": True}}
+            )
+            trains.append(run["id"])
+            platform.wait_for_state(run["id"], ("RUNNING", *FINAL))
+        trains_done = [platform.wait_for_state(run_id, FINAL) for run_id in trains]
+        versions = {
+            entry["tags"]["prefect_flow_run_id"]: entry["version"]
+            for entry in json.loads(platform.mlops("status", "--json").stdout)["models"]
+            if entry["tags"].get("prefect_flow_run_id") in trains
+        }
+        deploys = platform.wait_for_runs("deploy", "version", set(versions.values()))
+        outcomes = {int(run["parameters"]["version"]): _deploy_outcome(platform, run["id"]) for run in deploys}
+        deployed = {version for version, outcome in outcomes.items() if outcome == "deployed"}
+        batches = platform.wait_for_runs("batch-score", "model_version", deployed)
+    _write_soak_report(started, trains_done + deploys + batches, watch)
+    return {
+        "trains": trains_done,
+        "versions": versions,
+        "deploys": deploys,
+        "outcomes": outcomes,
+        "batches": batches,
+        "watch": watch,
+    }
+
+
+def _deploy_outcome(platform: Platform, run_id: str) -> str:
+    """`deployed` (the run published its traffic steps), `superseded` (it said why not), or what else it left."""
+    keys = {
+        a["key"] for a in platform.api_post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
+    }
+    if "traffic-steps" in keys:
+        return "deployed"
+    return "superseded" if "deploy-superseded" in keys else f"neither: {sorted(keys)}"
+
+
+def _write_soak_report(started: float, runs: list[dict[str, Any]], watch: ApiWatch) -> None:
+    """`test-results/soak.json`: how long the soak took and how close the API came to its 2 s limit."""
+    SCREENSHOTS.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "seconds": round(time.monotonic() - started, 1),
+        "runs": len(runs),
+        "api_polls": watch.count,
+        "api_slowest_seconds": round(watch.slowest, 3),
+        "api_failures": len(watch.failures),
+    }
+    (SCREENSHOTS.parent / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+class TestSoak:
+    def test_every_run_completes(self, soak: dict[str, Any]) -> None:
+        runs = soak["trains"] + soak["deploys"] + soak["batches"]
+        assert [r["state_type"] for r in runs] == ["COMPLETED"] * len(runs), [
+            (r["name"], r["state_name"]) for r in runs
+        ]
+        assert len(soak["trains"]) == len(soak["deploys"]) == len(SOAK_ALPHAS)
+
+    def test_one_deploy_per_promoted_model_and_one_batch_score_per_deployed_one(self, soak: dict[str, Any]) -> None:
+        versions = sorted(soak["versions"].values())
+        assert len(versions) == len(SOAK_ALPHAS), soak["versions"]  # every train registered a version of its own
+        assert sorted(int(r["parameters"]["version"]) for r in soak["deploys"]) == versions  # no event lost
+        assert all(r["parameters"]["skip_older"] is True for r in soak["deploys"])
+        assert set(soak["outcomes"].values()) <= {"deployed", "superseded"}, soak["outcomes"]
+        deployed = sorted(v for v, outcome in soak["outcomes"].items() if outcome == "deployed")
+        assert sorted(int(r["parameters"]["model_version"]) for r in soak["batches"]) == deployed
+
+    def test_the_newest_version_serves_at_the_end(self, platform: Platform, soak: dict[str, Any]) -> None:
+        """Queued deploys start in any order; an older one must not be rolled out over a newer one."""
+        newest = max(soak["versions"].values())
+        assert soak["outcomes"][newest] == "deployed"
+        serving = json.loads(platform.mlops("status", "--json").stdout)["endpoint"]["deployments"]
+        assert [d["model"] for d in serving.values() if d["traffic"] == 100] == [f"{MODEL}:{newest}"]
+
+    def test_the_api_answered_within_2_s_throughout(self, soak: dict[str, Any]) -> None:
+        watch = soak["watch"]
+        assert watch.failures == []
+        assert watch.count > 60  # polled for the whole soak, not once
+        assert watch.slowest < 2.0, f"slowest answer {watch.slowest:.2f} s"
+
+    def test_server_log_has_no_lock_and_no_error(self, platform: Platform, soak: dict[str, Any]) -> None:
+        log = (platform.home / "platform" / "server.log").read_text(errors="replace")
+        assert "database is locked" not in log
+        assert [line for line in log.splitlines() if "ERROR" in line] == []
+        database = (platform.home / "platform" / "postgres" / "postgres.log").read_text(errors="replace")
+        assert [line for line in database.splitlines() if "FATAL" in line or "PANIC" in line] == []
+        # Prefect's server inserts a task run its event recorder may have inserted first, and handles the
+        # unique violation (its own log stays clean, as asserted above); any other ERROR is a failure.
+        errors = [line for line in database.splitlines() if " ERROR: " in line]
+        assert [line for line in errors if "duplicate key value violates unique constraint" not in line] == []
+
+
+class TestSupervision:
+    """Every process of `mlops up` runs under a supervisor: killed, it is started again, and `mlops status` says so."""
+
+    def test_a_killed_worker_and_server_are_started_again_and_reported(
+        self, platform: Platform, soak: dict[str, Any]
+    ) -> None:
+        folder = platform.home / "platform"
+
+        def processes() -> dict[str, Any]:
+            report: dict[str, Any] = json.loads(platform.mlops("status", "--json").stdout)["platform"]["processes"]
+            return report
+
+        def back(name: str, killed: int) -> dict[str, Any] | None:
+            state = processes()[name]
+            return state if state["state"] == "running" and state["pid"] not in (None, killed) else None
+
+        def answers() -> bool | None:
+            try:
+                return httpx.get(f"{platform.api}/health", timeout=5).status_code == 200 or None
+            except httpx.HTTPError:
+                return None
+
+        for name in ("worker", "server"):  # one at a time: the worker is restarted while its server runs
+            killed = int((folder / f"{name}.pid").read_text())
+            os.kill(killed, signal.SIGKILL)
+            state = platform.until(
+                lambda name=name, killed=killed: back(name, killed),  # type: ignore[misc]
+                timeout=90,
+                failure=f"the {name} was not started again",
+            )
+            assert (state["restarts"], state["last_exit"]) == (1, "killed by SIGKILL")
+        # a process that runs is not yet a server that answers: wait for the API before using it
+        platform.until(answers, timeout=180, failure="the restarted Prefect server did not answer")
+        report = processes()
+        assert report["postgres"]["state"] == "running"
+        assert report["azurite"]["state"] == "running"
+        text = platform.mlops("status").stdout
+        assert "  worker: running (supervised; 1 restart, last: killed by SIGKILL at " in text
+        assert "  server: running (supervised; 1 restart, last: killed by SIGKILL at " in text
+        # the restarted server and worker run a flow again
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "provision/manual", "--watch"],
+            capture_output=True, text=True, env=platform.env(PREFECT_API_URL=platform.api), timeout=600, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+class TestRestart:
+    """`mlops down` then `mlops up`: the same database, so every run, deployment and block is still there."""
+
+    def test_down_and_up_keeps_runs_deployments_and_blocks(self, platform: Platform, soak: dict[str, Any]) -> None:
+        before = self._inventory(platform)
+        down = platform.mlops("down")
+        assert down.returncode == 0, down.stderr
+        assert "stopped PostgreSQL" in down.stdout
+        again = platform.mlops("up")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"database: PostgreSQL started on 127.0.0.1:{platform.postgres_port}" in again.stdout
+        assert "work pool mlops-local: exists" in again.stdout
+        [line] = [line for line in again.stdout.splitlines() if line.startswith("endpoint diabetes-endpoint:")]
+        assert line.startswith(
+            f"endpoint diabetes-endpoint: started again at http://127.0.0.1:{platform.endpoint_port}/"
+        )
+        assert f"{MODEL}:{max(soak['versions'].values())} 100 %" in line  # the newest, as before `down`
+        after = self._inventory(platform)
+        assert after["runs"] >= before["runs"]  # the provision run of this `up` adds one
+        assert after["run_ids"] >= before["run_ids"]
+        assert after["deployments"] == before["deployments"]
+        assert after["blocks"] == before["blocks"]
+
+    def _inventory(self, platform: Platform) -> dict[str, Any]:
+        finished = {"flow_runs": {"state": {"type": {"any_": list(FINAL)}}}, "limit": 200}
+        runs = platform.api_post("/flow_runs/filter", finished)
+        return {
+            "runs": len(runs),
+            "run_ids": {r["id"] for r in runs},
+            "deployments": {d["id"] for d in platform.api_post("/deployments/filter", {})},
+            "blocks": {b["id"] for b in platform.api_post("/block_documents/filter", {})},
+        }
+
+    def test_status_shows_the_platform_s_database(self, platform: Platform) -> None:
+        report = json.loads(platform.mlops("status", "--json").stdout)["platform"]
+        assert report["running"] is True
+        assert report["database"]["kind"] == "postgres"
+        assert report["database"]["url"] == f"postgresql+asyncpg://mlops:***@127.0.0.1:{platform.postgres_port}/prefect"
+        assert report["database"]["pid"] == int((platform.home / "platform" / "postgres" / "postgres.pid").read_text())
+        password = (platform.home / "platform" / "postgres" / "password").read_text().strip()
+        assert password not in platform.mlops("status", "--json").stdout
+        assert (platform.home / "platform" / "postgres" / "password").stat().st_mode & 0o777 == 0o600
+
+
+def test_down_stops_everything(platform: Platform, chain: dict[str, Any]) -> None:
+    pids = [int((platform.home / "platform" / f"{name}.pid").read_text()) for name in ("worker", "server")]
+    pids.append(int((platform.home / "platform" / "postgres" / "postgres.pid").read_text()))
+    pids.append(int((platform.home / "platform" / "azurite" / "azurite.pid").read_text()))
+    endpoint_pid = int((platform.home / "endpoints" / "diabetes-endpoint" / "server.pid").read_text())
+    result = platform.mlops("down")
+    assert result.returncode == 0
+    assert result.stdout.index("stopped the Prefect worker") < result.stdout.index("stopped the Prefect server")
+    assert result.stdout.index("stopped the Prefect server") < result.stdout.index("stopped PostgreSQL")
+    assert "stopped Azurite" in result.stdout
+    assert "stopped endpoint diabetes-endpoint" in result.stdout
+    for pid in [*pids, endpoint_pid]:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert platform.mlops("down").stdout.strip() == "nothing was running"
