@@ -8,5 +8,5 @@ with `MLOPS_BACKEND=azureml MLOPS_AZUREML_EMULATOR=1`. See `server.py` for the r
     handlers/    one module per resource family, each importing the core only
     bodies/      literal response bodies, as JSON, each saying where it comes from
     runner.py    the job runner (jobs really run); batch_driver.py a batch job's command
-    blobs.py     blob storage; tls.py its certificates; process.py starts and stops the server
+    tls.py       its certificates; process.py starts and stops the server (blob storage: core/blobs.py)
 """

@@ -43,7 +43,7 @@ Microsoft.MachineLearningServices/locations/{l}, `{RG}` = /subscriptions/{s}/res
   handlers/tracking.py
     GET  /mlflow/v2.0{WS}/api/2.0/mlflow/runs/get, POST .../runs/{update|log-batch|log-metric|log-parameter|set-tag}
                                                     MLflow tracking: a job's logged parameters and metrics
-  blobs.py
+  core/blobs.py
     /{account}.blob.{suffix}/{container}/{blob}     blob storage
 
 Every ARM call needs an `api-version` and a bearer token; errors answer in ARM's format,

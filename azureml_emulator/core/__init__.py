@@ -12,4 +12,5 @@ endpoints.py         what online and batch endpoints share: names, the endpoint 
 endpoint_servers.py  the local servers behind online endpoints
 job_bodies.py        a job's stored body, where its outputs go, its time limit
 storage.py           files in and out of the emulator's blob storage
+blobs.py             the blob service: the part of Azure Blob Storage the SDK uploads to and downloads from
 """

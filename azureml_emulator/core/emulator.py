@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from azureml_emulator.blobs import BlobService
 from azureml_emulator.core.arm import STORAGE_ACCOUNT, STORAGE_SUFFIX
+from azureml_emulator.core.blobs import BlobService
 from azureml_emulator.core.store import Store
 
 

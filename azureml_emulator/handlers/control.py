@@ -29,7 +29,7 @@ def take_endpoint_name(context: Context) -> tuple[int, Any]:
 
 def storage_data_role(context: Context) -> tuple[int, Any]:
     """Whether the caller's token holds a data role ("Storage Blob Data Contributor") on the storage account:
-    `{"granted": false}` makes the blob service refuse bearer tokens with 403 (see `blobs.py`)."""
+    `{"granted": false}` makes the blob service refuse bearer tokens with 403 (see `core/blobs.py`)."""
     granted = context.json().get("granted")
     if not isinstance(granted, bool):
         raise ArmError(400, "BadRequest", "the body needs 'granted': true or false")
