@@ -268,6 +268,10 @@ def _many_nodes(job: Job, batches: list[list[str]], nodes: int, results: Results
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The batch job's command, as Azure ML's parallel run step takes it.
+
+    Long because: the arguments mirror the batch deployment's settings one for one, and the run is one sequence
+    (environment, mini-batches, retries, error threshold, output) that reads best in one place."""
     parser = argparse.ArgumentParser(prog="python -m azureml_emulator.batch_driver")
     parser.add_argument("--script", type=Path, required=True)
     parser.add_argument("--input", type=Path, required=True)

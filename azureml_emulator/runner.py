@@ -75,6 +75,10 @@ class JobRunner:
                 self._fail(scope, name, "SystemError", f"the emulator could not run the job: {exc}")
 
     def _run(self, scope: str, name: str) -> None:
+        """Run one job from Preparing to its end state, with its logs, outputs and run history.
+
+        Long because: a job's life is one sequence of state changes (each conditional on a cancel not having won) and
+        keeping it together is what makes the cancel races readable."""
         record = self.store.get_job(scope, name)
         if record is None:
             return

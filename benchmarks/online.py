@@ -349,6 +349,9 @@ def rotation_cpu(used: list[int]) -> str:
 
 
 def main() -> None:
+    """Measure the servers side by side and write the table.
+
+    Long because: a benchmark's script is its arguments, its setup of each server and its table, in order."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--reps", type=int, default=3)

@@ -139,6 +139,10 @@ class BlobService:
     def _dispatch(
         self, method: str, container: str, path: str, args: dict[str, str], headers: dict[str, str], body: bytes
     ) -> BlobAnswer:
+        """One blob request to its operation, by method, `restype` and `comp`.
+
+        Long because: it is Blob Storage's dispatch table (container and blob operations, each by method and query), kept
+        in one place so what is emulated and what answers UnsupportedQueryParameter is read at a glance."""
         comp, restype = args.get("comp"), args.get("restype")
         if not path:
             if restype == "container" and method == "PUT":

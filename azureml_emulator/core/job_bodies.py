@@ -12,7 +12,10 @@ _DEFAULT_TIMEOUT = 3600.0
 
 
 def prepare(name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The stored body: the request with the defaults the service adds."""
+    """The stored body: the request with the defaults the service adds.
+
+    Long because: the defaults the service adds to a job are many small field rules, listed in one place as
+    the service returns them."""
     properties = dict(body["properties"])
     properties.setdefault("displayName", name)
     properties.setdefault("experimentName", "Default")

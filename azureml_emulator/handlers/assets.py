@@ -174,6 +174,10 @@ def asset_versions(context: Context) -> tuple[int, Any]:
 
 
 def asset_version(context: Context) -> Answer:
+    """GET, PUT or DELETE one version of a data, model, code or environment asset.
+
+    Long because: the service's checks of an asset version (name, length, immutability, datastore paths) run in
+    its order, which decides which error a caller sees first; split, that order would be spread over helpers."""
     kind, name, version = context.params["kind"], context.params["name"], context.params["version"]
     store = context.emulator.store
     existing = store.get_asset(context.scope, kind, name, version)
@@ -229,7 +233,10 @@ def asset_version(context: Context) -> Answer:
 
 
 def _normalise(context: Context, kind: str, properties: dict[str, Any]) -> dict[str, Any]:
-    """Check the fields the service requires and add the defaults it returns."""
+    """Check the fields the service requires and add the defaults it returns.
+
+    Long because: each asset kind's required fields and returned defaults are listed in one place, as the
+    service answers them."""
     defaults: dict[str, Any] = {
         "description": None,
         "tags": {},

@@ -37,6 +37,10 @@ from azureml_emulator.core.store import now
 
 
 def batch_endpoint(context: Context) -> Answer:
+    """GET, PUT or DELETE a batch endpoint, with its deployments on DELETE.
+
+    Long because: the endpoint's checks and the ARM answer (body, provisioning state, Azure-AsyncOperation) follow
+    the recorded order, one request's story."""
     name, store = context.params["endpoint"], context.emulator.store
     existing = store.get_asset(context.scope, BATCH, name)
 
@@ -172,7 +176,9 @@ def batch_invoke(context: Context) -> tuple[int, Any]:
     Learn's batch samples read results from `jobs.list(parent_job_name=job.name)[0]`. The tags and
     properties below are those of a real invoke's answer as the SDK dumps it (ansible azcollection,
     `azure_rm_ml_batch_endpoint_invoke`'s sample), less the pipeline-component ones.
-    """
+
+    Long because: Azure's batch invocation is a pipeline job with a child step, its inputs, outputs and
+    settings, built here in the order the service records them."""
     if not context.headers.get("authorization", "").lower().startswith("bearer "):
         raise ArmError(
             401, "Unauthorized", "a batch endpoint takes an Azure AD token: send 'Authorization: Bearer <token>'"

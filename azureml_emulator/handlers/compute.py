@@ -16,6 +16,10 @@ from azureml_emulator.core.store import now
 
 
 def compute(context: Context) -> Answer:
+    """GET, PUT or DELETE an AmlCompute cluster.
+
+    Long because: the service validates a cluster's name, size and scale settings in one pass before answering, and
+    the checks are kept in that order."""
     name, store = context.params["compute"], context.emulator.store
     existing = store.get_asset(context.scope, COMPUTES, name)
     answer = read_or_delete(

@@ -30,7 +30,10 @@ def _require_asset(context: Context, reference: str, what: str, kind: str) -> No
 
 
 def validate(context: Context, body: dict[str, Any]) -> None:
-    """The checks the service makes of a command job, with its kind of messages."""
+    """The checks the service makes of a command job, with its kind of messages.
+
+    Long because: the service's checks of a command job are many small rules, kept in the order that decides
+    which error a caller sees first."""
     properties = body.get("properties")
     if not isinstance(properties, dict):
         raise ArmError(400, "UserError", "the job body needs 'properties'")

@@ -59,7 +59,8 @@ def _check_monitor(context: Context, definition: dict[str, Any]) -> None:
     azureml-examples monitoring README ("remove the custom preprocessing component line only if your data is
     collected with MDC"). The emulator runs no schedule, so it refuses the configuration when it is written,
     where a test sees it. A disabled schedule never runs, so it is not checked (disabling one is a PUT of it).
-    """
+
+    Long because: each rule above is a few lines, and they read best in the order the service applies them."""
     target = (definition.get("monitoringTarget") or {}).get("deploymentId") or ""
     found = re.search(r"/onlineEndpoints/([^/]+)/deployments/([^/]+)$", target)
     deployment_id = f"{found[1]}/{found[2]}" if found else ""

@@ -95,6 +95,10 @@ def discovery(context: Context) -> tuple[int, Any]:
 
 
 def arm_deployment(context: Context) -> Answer:
+    """GET or PUT an ARM template deployment (how the SDK creates a workspace and its resources).
+
+    Long because: a PUT reads the template's parameters, creates each resource it names and answers as ARM does;
+    the steps share the request's values and read as one sequence."""
     name, store = context.params["deployment"], context.emulator.store
     deployment_id = (
         f"/subscriptions/{context.params['sub']}/resourceGroups/{context.params['rg']}"

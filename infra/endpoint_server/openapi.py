@@ -10,7 +10,9 @@ _DEFAULT_OUTPUT = [0.0]
 
 
 def openapi_document(endpoint: str, module: ModuleType | None) -> dict[str, Any]:
-    """The document for an endpoint whose serving deployment runs `module` (None: no deployment yet)."""
+    """The document for an endpoint whose serving deployment runs `module` (None: no deployment yet).
+
+    Long because: the document is a literal (paths, schemas, security), clearer whole than assembled from parts."""
     width = getattr(module, "N_FEATURES", len(_DEFAULT_INPUT[0]))
     example_in = getattr(module, "INPUT_SAMPLE", _DEFAULT_INPUT)
     example_out = getattr(module, "OUTPUT_SAMPLE", _DEFAULT_OUTPUT)

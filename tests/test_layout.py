@@ -1,0 +1,56 @@
+"""The layout's own rules: size budgets, and the README's Layout section naming what is in the tree."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from infra.settings import checkout_root
+
+ROOT = checkout_root()
+CODE = ("cli", "deployments", "flows", "azureml_emulator", "tasks", "infra", "model", "models", "benchmarks")
+MODULE_LINES, FUNCTION_LINES = 400, 50
+REASON = re.compile(r"long because", re.IGNORECASE)
+
+
+def _sources() -> list[Path]:
+    return sorted(p for folder in CODE for p in (ROOT / folder).rglob("*.py") if "node_modules" not in p.parts)
+
+
+def _over_budget(path: Path, root: Path = ROOT) -> list[str]:
+    text = path.read_text()
+    tree = ast.parse(text, filename=str(path))
+    where = str(path.relative_to(root))
+    found = []
+    if len(text.splitlines()) > MODULE_LINES and not REASON.search(ast.get_docstring(tree) or ""):
+        found.append(f"{where}: {len(text.splitlines())} lines")
+    if path.relative_to(root).parts[0] == "flows":
+        return found  # a flow reads as its stage table, however long
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            if length > FUNCTION_LINES and not REASON.search(ast.get_docstring(node) or ""):
+                found.append(f"{where}:{node.lineno} {node.name}: {length} lines")
+    return found
+
+
+def test_a_module_or_function_over_budget_says_why() -> None:
+    """A module over 400 lines, or a function over 50 (flows excepted), says "Long because: ..." in its docstring."""
+    assert [problem for path in _sources() for problem in _over_budget(path)] == []
+
+
+def test_the_budget_check_can_fire(tmp_path: Path) -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(FUNCTION_LINES))
+    code = f'def f() -> None:\n{body}\n\n\ndef g() -> None:\n    """Long because: a table."""\n{body}\n'
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "long.py").write_text(code)
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "long.py").write_text(code)
+
+    assert _over_budget(tmp_path / "tasks" / "long.py", tmp_path) == [f"tasks/long.py:1 f: {FUNCTION_LINES + 1} lines"]
+    assert _over_budget(tmp_path / "flows" / "long.py", tmp_path) == []
+    (tmp_path / "tasks" / "long.py").write_text("\n" * MODULE_LINES + code)
+    assert f"tasks/long.py: {MODULE_LINES + 2 * FUNCTION_LINES + 5} lines" in _over_budget(
+        tmp_path / "tasks" / "long.py", tmp_path
+    )
