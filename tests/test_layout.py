@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 from pathlib import Path
 
 from infra.settings import checkout_root
@@ -54,3 +55,32 @@ def test_the_budget_check_can_fire(tmp_path: Path) -> None:
     assert f"tasks/long.py: {MODULE_LINES + 2 * FUNCTION_LINES + 5} lines" in _over_budget(
         tmp_path / "tasks" / "long.py", tmp_path
     )
+
+
+def _layout_block() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Layout\n", 1)[1]
+    return section.split("```", 2)[1].splitlines()[1:]
+
+
+def test_the_readme_layout_names_every_top_level_folder_and_nothing_that_is_gone() -> None:
+    lines = _layout_block()
+    entries = {line.split()[0].rstrip("/") for line in lines if line and not line[0].isspace()}
+    tracked = {p.split("/")[0] for p in _tracked() if "/" in p and not p.startswith(".")}
+    assert tracked - entries == set()  # every folder is described
+    assert [e for e in entries if not (ROOT / e).exists()] == []
+    top = None
+    missing = []
+    for line in lines:
+        if line and not line[0].isspace():
+            top = line.split()[0].rstrip("/")
+        for token in re.findall(r"(?<![\w./-])([a-z_]+(?:/[a-z_]+)+)(?:/|\.py)?(?![\w-])", line):
+            if not (
+                (ROOT / token).exists() or (ROOT / f"{token}.py").exists() or (top and (ROOT / top / token).exists())
+            ):
+                missing.append(token)
+    assert missing == []
+
+
+def _tracked() -> list[str]:
+    return subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
