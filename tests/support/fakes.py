@@ -25,10 +25,12 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from infra.backend import (
+    BatchRunner,
     Bundle,
     DeploymentInfo,
     EndpointState,
@@ -37,9 +39,11 @@ from infra.backend import (
     MiniBatchResult,
     ModelVersion,
     Registration,
+    Scored,
     TrainOutput,
     TrainSpec,
 )
+from infra.common.batching import InProcess
 from infra.errors import BackendError, JobFailedError, MissingResourceError
 from infra.local.jobs import attempt_name
 from infra.local.registry import folder_sha256
@@ -360,9 +364,8 @@ class FakeEndpoints:
 
 
 class FakeBatch:
-    """Mini-batches of whole rows (a list of lines, not byte ranges); a row that is not numbers fails its mini-batch."""
-
-    remote = False
+    """Mini-batches of whole rows (a list of lines, not byte ranges); a row that is not numbers fails its mini-batch.
+    Scored one at a time through the runner, as the local backend does."""
 
     def plan(self, files: list[Path], rows_per_batch: int) -> list[MiniBatch]:
         batches: list[MiniBatch] = []
@@ -405,10 +408,17 @@ class FakeBatch:
     def count_rows(self, batch: MiniBatch) -> int:
         return len(_read_lines(batch))
 
-    def run_job(
-        self, model: ModelVersion, batches: list[MiniBatch], work: Path, *, parallelism: int, error_threshold: int
-    ) -> tuple[list[MiniBatchResult], dict[int, str]]:
-        raise BackendError("the fake backend scores in the flow (remote is False)")
+    def score_all(
+        self,
+        model: ModelVersion,
+        batches: list[MiniBatch],
+        work: Path,
+        *,
+        parallelism: int,
+        error_threshold: int,
+        runner: BatchRunner | None = None,
+    ) -> Scored:
+        return (runner or InProcess()).each(partial(self.score, model, work=work), batches, parallelism)
 
     def assemble(self, results: list[MiniBatchResult], columns: list[str], out: Path) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
