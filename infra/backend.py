@@ -143,6 +143,22 @@ class Invocation(_Value):
         return json.loads(self.body)
 
 
+class CollectedRequest(_Value):
+    """One scored request an endpoint collected (as Azure ML's data collector does): when (epoch seconds), and its
+    request and response bodies as JSON (a body that was not JSON: its text)."""
+
+    time: float
+    request: Any
+    response: Any
+
+
+class Collected(_Value):
+    """What an endpoint collected since some time: where it was read (for reports), and the requests in order."""
+
+    source: str
+    requests: list[CollectedRequest]
+
+
 class MiniBatch(_Value):
     """A byte range of one input CSV holding whole lines; `columns` is the file's header."""
 
@@ -250,6 +266,12 @@ class Endpoints(Protocol):
 
     def stop(self, name: str) -> bool:
         """Stop serving (deployments and traffic are kept for the next start); False if it was not running."""
+        ...
+
+    def collected(self, name: str, since: float) -> Collected | None:
+        """The scored requests the endpoint collected at or after `since` (epoch seconds), for the drift monitor
+        (an endpoint that collected nothing yet: none); None when this backend collects no scoring data for it
+        (Azure ML: infra/azureml/endpoints.py says why)."""
         ...
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 
-from infra.backend import Bundle, DeploymentInfo, EndpointState, Invocation
+from infra.backend import Bundle, Collected, CollectedRequest, DeploymentInfo, EndpointState, Invocation
 from infra.endpoint_server.process import EndpointProcess, loopback_client
+from infra.endpoint_server.server import COLLECTED_FOLDER
 from infra.errors import BackendError, MissingResourceError, TransientBackendError
 from infra.telemetry import current_traceparent
 
@@ -123,6 +124,24 @@ class LocalEndpoints:
 
     def stop(self, name: str) -> bool:
         return self.process(name).stop()
+
+    def collected(self, name: str, since: float) -> Collected:
+        """The requests the endpoint's server collected (`collected/<day>.jsonl`) at or after `since`; a record that
+        does not parse is skipped (a line cut by a full disk)."""
+        folder = self.process(name).folder / COLLECTED_FOLDER
+        requests: list[CollectedRequest] = []
+        for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    record = json.loads(line)
+                    if record["time"] < since:
+                        continue
+                    requests.append(
+                        CollectedRequest(time=record["time"], request=record["request"], response=record["response"])
+                    )
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue
+        return Collected(source=str(folder), requests=requests)
 
     def _state(self, name: str) -> EndpointState:
         return self._manage(name, "GET", "state", None)

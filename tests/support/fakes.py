@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -32,6 +33,8 @@ from typing import Any
 from infra.backend import (
     BatchRunner,
     Bundle,
+    Collected,
+    CollectedRequest,
     DeploymentInfo,
     EndpointState,
     Invocation,
@@ -230,10 +233,14 @@ def _valid_deployment_name(name: str) -> bool:
     return 3 <= len(name) <= 32 and name[0].isalpha() and all(c.isalnum() or c == "-" for c in name)
 
 
+_CHECK_HEADER = "x-mlops-check"  # synthetic traffic (smoke test, rollout checks), which endpoints do not collect
+
+
 class FakeEndpoints:
     def __init__(self) -> None:
         self._endpoints: dict[str, _Endpoint] = {}
         self.invocations: list[tuple[str, str]] = []  # (endpoint, deployment that answered)
+        self._collected: dict[str, list[CollectedRequest]] = {}  # the scored requests, as an endpoint server keeps
 
     def _endpoint(self, name: str) -> _Endpoint:
         if name not in self._endpoints:
@@ -337,7 +344,16 @@ class FakeEndpoints:
             return Invocation(
                 status=400, body=json.dumps({"error": str(exc)}).encode(), headers=out_headers, latency_ms=0.1
             )
-        return Invocation(status=200, body=json.dumps({"result": result}).encode(), headers=out_headers, latency_ms=0.1)
+        answer = {"result": result}
+        if _CHECK_HEADER not in {h.lower() for h in headers or {}}:  # synthetic traffic is not collected
+            self._collected.setdefault(name, []).append(
+                CollectedRequest(time=time.time(), request=json.loads(body), response=answer)
+            )
+        return Invocation(status=200, body=json.dumps(answer).encode(), headers=out_headers, latency_ms=0.1)
+
+    def collected(self, name: str, since: float) -> Collected:
+        kept = [r for r in self._collected.get(name, []) if r.time >= since]
+        return Collected(source=f"fake://{name}/collected", requests=kept)
 
     def _pick(self, endpoint: _Endpoint) -> str | None:
         """Deterministic weighted choice: the n-th request goes where the cumulative shares put it."""
