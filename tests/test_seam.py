@@ -81,3 +81,14 @@ def test_the_drift_tasks_ask_the_backend_for_collected_data_not_the_endpoint_ser
     assert not [n for n in monitor if n.startswith("infra.endpoint_server")]
     assert '/ "endpoints"' not in (ROOT / "tasks" / "monitor.py").read_text()  # no endpoint folder is built
     assert "backend.endpoints.collected(" in (ROOT / "tasks" / "monitor.py").read_text()
+
+
+def test_the_emulator_leaves_an_endpoints_keys_to_its_endpoint_server() -> None:
+    """It regenerates a key through the server's management API (`LocalEndpoints.regenerate_key`), and never writes
+    the server's keys file itself."""
+    emulator = sorted((ROOT / "azureml_emulator").rglob("*.py"))
+    assert emulator
+    assert [
+        str(p.relative_to(ROOT)) for p in emulator if "keys.json" in p.read_text() or "KEYS_FILE" in p.read_text()
+    ] == []
+    assert ".regenerate_key(" in (ROOT / "azureml_emulator" / "handlers" / "online.py").read_text()

@@ -122,6 +122,17 @@ class LocalEndpoints:
     def key(self, name: str) -> str:
         return self.process(name).keys()["primary"]
 
+    def keys(self, name: str) -> dict[str, str]:
+        """The endpoint's scoring keys, `primary` and `secondary` (created with the endpoint's folder)."""
+        keys = self.process(name).keys()
+        return {"primary": keys["primary"], "secondary": keys["secondary"]}
+
+    def regenerate_key(self, name: str, kind: str, value: str | None = None) -> dict[str, str]:
+        """Have the running server replace its `primary` or `secondary` scoring key (with `value`, else a new
+        random one), at once and without a restart; return the scoring keys now served."""
+        self._request(name, "POST", "keys/regenerate", {"key": kind, "value": value})
+        return self.keys(name)
+
     def stop(self, name: str) -> bool:
         return self.process(name).stop()
 

@@ -258,7 +258,7 @@ def test_keys_regenerate_and_an_aml_token_endpoint_answers_with_its_token(emulat
     backend.client.online_endpoints.begin_regenerate_keys("ep-keys", key_type="primary").result()
     fresh = _backend(emulated)  # no cached key
     assert fresh.endpoints.key("ep-keys") != old
-    assert fresh.endpoints.invoke("ep-keys", body).status == 200  # the server restarted with its deployments
+    assert fresh.endpoints.invoke("ep-keys", body).status == 200  # the server serves on with its deployments
     stale = fresh.endpoints.invoke("ep-keys", body, headers={"authorization": f"Bearer {old}"})
     assert stale.status == 401
 
