@@ -156,12 +156,11 @@ def score_mini_batch(score: Callable[[MiniBatch], MiniBatchResult], batch: MiniB
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def score_with_batch_job(job: Callable[[], Scored], batches: list[MiniBatch]) -> Scored:
-    """Score every mini-batch in one batch job of the platform (a retry re-attaches to the same job)."""
+def score_with_batch_job(job: Callable[[], Scored], batches: list[MiniBatch]) -> Scored:  # noqa: ARG001
+    """Score every mini-batch in one batch job of the platform (a retry re-attaches to the same job); `batches`
+    are the mini-batches the job scores, as the task run's input."""
     results, failures = job()
-    get_run_logger().info(
-        "batch job: %d mini-batch(es) scored, %d failed, of %d", len(results), len(failures), len(batches)
-    )
+    get_run_logger().info("batch job: %d mini-batch(es) scored, %d failed", len(results), len(failures))
     return results, failures
 
 
