@@ -200,7 +200,7 @@ def batch_job(batch: AzureMLBatch, model: ModelVersion, steps: Steps) -> None:
 
     with deleted_after(f"batch endpoint {name} (and its deployment)", delete, command):
         batches = batch.plan([sample], BATCH_ROWS_PER_MINI_BATCH)
-        results, failures = batch.run_job(model, batches, work, parallelism=1, error_threshold=0)
+        results, failures = batch.score_all(model, batches, work, parallelism=1, error_threshold=0)
         if failures:
             raise SmokeCheckError(f"the batch job failed mini-batch(es): {failures}")
         out = work / "predictions.csv"

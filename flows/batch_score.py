@@ -24,8 +24,7 @@ from tasks.batch import (
     plan_mini_batches,
     publish_batch_summary,
     publish_output,
-    score_in_parallel,
-    score_with_batch_job,
+    score_all,
     select_batch_model,
     summarize_batch,
 )
@@ -63,11 +62,8 @@ def batch_score(
     )
     files = fetch_inputs(backend, settings, input, work)
     batches = plan_mini_batches(backend, files, mini_batch_size)
-    # Score mini-batches in parallel: here, or in one batch job of the platform (Azure ML)
-    if backend.batch.remote:
-        scored = score_with_batch_job(backend, model, batches, work, parallelism, error_threshold)
-    else:
-        scored = score_in_parallel(backend, model, batches, work, parallelism)
+    # Score mini-batches in parallel: here, or in one batch job of the platform (Azure ML), as the backend does it
+    scored = score_all(backend, model, batches, work, parallelism, error_threshold)
     # Write once, and account for every row
     result = assemble_output(backend, scored[0], batches[0].columns, work / OUTPUT_FILE)
     summary = summarize_batch(backend, model, files, batches, scored, time.monotonic() - started)

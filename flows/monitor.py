@@ -57,8 +57,8 @@ def monitor(
     model = select_batch_model(backend, settings, model_name or settings.model_name, model_version, None, None)
     # The recent scoring data
     files = [Path(scored)] if scored else [p for p in [latest_scored(settings, since)] if p is not None]
-    online_since = since if include_online and backend.name == "local" else None
-    current = gather_scoring_data(settings, files, online_since)
+    online_since = since if include_online else None  # the backend says what its endpoint collected (or nothing)
+    current = gather_scoring_data(backend, settings, files, online_since)
     if current.frame.empty:
         note = f"no scoring data in the last {window:g} hours: nothing to compare"
         get_run_logger().info(note)

@@ -10,6 +10,7 @@ imports them back: `infra.factory.open_backend(settings)` is the only place that
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -142,6 +143,22 @@ class Invocation(_Value):
         return json.loads(self.body)
 
 
+class CollectedRequest(_Value):
+    """One scored request an endpoint collected (as Azure ML's data collector does): when (epoch seconds), and its
+    request and response bodies as JSON (a body that was not JSON: its text)."""
+
+    time: float
+    request: Any
+    response: Any
+
+
+class Collected(_Value):
+    """What an endpoint collected since some time: where it was read (for reports), and the requests in order."""
+
+    source: str
+    requests: list[CollectedRequest]
+
+
 class MiniBatch(_Value):
     """A byte range of one input CSV holding whole lines; `columns` is the file's header."""
 
@@ -251,30 +268,54 @@ class Endpoints(Protocol):
         """Stop serving (deployments and traffic are kept for the next start); False if it was not running."""
         ...
 
-
-class Batch(Protocol):
-    @property
-    def remote(self) -> bool:
-        """True when a batch job of the platform scores the mini-batches (`run_job`), False when the flow does (`score`)."""
+    def collected(self, name: str, since: float) -> Collected | None:
+        """The scored requests the endpoint collected at or after `since` (epoch seconds), for the drift monitor
+        (an endpoint that collected nothing yet: none); None when this backend collects no scoring data for it
+        (Azure ML: infra/azureml/endpoints.py says why)."""
         ...
 
+
+Scored = tuple[list[MiniBatchResult], dict[int, str]]
+"""What scoring the mini-batches gave: each scored one's result, and each failed one's error by its index."""
+
+
+class BatchRunner(Protocol):
+    """How the caller runs the scoring a backend asks for: the batch-score flow runs each mini-batch as a task run
+    of its own (retried, with progress), and a platform job as one task run (a retry re-attaches to the job);
+    `infra.common.batching.InProcess` runs them without a flow."""
+
+    def each(self, score: Callable[[MiniBatch], MiniBatchResult], batches: list[MiniBatch], parallelism: int) -> Scored:
+        """Score every mini-batch with `score`, `parallelism` at a time; an error fails only its mini-batch."""
+        ...
+
+    def whole(self, job: Callable[[], Scored], batches: list[MiniBatch]) -> Scored:
+        """Run `job`, which scores every mini-batch in one job of the platform."""
+        ...
+
+
+class Batch(Protocol):
     def plan(self, files: list[Path], rows_per_batch: int) -> list[MiniBatch]:
         """Cut the inputs into mini-batches of about `rows_per_batch` rows, after checking their headers."""
         ...
 
-    def score(self, model: ModelVersion, batch: MiniBatch, work: Path) -> MiniBatchResult:
-        """Score one mini-batch into a part file under `work`; raises on bad input, naming the problem."""
+    def score_all(
+        self,
+        model: ModelVersion,
+        batches: list[MiniBatch],
+        work: Path,
+        *,
+        parallelism: int,
+        error_threshold: int,
+        runner: BatchRunner | None = None,
+    ) -> Scored:
+        """Score every mini-batch into part files under `work`: the results, and each failed mini-batch's error
+        (bad input fails its mini-batch, naming the problem). The backend decides how: here, one mini-batch at a
+        time through `runner.each` (local), or in one batch job of the platform through `runner.whole` (Azure ML,
+        where `parallelism` and `error_threshold` configure the job). `runner` defaults to `InProcess`."""
         ...
 
     def count_rows(self, batch: MiniBatch) -> int:
         """The data lines in a mini-batch (for the reconciliation of one that failed)."""
-        ...
-
-    def run_job(
-        self, model: ModelVersion, batches: list[MiniBatch], work: Path, *, parallelism: int, error_threshold: int
-    ) -> tuple[list[MiniBatchResult], dict[int, str]]:
-        """Score every mini-batch in one platform batch job; the results (part files under `work`) and each
-        failed mini-batch's error. Only when `remote`."""
         ...
 
     def assemble(self, results: list[MiniBatchResult], columns: list[str], out: Path) -> int:

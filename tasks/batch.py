@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -16,7 +17,7 @@ from prefect.events import emit_event
 from prefect.futures import PrefectConcurrentFuture
 from pydantic import BaseModel, ConfigDict
 
-from infra.backend import Backend, MiniBatch, MiniBatchResult, ModelVersion
+from infra.backend import Backend, MiniBatch, MiniBatchResult, ModelVersion, Scored
 from infra.errors import MissingResourceError, MLOpsError, TransientBackendError
 from infra.settings import Settings
 from infra.storage import BlobLocation, parse_location
@@ -139,45 +140,13 @@ def plan_mini_batches(backend: Backend, files: list[Path], rows_per_batch: int) 
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def score_mini_batch(backend: Backend, model: ModelVersion, batch: MiniBatch, work: Path) -> MiniBatchResult:
-    """Score one mini-batch into a part file. Bad data fails it, naming the problem; I/O errors are retried."""
+def score_mini_batch(score: Callable[[MiniBatch], MiniBatchResult], batch: MiniBatch) -> MiniBatchResult:
+    """Score one mini-batch into a part file (with the backend's `score`). Bad data fails it, naming the problem;
+    I/O errors are retried."""
     try:
-        return backend.batch.score(model, batch, work)
+        return score(batch)
     except OSError as exc:
         raise TransientBackendError(f"{batch.describe()}: {exc}") from exc
-
-
-def score_in_parallel(
-    backend: Backend, model: ModelVersion, batches: list[MiniBatch], work: Path, parallelism: int
-) -> tuple[list[MiniBatchResult], dict[int, str]]:
-    """Run `score_mini_batch` over every mini-batch, `parallelism` at a time, advancing a progress artifact.
-
-    Returns the results and, for each failed mini-batch, its error.
-    """
-    progress = cast(
-        UUID, create_progress_artifact(0.0, key="batch-progress", description=f"{len(batches)} mini-batches")
-    )
-    waiting = deque(batches)
-    running: dict[concurrent.futures.Future[Any], tuple[MiniBatch, PrefectConcurrentFuture[MiniBatchResult]]] = {}
-    results: list[MiniBatchResult] = []
-    failures: dict[int, str] = {}
-    while waiting or running:
-        while waiting and len(running) < parallelism:
-            batch = waiting.popleft()
-            future = cast(
-                PrefectConcurrentFuture[MiniBatchResult], score_mini_batch.submit(backend, model, batch, work)
-            )
-            running[future.wrapped_future] = (batch, future)
-        done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
-        for finished in done:
-            batch, future = running.pop(finished)
-            outcome: Any = future.result(raise_on_failure=False)
-            if isinstance(outcome, MiniBatchResult):
-                results.append(outcome)
-            else:
-                failures[batch.index] = str(outcome)
-        update_progress_artifact(progress, 100.0 * (len(results) + len(failures)) / len(batches))
-    return results, failures
 
 
 @task(
@@ -187,19 +156,61 @@ def score_in_parallel(
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def score_with_batch_job(
-    backend: Backend, model: ModelVersion, batches: list[MiniBatch], work: Path, parallelism: int, error_threshold: int
-) -> tuple[list[MiniBatchResult], dict[int, str]]:
-    """Score every mini-batch in one batch job of the platform (a retry re-attaches to the same job)."""
-    progress = cast(
-        UUID, create_progress_artifact(0.0, key="batch-progress", description=f"{len(batches)} mini-batches")
-    )
-    results, failures = backend.batch.run_job(
-        model, batches, work, parallelism=parallelism, error_threshold=error_threshold
-    )
-    update_progress_artifact(progress, 100.0)
+def score_with_batch_job(job: Callable[[], Scored], batches: list[MiniBatch]) -> Scored:  # noqa: ARG001
+    """Score every mini-batch in one batch job of the platform (a retry re-attaches to the same job); `batches`
+    are the mini-batches the job scores, as the task run's input."""
+    results, failures = job()
     get_run_logger().info("batch job: %d mini-batch(es) scored, %d failed", len(results), len(failures))
     return results, failures
+
+
+class FlowRunner:
+    """The batch-score flow's `BatchRunner`: each mini-batch a `score-mini-batch` task run, `parallelism` at a time,
+    or the platform's job a `score-with-batch-job` task run; either advances the `batch-progress` artifact."""
+
+    def each(self, score: Callable[[MiniBatch], MiniBatchResult], batches: list[MiniBatch], parallelism: int) -> Scored:
+        progress = _progress(batches)
+        waiting = deque(batches)
+        running: dict[concurrent.futures.Future[Any], tuple[MiniBatch, PrefectConcurrentFuture[MiniBatchResult]]] = {}
+        results: list[MiniBatchResult] = []
+        failures: dict[int, str] = {}
+        while waiting or running:
+            while waiting and len(running) < parallelism:
+                batch = waiting.popleft()
+                future = cast(PrefectConcurrentFuture[MiniBatchResult], score_mini_batch.submit(score, batch))
+                running[future.wrapped_future] = (batch, future)
+            done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for finished in done:
+                batch, future = running.pop(finished)
+                outcome: Any = future.result(raise_on_failure=False)
+                if isinstance(outcome, MiniBatchResult):
+                    results.append(outcome)
+                else:
+                    failures[batch.index] = str(outcome)
+            update_progress_artifact(progress, 100.0 * (len(results) + len(failures)) / len(batches))
+        return results, failures
+
+    def whole(self, job: Callable[[], Scored], batches: list[MiniBatch]) -> Scored:
+        progress = _progress(batches)
+        scored = score_with_batch_job(job, batches)
+        update_progress_artifact(progress, 100.0)
+        return scored
+
+
+def _progress(batches: list[MiniBatch]) -> UUID:
+    return cast(UUID, create_progress_artifact(0.0, key="batch-progress", description=f"{len(batches)} mini-batches"))
+
+
+def score_all(
+    backend: Backend, model: ModelVersion, batches: list[MiniBatch], work: Path, parallelism: int, error_threshold: int
+) -> Scored:
+    """Score every mini-batch as the backend does it (`Batch.score_all`), run by the flow (`FlowRunner`).
+
+    Returns the results and, for each failed mini-batch, its error.
+    """
+    return backend.batch.score_all(
+        model, batches, work, parallelism=parallelism, error_threshold=error_threshold, runner=FlowRunner()
+    )
 
 
 @task(name="assemble-output", cache_policy=NO_CACHE)
@@ -216,7 +227,7 @@ def summarize_batch(
     model: ModelVersion,
     files: list[Path],
     batches: list[MiniBatch],
-    scored: tuple[list[MiniBatchResult], dict[int, str]],
+    scored: Scored,
     seconds: float,
 ) -> BatchSummary:
     """Account for every input row: rows in (lines of every mini-batch), rows out (lines written), rows failed."""

@@ -17,8 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from pydantic import BaseModel, ConfigDict
 
-from infra.backend import Backend, ModelVersion
-from infra.endpoint_server.server import COLLECTED_FOLDER
+from infra.backend import Backend, Collected, ModelVersion
 from infra.errors import MissingResourceError
 from infra.settings import Settings
 from infra.storage import BlobLocation, parse_location
@@ -91,8 +90,11 @@ def latest_scored(settings: Settings, since: float) -> Path | None:
 
 
 @task(name="gather-scoring-data", cache_policy=NO_CACHE)
-def gather_scoring_data(settings: Settings, scored: list[Path], online_since: float | None) -> ScoringData:
-    """Batch rows from the scored files, and the endpoint's collected requests since `online_since` (None: none)."""
+def gather_scoring_data(
+    backend: Backend, settings: Settings, scored: list[Path], online_since: float | None
+) -> ScoringData:
+    """Batch rows from the scored files, and the requests the endpoint collected since `online_since` (None: none),
+    as the backend keeps them (`Endpoints.collected`: none where the backend collects no scoring data)."""
     features = list(settings.package.features)
     frames, sources = [], []
     for path in scored:
@@ -106,13 +108,14 @@ def gather_scoring_data(settings: Settings, scored: list[Path], online_since: fl
         sources.append(str(path))
     batch_rows = sum(len(f) for f in frames)
     online_rows = 0
-    if online_since is not None:
-        folder = settings.home / "endpoints" / settings.endpoint_name / COLLECTED_FOLDER
-        online = _collected_rows(folder, online_since, features)
+    collected = None if online_since is None else backend.endpoints.collected(settings.endpoint_name, online_since)
+    if collected is not None and online_since is not None:
+        online = _collected_rows(collected, features)
         if len(online):
             frames.append(online)
             sources.append(
-                f"{folder} ({len(online)} rows since {time.strftime('%Y-%m-%d %H:%M', time.gmtime(online_since))} UTC)"
+                f"{collected.source} ({len(online)} rows since "
+                f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(online_since))} UTC)"
             )
         online_rows = len(online)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*features, SCORE_COLUMN])
@@ -120,24 +123,21 @@ def gather_scoring_data(settings: Settings, scored: list[Path], online_since: fl
     return ScoringData(frame=frame, sources=sources, batch_rows=batch_rows, online_rows=online_rows)
 
 
-def _collected_rows(folder: Path, since: float, features: list[str]) -> pd.DataFrame:
-    """Rows of the requests the endpoint collected since `since`; a record that does not parse is skipped."""
+def _collected_rows(collected: Collected, features: list[str]) -> pd.DataFrame:
+    """Rows of the collected requests (`{"data": rows}` answered by `{"result": scores}`); one that does not parse
+    is skipped."""
     rows: list[list[float]] = []
     scores: list[float] = []
-    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-                if record["time"] < since:
-                    continue
-                request, response = record["request"], record["response"]
-                data = (json.loads(request) if isinstance(request, str) else request)["data"]
-                result = (json.loads(response) if isinstance(response, str) else response)["result"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-            if len(data) == len(result) and all(len(row) == len(features) for row in data):
-                rows += data
-                scores += result
+    for record in collected.requests:
+        try:
+            request, response = record.request, record.response
+            data = (json.loads(request) if isinstance(request, str) else request)["data"]
+            result = (json.loads(response) if isinstance(response, str) else response)["result"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+        if len(data) == len(result) and all(len(row) == len(features) for row in data):
+            rows += data
+            scores += result
     frame = pd.DataFrame(rows, columns=features, dtype=float)
     frame[SCORE_COLUMN] = pd.Series(scores, dtype=float)
     return frame

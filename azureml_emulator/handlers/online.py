@@ -9,7 +9,6 @@ are the server's. Writes are long-running operations (`core.operations`).
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
 import time
 import uuid
@@ -163,9 +162,8 @@ def list_keys(context: Context) -> tuple[int, Any]:
 
 
 def _keys(context: Context, found: dict[str, Any]) -> dict[str, str]:
-    served = runtime(context.emulator, context.scope, found["name"], found["_emulator"]["port"])
-    keys: dict[str, str] = served.process(found["name"]).keys()
-    return keys
+    """The endpoint's scoring keys, as its endpoint server keeps them."""
+    return runtime(context.emulator, context.scope, found["name"], found["_emulator"]["port"]).keys(found["name"])
 
 
 def regenerate_keys(context: Context) -> tuple[int, Any, dict[str, str]]:
@@ -176,18 +174,11 @@ def regenerate_keys(context: Context) -> tuple[int, Any, dict[str, str]]:
     name = found["name"]
     with lock(context.scope + "/" + name):
         served = runtime(context.emulator, context.scope, name, found["_emulator"]["port"])
-        process = served.process(name)
-        keys = process.keys()
+        served.ensure(name)  # the endpoint's server replaces its own key (its management API), without a restart
         # azure-ai-ml sends the current key as keyValue, and expects a new one: only another value is taken as given
         wanted = context.json().get("keyValue")
-        keys[kind] = str(wanted) if wanted and wanted != keys[kind] else secrets.token_urlsafe(32)
-        path = process.folder / "keys.json"
-        temporary = path.with_suffix(".new")
-        temporary.write_text(json.dumps(keys))
-        temporary.chmod(0o600)
-        temporary.replace(path)
-        served.stop(name)  # the server reads its keys at start
-        served.ensure(name)
+        given = str(wanted) if wanted and wanted != served.keys(name)[kind] else None
+        served.regenerate_key(name, kind, given)
     return 202, None, operation(context)
 
 

@@ -1,6 +1,7 @@
 """Batch scoring on Azure ML: a batch endpoint whose model deployment runs the package's batch script.
 
-The flow plans mini-batches exactly as on the local backend (byte ranges of whole lines). Here each
+Mini-batches are planned exactly as on the local backend (`infra.common.batching`: byte ranges of whole
+lines). Here each
 mini-batch becomes one file, `part-<index>.csv`, of a `uri_folder` data asset on the workspace's
 blob datastore, and the deployment takes one file per mini-batch (`mini_batch_size=1`), so our
 rows-per-mini-batch setting, the error threshold (failed mini-batches) and the retries mean the
@@ -13,7 +14,8 @@ package's `batch_score.py` (`MLOPS_BATCH_SCRIPT`) and returns each row as a line
 a header, quoting as it does not document, but writes a list's items as they are. A mini-batch that
 fails leaves `<part>.error.txt` with its error beside the output.
 
-`run_job` invokes the endpoint with that folder (`Input(type=uri_folder)`) and waits for the batch
+`score_all` runs one batch job through the runner's `whole` (the flow: one task run, retried): it
+invokes the endpoint with that folder (`Input(type=uri_folder)`) and waits for the batch
 job (`jobs.get`, re-attaching by name if the task is retried). On Azure a batch job is a pipeline
 job with one step, its child, which holds the `score` output and the logs; the child is found with
 `jobs.list(parent_job_name=...)` and downloaded. Its lines are split back into one part file per
@@ -31,6 +33,7 @@ import io
 import logging
 import re
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +46,9 @@ from infra.azureml import entities
 from infra.azureml.client import finished, translated
 from infra.azureml.endpoints import AzureMLPackages, ensure_environment, model_id, name_taken, name_taken_message
 from infra.azureml.jobs import AzureMLJobs, snapshot_path
-from infra.backend import MiniBatch, MiniBatchResult, ModelVersion
+from infra.backend import BatchRunner, MiniBatch, MiniBatchResult, ModelVersion, Scored
+from infra.common import batching
 from infra.errors import BackendError, ConfigError, JobFailedError
-from infra.local.batch import LocalBatch
 from infra.local.registry import folder_sha256
 from infra.settings import Settings
 
@@ -53,7 +56,6 @@ _log = logging.getLogger(__name__)
 _FAILED = re.compile(r"^mini-batch \d+ \[(?P<files>[^\]]*)\] failed[^:]*: (?P<error>.*)$")
 _PART = re.compile(r"part-(\d{6})\.csv")
 ERROR_SUFFIX = ".error.txt"  # what model/azureml_batch.py writes beside the output for a failed file
-_LINES = LocalBatch()  # the line counting and cutting, the same for every package
 
 
 def batch_script_path(settings: Settings) -> str:
@@ -63,33 +65,41 @@ def batch_script_path(settings: Settings) -> str:
 
 
 class AzureMLBatch:
-    """Plans and assembles as the local backend does; a batch job on Azure ML scores (`remote`)."""
-
-    remote = True
+    """Plans and assembles as the local backend does (`infra.common.batching`); a batch job on Azure ML scores."""
 
     def __init__(self, client: MLClient, settings: Settings, packages: AzureMLPackages, jobs: AzureMLJobs) -> None:
         self.client = client
         self.settings = settings
         self.packages = packages
         self.jobs = jobs
-        self.local = LocalBatch(settings.package)
         self.yaml = settings.home / "azureml" / "yaml"
 
     def plan(self, files: list[Path], rows_per_batch: int) -> list[MiniBatch]:
-        return self.local.plan(files, rows_per_batch)
+        return batching.plan(files, rows_per_batch, self.settings.package.features)
 
     def count_rows(self, batch: MiniBatch) -> int:
-        return self.local.count_rows(batch)
+        return batching.count_rows(batch)
 
     def assemble(self, results: list[MiniBatchResult], columns: list[str], out: Path) -> int:
-        return self.local.assemble(results, columns, out)
+        return batching.assemble(results, columns, out)
 
-    def score(self, model: ModelVersion, batch: MiniBatch, work: Path) -> MiniBatchResult:  # noqa: ARG002 - the protocol's
-        raise BackendError("on Azure ML a batch job scores the mini-batches: use run_job")
+    def score_all(
+        self,
+        model: ModelVersion,
+        batches: list[MiniBatch],
+        work: Path,
+        *,
+        parallelism: int,
+        error_threshold: int,
+        runner: BatchRunner | None = None,
+    ) -> Scored:
+        """Every mini-batch scored in one batch job, through the runner's `whole` (a retry re-attaches to it)."""
+        job = partial(self._run_job, model, batches, work, parallelism=parallelism, error_threshold=error_threshold)
+        return (runner or batching.InProcess()).whole(job, batches)
 
-    def run_job(
+    def _run_job(
         self, model: ModelVersion, batches: list[MiniBatch], work: Path, *, parallelism: int, error_threshold: int
-    ) -> tuple[list[MiniBatchResult], dict[int, str]]:
+    ) -> Scored:
         """Score every mini-batch in one batch job; return the results and each failed mini-batch's error."""
         folder = _write_inputs(batches, work / "azureml-input")
         data = self._upload(folder)
@@ -295,11 +305,7 @@ def _write_inputs(batches: list[MiniBatch], folder: Path) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     for batch in batches:
-        with batch.file.open("rb") as source:
-            source.seek(batch.start)
-            data = source.read(batch.end - batch.start)
-        header = _csv_line(batch.columns)
-        (folder / f"part-{batch.index:06d}.csv").write_bytes(header + data + (b"" if data.endswith(b"\n") else b"\n"))
+        (folder / f"part-{batch.index:06d}.csv").write_bytes(_csv_line(batch.columns) + batching.read(batch))
     return folder
 
 
@@ -309,9 +315,7 @@ def _csv_line(values: list[str]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _split(
-    predictions: Path, errors: dict[str, str], batches: list[MiniBatch], work: Path
-) -> tuple[list[MiniBatchResult], dict[int, str]]:
+def _split(predictions: Path, errors: dict[str, str], batches: list[MiniBatch], work: Path) -> Scored:
     """One part file per mini-batch from the job's lines (`file,<features...>,score`), and the failed ones' errors."""
     work.mkdir(parents=True, exist_ok=True)
     parts: dict[int, list[bytes]] = {}
@@ -332,7 +336,7 @@ def _split(
             continue
         part = work / f"part-{batch.index:06d}.csv"
         part.write_bytes(b"".join(lines))
-        rows_in = _LINES.count_rows(batch)
+        rows_in = batching.count_rows(batch)
         results.append(MiniBatchResult(index=batch.index, rows_in=rows_in, rows_out=len(lines), part=part))
     return results, failures
 

@@ -17,6 +17,7 @@
   within the same bound (endpoint and deployment writes only: elsewhere a 409 is not transient).
 - **Invoke** is a plain HTTPS POST to the scoring URI with the key (`get_keys`), or the token in
   `aml_token` mode, exactly as any client would call it.
+- **Collected scoring data**: none (`collected` answers None); the deployments enable no data collector.
 - The YAML of every endpoint and deployment sent is written to `MLOPS_HOME/azureml/yaml/`.
 """
 
@@ -42,7 +43,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from infra.azureml import entities
 from infra.azureml.client import finished, first_line, translated, workspace_missing
-from infra.backend import Bundle, DeploymentInfo, EndpointState, Invocation, ModelVersion
+from infra.backend import Bundle, Collected, DeploymentInfo, EndpointState, Invocation, ModelVersion
 from infra.common.bundles import LocalPackages
 from infra.errors import BackendError, ConfigError, MissingResourceError, TransientBackendError
 from infra.settings import Settings
@@ -311,6 +312,13 @@ class AzureMLEndpoints:
         """Managed online endpoints are not stopped, only deleted (`mlops cleanup --teardown`): nothing to do here."""
         _log.info("online endpoint %s on Azure ML keeps running; delete it with `mlops cleanup --teardown`", name)
         return False
+
+    def collected(self, name: str, since: float) -> Collected | None:  # noqa: ARG002 - the protocol's
+        """None: our deployments enable no data collector (Azure ML collects a deployment's scoring data only when
+        its scoring script calls `azureml-ai-monitoring`'s `Collector` and the deployment turns collection on, into
+        the workspace's blob store), so on Azure ML the drift monitor compares batch scoring data only
+        (infra/azureml/monitoring.py)."""
+        return None
 
 
 def _conflict_delay(error: HttpResponseError, backoff: float) -> float | None:

@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 
-from infra.backend import Bundle, DeploymentInfo, EndpointState, Invocation
+from infra.backend import Bundle, Collected, CollectedRequest, DeploymentInfo, EndpointState, Invocation
 from infra.endpoint_server.process import EndpointProcess, loopback_client
+from infra.endpoint_server.server import COLLECTED_FOLDER
 from infra.errors import BackendError, MissingResourceError, TransientBackendError
 from infra.telemetry import current_traceparent
 
@@ -121,8 +122,37 @@ class LocalEndpoints:
     def key(self, name: str) -> str:
         return self.process(name).keys()["primary"]
 
+    def keys(self, name: str) -> dict[str, str]:
+        """The endpoint's scoring keys, `primary` and `secondary` (created with the endpoint's folder)."""
+        keys = self.process(name).keys()
+        return {"primary": keys["primary"], "secondary": keys["secondary"]}
+
+    def regenerate_key(self, name: str, kind: str, value: str | None = None) -> dict[str, str]:
+        """Have the running server replace its `primary` or `secondary` scoring key (with `value`, else a new
+        random one), at once and without a restart; return the scoring keys now served."""
+        self._request(name, "POST", "keys/regenerate", {"key": kind, "value": value})
+        return self.keys(name)
+
     def stop(self, name: str) -> bool:
         return self.process(name).stop()
+
+    def collected(self, name: str, since: float) -> Collected:
+        """The requests the endpoint's server collected (`collected/<day>.jsonl`) at or after `since`; a record that
+        does not parse is skipped (a line cut by a full disk)."""
+        folder = self.process(name).folder / COLLECTED_FOLDER
+        requests: list[CollectedRequest] = []
+        for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    record = json.loads(line)
+                    if record["time"] < since:
+                        continue
+                    requests.append(
+                        CollectedRequest(time=record["time"], request=record["request"], response=record["response"])
+                    )
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue
+        return Collected(source=str(folder), requests=requests)
 
     def _state(self, name: str) -> EndpointState:
         return self._manage(name, "GET", "state", None)

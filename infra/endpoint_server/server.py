@@ -12,6 +12,8 @@ It behaves like an Azure ML managed online endpoint:
     PUT  /management/traffic     {"blue": 90, "green": 10}: weights summing to 100 (or all 0)
     PUT  /management/mirror      {"green": 20}: also send a copy of 20 % of unpinned requests to green
                                  (its answers are logged and dropped, as Azure ML's mirror traffic)
+    POST /management/keys/regenerate  {"key": "primary"}: a new scoring key (or {"value": "..."}, that one),
+                                 served at once and saved to keys.json; the answer names the key, never a value
 
 Management never needs a restart; the state is saved to `state.json` and reloaded at start. Every
 request logs one JSON line (request id, trace and span ids, deployment, model version, predictions,
@@ -41,6 +43,7 @@ import itertools
 import json
 import os
 import random
+import secrets
 import sys
 import time
 import traceback
@@ -69,6 +72,7 @@ from infra.telemetry import (
 
 STATE_FILE = "state.json"
 KEYS_FILE = "keys.json"
+_SCORING_KEYS = ("primary", "secondary")
 _JSON = [(b"content-type", b"application/json")]
 _module_ids = itertools.count(1)
 LOG_FLUSH_SECONDS = 0.2
@@ -171,9 +175,9 @@ class EndpointApp:
         self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-writer")
         self.name = name
         self.max_body_bytes = max_body_bytes
-        keys = json.loads((state_dir / KEYS_FILE).read_text())
-        self._scoring_keys = [f"Bearer {keys['primary']}".encode(), f"Bearer {keys['secondary']}".encode()]
-        self._admin_key = f"Bearer {keys['admin']}".encode()
+        self._keys: dict[str, str] = json.loads((state_dir / KEYS_FILE).read_text())
+        self._scoring_keys = [f"Bearer {self._keys[kind]}".encode() for kind in _SCORING_KEYS]
+        self._admin_key = f"Bearer {self._keys['admin']}".encode()
         self.deployments: dict[str, Deployment] = {}
         self.traffic: dict[str, int] = {}
         self.mirror: dict[str, int] = {}
@@ -549,6 +553,8 @@ class EndpointApp:
         if path == "mirror" and method == "PUT":
             self._set_mirror(_json_object(body))
             return self.describe()
+        if path == "keys/regenerate" and method == "POST":
+            return {"regenerated": self._regenerate_key(_json_object(body))}
         if path.startswith("deployments/"):
             name = path.removeprefix("deployments/")
             if method == "PUT":
@@ -558,6 +564,24 @@ class EndpointApp:
                 self._remove(name)
                 return self.describe()
         raise HttpError(404, f"no management route {method} /management/{path}")
+
+    def _regenerate_key(self, request: dict[str, Any]) -> str:
+        """Replace a scoring key (with `value`, or a new random one): requests with the old one are refused from
+        now on; the keys file is replaced (owner-only) so a restart serves the same keys. Returns the key's kind."""
+        kind, value = request.get("key"), request.get("value")
+        if kind not in _SCORING_KEYS:
+            raise HttpError(422, f'expected {{"key": "primary" or "secondary"}}, got key {kind!r}')
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise HttpError(422, "a key's value must be a non-empty string")
+        keys = {**self._keys, kind: value if value is not None else secrets.token_urlsafe(32)}
+        temporary = self.state_dir / f".{KEYS_FILE}.{os.getpid()}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(keys, handle)
+        os.replace(temporary, self.state_dir / KEYS_FILE)
+        self._keys = keys
+        self._scoring_keys = [f"Bearer {keys[k]}".encode() for k in _SCORING_KEYS]
+        return str(kind)
 
     async def _add(self, name: str, request: dict[str, Any]) -> None:
         if not _valid_name(name):

@@ -10,7 +10,9 @@ Azure ML endpoints can load them); the fake scores them with its own rule.
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,6 +190,60 @@ def test_mirror_traffic_is_at_most_50_percent_and_only_to_a_deployment_without_l
         backend.endpoints.set_mirror(ENDPOINT, {"blue": 10})  # blue takes live traffic
     assert backend.endpoints.set_mirror(ENDPOINT, {"green": 20}) == {"green": 20}
     assert backend.endpoints.set_mirror(ENDPOINT, {}) == {}
+
+
+def test_collected_holds_the_scored_requests_since_a_time_or_says_there_are_none(
+    backend: Backend, trained: list[Path]
+) -> None:
+    """What the endpoint collected for the drift monitor: each scored request (request and answer), not synthetic
+    traffic (`x-mlops-check`), from a time on; or None where the backend collects no scoring data (Azure ML)."""
+    _serving(backend, trained)
+    before = time.time() - 1
+    assert backend.endpoints.invoke(ENDPOINT, SMOKE).status == 200
+    assert backend.endpoints.invoke(ENDPOINT, SMOKE, headers={"x-mlops-check": "contract"}).status == 200
+    collected = backend.endpoints.collected(ENDPOINT, before)
+    if isinstance(backend, AzureMLBackend):  # its deployments enable no data collector
+        assert collected is None
+        return
+    deadline = time.monotonic() + 10  # a local endpoint writes what it collected five times a second
+    while collected is not None and not collected.requests and time.monotonic() < deadline:
+        time.sleep(0.1)
+        collected = backend.endpoints.collected(ENDPOINT, before)
+    assert collected is not None
+    [request] = collected.requests
+    assert request.request == json.loads(SMOKE)
+    assert len(request.response["result"]) == 2
+    assert before <= request.time <= time.time()
+    assert backend.endpoints.collected(ENDPOINT, time.time() + 60).requests == []  # none since a later time
+
+
+# ---- batch ----
+
+
+def test_score_all_scores_every_mini_batch_and_names_each_failed_one(
+    backend: Backend, trained: list[Path], tmp_path: Path
+) -> None:
+    """Plan, score (however the backend does it: here or in one platform job) and assemble: every mini-batch has a
+    result or an error, rows in equal rows out plus the failed mini-batch's rows."""
+    model = backend.registry.register(MODEL, trained[0], tags={}, properties={}).model
+    good = write_sample_csv(tmp_path / "in" / "good.csv", for_scoring=True)
+    lines = good.read_text().splitlines()
+    good.write_text("\n".join(lines[:21]) + "\n")
+    bad = tmp_path / "in" / "bad.csv"
+    bad.write_text("\n".join([lines[0], lines[1], "x" + lines[2], lines[3]]) + "\n")
+    batches = backend.batch.plan([good, bad], 1000)
+    assert [(b.index, b.file) for b in batches] == [(0, good), (1, bad)]
+    results, failures = backend.batch.score_all(model, batches, tmp_path / "work", parallelism=2, error_threshold=-1)
+    assert [(r.index, r.rows_in, r.rows_out) for r in results] == [(0, 20, 20)]
+    assert list(failures) == [1]
+    assert failures[1]
+    assert backend.batch.count_rows(batches[1]) == 3
+    out = tmp_path / "out.csv"
+    assert backend.batch.assemble(results, batches[0].columns, out) == out.stat().st_size
+    written = out.read_text().splitlines()
+    assert written[0] == lines[0] + ",score"
+    assert len(written) == 21
+    assert [line.rsplit(",", 1)[0] for line in written[1:]] == lines[1:21]
 
 
 # ---- jobs ----

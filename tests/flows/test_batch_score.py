@@ -18,7 +18,7 @@ from infra.services.azurite import DEVELOPMENT_KEY
 from model.data import FEATURES, write_sample_csv
 from model.score import predict_locally
 from tests.support.helpers import MODEL, clone_home
-from tests.support.prefect_api import artifacts_of, logs_of
+from tests.support.prefect_api import artifacts_of, logs_of, task_runs_of
 
 DATED_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}/diabetes_scoring_output_\d{2}_\d{2}_\d{2}_\d{3}\.csv$")
 
@@ -117,6 +117,19 @@ class TestPoisonedMiniBatch:
         assert len(pd.read_csv(summary.output)) == summary.rows_out
         table = artifacts_of(state.state_details.flow_run_id)["batch-summary"].data
         assert f"failed mini-batch {failure.index}" in table
+
+    def test_each_mini_batch_is_a_task_run_of_its_own(self, workspace: Path, tmp_path: Path) -> None:
+        """The local backend scores through the flow's runner: one `score-mini-batch-<index>` task run each (retried
+        on I/O errors), so the poisoned one fails alone and is seen as such in the UI."""
+        state = _run(input=str(_poisoned(tmp_path, 150)), mini_batch_size=100, error_threshold=1)
+        assert state.is_completed()
+        runs = task_runs_of(state.state_details.flow_run_id)
+        scored = {name: final for name, final in runs.items() if name.startswith("score-mini-batch-")}
+        assert sorted(scored) == [f"score-mini-batch-{i}" for i in range(5)]
+        [failed] = [name for name, final in scored.items() if final == "Failed"]
+        assert failed == f"score-mini-batch-{state.result().failures[0].index}"
+        assert [final for final in scored.values() if final != "Failed"] == ["Completed"] * 4
+        assert not [name for name in runs if name.startswith("score-with-batch-job")]
 
     def test_over_the_threshold_fails_naming_the_mini_batch(self, workspace: Path, tmp_path: Path) -> None:
         before = set((workspace / "batch-output").rglob("*.csv"))

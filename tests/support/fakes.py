@@ -23,13 +23,18 @@ import csv
 import io
 import json
 import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from infra.backend import (
+    BatchRunner,
     Bundle,
+    Collected,
+    CollectedRequest,
     DeploymentInfo,
     EndpointState,
     Invocation,
@@ -37,9 +42,11 @@ from infra.backend import (
     MiniBatchResult,
     ModelVersion,
     Registration,
+    Scored,
     TrainOutput,
     TrainSpec,
 )
+from infra.common.batching import InProcess
 from infra.errors import BackendError, JobFailedError, MissingResourceError
 from infra.local.jobs import attempt_name
 from infra.local.registry import folder_sha256
@@ -226,10 +233,14 @@ def _valid_deployment_name(name: str) -> bool:
     return 3 <= len(name) <= 32 and name[0].isalpha() and all(c.isalnum() or c == "-" for c in name)
 
 
+_CHECK_HEADER = "x-mlops-check"  # synthetic traffic (smoke test, rollout checks), which endpoints do not collect
+
+
 class FakeEndpoints:
     def __init__(self) -> None:
         self._endpoints: dict[str, _Endpoint] = {}
         self.invocations: list[tuple[str, str]] = []  # (endpoint, deployment that answered)
+        self._collected: dict[str, list[CollectedRequest]] = {}  # the scored requests, as an endpoint server keeps
 
     def _endpoint(self, name: str) -> _Endpoint:
         if name not in self._endpoints:
@@ -333,7 +344,16 @@ class FakeEndpoints:
             return Invocation(
                 status=400, body=json.dumps({"error": str(exc)}).encode(), headers=out_headers, latency_ms=0.1
             )
-        return Invocation(status=200, body=json.dumps({"result": result}).encode(), headers=out_headers, latency_ms=0.1)
+        answer = {"result": result}
+        if _CHECK_HEADER not in {h.lower() for h in headers or {}}:  # synthetic traffic is not collected
+            self._collected.setdefault(name, []).append(
+                CollectedRequest(time=time.time(), request=json.loads(body), response=answer)
+            )
+        return Invocation(status=200, body=json.dumps(answer).encode(), headers=out_headers, latency_ms=0.1)
+
+    def collected(self, name: str, since: float) -> Collected:
+        kept = [r for r in self._collected.get(name, []) if r.time >= since]
+        return Collected(source=f"fake://{name}/collected", requests=kept)
 
     def _pick(self, endpoint: _Endpoint) -> str | None:
         """Deterministic weighted choice: the n-th request goes where the cumulative shares put it."""
@@ -360,9 +380,8 @@ class FakeEndpoints:
 
 
 class FakeBatch:
-    """Mini-batches of whole rows (a list of lines, not byte ranges); a row that is not numbers fails its mini-batch."""
-
-    remote = False
+    """Mini-batches of whole rows (a list of lines, not byte ranges); a row that is not numbers fails its mini-batch.
+    Scored one at a time through the runner, as the local backend does."""
 
     def plan(self, files: list[Path], rows_per_batch: int) -> list[MiniBatch]:
         batches: list[MiniBatch] = []
@@ -405,10 +424,17 @@ class FakeBatch:
     def count_rows(self, batch: MiniBatch) -> int:
         return len(_read_lines(batch))
 
-    def run_job(
-        self, model: ModelVersion, batches: list[MiniBatch], work: Path, *, parallelism: int, error_threshold: int
-    ) -> tuple[list[MiniBatchResult], dict[int, str]]:
-        raise BackendError("the fake backend scores in the flow (remote is False)")
+    def score_all(
+        self,
+        model: ModelVersion,
+        batches: list[MiniBatch],
+        work: Path,
+        *,
+        parallelism: int,
+        error_threshold: int,
+        runner: BatchRunner | None = None,
+    ) -> Scored:
+        return (runner or InProcess()).each(partial(self.score, model, work=work), batches, parallelism)
 
     def assemble(self, results: list[MiniBatchResult], columns: list[str], out: Path) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,13 @@ def task_run_states(flow_run_id: UUID) -> dict[str, str]:
     return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs if run.state}
 
 
+def task_runs_of(flow_run_id: UUID) -> dict[str, str]:
+    """Each task run's final state name, by its full run name (`score-mini-batch-3`)."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {run.name: run.state.name for run in runs if run.state}
+
+
 def wait_for_events(
     event: str, count: int, payload: dict[str, Any], flow_run_id: UUID, timeout: float = 30.0
 ) -> list[Any]:

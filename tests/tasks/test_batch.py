@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,17 +36,39 @@ def _rows(count: int, bad: set[int] = frozenset()) -> list[list[object]]:  # typ
     return [["x" if i in bad else i] + [1] * (len(FEATURES) - 1) for i in range(1, count + 1)]
 
 
+class _InOrder:
+    """What the flow's runner (`FlowRunner`, which needs a flow's task runner) collects, one `score_mini_batch` after
+    another: each result, each failure's error; `raising` lets a failure's exception out."""
+
+    def __init__(self, *, raising: bool = False) -> None:
+        self.raising = raising
+
+    def each(
+        self, score: Callable[[MiniBatch], MiniBatchResult], batches: list[MiniBatch], parallelism: int
+    ) -> tuple[list[MiniBatchResult], dict[int, str]]:
+        results, failures = [], {}
+        for batch in batches:
+            try:
+                results.append(score_mini_batch.fn(score, batch))
+            except MLOpsError as exc:
+                if self.raising:
+                    raise
+                failures[batch.index] = str(exc)
+        return results, failures
+
+    def whole(
+        self, job: Callable[[], tuple[list[MiniBatchResult], dict[int, str]]], batches: list[MiniBatch]
+    ) -> tuple[list[MiniBatchResult], dict[int, str]]:
+        raise AssertionError("the fake backend scores each mini-batch")
+
+
 def _score_all(
-    fake: FakeBackend, model: ModelVersion, batches: list[MiniBatch], work: Path
+    fake: FakeBackend, model: ModelVersion, batches: list[MiniBatch], work: Path, *, raising: bool = False
 ) -> tuple[list[MiniBatchResult], dict[int, str]]:
-    """What `score_in_parallel` collects (it needs a flow's task runner): each result, each failure's error."""
-    results, failures = [], {}
-    for batch in batches:
-        try:
-            results.append(score_mini_batch.fn(fake, model, batch, work))
-        except MLOpsError as exc:
-            failures[batch.index] = str(exc)
-    return results, failures
+    """The backend's `score_all`, each mini-batch through `score_mini_batch`."""
+    return fake.batch.score_all(
+        model, batches, work, parallelism=1, error_threshold=-1, runner=_InOrder(raising=raising)
+    )
 
 
 def test_the_model_is_the_version_asked_for_else_tagged_else_serving_else_champion(
@@ -122,7 +145,7 @@ def test_an_unreadable_input_is_a_transient_error_worth_a_retry(fake: FakeBacken
     [batch] = plan_mini_batches.fn(fake, [data], 10)
     data.unlink()
     with pytest.raises(TransientBackendError, match=r"in\.csv"):
-        score_mini_batch.fn(fake, model, batch, tmp_path / "work")
+        _score_all(fake, model, [batch], tmp_path / "work", raising=True)
 
 
 def test_inputs_with_different_columns_are_refused(fake: FakeBackend, tmp_path: Path) -> None:

@@ -258,7 +258,7 @@ def test_keys_regenerate_and_an_aml_token_endpoint_answers_with_its_token(emulat
     backend.client.online_endpoints.begin_regenerate_keys("ep-keys", key_type="primary").result()
     fresh = _backend(emulated)  # no cached key
     assert fresh.endpoints.key("ep-keys") != old
-    assert fresh.endpoints.invoke("ep-keys", body).status == 200  # the server restarted with its deployments
+    assert fresh.endpoints.invoke("ep-keys", body).status == 200  # the server serves on with its deployments
     stale = fresh.endpoints.invoke("ep-keys", body, headers={"authorization": f"Bearer {old}"})
     assert stale.status == 401
 
@@ -290,7 +290,7 @@ def test_a_bad_mini_batch_is_named_and_the_threshold_fails_the_batch_job(emulate
     batches = backend.batch.plan([good, bad], 1000)
     assert len(batches) == 2
 
-    results, failures = backend.batch.run_job(
+    results, failures = backend.batch.score_all(
         model, batches, emulated.home / "work-1", parallelism=2, error_threshold=-1
     )
     assert [(r.index, r.rows_in, r.rows_out) for r in results] == [(0, 442, 442)]
@@ -319,7 +319,7 @@ def test_a_bad_mini_batch_is_named_and_the_threshold_fails_the_batch_job(emulate
     assert len(pids) == 2  # each node's init() ran in a process of its own
 
     with pytest.raises(JobFailedError, match=r"1 mini-batch\(es\) failed, over the deployment's error_threshold of 0"):
-        backend.batch.run_job(model, batches, emulated.home / "work-2", parallelism=2, error_threshold=0)
+        backend.batch.score_all(model, batches, emulated.home / "work-2", parallelism=2, error_threshold=0)
 
 
 def test_the_r_example_trains_as_a_command_job_and_registers(emulated: Emulated) -> None:

@@ -253,13 +253,13 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
     # our client's own deployment GET (what it reads after a failed create), beside the SDK poller's final GET
     assert backend.endpoints._deployment_state("contract-endpoint", "blue") == "Succeeded"
     # the batch endpoint, its scoring cluster and a deployment of the version (documented, not recorded: see below),
-    # invoked by our client's own run_job over a few rows (one mini-batch): the invoke POST to the scoring URI and
-    # run history's children of the batch job (its step), from which run_job downloads the output
+    # invoked by our client's own score_all over a few rows (one mini-batch): the invoke POST to the scoring URI and
+    # run history's children of the batch job (its step), from which score_all downloads the output
     scoring = emulated.home / "scoring.csv"
     write_sample_csv(scoring, for_scoring=True)
     scoring.write_text("\n".join(scoring.read_text().splitlines()[: BATCH_ROWS + 1]) + "\n")
     batches = backend.batch.plan([scoring], 1000)
-    results, failures = backend.batch.run_job(
+    results, failures = backend.batch.score_all(
         backend.registry.get(MODEL, 1), batches, emulated.home / "batch", parallelism=1, error_threshold=1
     )
     assert ([(r.rows_in, r.rows_out) for r in results], failures) == ([(BATCH_ROWS, BATCH_ROWS)], {})
@@ -803,7 +803,7 @@ def test_the_client_lists_the_batch_jobs_step_and_the_emulator_answers_a_page_of
     assert {"runId", "status", "displayName", "experimentId", "parentRunId"} <= set(step)
     assert step["parentRunId"] == parent[1]
     assert step["runId"] != parent[1]
-    assert step["status"] == "Completed"  # run_job downloaded its output
+    assert step["status"] == "Completed"  # score_all downloaded its output
 
 
 # ---- the workspace DELETE: our client's teardown, against the recording's (workspace_delete) ----

@@ -123,6 +123,51 @@ class TestAuth:
         assert mode == 0o600
 
 
+class TestKeys:
+    """`POST /management/keys/regenerate`: the server replaces a scoring key itself (what Azure ML's regenerateKeys
+    does, and what the emulator asks of it), without a restart."""
+
+    def test_a_regenerated_key_is_served_at_once_saved_and_the_old_one_refused(self, live: Live) -> None:
+        keys_file = live.log.parent / "keys.json"
+        before = json.loads(keys_file.read_text())
+        admin = {"authorization": f"Bearer {before['admin']}"}
+        response = live.client.post(f"{live.url}/management/keys/regenerate", json={"key": "secondary"}, headers=admin)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"regenerated": "secondary"}  # no key in the answer (answers go on spans)
+        after = json.loads(keys_file.read_text())
+        assert after["secondary"] != before["secondary"]
+        assert (after["primary"], after["admin"]) == (before["primary"], before["admin"])
+        assert stat.S_IMODE(os.stat(keys_file).st_mode) == 0o600
+        assert live.score(SMOKE, key=before["secondary"]).status_code == 401
+        assert live.score(SMOKE, key=after["secondary"]).status_code == 200
+        assert live.score(SMOKE).status_code == 200  # the primary key is unchanged
+        # a value of the caller's choosing, through the management client; kept across a restart
+        served = live.backend.endpoints.regenerate_key(ENDPOINT, "secondary", "a-key-of-the-callers-choosing")
+        assert served == {"primary": before["primary"], "secondary": "a-key-of-the-callers-choosing"}
+        assert live.backend.endpoints.keys(ENDPOINT) == served
+        assert live.score(SMOKE, key=after["secondary"]).status_code == 401
+        assert live.backend.endpoints.stop(ENDPOINT)
+        live.backend.endpoints.ensure(ENDPOINT)
+        assert live.score(SMOKE, key="a-key-of-the-callers-choosing").status_code == 200
+        assert live.score(SMOKE).status_code == 200
+
+    def test_only_the_admin_key_regenerates_and_only_a_scoring_key(self, live: Live) -> None:
+        keys_file = live.log.parent / "keys.json"
+        before = json.loads(keys_file.read_text())
+        url = f"{live.url}/management/keys/regenerate"
+        scoring = {"authorization": f"Bearer {live.key}"}
+        assert live.client.post(url, json={"key": "secondary"}, headers=scoring).status_code == 401
+        admin = {"authorization": f"Bearer {before['admin']}"}
+        refused = live.client.post(url, json={"key": "admin"}, headers=admin)
+        assert refused.status_code == 422
+        assert "primary" in refused.json()["error"]
+        assert live.client.post(url, json={"key": "primary", "value": " "}, headers=admin).status_code == 422
+        with pytest.raises(EndpointRefusedError, match="'admin'"):
+            live.backend.endpoints.regenerate_key(ENDPOINT, "admin")
+        assert json.loads(keys_file.read_text()) == before  # nothing changed
+        assert live.score(SMOKE).status_code == 200
+
+
 class TestBadRequests:
     @pytest.mark.parametrize(
         ("body", "expected"),

@@ -1,0 +1,126 @@
+"""Batch planning, row counting and assembly, the same on every backend: mini-batches are byte ranges of whole
+lines of the input CSVs, and a scored mini-batch is a part file of its rows with their scores.
+
+A mini-batch is a byte range of one CSV, so planning reads a few bytes per mini-batch, not the file.
+Parts are concatenated in order into one CSV. `InProcess` runs a backend's `score_all` without a flow
+(one mini-batch after another, or the platform's job as it is). Imports no adapter.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from infra.backend import MiniBatch, MiniBatchResult, Scored
+from model.contract import SCORE_COLUMN
+from model.errors import DataValidationError
+
+_SAMPLE_BYTES = 1 << 20
+
+
+def plan(files: list[Path], rows_per_batch: int, features: tuple[str, ...]) -> list[MiniBatch]:
+    """Cut the inputs into mini-batches of about `rows_per_batch` rows, after checking their headers."""
+    batches: list[MiniBatch] = []
+    header: list[str] | None = None
+    for file in files:
+        columns, start, step = _inspect(file, rows_per_batch, features)
+        if header is not None and columns != header:
+            raise DataValidationError(
+                f"{file}: columns {','.join(columns)} differ from {files[0]}'s {','.join(header)}"
+            )
+        header = columns
+        batches += _cut(file, columns, start, step, first_index=len(batches))
+    return batches
+
+
+def read(batch: MiniBatch) -> bytes:
+    """The mini-batch's lines, ending in a newline."""
+    with batch.file.open("rb") as handle:
+        handle.seek(batch.start)
+        data = handle.read(batch.end - batch.start)
+    return data if data.endswith(b"\n") else data + b"\n"
+
+
+def count_rows(batch: MiniBatch) -> int:
+    """The data lines in a mini-batch (a failed mini-batch may not parse into rows)."""
+    return read(batch).count(b"\n")
+
+
+def assemble(results: list[MiniBatchResult], columns: list[str], out: Path) -> int:
+    """Write the header and the parts, in order, as one CSV (each part is removed); return the bytes written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    header = (",".join([*columns, SCORE_COLUMN]) + "\n").encode()
+    with out.open("wb", buffering=0) as target:
+        target.write(header)
+        for result in sorted(results, key=lambda r: r.index):
+            with result.part.open("rb") as part:
+                size = os.fstat(part.fileno()).st_size
+                os.sendfile(target.fileno(), part.fileno(), 0, size)
+            result.part.unlink()
+    return out.stat().st_size
+
+
+class InProcess:
+    """A `BatchRunner` without a flow: the mini-batches one after another in this thread (an exception fails its
+    mini-batch, named by its message), and a platform job called as it is."""
+
+    def each(
+        self,
+        score: Callable[[MiniBatch], MiniBatchResult],
+        batches: list[MiniBatch],
+        parallelism: int,  # noqa: ARG002 - one at a time
+    ) -> Scored:
+        results: list[MiniBatchResult] = []
+        failures: dict[int, str] = {}
+        for batch in batches:
+            try:
+                results.append(score(batch))
+            except Exception as exc:  # noqa: BLE001 - any error fails its mini-batch, as a failed task run does
+                failures[batch.index] = str(exc)
+        return results, failures
+
+    def whole(self, job: Callable[[], Scored], batches: list[MiniBatch]) -> Scored:  # noqa: ARG002
+        return job()
+
+
+def _inspect(file: Path, rows_per_batch: int, features: tuple[str, ...]) -> tuple[list[str], int, int]:
+    """The header's columns, where the data starts, and the byte length of about `rows_per_batch` lines."""
+    with file.open("rb") as handle:
+        first = handle.readline()
+        start = handle.tell()
+        sample = handle.read(_SAMPLE_BYTES)
+    if not first.strip():
+        raise DataValidationError(f"{file}: the file is empty (expected a header line with {','.join(features)})")
+    columns = next(csv.reader([first.decode("utf-8-sig").rstrip("\r\n")]))
+    missing = [name for name in features if name not in columns]
+    if missing:
+        raise DataValidationError(
+            f"{file}: missing column(s) {', '.join(map(repr, missing))}; expected {','.join(features)}"
+        )
+    if SCORE_COLUMN in columns:
+        raise DataValidationError(f"{file}: the input already has a {SCORE_COLUMN!r} column")
+    if not sample.strip():
+        raise DataValidationError(f"{file}: no data rows (only a header)")
+    per_line = len(sample) / max(1, sample.count(b"\n"))
+    return columns, start, max(1, int(per_line * rows_per_batch))
+
+
+def _cut(file: Path, columns: list[str], start: int, step: int, first_index: int) -> list[MiniBatch]:
+    """Byte ranges of about `step` bytes, each ending just after a newline (or at the end of the file)."""
+    size = file.stat().st_size
+    batches: list[MiniBatch] = []
+    position = start
+    with file.open("rb") as handle:
+        while position < size:
+            end = min(size, position + step)
+            if end < size:
+                handle.seek(end - 1)
+                handle.readline()  # to just past the next newline (`end - 1` keeps a range that already ends on one)
+                end = handle.tell()
+            batches.append(
+                MiniBatch(index=first_index + len(batches), file=file, start=position, end=end, columns=columns)
+            )
+            position = end
+    return batches
