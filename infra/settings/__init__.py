@@ -277,6 +277,8 @@ def _set_by(field: str, environment: dict[str, str], dotenv: dict[str, tuple[str
 def _describe(exc: ValidationError, environment: dict[str, str], dotenv: dict[str, tuple[str, Path]]) -> str:
     lines = []
     for error in exc.errors():
+        if error["type"] == "default_factory_not_called":  # a derived name, not derived after another error
+            continue
         location = str(error["loc"][0]) if error["loc"] else ""
         message = str(error["msg"]).removeprefix("Value error, ")
         field = _field_of(location)

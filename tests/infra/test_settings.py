@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -152,6 +153,30 @@ class TestInvalidValues:
         with pytest.raises(ConfigError) as caught:
             load_settings()
         assert expected in str(caught.value)
+
+    @pytest.mark.parametrize("variable", ["MLOPS_MODEL_NAME", "MLOPS_ENDPOINT_PORT", "MLOPS_AZUREML_BATCH_MAX_RETRIES"])
+    def test_one_bad_value_is_one_line(self, monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+        """The names derived after a bad value are not derived; they add no line of their own."""
+        monkeypatch.setenv(variable, "not/valid")
+        with pytest.raises(ConfigError) as caught:
+            load_settings()
+        assert str(caught.value).splitlines()[1:] == [
+            f"  {variable}='not/valid': " + str(caught.value).split(": ", 1)[1]
+        ]
+
+    def test_a_derived_name_the_rules_refuse_names_its_variable(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        package = tmp_path / "package"
+        shutil.copytree(checkout_root() / "models" / "classification", package)
+        manifest = package / "mlops-model.toml"
+        manifest.write_text(manifest.read_text().replace('name = "classification"', 'name = "Bad Name"', 1))
+        monkeypatch.setenv("MLOPS_MODEL_PACKAGE", str(package))
+        with pytest.raises(ConfigError, match=r"MLOPS_ENDPOINT_NAME='Bad Name-endpoint': must be 3 to 32"):
+            load_settings()
+        monkeypatch.setenv("MLOPS_ENDPOINT_NAME", "good-name")  # set, it wins; the next derived name is checked
+        with pytest.raises(ConfigError, match=r"MLOPS_AZUREML_DATASET_NAME='Bad Name_ds'"):
+            load_settings()
 
     def test_home_that_is_a_file(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         (tmp_path / "file").write_text("x")
