@@ -181,3 +181,15 @@ def test_init_renames_the_diabetes_sample_in_place_and_refuses_bad_names(tmp_pat
     exists = checkout.mlops("init", "churn", "--from", "classification")
     assert exists.returncode == 2
     assert "exists (pass --force" in exists.stderr
+
+
+def test_init_names_derived_names_an_earlier_init_left_in_env(tmp_path: Path) -> None:
+    """Lines an earlier `mlops init` wrote (or a user set) win over the derived names: init says which."""
+    from cli.model import _derived_names_set
+
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "MLOPS_MODEL_PACKAGE=models/churn\nMLOPS_ENDPOINT_NAME=old-endpoint\nMLOPS_AML_ENV_NAME=old_env\n"
+        "MLOPS_EXPERIMENT_NAME=mine\nMLOPS_SCORING_DATASET_NAME=\n"
+    )
+    assert sorted(_derived_names_set(env_file)) == ["MLOPS_AML_ENV_NAME", "MLOPS_ENDPOINT_NAME"]
