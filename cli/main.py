@@ -30,6 +30,7 @@ from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cli import config as config_commands
 from cli import model as model_commands
 from cli import pipeline as flow_commands
 from cli import platform as platform_commands
@@ -229,6 +230,8 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="registered models, the champion and the endpoint")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(command=platform_commands.status, name="status")
+
+    config_commands.register(commands)
     return parser
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from infra.settings import ENV_PREFIX, checkout_root
+from infra.common.sections import DERIVED, endpoint_name_for
+from infra.settings import ENV_PREFIX, checkout_root, read_variable, variables
 from model.contract import MANIFEST, ContractError, check_command, load_package
 
 TEMPLATES = {"diabetes": "model", "classification": "models/classification"}
@@ -23,16 +24,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 
 def configured_package() -> Path:
     """MLOPS_MODEL_PACKAGE from the environment or the dotenv file, read without validating the rest."""
-    import os
-
-    value = os.environ.get(f"{ENV_PREFIX}MODEL_PACKAGE")
-    if value is None:
-        chosen = os.environ.get(f"{ENV_PREFIX}ENV_FILE")
-        files = [Path(chosen)] if chosen else [] if chosen == "" else [checkout_root() / ".env", Path.cwd() / ".env"]
-        for file in files:
-            if file.is_file():
-                value = dotenv_values(file).get(f"{ENV_PREFIX}MODEL_PACKAGE") or value
-    path = Path(value or "model").expanduser()
+    path = Path(read_variable(f"{ENV_PREFIX}MODEL_PACKAGE") or "model").expanduser()
     return path if path.is_absolute() else checkout_root() / path
 
 
@@ -65,35 +57,37 @@ def init(args: argparse.Namespace) -> int:
     model_name = f"{name}_model"
     _rename_manifest(target / MANIFEST, name, model_name)
     try:
-        load_package(target)
+        package = load_package(target)
     except ContractError as exc:
         print(f"mlops init: the new package does not load: {exc}", file=sys.stderr)
         return 2
-    endpoint = f"{name.replace('_', '-')}-endpoint"[:32]
-    values = {
-        "MODEL_PACKAGE": target.relative_to(root).as_posix(),
-        "MODEL_NAME": model_name,
-        "ENDPOINT_NAME": endpoint,
-        "DATASET_NAME": f"{name}_ds",
-        "SCORING_DATASET_NAME": f"{name}_scoring_ds",
-        "SCORING_INPUT_FILENAME": f"{name}_scoring_input.csv",
-        "SCORING_OUTPUT_FILENAME": f"{name}_scoring_output.csv",
-        "AML_ENV_NAME": f"{name}_training_env",
-        "AML_ENV_NAME_SCORING": f"{name}_scoring_env",
-        "AML_BATCH_ENDPOINT_NAME": f"{name.replace('_', '-')}-batch"[:32],
-    }
+    # The one variable: every name that follows the package (endpoint, data assets, environments, scoring files)
+    # is derived from its manifest's `name` and `model_name` (`mlops config show` lists them).
+    values = {f"{ENV_PREFIX}MODEL_PACKAGE": target.relative_to(root).as_posix()}
     env_file = root / ".env"
-    update_env_file(env_file, {f"{ENV_PREFIX}{key}": value for key, value in values.items()})
+    update_env_file(env_file, values)
     print(f"model package {name}: {target}")
+    print(f"settings written to {env_file}: " + ", ".join(f"{key}={value}" for key, value in values.items()))
     print(
-        f"settings written to {env_file}: " + ", ".join(f"{ENV_PREFIX}{key}={value}" for key, value in values.items())
+        "the names that follow the package are derived from it: "
+        f"endpoint {endpoint_name_for(package, 'endpoint')}, model {model_name} (`mlops config show` lists all)"
     )
+    kept = _derived_names_set(env_file)
+    if kept:
+        print(f"note: {env_file} also sets {', '.join(kept)}, which win over the derived names (remove them to follow)")
     print(
         "prefect.yaml needs no change: its deployments read the package from these settings "
         "(the worker of `mlops up` loads the same .env)"
     )
     print("next: mlops check-model, then mlops run (README: Make it yours)")
     return 0
+
+
+def _derived_names_set(env_file: Path) -> list[str]:
+    """The variables of names derived from the package that `env_file` still sets (an earlier `mlops init` wrote
+    them): they win over the derived names."""
+    written = {key.upper() for key, value in dotenv_values(env_file).items() if value}
+    return [name for field in sorted(DERIVED) for name in variables(field) if name in written]
 
 
 def _rename_manifest(manifest: Path, name: str, model_name: str) -> None:

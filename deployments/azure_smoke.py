@@ -7,7 +7,7 @@ What only a real workspace can settle, each step through the backend's own clien
 the code `mlops` runs:
 
 1. reads the workspace (a wrong name or a missing role stops here, naming the setting to fix);
-2. trains the diabetes sample as a command job on MLOPS_AML_COMPUTE_CLUSTER_NAME (the job is named
+2. trains the diabetes sample as a command job on MLOPS_AZUREML_TRAIN_CLUSTER_NAME (the job is named
    `smoke-<time>`, so each smoke run submits one job);
 3. registers its output as `<MLOPS_MODEL_NAME>-smoke` (the real model's versions are not touched);
 4. downloads that version again (`models.download`: a model registered from a job output has been

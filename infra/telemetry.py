@@ -41,7 +41,6 @@ TELEMETRY_FOLDER = "telemetry"
 SPAN_FILE_PREFIX = "spans-"
 AZURE_MONITOR_VARIABLE = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 OTLP_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
-TRACING_VARIABLE = "MLOPS_TRACING"
 _OFF = {"0", "false", "off", "no"}
 
 _installed: dict[str, str] = {}
@@ -49,14 +48,15 @@ _lock = threading.Lock()
 
 
 def tracing_enabled() -> bool:
-    """MLOPS_TRACING (environment or .env, as every setting); default on."""
+    """MLOPS_TRACING (environment or .env, as every setting, parsed by its settings section alone); default on."""
     from infra.errors import ConfigError
-    from infra.settings import load_settings
+    from infra.settings import load_section
+    from infra.settings.tracing import TracingSettings
 
     try:
-        return load_settings().tracing
-    except ConfigError:  # a bad setting stops the command elsewhere; decide from the variable alone
-        return os.environ.get(TRACING_VARIABLE, "true").strip().lower() not in _OFF
+        return load_section(TracingSettings).tracing
+    except ConfigError:  # a bad value (or a missing MLOPS_ENV_FILE) stops the command elsewhere
+        return bool(TracingSettings.model_fields["tracing"].default)
 
 
 def server_mode() -> str | None:

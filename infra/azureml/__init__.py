@@ -18,33 +18,29 @@ import os
 if os.environ.get("AZUREML_CURRENT_CLOUD", "").startswith("MlopsEmulator"):
     del os.environ["AZUREML_CURRENT_CLOUD"]
 
-from infra.azureml.batch import AzureMLBatch
-from infra.azureml.client import make_client
-from infra.azureml.endpoints import AzureMLEndpoints, AzureMLPackages
-from infra.azureml.jobs import AzureMLJobs
-from infra.azureml.monitoring import AzureMLMonitoring
-from infra.azureml.registry import AzureMLRegistry
-from infra.azureml.workspace import AzureMLWorkspace
-from infra.settings import Settings
-from infra.storage import Storage
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from infra.azureml.backend import AzureMLBackend
+    from infra.azureml.endpoints import AzureMLEndpoints, AzureMLPackages
+    from infra.azureml.jobs import AzureMLJobs
+    from infra.azureml.registry import AzureMLRegistry
 
 __all__ = ["AzureMLBackend", "AzureMLEndpoints", "AzureMLJobs", "AzureMLPackages", "AzureMLRegistry"]
 
+# Loaded when first used, not with the package: the settings (`infra.azureml.settings`, which `infra.settings`
+# composes) must not pay for azure-ai-ml (over a second) on every command, nor import the adapter back.
+_MODULES = {
+    "AzureMLBackend": "infra.azureml.backend",
+    "AzureMLEndpoints": "infra.azureml.endpoints",
+    "AzureMLJobs": "infra.azureml.jobs",
+    "AzureMLPackages": "infra.azureml.endpoints",
+    "AzureMLRegistry": "infra.azureml.registry",
+}
 
-class AzureMLBackend:
-    """Jobs, registry, bundles, endpoints, batch and the workspace on Azure ML; storage as configured (Azure Blob or
-    a folder), as with the local backend."""
 
-    name = "azureml"
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.client = make_client(settings)
-        self.jobs = AzureMLJobs(self.client, settings)
-        self.registry = AzureMLRegistry(self.client, settings)
-        self.endpoints = AzureMLEndpoints(self.client, settings)
-        self.packages = AzureMLPackages(self.client, settings)
-        self.batch = AzureMLBatch(self.client, settings, self.packages, self.jobs)
-        self.workspace = AzureMLWorkspace(self.client, settings, self.endpoints, self.jobs)
-        self.monitoring = AzureMLMonitoring(self.client, settings)
-        self.storage = Storage(settings)
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return getattr(importlib.import_module(_MODULES[name]), name)
+    raise AttributeError(f"module 'infra.azureml' has no attribute {name!r}")

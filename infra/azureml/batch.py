@@ -6,7 +6,7 @@ mini-batch becomes one file, `part-<index>.csv`, of a `uri_folder` data asset on
 blob datastore, and the deployment takes one file per mini-batch (`mini_batch_size=1`), so our
 rows-per-mini-batch setting, the error threshold (failed mini-batches) and the retries mean the
 same on both backends. Parallelism is the deployment's `max_concurrency_per_instance`, on each of its
-`MLOPS_AML_BATCH_INSTANCE_COUNT` nodes (`resources.instance_count`, default 1).
+`MLOPS_AZUREML_BATCH_INSTANCE_COUNT` nodes (`resources.instance_count`, default 1).
 
 The deployment's scoring script is our entry script, `model/azureml_batch.py`, which runs the
 package's `batch_score.py` (`MLOPS_BATCH_SCRIPT`) and returns each row as a line it formats itself,
@@ -107,7 +107,10 @@ class AzureMLBatch:
         name = _job_name(model, data, deployment, work)
         self._invoke(name, deployment, data)
         status = self.jobs.wait_for(
-            name, self.settings.aml_batch_timeout_seconds, what="batch job", setting="MLOPS_AML_BATCH_TIMEOUT_SECONDS"
+            name,
+            self.settings.aml_batch_timeout_seconds,
+            what="batch job",
+            setting="MLOPS_AZUREML_BATCH_TIMEOUT_SECONDS",
         )
         step = self._step(name)
         if status != "Completed":
@@ -264,7 +267,7 @@ def _environment_id(environment: Any) -> str:
 
 
 def ensure_batch_endpoint(client: MLClient, settings: Settings) -> tuple[Any, bool]:
-    """The batch endpoint `MLOPS_AML_BATCH_ENDPOINT_NAME`, created if missing (and whether it was now). A name held
+    """The batch endpoint `MLOPS_AZUREML_BATCH_ENDPOINT_NAME`, created if missing (and whether it was now). A name held
     elsewhere in the region (endpoint names are unique per region) is a ConfigError naming the setting."""
     name = settings.aml_batch_endpoint_name
     try:
@@ -279,14 +282,14 @@ def ensure_batch_endpoint(client: MLClient, settings: Settings) -> tuple[Any, bo
         )
     except HttpResponseError as exc:
         if name_taken(exc):
-            raise ConfigError(name_taken_message("MLOPS_AML_BATCH_ENDPOINT_NAME", name)) from None
+            raise ConfigError(name_taken_message("MLOPS_AZUREML_BATCH_ENDPOINT_NAME", name)) from None
         raise
     _log.info("created batch endpoint %s", name)
     return created, True
 
 
 def delete_batch_endpoint(client: MLClient, settings: Settings) -> bool:
-    """Delete the batch endpoint `MLOPS_AML_BATCH_ENDPOINT_NAME` with its deployments (Azure ML deletes them with
+    """Delete the batch endpoint `MLOPS_AZUREML_BATCH_ENDPOINT_NAME` with its deployments (Azure ML deletes them with
     it; its default deployment cannot be deleted on its own); False if it did not exist. Its cluster is kept."""
     name = settings.aml_batch_endpoint_name
     try:

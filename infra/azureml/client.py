@@ -230,7 +230,7 @@ def finished(poller: Any, timeout: float, action: str) -> Any:
     """
     poller.wait(timeout=timeout)
     if not poller.done():
-        raise BackendError(f"{action}: not finished after {timeout:g} s (MLOPS_AML_DEPLOY_TIMEOUT_SECONDS)")
+        raise BackendError(f"{action}: not finished after {timeout:g} s (MLOPS_AZUREML_DEPLOY_TIMEOUT_SECONDS)")
     return poller.result()
 
 
@@ -243,7 +243,7 @@ def workspace_missing(settings: Settings, exc: BaseException) -> bool:
 def _workspace_missing(settings: Settings, action: str) -> str:
     return (
         f"{action}: the {describe_target(settings)} does not exist; check AZUREML_WORKSPACE_NAME "
-        "(or MLOPS_AZURE_WORKSPACE_NAME), AZURE_RESOURCE_GROUP and AZURE_SUBSCRIPTION_ID"
+        "(or MLOPS_AZUREML_WORKSPACE_NAME), AZURE_RESOURCE_GROUP and AZURE_SUBSCRIPTION_ID"
     )
 
 

@@ -11,7 +11,7 @@
 - **Traffic and mirror traffic** are the endpoint's `traffic` / `mirror_traffic`, set with one
   endpoint update each.
 - **Waits** are the SDK's pollers (`client.finished`: wait, then the result), bounded by
-  `MLOPS_AML_DEPLOY_TIMEOUT_SECONDS`, plus `MLOPS_AML_IMAGE_BUILD_SECONDS` for a deployment whose
+  `MLOPS_AZUREML_DEPLOY_TIMEOUT_SECONDS`, plus `MLOPS_AZUREML_IMAGE_BUILD_SECONDS` for a deployment whose
   scoring environment was just created. A write that Azure refuses with 409 Conflict because another
   operation on the endpoint or deployment is still running is sent again once it may have finished,
   within the same bound (endpoint and deployment writes only: elsewhere a 409 is not transient).
@@ -165,7 +165,7 @@ class AzureMLEndpoints:
                 # Deleting it would throw away its image build and start, and Azure may refuse a delete meanwhile
                 raise BackendError(
                     f"deployment {name}/{deployment} is still {state} on Azure ML after {timeout:g} s "
-                    "(MLOPS_AML_DEPLOY_TIMEOUT_SECONDS, plus MLOPS_AML_IMAGE_BUILD_SECONDS for a new environment): "
+                    "(MLOPS_AZUREML_DEPLOY_TIMEOUT_SECONDS, plus MLOPS_AZUREML_IMAGE_BUILD_SECONDS for a new environment): "
                     "it is left in place, not deleted, and takes no traffic; deploy again once it has finished"
                 ) from failure
             self._delete_failed(name, deployment)

@@ -44,7 +44,7 @@ _AUTH = {"key": "key", "aml_token": "aml_token"}
 
 def scoring_environment(settings: Settings, conda_file: Path, *, batch: bool = False) -> Environment:
     """The bundle's pinned conda file on Azure ML's inference image (online) or on the OpenMPI image batch
-    deployments use (`<MLOPS_AML_ENV_NAME_SCORING>-batch`); the version is the hash of image and file."""
+    deployments use (`<MLOPS_AZUREML_SCORING_ENV_NAME>-batch`); the version is the hash of image and file."""
     image = BATCH_IMAGE if batch else SCORING_IMAGE
     version = hashlib.sha256(json.dumps([image, conda_file.read_text()]).encode()).hexdigest()[:16]
     return Environment(
@@ -102,7 +102,7 @@ def batch_deployment(
 ) -> BatchDeployment:
     """The package's `batch_score.py` (`script`, its path in `code`) over one file per mini-batch (the flow cuts
     the input), run through our entry script (`model/azureml_batch.py`), whose pre-formatted lines are appended
-    to one file. It runs on `MLOPS_AML_BATCH_INSTANCE_COUNT` nodes of the scoring cluster, `parallelism`
+    to one file. It runs on `MLOPS_AZUREML_BATCH_INSTANCE_COUNT` nodes of the scoring cluster, `parallelism`
     mini-batches at a time on each.
 
     A `BatchDeployment` of a model, not a `ModelBatchDeployment`: both send the same `deploymentType: Model`

@@ -2,8 +2,8 @@
 
     code=        a snapshot of the `model` package and the model package, laid out as in the checkout
                  (content-addressed, so an unchanged one is not uploaded again)
-    environment= `<MLOPS_AML_ENV_NAME>:<hash>`: a conda file pinning the package's libraries on Azure ML's image
-    inputs       training_data: the CSV as data asset `<MLOPS_DATASET_NAME>:<sha256[:16]>` (uploaded once per content)
+    environment= `<MLOPS_AZUREML_TRAINING_ENV_NAME>:<hash>`: a conda file pinning the package's libraries on Azure ML's image
+    inputs       training_data: the CSV as data asset `<MLOPS_AZUREML_DATASET_NAME>:<sha256[:16]>` (uploaded once per content)
                  parameters: the run's parameters.json (uri_file)
     outputs      model: uri_folder; the command writes into `model/` inside it
 

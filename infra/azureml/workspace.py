@@ -36,12 +36,12 @@ _RULES = {
         "1-90 letters, digits, '-', '_', '.' or '()', not ending in '.'",
     ),
     "AZURE_LOCATION": (r"[a-z0-9]+", "an Azure region name such as eastus"),
-    "MLOPS_BASE_NAME": (r"[A-Za-z0-9]{3,10}", "3-10 letters or digits"),
-    "MLOPS_AML_COMPUTE_CLUSTER_NAME": (
+    "MLOPS_AZUREML_BASE_NAME": (r"[A-Za-z0-9]{3,10}", "3-10 letters or digits"),
+    "MLOPS_AZUREML_TRAIN_CLUSTER_NAME": (
         r"[A-Za-z][A-Za-z0-9\-]{1,15}",
         "2-16 letters, digits or '-', starting with a letter",
     ),
-    "MLOPS_AML_COMPUTE_CLUSTER_NAME_SCORING": (
+    "MLOPS_AZUREML_SCORE_CLUSTER_NAME": (
         r"[A-Za-z][A-Za-z0-9\-]{1,15}",
         "2-16 letters, digits or '-', starting with a letter",
     ),
@@ -54,9 +54,9 @@ def check_names(settings: Settings) -> None:
         "AZUREML_WORKSPACE_NAME": settings.azure_workspace_name,
         "AZURE_RESOURCE_GROUP": settings.azure_resource_group,
         "AZURE_LOCATION": settings.azure_location,
-        "MLOPS_BASE_NAME": settings.base_name,
-        "MLOPS_AML_COMPUTE_CLUSTER_NAME": settings.aml_compute_cluster_name,
-        "MLOPS_AML_COMPUTE_CLUSTER_NAME_SCORING": settings.aml_compute_cluster_name_scoring,
+        "MLOPS_AZUREML_BASE_NAME": settings.base_name,
+        "MLOPS_AZUREML_TRAIN_CLUSTER_NAME": settings.aml_compute_cluster_name,
+        "MLOPS_AZUREML_SCORE_CLUSTER_NAME": settings.aml_compute_cluster_name_scoring,
     }
     for variable, value in values.items():
         pattern, rule = _RULES[variable]

@@ -68,6 +68,26 @@ def churn(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         checkout.mlops("endpoint", "stop", timeout=120)
 
 
+# The lines `mlops init churn --from classification` wrote before issue 23 (besides MLOPS_MODEL_PACKAGE), by field.
+EARLIER_LINES = {
+    "model_name": "churn_model",  # MLOPS_MODEL_NAME
+    "endpoint_name": "churn-endpoint",  # MLOPS_ENDPOINT_NAME
+    "dataset_name": "churn_ds",  # MLOPS_DATASET_NAME
+    "scoring_dataset_name": "churn_scoring_ds",  # MLOPS_SCORING_DATASET_NAME
+    "scoring_input_filename": "churn_scoring_input.csv",  # MLOPS_SCORING_INPUT_FILENAME
+    "scoring_output_filename": "churn_scoring_output.csv",  # MLOPS_SCORING_OUTPUT_FILENAME
+    "aml_env_name": "churn_training_env",  # MLOPS_AML_ENV_NAME
+    "aml_env_name_scoring": "churn_scoring_env",  # MLOPS_AML_ENV_NAME_SCORING
+    "aml_batch_endpoint_name": "churn-batch",  # MLOPS_AML_BATCH_ENDPOINT_NAME
+}
+
+
+def _effective(checkout: Checkout) -> dict[str, tuple[Any, str]]:
+    """The copy's effective settings (`mlops config show --json`, which reads them with `load_settings`): value, source."""
+    rows = json.loads(_done(checkout.mlops("config", "show", "--json")))["settings"]
+    return {row["field"]: (row["value"], row["source"]) for row in rows}
+
+
 def _done(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr[-3000:]}"
     return result.stdout
@@ -82,9 +102,23 @@ class TestInitFromClassification:
         assert 'model_name = "churn_model"' in manifest
         env = (root / ".env").read_text()
         assert "MLOPS_MODEL_PACKAGE=models/churn" in env
-        assert "MLOPS_MODEL_NAME=churn_model" in env
-        assert "MLOPS_ENDPOINT_NAME=churn-endpoint" in env
+        effective = _effective(churn["checkout"])  # no longer written: derived from the package
+        assert effective["model_name"] == ("churn_model", "derived")
+        assert effective["endpoint_name"] == ("churn-endpoint", "derived")
         assert "mlops check-model" in out
+
+    def test_init_writes_one_variable_and_the_rest_follows_the_package(self, churn: dict[str, Any]) -> None:
+        """Issue 23: `mlops init` writes at most one variable; the names the earlier ten lines set are derived."""
+        _done(churn["init"])
+        root = churn["checkout"].root
+        written = [line for line in (root / ".env").read_text().splitlines() if line and not line.startswith("#")]
+        assert written == ["MLOPS_MODEL_PACKAGE=models/churn"]
+        effective = _effective(churn["checkout"])
+        assert effective["model_package"] == (str(root / "models" / "churn"), ".env")
+        # what the earlier `mlops init` wrote into .env, line by line, now the effective settings
+        assert {field: effective[field] for field in EARLIER_LINES} == {
+            field: (value, "derived") for field, value in EARLIER_LINES.items()
+        }
 
     def test_check_model_passes(self, churn: dict[str, Any]) -> None:
         out = _done(churn["check"])
@@ -147,3 +181,15 @@ def test_init_renames_the_diabetes_sample_in_place_and_refuses_bad_names(tmp_pat
     exists = checkout.mlops("init", "churn", "--from", "classification")
     assert exists.returncode == 2
     assert "exists (pass --force" in exists.stderr
+
+
+def test_init_names_derived_names_an_earlier_init_left_in_env(tmp_path: Path) -> None:
+    """Lines an earlier `mlops init` wrote (or a user set) win over the derived names: init says which."""
+    from cli.model import _derived_names_set
+
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "MLOPS_MODEL_PACKAGE=models/churn\nMLOPS_ENDPOINT_NAME=old-endpoint\nMLOPS_AML_ENV_NAME=old_env\n"
+        "MLOPS_EXPERIMENT_NAME=mine\nMLOPS_SCORING_DATASET_NAME=\n"
+    )
+    assert sorted(_derived_names_set(env_file)) == ["MLOPS_AML_ENV_NAME", "MLOPS_ENDPOINT_NAME"]

@@ -50,7 +50,7 @@ class TestDeletedAfter:
 
 
 def test_the_smoke_endpoints_are_named_like_the_real_ones_but_never_are_them(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLOPS_AZURE_SUBSCRIPTION_ID", "11111111-2222-3333-4444-555555555555")
+    monkeypatch.setenv("MLOPS_AZUREML_SUBSCRIPTION_ID", "11111111-2222-3333-4444-555555555555")
     settings = load_settings(backend="azureml")
     names = azure_smoke.smoke_names(settings)
     suffix = settings.endpoint_name.rsplit("-", 1)[1]  # the workspace's own 8 hex, as the real names carry
@@ -60,7 +60,7 @@ def test_the_smoke_endpoints_are_named_like_the_real_ones_but_never_are_them(mon
 def test_bad_settings_exit_2_naming_the_step(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in ("MLOPS_AZURE_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID", "MLOPS_AZUREML_EMULATOR"):
+    for name in ("MLOPS_AZUREML_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID", "MLOPS_AZUREML_EMULATOR"):
         monkeypatch.delenv(name, raising=False)
     assert azure_smoke.main([]) == 2
     err = capsys.readouterr().err

@@ -109,8 +109,8 @@ def story(
 def _a_deployment_outlasting_its_wait(backend: AzureMLBackend, patch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A deployment still `Creating` when the client's wait ends (1 s here; 389.7 s times LRO_SCALE on the emulator),
     then what becomes of it. Removed at the end, so the story's other readings stand."""
-    patch.setenv("MLOPS_AML_DEPLOY_TIMEOUT_SECONDS", "1")
-    patch.setenv("MLOPS_AML_IMAGE_BUILD_SECONDS", "0")
+    patch.setenv("MLOPS_AZUREML_DEPLOY_TIMEOUT_SECONDS", "1")
+    patch.setenv("MLOPS_AZUREML_IMAGE_BUILD_SECONDS", "0")
     impatient = open_backend(load_settings())
     assert isinstance(impatient, AzureMLBackend)
     endpoint = impatient.settings.endpoint_name

@@ -183,7 +183,7 @@ def join_emulator(
         "MLOPS_AZUREML_EMULATOR_PORT": str(server.port),
         "MLOPS_AZUREML_EMULATOR_ENDPOINT_PORT": str(server.endpoint_port),
         "MLOPS_AZUREML_POLL_SECONDS": "0.2",
-        "MLOPS_AZURE_SUBSCRIPTION_ID": subscription,
+        "MLOPS_AZUREML_SUBSCRIPTION_ID": subscription,
     }
     _point_at(env, monkeypatch)
     process = EmulatorProcess.from_settings(load_settings(), max_jobs=server.max_jobs)

@@ -100,8 +100,8 @@ def test_the_batch_deployment_carries_the_batch_settings(settings: Settings, bun
 def test_the_batch_deployment_runs_on_the_batch_instance_count(
     monkeypatch: pytest.MonkeyPatch, settings: Settings, bundle: Bundle
 ) -> None:
-    """`MLOPS_AML_BATCH_INSTANCE_COUNT` nodes (issue 22, "Past one machine"), sent as `resources.instanceCount`."""
-    monkeypatch.setenv("MLOPS_AML_BATCH_INSTANCE_COUNT", "3")
+    """`MLOPS_AZUREML_BATCH_INSTANCE_COUNT` nodes (issue 22, "Past one machine"), sent as `resources.instanceCount`."""
+    monkeypatch.setenv("MLOPS_AZUREML_BATCH_INSTANCE_COUNT", "3")
     deployment = _cases(load_settings(), bundle)["batch-deployment"][0]
     assert deployment.resources.instance_count == 3
     body = deployment._to_rest_object(location="eastus").as_dict()  # what the SDK sends

@@ -277,7 +277,7 @@ def test_a_bad_mini_batch_is_named_and_the_threshold_fails_the_batch_job(emulate
     jobs with only one child"; Microsoft Learn's samples read `jobs.list(parent_job_name=...)`); its
     `predictions.csv` has no header, and our entry script's lines name their file.
 
-    On two nodes (`MLOPS_AML_BATCH_INSTANCE_COUNT=2`, issue 22 "Past one machine"): the deployment says
+    On two nodes (`MLOPS_AZUREML_BATCH_INSTANCE_COUNT=2`, issue 22 "Past one machine"): the deployment says
     `resources.instanceCount: 2`, the job's step runs two nodes, each in a process of its own with its log
     under `logs/sys/node/<node>/` (Microsoft Learn, "Troubleshoot batch endpoints"), and a bad mini-batch
     is reported as on one (the single-node path is the one `test_online` and `test_platform` run)."""

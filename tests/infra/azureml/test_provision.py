@@ -54,9 +54,9 @@ def test_provision_twice_creates_everything_once_through_the_sdk(bare: Emulated)
 
 
 def test_a_bad_name_is_refused_before_any_call(bare: Emulated, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLOPS_AML_COMPUTE_CLUSTER_NAME", "1-not-a-name")
+    monkeypatch.setenv("MLOPS_AZUREML_TRAIN_CLUSTER_NAME", "1-not-a-name")
     before = len(bare.process.requests())
-    with pytest.raises(ConfigError, match="MLOPS_AML_COMPUTE_CLUSTER_NAME='1-not-a-name' is not a valid name"):
+    with pytest.raises(ConfigError, match="MLOPS_AZUREML_TRAIN_CLUSTER_NAME='1-not-a-name' is not a valid name"):
         _backend().workspace.ensure()
     assert len(bare.process.requests()) == before
 
@@ -129,13 +129,13 @@ def test_an_endpoint_name_taken_in_the_region_fails_before_training_naming_the_s
     # another customer's workspace in the region: the first workspace's batch endpoint holds its name
     join_emulator(emulator_server, tmp_path / "other", monkeypatch)
     monkeypatch.delenv("MLOPS_ENDPOINT_NAME")
-    monkeypatch.setenv("MLOPS_AML_BATCH_ENDPOINT_NAME", batch)
-    with pytest.raises(ConfigError, match=rf"MLOPS_AML_BATCH_ENDPOINT_NAME='{batch}': that endpoint name is taken"):
+    monkeypatch.setenv("MLOPS_AZUREML_BATCH_ENDPOINT_NAME", batch)
+    with pytest.raises(ConfigError, match=rf"MLOPS_AZUREML_BATCH_ENDPOINT_NAME='{batch}': that endpoint name is taken"):
         _backend().workspace.reserve_names()
 
 
 def test_cleanup_scales_a_warm_idle_cluster_back_to_0_nodes(bare: Emulated, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLOPS_AML_CLUSTER_MIN_NODES", "1")
+    monkeypatch.setenv("MLOPS_AZUREML_TRAIN_CLUSTER_MIN_NODES", "1")
     assert "created compute cluster train-cluster (STANDARD_DS2_V2, 1-4 nodes)" in provision()
     assert cleanup() == ["scaled idle compute cluster train-cluster from 1 to 0 nodes"]
     assert _backend().client.compute.get("train-cluster").min_instances == 0

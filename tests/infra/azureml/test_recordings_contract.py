@@ -245,7 +245,7 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
         "contract-endpoint", "blue", backend.packages.build(backend.registry.get(MODEL, 1))
     )
     assert backend.endpoints.key("contract-endpoint")  # listKeys
-    # an endpoint of MLOPS_AML_ENDPOINT_AUTH_MODE=aml_token, whose caller our client asks a token (get_keys: token)
+    # an endpoint of MLOPS_AZUREML_ENDPOINT_AUTH_MODE=aml_token, whose caller our client asks a token (get_keys: token)
     tokens = open_backend(emulated.settings(aml_endpoint_auth_mode="aml_token"))
     assert isinstance(tokens, AzureMLBackend)
     tokens.endpoints.ensure("contract-token")
