@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from infra.common.sections import RENAMED
+from infra.sections import RENAMED
 from infra.settings import SECTIONS, Origin, Settings, origins, section_fields
 
 HIDDEN = "<hidden>"

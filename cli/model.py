@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from infra.common.sections import DERIVED, endpoint_name_for
+from infra.sections import DERIVED, endpoint_name_for
 from infra.settings import ENV_PREFIX, checkout_root, read_variable, variables
 from model.contract import MANIFEST, ContractError, check_command, load_package
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.common.sections import (
+from infra.sections import (
     DERIVED,
     OFF,
     ON,

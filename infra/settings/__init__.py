@@ -24,8 +24,8 @@ from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from infra.azureml.settings import AzureMLSettings
-from infra.common.sections import DERIVED, ENV_PREFIX, RENAMED, Section, checkout_root, package_at
 from infra.errors import ConfigError
+from infra.sections import DERIVED, ENV_PREFIX, RENAMED, Section, checkout_root, package_at
 from infra.settings.batch import BatchSettings
 from infra.settings.drift import DriftSettings
 from infra.settings.endpoint import EndpointSettings

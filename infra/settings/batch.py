@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from infra.common.sections import DERIVED, Section, derived
+from infra.sections import DERIVED, Section, derived
 
 DERIVED.update({"scoring_input_filename", "scoring_output_filename", "scoring_dataset_name"})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from infra.common.sections import DERIVED, Section, derived, endpoint_name, endpoint_name_for
+from infra.sections import DERIVED, Section, derived, endpoint_name, endpoint_name_for
 
 DERIVED.add("endpoint_name")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from infra.common.sections import DERIVED, Section, asset_name, checkout_root, derived, package_folder
+from infra.sections import DERIVED, Section, asset_name, checkout_root, derived, package_folder
 
 DERIVED.add("model_name")
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from infra.common.sections import Section
+from infra.sections import Section
 
 
 class PlatformSettings(Section):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field, SecretStr
 
-from infra.common.sections import ENV_PREFIX, Section
+from infra.sections import ENV_PREFIX, Section
 
 
 class StorageSettings(Section):

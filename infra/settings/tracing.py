@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from infra.common.sections import Section
+from infra.sections import Section
 
 
 class TracingSettings(Section):

@@ -230,7 +230,7 @@ class TestDerivedNames:
     """Names that follow the model package are derived from its manifest unless their variable is set."""
 
     def test_the_diabetes_sample_yields_the_names_it_always_had(self) -> None:
-        from infra.common.sections import DERIVED
+        from infra.sections import DERIVED
 
         settings = load_settings()
         assert {field: getattr(settings, field) for field in DIABETES_NAMES} == DIABETES_NAMES
@@ -319,7 +319,7 @@ class TestRenamedVariables:
         assert "deprecated" not in result.stderr
 
     def test_every_old_name_is_read_by_the_field_of_its_new_name(self) -> None:
-        from infra.common.sections import RENAMED
+        from infra.sections import RENAMED
         from infra.settings import Settings, env_var, variables
 
         owners = {env_var(field): field for field in Settings.model_fields}
