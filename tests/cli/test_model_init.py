@@ -1,5 +1,6 @@
-"""`mlops init`: a model package of your own from a sample, in a clean copy of the checkout, that passes
-`mlops check-model` and `mlops run` with no further edit."""
+"""`mlops model init`: a model package of your own from a sample, in a clean copy of the checkout, that passes
+`mlops model check` and `mlops run` with no further edit (the old spellings `mlops init`, `mlops check-model`
+in the second test)."""
 
 from __future__ import annotations
 
@@ -59,8 +60,8 @@ class Checkout:
 @pytest.fixture(scope="module")
 def churn(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     checkout = Checkout(clean_copy(tmp_path_factory.mktemp("fresh-clone")), prefect_server)
-    steps = {"init": checkout.mlops("init", "churn", "--from", "classification")}
-    steps["check"] = checkout.mlops("check-model")
+    steps = {"init": checkout.mlops("model", "init", "churn", "--from", "classification")}
+    steps["check"] = checkout.mlops("model", "check")
     steps["run"] = checkout.mlops("run")
     try:
         yield {"checkout": checkout, **steps}
@@ -84,7 +85,7 @@ class TestInitFromClassification:
         assert "MLOPS_MODEL_PACKAGE=models/churn" in env
         assert "MLOPS_MODEL_NAME=churn_model" in env
         assert "MLOPS_ENDPOINT_NAME=churn-endpoint" in env
-        assert "mlops check-model" in out
+        assert "mlops model check" in out
 
     def test_check_model_passes(self, churn: dict[str, Any]) -> None:
         out = _done(churn["check"])
@@ -146,4 +147,7 @@ def test_init_renames_the_diabetes_sample_in_place_and_refuses_bad_names(tmp_pat
     assert again.returncode == 0
     exists = checkout.mlops("init", "churn", "--from", "classification")
     assert exists.returncode == 2
-    assert "exists (pass --force" in exists.stderr
+    assert "exists (pass --overwrite" in exists.stderr
+    replaced = checkout.mlops("init", "churn", "--from", "classification", "--force")  # the old spellings
+    assert replaced.returncode == 0, replaced.stderr
+    assert "mlops init: --force is deprecated; use --overwrite" in replaced.stderr.splitlines()
