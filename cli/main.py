@@ -113,7 +113,7 @@ def invoke(argv: list[str] | None = None) -> Outcome:
 
 
 def _prefect_api(settings: Settings, *, temporary: bool) -> AbstractContextManager[object]:
-    """The Prefect API the command talks to: PREFECT_API_URL when set; else the server `mlops up` started
+    """The Prefect API the command talks to: PREFECT_API_URL when set; else the server `mlops platform up` started
     (so runs show in its UI); else, for a command that runs flows, a temporary server of its own."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
