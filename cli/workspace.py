@@ -84,9 +84,8 @@ def _cleanup_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-endpoint", action="store_true", help="also stop the local endpoint")
     parser.add_argument(
         "--teardown",
-        "--delete-everything",
-        dest="teardown",
         action="store_true",
         help="also delete what provision created (the local workspace, or the Azure ML workspace and its resources)",
     )
+    renamed_flag(parser, "--delete-everything", "--teardown", switch=True)
     parser.add_argument("--yes", action="store_true", help="do not ask before --teardown")
