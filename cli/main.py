@@ -86,6 +86,9 @@ def invoke(argv: list[str] | None = None) -> Outcome:
     except SystemExit as exc:  # argparse has printed the usage, the help or the version
         return Outcome(exc.code if isinstance(exc.code, int) else 2)
     command: Command = args.command
+    typed = (
+        getattr(args, "deprecated_spelling", None) or f"mlops {command.name}"
+    )  # as the user typed it, for the messages
     warn_if_deprecated(args)
     pipeline.SUMMARY.take()  # a command's summary is its own
     if not command.needs_settings:  # a model package the settings may not accept yet
@@ -104,10 +107,10 @@ def invoke(argv: list[str] | None = None) -> Outcome:
                 stack.enter_context(pipeline.in_this_process())
             code = int(command.run(settings, args))
     except (ConfigError, ValueError) as exc:
-        print(f"mlops {command.name}: {exc}", file=sys.stderr)
+        print(f"{typed}: {exc}", file=sys.stderr)
         code = 2
     except BackendError as exc:  # a platform process would not start, a database would not answer, ...
-        print(f"mlops {command.name}: {exc}", file=sys.stderr)
+        print(f"{typed}: {exc}", file=sys.stderr)
         code = 1
     return Outcome(code, pipeline.SUMMARY.take())
 

@@ -137,6 +137,22 @@ def test_an_old_command_with_an_old_flag_says_each_once(recorder: Recorder) -> N
     ]
 
 
+def test_an_error_names_the_command_as_it_was_typed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def refuse(settings: object, args: object) -> int:
+        raise ValueError("refused")
+
+    monkeypatch.setattr(workspace, "provision", refuse)
+    env = {"MLOPS_HOME": str(tmp_path / "ws"), "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    new = run_mlops("workspace", "provision", env=env)
+    old = run_mlops("provision", env=env)
+    assert (new.returncode, old.returncode) == (2, 2)
+    assert new.stderr.splitlines() == ["mlops workspace provision: refused"]
+    assert old.stderr.splitlines() == [
+        "`mlops provision` is deprecated; use `mlops workspace provision`",
+        "mlops provision: refused",
+    ]
+
+
 def test_a_flag_means_one_thing_everywhere() -> None:
     """No command has --force, --keep or --version among its listed flags (the old spellings are unlisted)."""
     for name, parser in _leaves(main._parser()).items():
