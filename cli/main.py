@@ -24,7 +24,8 @@ Then noun, verb:
 Deprecated spellings, still accepted with one line on stderr naming the new one: `mlops up|down`
 (platform up|down), `mlops provision|cleanup` (workspace ...), `mlops init` (model init), `mlops check-model`
 (model check); the flags `--force` (--skip-gate on run/train, --overwrite on init), `--keep` (--keep-versions
-on cleanup, --keep-workdir on check-model) and `--version` after deploy/batch-score (--model-version).
+on cleanup, --keep-workdir on check-model), `--version` after deploy/batch-score (--model-version) and
+`--delete-everything` (--teardown).
 
 Settings come from `MLOPS_*` variables and `.env` (see `.env.example`); a bad one stops the command
 before any work, naming the variable. Exit codes: 0 done (a model that is not promoted is done too),
