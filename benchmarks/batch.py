@@ -4,7 +4,7 @@ Both read the same CSV (diabetes rows resampled with N(0, 0.005) noise, shortest
 ~420 MB) and write the same output (the features plus `score`). The script is pandas `read_csv` +
 `predict` + pyarrow `write_csv`, in this process. The flow runs as `mlops batch-score` runs it (in
 this process, without Prefect's flow-run heartbeat: `cli.pipeline.in_this_process`)
-against a Prefect server on PostgreSQL that this script starts, as `mlops up` runs it (an ephemeral
+against a Prefect server on PostgreSQL that this script starts, as `mlops platform up` runs it (an ephemeral
 server would add its ~10 s start), and also copies its output to the dated output folder. One more
 row runs it with Prefect's heartbeat thread, as a worker runs a deployment: the end of that flow run
 waits for the thread's current one-second sleep (0-1 s, so its times fall on whole-second steps).
@@ -62,7 +62,7 @@ def script(model_file: Path, source: Path, target: Path) -> float:
 
 @contextmanager
 def prefect_server(work: Path) -> Iterator[str]:
-    """A server on PostgreSQL, as `mlops up` runs it: on SQLite, flow runs started back to back get
+    """A server on PostgreSQL, as `mlops platform up` runs it: on SQLite, flow runs started back to back get
     `database is locked` 503s from its own services' writes and wait out the client's back-off (1-2 s)."""
     env = {**os.environ, "PREFECT_HOME": str(work / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     with (

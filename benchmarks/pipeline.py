@@ -7,7 +7,7 @@ Every measurement is a fresh `mlops run` process, timed from its start to its ex
   deployments/prefect_database.py): Prefect starts a temporary server and migrates its database;
 - temporary server: an empty workspace, Prefect's home already has its database (`make run` in a
   new workspace), and its unchanged re-run (`make run` twice);
-- running server on PostgreSQL (as under `mlops up`), new workspace, and its unchanged re-run;
+- running server on PostgreSQL (as under `mlops platform up`), new workspace, and its unchanged re-run;
 - running server on SQLite (`MLOPS_PREFECT_DATABASE=sqlite`, or a plain `prefect server start`),
   new workspace, and its unchanged re-run.
 
@@ -143,7 +143,7 @@ MODES = {
     "cold": "`mlops run`, cold: empty workspace and Prefect home, temporary server (first `make run`)",
     "temp": "`mlops run`, temporary server (SQLite), new workspace",
     "temp-rerun": "`mlops run`, temporary server (SQLite), unchanged re-run (`make run` twice)",
-    "pg": "`mlops run` against a running server on PostgreSQL (`mlops up`), new workspace",
+    "pg": "`mlops run` against a running server on PostgreSQL (`mlops platform up`), new workspace",
     "pg-rerun": "`mlops run` against a running server on PostgreSQL, unchanged re-run",
     "sqlite": "`mlops run` against a running server on SQLite, new workspace",
     "sqlite-rerun": "`mlops run` against a running server on SQLite, unchanged re-run",

@@ -22,7 +22,7 @@ def free_port() -> int:
 
 @contextmanager
 def postgres_cluster(folder: Path) -> Iterator[str]:
-    """A new PostgreSQL cluster in `folder` on a free port, as `mlops up` runs it; yields its SQLAlchemy URL."""
+    """A new PostgreSQL cluster in `folder` on a free port, as `mlops platform up` runs it; yields its SQLAlchemy URL."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from infra.services.postgres import Postgres
 

@@ -13,18 +13,27 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from cli.command import Command, Subparsers, add, group
 from infra.sections import RENAMED
 from infra.settings import SECTIONS, Origin, Settings, origins, section_fields
 
 HIDDEN = "<hidden>"
 
 
-def register(commands: Any) -> None:
-    """Add `mlops config` to the `mlops` parser's subcommands."""
-    config = commands.add_parser("config", help="the settings: each one's value and where it came from (show)")
-    config.add_argument("action", choices=["show"])
-    config.add_argument("--json", action="store_true", help="print JSON")
-    config.set_defaults(command=show, name="config")
+def register(commands: Subparsers) -> None:
+    """`mlops config show [--json]`."""
+    verbs = group(commands, "config", help="the settings: each one's value and where it came from")
+    add(
+        verbs,
+        "show",
+        Command("config show", show),
+        help="every effective setting and its source (default, derived, .env, environment)",
+        arguments=_json_argument,
+    )
+
+
+def _json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
 
 
 def rows(settings: Settings) -> list[dict[str, Any]]:

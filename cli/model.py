@@ -1,11 +1,14 @@
-"""`mlops check-model` and `mlops init`: the model contract, checked; a model package of your own, started.
+"""`mlops model init|check|list`: a model package of your own, started; the model contract, checked; the
+registered versions, listed. Old spellings: `mlops init`, `mlops check-model`.
 
-Neither needs valid settings (a broken package must still be checkable) and neither imports Prefect.
+Neither init nor check needs valid settings (a broken package must still be checkable) and neither
+imports Prefect.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import sys
@@ -14,8 +17,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from cli.command import Command, Subparsers, add, group, renamed_flag
 from infra.sections import DERIVED, endpoint_name_for
-from infra.settings import ENV_PREFIX, checkout_root, read_variable, variables
+from infra.settings import ENV_PREFIX, Settings, checkout_root, read_variable, variables
 from model.contract import MANIFEST, ContractError, check_command, load_package
 
 TEMPLATES = {"diabetes": "model", "classification": "models/classification"}
@@ -31,7 +35,7 @@ def configured_package() -> Path:
 def check_model(args: argparse.Namespace) -> int:
     folder = Path(args.package) if args.package else configured_package()
     print(f"checking the model package at {folder}", flush=True)
-    return check_command(folder, keep=args.keep)
+    return check_command(folder, keep=args.keep_workdir)
 
 
 def init(args: argparse.Namespace) -> int:
@@ -48,8 +52,8 @@ def init(args: argparse.Namespace) -> int:
         target = source  # as MLOpsPython's bootstrap.py did: the sample is renamed where it is
     else:
         target = root / "models" / name
-        if target.exists() and not args.force:
-            print(f"mlops init: {target} exists (pass --force to replace it)", file=sys.stderr)
+        if target.exists() and not args.overwrite:
+            print(f"mlops init: {target} exists (pass --overwrite to replace it)", file=sys.stderr)
             return 2
         if target.exists():
             shutil.rmtree(target)
@@ -79,7 +83,7 @@ def init(args: argparse.Namespace) -> int:
         "prefect.yaml needs no change: its deployments read the package from these settings "
         "(the worker of `mlops up` loads the same .env)"
     )
-    print("next: mlops check-model, then mlops run (README: Make it yours)")
+    print("next: mlops model check, then mlops run (README: Make it yours)")
     return 0
 
 
@@ -116,3 +120,68 @@ def update_env_file(path: Path, values: dict[str, str]) -> None:
     if pending:
         kept += ["# written by `mlops init`", *(f"{key}={value}" for key, value in pending.items())]
     path.write_text("\n".join(kept) + "\n")
+
+
+def list_models(settings: Settings, args: argparse.Namespace) -> int:
+    """`mlops model list`: every registered version, its tags, the champion and its training job's metrics."""
+    from cli.platform import model_lines, models_report
+    from infra.factory import open_backend
+
+    models = models_report(open_backend(settings))
+    if args.json:
+        print(json.dumps(models, indent=2))
+        return 0
+    for line in model_lines(models):
+        print(line)
+    return 0
+
+
+def register(commands: Subparsers) -> None:
+    verbs = group(commands, "model", help="your model package: init, check; the registered versions: list")
+    add(
+        verbs,
+        "init",
+        Command("model init", init, needs_settings=False),
+        help="start a model package of your own from a sample; point the settings at it",
+        arguments=_init_arguments,
+        aliases=[(commands, "init")],
+    )
+    add(
+        verbs,
+        "check",
+        Command("model check", check_model, needs_settings=False),
+        help="run the model contract on a tiny sample; say what is missing",
+        arguments=_check_arguments,
+        aliases=[(commands, "check-model")],
+    )
+    add(
+        verbs,
+        "list",
+        Command("model list", list_models),
+        help="the registered versions, their tags and the champion",
+        arguments=_list_arguments,
+    )
+
+
+def _init_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("package_name", metavar="NAME", help="the package's name: lowercase letters, digits, '_'")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        choices=sorted(TEMPLATES),
+        default="diabetes",
+        help="diabetes: rename the sample in model/ (as MLOpsPython's bootstrap.py); "
+        "classification: copy the LightGBM classifier to models/NAME/",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing models/NAME/")
+    renamed_flag(parser, "--force", "--overwrite", switch=True)
+
+
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("package", nargs="?", help="the package folder (default: MLOPS_MODEL_PACKAGE, else model/)")
+    parser.add_argument("--keep-workdir", action="store_true", help="keep the work folder (data, outputs) for a look")
+    renamed_flag(parser, "--keep", "--keep-workdir", switch=True)
+
+
+def _list_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")

@@ -1,18 +1,22 @@
-"""The `mlops` commands that run a flow in this process: run, train, deploy, batch-score, provision, cleanup.
+"""The pipeline's verbs, at the top level: run, train, deploy, batch-score and monitor run a flow in this
+process; approve answers a deploy run waiting for approval; data-arrived emits the event that starts one.
 
-Each returns the command's exit code and leaves its summary lines in `SUMMARY`, which `cli.invoke` returns.
-`cli.main` runs them inside `in_this_process()`.
+A flow command returns its exit code and leaves its summary lines in `SUMMARY`, which `cli.invoke` returns;
+`cli.main` runs it inside `in_this_process()` (its `Command` says `runs_flows`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from cli.command import Command, Subparsers, add, renamed_flag
 from infra.factory import open_backend
 from infra.settings import Settings
 
@@ -79,7 +83,7 @@ def train(settings: Settings, args: argparse.Namespace) -> int:
 
     gate = gate_policy(settings, args)
     result = finished(
-        train_register(data=args.data, alpha=args.alpha, gate=gate, force=args.force, return_state=True), "train"
+        train_register(data=args.data, alpha=args.alpha, gate=gate, force=args.skip_gate, return_state=True), "train"
     )
     if result is None:
         return 1
@@ -90,7 +94,7 @@ def train(settings: Settings, args: argparse.Namespace) -> int:
 def deploy(settings: Settings, args: argparse.Namespace) -> int:
     from flows.deploy import deploy as flow
 
-    result = finished(flow(version=args.version, rollout=rollout_policy(args), return_state=True), "deploy")
+    result = finished(flow(version=args.model_version, rollout=rollout_policy(args), return_state=True), "deploy")
     if result is None:
         return 1
     _summarize_deployment(settings, result)
@@ -104,7 +108,7 @@ def batch_score(settings: Settings, args: argparse.Namespace) -> int:  # noqa: A
     state = flow(
         input=args.input,
         output=args.output,
-        model_version=args.version,
+        model_version=args.model_version,
         model_tag_name=tag_name,
         model_tag_value=tag_value,
         mini_batch_size=args.mini_batch_size,
@@ -136,7 +140,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     state = pipeline(
         alpha=args.alpha,
         gate=gate_policy(settings, args),
-        force=args.force,
+        force=args.skip_gate,
         rollout=rollout_policy(args),
         return_state=True,
     )
@@ -192,46 +196,208 @@ def _summarize_deployment(settings: Settings, result: Any) -> None:
     )
 
 
-def provision(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
-    from flows.provision import provision as flow
+def monitor(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from flows.monitor import monitor as flow
 
-    changes = finished(flow(return_state=True), "provision")
-    if changes is None:
-        return 1
-    SUMMARY.add("\n".join(changes) or "provision: nothing to do")
-    return 0
-
-
-def _confirm_teardown(settings: Settings) -> bool:
-    """Ask on the terminal: the workspace's name must be typed back. No terminal: not confirmed (use --yes)."""
-    if settings.backend == "azureml":
-        what, name = (
-            f"Azure ML workspace {settings.azure_workspace_name!r} with its endpoints, clusters, storage and key vault",
-            settings.azure_workspace_name,
-        )
-    else:
-        what, name = f"local workspace {settings.home} (registry, models, bundles, outputs)", settings.home.name
-    if not sys.stdin.isatty():
-        print(f"mlops cleanup --teardown deletes the {what}; pass --yes to confirm without a terminal", file=sys.stderr)
-        return False
-    answer = input(f"This deletes the {what}.\nType {name!r} to confirm: ")
-    return answer.strip() == name
-
-
-def cleanup(settings: Settings, args: argparse.Namespace) -> int:
-    from flows.cleanup import cleanup as flow
-
-    if args.teardown and not args.yes and not _confirm_teardown(settings):
-        print("mlops cleanup: teardown not confirmed; nothing was changed", file=sys.stderr)
-        return 1
     state = flow(
-        keep_versions=args.keep,
-        stop_endpoint_server=args.stop_endpoint,
-        delete_everything=args.teardown,
+        scored=args.scored,
+        model_version=args.model_version,
+        include_online=not args.batch_only,
+        window_hours=args.window_hours,
         return_state=True,
     )
-    changes = finished(state, "cleanup")
-    if changes is None:
+    summary = finished(state, "monitor")
+    if summary is None:
         return 1
-    SUMMARY.add("\n".join(changes) or "cleanup: nothing to do")
+    _summarize_drift(summary)
     return 0
+
+
+def approve(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_runs import resume_flow_run
+
+    if args.run_id is None:
+        with get_client(sync_client=True) as client:
+            paused = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["deploy"])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                ),
+            )
+        if len(paused) != 1:
+            found = ", ".join(str(run.id) for run in paused) or "none"
+            print(
+                f"mlops approve: name the run: {len(paused)} deploy runs wait for approval ({found})", file=sys.stderr
+            )
+            return 2
+        run_id = paused[0].id
+    else:
+        run_id = UUID(args.run_id)
+    resume_flow_run(run_id, run_input={"approve": not args.reject, "reviewer": args.reviewer, "comment": args.comment})
+    print(f"deploy run {run_id}: {'rejected' if args.reject else 'approved'}")
+    return 0
+
+
+def data_arrived(settings: Settings, args: argparse.Namespace) -> int:
+    from prefect.events import emit_event
+    from prefect.events.clients import PrefectEventsClient  # noqa: F401 - fails early without a server
+
+    path = args.path or str(settings.data_file or settings.default_data_file)
+    name = Path(path).stem or "data"
+    emit_event(
+        event="mlops.data.arrived",
+        resource={"prefect.resource.id": f"mlops.dataset.{name}"},
+        payload={"path": args.path},
+    )
+    print(f"emitted mlops.data.arrived for {path}")
+    return 0
+
+
+def register(commands: Subparsers) -> None:
+    """run, train, deploy, batch-score, monitor, approve, data-arrived: the pipeline's verbs, at the top level."""
+    add(
+        commands,
+        "run",
+        Command("run", run, runs_flows=True),
+        help="the whole pipeline: train, gate, register, package, deploy, smoke test",
+        arguments=_run_arguments,
+    )
+    add(
+        commands,
+        "train",
+        Command("train", train, runs_flows=True),
+        help="train, gate against the champion, register and promote",
+        arguments=_train_arguments,
+    )
+    add(
+        commands,
+        "deploy",
+        Command("deploy", deploy, runs_flows=True),
+        help="deploy a version (default the champion) with blue/green traffic",
+        arguments=_deploy_arguments,
+    )
+    add(
+        commands,
+        "batch-score",
+        Command("batch-score", batch_score, runs_flows=True),
+        help="score a CSV file or folder (local or blob) in parallel mini-batches",
+        arguments=_batch_arguments,
+    )
+    add(
+        commands,
+        "monitor",
+        Command("monitor", monitor, runs_flows=True),
+        help="compare recent scoring data with the model's training data; emit mlops.data.drifted on drift",
+        arguments=_monitor_arguments,
+    )
+    add(
+        commands,
+        "approve",
+        Command("approve", approve),
+        help="answer a deploy run waiting for approval (default: the only one)",
+        arguments=_approve_arguments,
+    )
+    add(
+        commands,
+        "data-arrived",
+        Command("data-arrived", data_arrived),
+        help="emit mlops.data.arrived (triggers train-register under `mlops platform up`)",
+        arguments=_arrived_arguments,
+    )
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    _training_arguments(parser)
+    _rollout_arguments(parser)
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="training CSV (default: MLOPS_DATA_FILE, else the diabetes sample)")
+    _training_arguments(parser)
+
+
+def _training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--alpha", type=float, help="training.alpha (the diabetes sample's Ridge alpha), overriding the parameters file"
+    )
+    parser.add_argument("--skip-gate", action="store_true", help="register and promote even if the gate says no")
+    renamed_flag(parser, "--force", "--skip-gate", switch=True)
+    parser.add_argument("--metric", help="gate metric (default: the model package's, mse for the diabetes sample)")
+    parser.add_argument("--direction", choices=["minimize", "maximize"], help="default: the model package's")
+    parser.add_argument("--min-improvement", type=float, default=0.0, help="required improvement (absolute)")
+    parser.add_argument("--promote-ties", action="store_true", help="promote a candidate equal to the champion")
+
+
+def _rollout_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", default="10,50,100", help="traffic steps in percent (default 10,50,100)")
+    parser.add_argument("--requests-per-step", type=int, default=20, help="checked requests at each step")
+    parser.add_argument(
+        "--mirror-percent",
+        type=int,
+        default=0,
+        help="first a shadow step: copy this share (1-50) of requests to the new deployment (default 0: none)",
+    )
+
+
+def _model_version_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--model-version", type=int, metavar="N", help=help)
+    renamed_flag(parser, "--version", "--model-version", type=int, metavar="N")
+
+
+def _deploy_arguments(parser: argparse.ArgumentParser) -> None:
+    _model_version_argument(parser, "model version to deploy (MLOpsPython's artifactBuildId)")
+    _rollout_arguments(parser)
+
+
+def _batch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input", help="CSV file, folder of CSVs, or blob://<container>/<path> (default: the diabetes features)"
+    )
+    parser.add_argument("--output", help="folder or blob://<container>/<prefix> (default: MLOPS_BATCH_OUTPUT)")
+    _model_version_argument(parser, "model version (default: the one serving the endpoint, else the champion)")
+    parser.add_argument("--tag", nargs=2, metavar=("NAME", "VALUE"), help="the latest version with this tag")
+    parser.add_argument("--mini-batch-size", type=int, default=250_000, help="rows per mini-batch (default 250000)")
+    parser.add_argument("--parallelism", type=int, default=2, help="mini-batches scored at once (default 2)")
+    parser.add_argument(
+        "--error-threshold", type=int, default=0, help="failed mini-batches allowed; -1 for no limit (default 0)"
+    )
+
+
+def _monitor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scored", help="a batch-score run's scored rows (default: the newest run of the window, if any)"
+    )
+    parser.add_argument(
+        "--model-version",
+        type=int,
+        metavar="N",
+        help="the model (default: the one serving the endpoint, else the champion)",
+    )
+    parser.add_argument(
+        "--window-hours", type=float, help="how far back to look for scoring data (default: MLOPS_DRIFT_WINDOW_HOURS)"
+    )
+    parser.add_argument(
+        "--batch-only", action="store_true", help="leave out the endpoint's collected requests (online data)"
+    )
+
+
+def _approve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", nargs="?", help="the paused deploy flow run's id")
+    parser.add_argument("--reject", action="store_true", help="reject: the new deployment is removed")
+    parser.add_argument("--reviewer", default=os.environ.get("USER", ""), help="who answers (default $USER)")
+    parser.add_argument("--comment", default="", help="why")
+
+
+def _arrived_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--path", default="", help="the new training CSV (default: the configured data)")

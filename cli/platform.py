@@ -1,54 +1,17 @@
-"""The `mlops` commands around the flows: the local platform, approvals, events, the endpoint and status."""
+"""`mlops platform up|down|status`: the local Prefect platform (old spellings: `mlops up`, `mlops down`); and
+`mlops status`, the whole picture: the backend, every registered version, the endpoint and the platform."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
-from azureml_emulator.process import EmulatorProcess
+from cli.command import Command, Subparsers, add, group
 from infra.backend import Backend, EndpointState
 from infra.errors import BackendError
 from infra.factory import open_backend
 from infra.settings import Settings
-
-
-def approve(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.flow_runs import resume_flow_run
-
-    if args.run_id is None:
-        with get_client(sync_client=True) as client:
-            paused = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=["deploy"])),
-                flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-                ),
-            )
-        if len(paused) != 1:
-            found = ", ".join(str(run.id) for run in paused) or "none"
-            print(
-                f"mlops approve: name the run: {len(paused)} deploy runs wait for approval ({found})", file=sys.stderr
-            )
-            return 2
-        run_id = paused[0].id
-    else:
-        run_id = UUID(args.run_id)
-    resume_flow_run(run_id, run_input={"approve": not args.reject, "reviewer": args.reviewer, "comment": args.comment})
-    print(f"deploy run {run_id}: {'rejected' if args.reject else 'approved'}")
-    return 0
 
 
 def up(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
@@ -69,86 +32,6 @@ def down(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
     for line in Platform(settings).down():
         print(line)
     return 0
-
-
-def data_arrived(settings: Settings, args: argparse.Namespace) -> int:
-    from prefect.events import emit_event
-    from prefect.events.clients import PrefectEventsClient  # noqa: F401 - fails early without a server
-
-    path = args.path or str(settings.data_file or settings.default_data_file)
-    name = Path(path).stem or "data"
-    emit_event(
-        event="mlops.data.arrived",
-        resource={"prefect.resource.id": f"mlops.dataset.{name}"},
-        payload={"path": args.path},
-    )
-    print(f"emitted mlops.data.arrived for {path}")
-    return 0
-
-
-def endpoint(settings: Settings, args: argparse.Namespace) -> int:
-    endpoints = open_backend(settings).endpoints
-    if args.action == "stop":
-        stopped = endpoints.stop(settings.endpoint_name)
-        print(f"endpoint {settings.endpoint_name}: {'stopped' if stopped else 'was not running'}")
-        return 0
-    described = describe_endpoint(endpoints.get(settings.endpoint_name))
-    if args.json:
-        print(json.dumps(described, indent=2))
-    elif described is None:
-        print(f"endpoint {settings.endpoint_name}: not created yet (run `mlops deploy`)")
-    else:
-        print(
-            f"endpoint {settings.endpoint_name}: {'running' if described['running'] else 'stopped'} at {described['url']}"
-        )
-        if "health" in described:
-            print(f"  server: {health_line(described['health'])}")
-        for name, info in described["deployments"].items():
-            print(f"  {name}: {info['model']} ({info['traffic']} %)")
-    return 0
-
-
-def emulator(settings: Settings, args: argparse.Namespace) -> int:
-    """`mlops emulator up|down|status`: the local Azure ML emulator."""
-    process = EmulatorProcess.from_settings(settings)
-    if args.action == "up":
-        running = process.pid() is not None
-        url = process.start()
-        print(f"Azure ML emulator {'running' if running else 'started'} at {url} (state in {process.home})")
-        print(f"its CA: {process.bundle} (certifi's bundle + the emulator's CA); clients use it as")
-        print(f"  export REQUESTS_CA_BUNDLE={process.bundle}")
-        print("point the pipeline at it with MLOPS_BACKEND=azureml MLOPS_AZUREML_EMULATOR=1")
-        return 0
-    if args.action == "down":
-        print("stopped the Azure ML emulator" if process.stop() else "the Azure ML emulator was not running")
-        return 0
-    report = process.describe()
-    if report["running"]:
-        calls = process.requests()
-        jobs = process.get(_workspace_path(settings) + "/jobs?api-version=2024-01-01-preview").get("value", [])
-        report["requests_served"] = len(calls)
-        report["jobs"] = {job["name"]: job["properties"]["status"] for job in jobs}
-    if args.json:
-        print(json.dumps(report, indent=2, sort_keys=True))
-        return 0
-    if not report["running"]:
-        print(f"Azure ML emulator: not running (`mlops emulator up` starts it on {report['url']})")
-        return 0
-    print(f"Azure ML emulator: running at {report['url']} (pid {report['pid']}), state in {report['home']}")
-    print(f"CA bundle: {report['ca_bundle']}; workspaces: {', '.join(report['workspaces'])}")
-    print(
-        f"requests served: {report['requests_served']}; jobs: "
-        + (", ".join(f"{n} {s}" for n, s in report["jobs"].items()) or "none")
-    )
-    return 0
-
-
-def _workspace_path(settings: Settings) -> str:
-    subscription = settings.azure_subscription_id or "00000000-0000-0000-0000-000000000000"
-    return (
-        f"/subscriptions/{subscription}/resourceGroups/{settings.azure_resource_group}"
-        f"/providers/Microsoft.MachineLearningServices/workspaces/{settings.azure_workspace_name}"
-    )
 
 
 def describe_endpoint(state: EndpointState | None) -> dict[str, Any] | None:
@@ -193,15 +76,8 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"backend: {report['backend']}\nhome: {report['home']}")
-    if not report["models"]:
-        print("models: none registered yet (run `mlops train`)")
-    for entry in report["models"]:
-        marker = "  <- champion" if entry["champion"] else ""
-        print(f"model: {entry['name']} version {entry['version']} (mse {entry['tags'].get('mse', '?')}){marker}")
-        logged = entry["logged_metrics"]
-        if entry["job"]:
-            shown = logged.get("error") if logged and "error" in logged else _metrics_line(logged)
-            print(f"  training job {entry['job']}: logged {shown}")
+    for line in model_lines(report["models"]):
+        print(line)
     endpoint = report["endpoint"]
     serving = (
         ", ".join(f"{n}: {d['model']} {d['traffic']} %" for n, d in endpoint["deployments"].items()) if endpoint else ""
@@ -209,15 +85,52 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
     print(
         f"endpoint: {endpoint['name'] + ' ' + endpoint['url'] + ' (' + (serving or 'no deployments') + ')' if endpoint else 'none'}"
     )
-    platform, database = report["platform"], report["platform"]["database"]
-    state = f"running at {platform['api_url']}" if platform["running"] else "not running (`mlops up` starts it)"
-    print(f"platform: {state}; its database: {database['kind']} {database['url']}")
-    for name, process in platform["processes"].items():
-        if platform["running"] or process["state"] != "stopped":
-            print(f"  {name}: {health_line(process)}")
+    for line in platform_lines(report["platform"]):
+        print(line)
     if endpoint and "health" in endpoint:
         print(f"  endpoint server: {health_line(endpoint['health'])}")
     return 0
+
+
+def platform_status(settings: Settings, args: argparse.Namespace) -> int:
+    """`mlops platform status`: the platform part of `mlops status` (its processes and database)."""
+    from deployments.platform import Platform
+
+    report = Platform(settings).describe()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for line in platform_lines(report):
+        print(line)
+    return 0
+
+
+def model_lines(models: list[dict[str, Any]]) -> list[str]:
+    """The registered versions as `mlops status` and `mlops model list` print them."""
+    if not models:
+        return ["models: none registered yet (run `mlops train`)"]
+    lines = []
+    for entry in models:
+        marker = "  <- champion" if entry["champion"] else ""
+        lines.append(f"model: {entry['name']} version {entry['version']} (mse {entry['tags'].get('mse', '?')}){marker}")
+        logged = entry["logged_metrics"]
+        if entry["job"]:
+            shown = logged.get("error") if logged and "error" in logged else _metrics_line(logged)
+            lines.append(f"  training job {entry['job']}: logged {shown}")
+    return lines
+
+
+def platform_lines(platform: dict[str, Any]) -> list[str]:
+    """The platform as `mlops status` and `mlops platform status` print it."""
+    database = platform["database"]
+    state = (
+        f"running at {platform['api_url']}" if platform["running"] else "not running (`mlops platform up` starts it)"
+    )
+    lines = [f"platform: {state}; its database: {database['kind']} {database['url']}"]
+    for name, process in platform["processes"].items():
+        if platform["running"] or process["state"] != "stopped":
+            lines.append(f"  {name}: {health_line(process)}")
+    return lines
 
 
 def logged_metrics(backend: Backend, job: str | None) -> dict[str, Any] | None:
@@ -231,9 +144,8 @@ def logged_metrics(backend: Backend, job: str | None) -> dict[str, Any] | None:
         return {"error": str(exc)}
 
 
-def status_report(settings: Settings) -> dict[str, Any]:
-    """`mlops status --json`: the backend, the workspace, every registered version and the endpoint."""
-    backend = open_backend(settings)
+def models_report(backend: Backend) -> list[dict[str, Any]]:
+    """Every registered version with its tags, whether it is the champion, and its training job's metrics."""
     models = []
     for version in backend.registry.list():
         champion = backend.registry.aliases(version.name).get("champion") == version.version
@@ -248,6 +160,13 @@ def status_report(settings: Settings) -> dict[str, Any]:
                 "logged_metrics": logged_metrics(backend, job),
             }
         )
+    return models
+
+
+def status_report(settings: Settings) -> dict[str, Any]:
+    """`mlops status --json`: the backend, the workspace, every registered version and the endpoint."""
+    backend = open_backend(settings)
+    models = models_report(backend)
     endpoint = describe_endpoint(backend.endpoints.get(settings.endpoint_name))
     from deployments.platform import Platform
 
@@ -259,3 +178,39 @@ def status_report(settings: Settings) -> dict[str, Any]:
         "endpoint": endpoint,
         "platform": platform,
     }
+
+
+def register(commands: Subparsers) -> None:
+    verbs = group(commands, "platform", help="the local Prefect platform: up, down or status")
+    add(
+        verbs,
+        "up",
+        Command("platform up", up),
+        help="start the local platform: Prefect server and UI, work pool, deployments, worker",
+        aliases=[(commands, "up")],
+    )
+    add(
+        verbs,
+        "down",
+        Command("platform down", down),
+        help="stop what `mlops platform up` started (worker first), and the endpoint",
+        aliases=[(commands, "down")],
+    )
+    add(
+        verbs,
+        "status",
+        Command("platform status", platform_status),
+        help="the platform's processes (and their restarts) and its database",
+        arguments=_json_argument,
+    )
+    add(
+        commands,
+        "status",
+        Command("status", status),
+        help="registered models, the champion, the endpoint and the platform",
+        arguments=_json_argument,
+    )
+
+
+def _json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")

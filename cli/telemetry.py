@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cli.command import Command, Subparsers, add
 from infra import telemetry
 from infra.services.supervisor import rotated_files
 from infra.settings import Settings
@@ -141,3 +142,31 @@ def _not_found(settings: Settings, identifier: str, spans: list[Span]) -> str:
 
 def _as_dict(span: Span) -> dict[str, Any]:
     return {k: v for k, v in vars(span).items() if k != "children"}
+
+
+def register(commands: Subparsers) -> None:
+    add(
+        commands,
+        "trace",
+        Command("trace", trace),
+        help="a request's path from its flow run, or a flow run's spans",
+        arguments=_trace_arguments,
+    )
+    add(
+        commands,
+        "logs",
+        Command("logs", logs),
+        help="the endpoint requests of a flow run, or the endpoint's latest",
+        arguments=_logs_arguments,
+    )
+
+
+def _trace_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", help="a request id (x-ms-request-id), a flow or task run id, or a trace id")
+    parser.add_argument("--json", action="store_true", help="print the trace's spans as JSON")
+
+
+def _logs_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", nargs="?", help="a flow or task run id (default: the endpoint's request log)")
+    parser.add_argument("--last", type=int, default=20, help="show the newest N (default 20; 0: all)")
+    parser.add_argument("--json", action="store_true", help="print JSON")

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
         (["/venv/bin/prefect", "server", "start", "--port", "4200"], "a Prefect server"),
         (["setpriv", "--", "python", "-m", "azureml_emulator", "--home", "x"], "the Azure ML emulator"),
         (["python", "-m", "cli.main", "up"], "the platform (mlops up)"),
+        (["python", "-m", "cli.main", "platform", "up"], "the platform (mlops up)"),
         (["/venv/bin/mlops", "up"], "the platform (mlops up)"),
         (["python", "-m", "azureml_emulator.batch_driver", "--script", "s.py"], None),  # a script, no server
         (["python", "-m", "cli.main", "status", "--json"], None),

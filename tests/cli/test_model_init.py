@@ -1,5 +1,6 @@
-"""`mlops init`: a model package of your own from a sample, in a clean copy of the checkout, that passes
-`mlops check-model` and `mlops run` with no further edit."""
+"""`mlops model init`: a model package of your own from a sample, in a clean copy of the checkout, that passes
+`mlops model check` and `mlops run` with no further edit (the old spellings `mlops init`, `mlops check-model`
+in the second test)."""
 
 from __future__ import annotations
 
@@ -59,8 +60,8 @@ class Checkout:
 @pytest.fixture(scope="module")
 def churn(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     checkout = Checkout(clean_copy(tmp_path_factory.mktemp("fresh-clone")), prefect_server)
-    steps = {"init": checkout.mlops("init", "churn", "--from", "classification")}
-    steps["check"] = checkout.mlops("check-model")
+    steps = {"init": checkout.mlops("model", "init", "churn", "--from", "classification")}
+    steps["check"] = checkout.mlops("model", "check")
     steps["run"] = checkout.mlops("run")
     try:
         yield {"checkout": checkout, **steps}
@@ -105,7 +106,7 @@ class TestInitFromClassification:
         effective = _effective(churn["checkout"])  # no longer written: derived from the package
         assert effective["model_name"] == ("churn_model", "derived")
         assert effective["endpoint_name"] == ("churn-endpoint", "derived")
-        assert "mlops check-model" in out
+        assert "mlops model check" in out
 
     def test_init_writes_one_variable_and_the_rest_follows_the_package(self, churn: dict[str, Any]) -> None:
         """Issue 23: `mlops init` writes at most one variable; the names the earlier ten lines set are derived."""
@@ -180,7 +181,10 @@ def test_init_renames_the_diabetes_sample_in_place_and_refuses_bad_names(tmp_pat
     assert again.returncode == 0
     exists = checkout.mlops("init", "churn", "--from", "classification")
     assert exists.returncode == 2
-    assert "exists (pass --force" in exists.stderr
+    assert "exists (pass --overwrite" in exists.stderr
+    replaced = checkout.mlops("init", "churn", "--from", "classification", "--force")  # the old spellings
+    assert replaced.returncode == 0, replaced.stderr
+    assert "mlops init: --force is deprecated; use --overwrite" in replaced.stderr.splitlines()
 
 
 def test_init_names_derived_names_an_earlier_init_left_in_env(tmp_path: Path) -> None:

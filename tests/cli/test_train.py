@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -68,6 +69,16 @@ def test_run_ends_with_the_scoring_url_and_a_working_curl(prefect_server: str, t
             "deployments": {"blue": {"model": f"{MODEL}:1", "traffic": 100}},
         }
         assert (health["state"], health["supervised"], health["restarts"]) == ("running", True, 0)
+        # `mlops monitor`: the run's scored rows (and the endpoint's collected requests) against the training data
+        monitored = _mlops("monitor", api_url=prefect_server, home=tmp_path / "ws", port=port)
+        assert monitored.returncode == 0, monitored.stderr
+        verdict, report = monitored.stdout.splitlines()[-2:]
+        compared = re.fullmatch(
+            rf"drift: no feature drifted, (\d+) scoring rows against {MODEL}:1's training data", verdict
+        )
+        assert compared is not None, verdict
+        assert int(compared.group(1)) >= 442  # the whole diabetes batch, at least
+        assert json.loads(Path(report.removeprefix("drift report: ")).read_text())["model"] == f"{MODEL}:1"
     finally:
         stopped = _mlops("endpoint", "stop", api_url=prefect_server, home=tmp_path / "ws", port=port)
     assert stopped.stdout.strip() == "endpoint diabetes-endpoint: stopped"
@@ -79,7 +90,11 @@ def test_a_new_prefect_home_is_created_with_its_parents(tmp_path: Path, own_pref
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # a temporary server in that home
     env.update({"PREFECT_HOME": str(prefect_home), "MLOPS_HOME": str(tmp_path / "ws")})
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "provision"], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "cli.main", "workspace", "provision"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (prefect_home / "prefect.db").is_file()

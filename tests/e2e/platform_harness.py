@@ -48,9 +48,10 @@ class Platform:
         Every other command in a child process (the platform's processes outlive it), at the machine's normal
         priority: the platform is measured (the soak's 2 s API limit), and the other test files' workers,
         running at a lower priority, must not starve it."""
-        if args[0] == "down":
+        words = args[1:2] if args[0] == "platform" else args[:1]  # `mlops platform down` or its alias `mlops down`
+        if words == ("down",):
             self.close()  # the HTTP client of the polls: the server it talks to goes
-        if args[0] == "status":
+        if args[0] == "status" or args[:2] == ("platform", "status"):
             settings = {k: v for k, v in self.env().items() if k.startswith("MLOPS_")}
             return run_mlops(*args, env={**settings, "PREFECT_API_URL": None}, timeout=timeout)
         return run_mlops(*args, env=self.env(), inherit=False, timeout=timeout, priority=True)

@@ -33,13 +33,13 @@ SCREENSHOTS = checkout_root() / "test-results" / "screenshots"
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     running = Platform(tmp_path_factory.mktemp("platform") / "home")
-    first = running.mlops("up")
+    first = running.mlops("platform", "up")
     try:
         assert first.returncode == 0, first.stdout + first.stderr
         running.first_up = first.stdout  # type: ignore[attr-defined]
         yield running
     finally:
-        running.mlops("down")
+        running.mlops("platform", "down")
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +91,9 @@ class TestUp:
 
     def test_up_twice_is_harmless(self, platform: Platform) -> None:
         pids = {name: (platform.home / "platform" / f"{name}.pid").read_text() for name in ("server", "worker")}
-        again = platform.mlops("up")
+        again = platform.mlops("up")  # the old spelling: an alias of `mlops platform up`
         assert again.returncode == 0, again.stderr
+        assert again.stderr.splitlines().count("`mlops up` is deprecated; use `mlops platform up`") == 1
         assert "Azurite blob storage: running" in again.stdout
         assert "Prefect server: running" in again.stdout
         assert "worker: running" in again.stdout
@@ -423,10 +424,10 @@ class TestRestart:
 
     def test_down_and_up_keeps_runs_deployments_and_blocks(self, platform: Platform, soak: dict[str, Any]) -> None:
         before = self._inventory(platform)
-        down = platform.mlops("down")
+        down = platform.mlops("platform", "down")
         assert down.returncode == 0, down.stderr
         assert "stopped PostgreSQL" in down.stdout
-        again = platform.mlops("up")
+        again = platform.mlops("platform", "up")
         assert again.returncode == 0, again.stdout + again.stderr
         assert f"database: PostgreSQL started on 127.0.0.1:{platform.postgres_port}" in again.stdout
         assert "work pool mlops-local: exists" in again.stdout
@@ -467,7 +468,7 @@ def test_down_stops_everything(platform: Platform, chain: dict[str, Any]) -> Non
     pids.append(int((platform.home / "platform" / "postgres" / "postgres.pid").read_text()))
     pids.append(int((platform.home / "platform" / "azurite" / "azurite.pid").read_text()))
     endpoint_pid = int((platform.home / "endpoints" / "diabetes-endpoint" / "server.pid").read_text())
-    result = platform.mlops("down")
+    result = platform.mlops("platform", "down")
     assert result.returncode == 0
     assert result.stdout.index("stopped the Prefect worker") < result.stdout.index("stopped the Prefect server")
     assert result.stdout.index("stopped the Prefect server") < result.stdout.index("stopped PostgreSQL")
@@ -475,4 +476,4 @@ def test_down_stops_everything(platform: Platform, chain: dict[str, Any]) -> Non
     assert "stopped endpoint diabetes-endpoint" in result.stdout
     for pid in [*pids, endpoint_pid]:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
-    assert platform.mlops("down").stdout.strip() == "nothing was running"
+    assert platform.mlops("down").stdout.strip() == "nothing was running"  # the old spelling, an alias

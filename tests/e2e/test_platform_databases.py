@@ -24,6 +24,8 @@ def _up_and_down(platform: Platform) -> tuple[str, dict[str, object]]:
         up = platform.mlops("up")
         assert up.returncode == 0, up.stdout + up.stderr
         status = json.loads(platform.mlops("status", "--json").stdout)["platform"]
+        own = json.loads(platform.mlops("platform", "status", "--json").stdout)  # the platform part alone
+        assert (own["running"], own["api_url"], own["database"]) == (True, status["api_url"], status["database"])
         assert platform.api_get("/health") is True
     finally:
         platform.mlops("down")
@@ -59,7 +61,7 @@ def test_the_user_s_own_postgresql_is_used_and_no_database_started(
 def test_missing_postgresql_is_one_line_and_exit_2(tmp_path: Path, own_prefect_server: None) -> None:
     platform = Platform(tmp_path / "home")
     platform.extra = {"MLOPS_POSTGRES_BIN": str(tmp_path)}  # a folder without PostgreSQL's programs
-    result = platform.mlops("up")
+    result = platform.mlops("platform", "up")
     assert result.returncode == 2
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
@@ -74,10 +76,10 @@ def test_a_taken_database_port_is_one_line_and_exit_1(tmp_path: Path, own_prefec
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", platform.postgres_port))
         taken.listen()
-        result = platform.mlops("up")
+        result = platform.mlops("platform", "up")
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()[:1]
-    assert line.startswith("mlops up: PostgreSQL exited at start")
+    assert line.startswith("mlops platform up: PostgreSQL exited at start")
     assert "set MLOPS_POSTGRES_PORT" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (platform.home / "platform" / "server.pid").exists()
