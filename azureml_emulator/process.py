@@ -8,18 +8,17 @@
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import infra
 from azureml_emulator.core.store import Store
 from azureml_emulator.tls import BUNDLE_FILE, CA_FILE, ensure_certificates
 from infra.services.processes import health, live_pid, start_supervised, stop_supervised
 from infra.settings import Settings
+from model.paths import command_environment
 
 MODULE = "azureml_emulator"
 
@@ -87,11 +86,9 @@ class EmulatorProcess:
             command.append("--identity-datastores")
         for scope in self.workspaces:
             command += ["--workspace", scope]
-        code_root = str(Path(infra.__file__).resolve().parents[1])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
         start_supervised(
             command,
-            env,
+            command_environment(),
             log=self.log,
             pid_file=self.home / "emulator.pid",
             ready=lambda _pid: self._answers(),

@@ -7,15 +7,10 @@ import os
 import subprocess
 from pathlib import Path
 
-import model
+from model.paths import code_root, model_package
 
 # Files of a model package that do not change what training produces.
 _NOT_CODE = (".pyc", ".pyo")
-
-
-def model_package() -> Path:
-    """The folder of the `model` package this process imports."""
-    return Path(model.__file__).resolve().parent
 
 
 def code_files(package: Path | None = None) -> list[Path]:
@@ -49,7 +44,7 @@ def git_sha(cwd: Path | None = None) -> str | None:
     try:
         result = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=cwd or Path(model.__file__).resolve().parents[1],
+            cwd=cwd or code_root(),
             capture_output=True,
             text=True,
             timeout=10,

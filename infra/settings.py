@@ -19,17 +19,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.errors import ConfigError
 from model.contract import ContractError, ModelPackage, load_package
+from model.paths import checkout_root as checkout_root  # re-exported: the one definition is in model/paths.py
 
 ENV_PREFIX = "MLOPS_"
 _ON = ("1", "true", "yes", "on")
 _OFF = ("0", "false", "no", "off", "")
 _AZURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
-
-
-def checkout_root() -> Path:
-    """The folder holding `pyproject.toml` when the project is installed from a checkout, else the working directory."""
-    here = Path(__file__).resolve().parents[1]
-    return here if (here / "pyproject.toml").is_file() else Path.cwd()
 
 
 def _azure(name: str) -> Any:

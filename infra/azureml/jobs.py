@@ -45,11 +45,12 @@ from infra.azureml.client import finished, translated
 from infra.backend import TrainOutput, TrainSpec
 from infra.errors import BackendError, JobFailedError, TransientBackendError
 from infra.local.jobs import MAX_ATTEMPTS, attempt_name, job_error
-from infra.provenance import code_files, model_package
+from infra.provenance import code_files
 from infra.settings import Settings
 from infra.telemetry import current_traceparent
 from model import layout
-from model.contract import ContractError, ModelPackage, capture_environment, code_root, complete_outputs, file_sha256
+from model.contract import ContractError, ModelPackage, capture_environment, complete_outputs, file_sha256
+from model.paths import code_root, model_package
 
 TRAINING_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
 # The job's MLflow client: MLflow itself at this environment's version, and Azure ML's plugin for its

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import httpx
 
-import infra
 from infra.errors import BackendError
 from infra.services.processes import (
     health,
@@ -35,6 +34,7 @@ from infra.services.processes import (
     supervisor_status_file,
 )
 from infra.services.supervisor import read_status
+from model.paths import command_environment
 
 SERVER_MODULE = "infra.endpoint_server.server"
 
@@ -130,8 +130,7 @@ class EndpointProcess:
         return [*command, "--collect-percent", str(self.collect_percent)]
 
     def environment(self) -> dict[str, str]:
-        code_root = str(Path(infra.__file__).resolve().parents[1])
-        return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
+        return command_environment()
 
     @property
     def pid_file(self) -> Path:
