@@ -44,9 +44,9 @@ from infra.azureml.client import finished, translated
 from infra.azureml.endpoints import AzureMLPackages, ensure_environment, model_id, name_taken, name_taken_message
 from infra.azureml.jobs import AzureMLJobs, snapshot_path
 from infra.backend import MiniBatch, MiniBatchResult, ModelVersion
+from infra.common.hashing import folder_sha256
 from infra.errors import BackendError, ConfigError, JobFailedError
 from infra.local.batch import LocalBatch
-from infra.local.registry import folder_sha256
 from infra.settings import Settings
 
 _log = logging.getLogger(__name__)

@@ -43,9 +43,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from infra.azureml import entities
 from infra.azureml.client import finished, translated
 from infra.backend import TrainOutput, TrainSpec
+from infra.common.hashing import code_files, files_sha256
 from infra.errors import BackendError, JobFailedError, TransientBackendError
 from infra.local.jobs import MAX_ATTEMPTS, attempt_name, job_error
-from infra.provenance import code_files
 from infra.settings import Settings
 from infra.telemetry import current_traceparent
 from model import layout
@@ -238,10 +238,7 @@ class AzureMLJobs:
                 (path, Path(snapshot_path(package)) / path.relative_to(package.root))
                 for path in code_files(package.root)
             ]
-        digest = hashlib.sha256()
-        for path, relative in files:
-            digest.update(relative.as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-        target = self.root / "code" / digest.hexdigest()[:16]
+        target = self.root / "code" / files_sha256(files)[:16]
         if not (target / "model").is_dir():
             staging = Path(tempfile.mkdtemp(prefix=".code-", dir=self.root))
             for path, relative in files:

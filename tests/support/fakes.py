@@ -40,9 +40,9 @@ from infra.backend import (
     TrainOutput,
     TrainSpec,
 )
+from infra.common.hashing import folder_sha256
 from infra.errors import BackendError, JobFailedError, MissingResourceError
 from infra.local.jobs import attempt_name
-from infra.local.registry import folder_sha256
 from infra.settings import Settings
 from infra.storage import Storage
 from model import layout
