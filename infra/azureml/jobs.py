@@ -44,8 +44,8 @@ from infra.azureml import entities
 from infra.azureml.client import finished, translated
 from infra.backend import TrainOutput, TrainSpec
 from infra.common.hashing import code_files, files_sha256
+from infra.common.training import MAX_ATTEMPTS, attempt_name, collect_outputs, job_error
 from infra.errors import BackendError, JobFailedError, TransientBackendError
-from infra.local.jobs import MAX_ATTEMPTS, attempt_name, job_error
 from infra.settings import Settings
 from infra.telemetry import current_traceparent
 from model import layout
@@ -380,17 +380,5 @@ def tracking_base(mlflow_tracking_uri: str) -> str:
 
 
 def _collect(name: str, outputs: Path, *, reattached: bool) -> TrainOutput:
-    def read(file: str) -> dict[str, Any]:
-        document: dict[str, Any] = json.loads((outputs / file).read_text())
-        return document
-
     log = outputs.parents[2] / "artifacts" / "user_logs" / "std_log.txt"
-    return TrainOutput(
-        job_name=name,
-        outputs=outputs,
-        metrics={k: float(v) for k, v in read(layout.METRICS_FILE).items()},
-        environment=read(layout.ENVIRONMENT_FILE),
-        training=read(layout.TRAINING_FILE),
-        log=log,
-        reattached=reattached,
-    )
+    return collect_outputs(name, outputs, log=log, reattached=reattached)
