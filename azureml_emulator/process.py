@@ -8,23 +8,26 @@
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import infra
 from azureml_emulator.core.store import Store
 from azureml_emulator.tls import BUNDLE_FILE, CA_FILE, ensure_certificates
-from infra.services.processes import health, live_pid, start_supervised, stop_supervised
+from infra.services.base import SupervisedService
 from infra.settings import Settings
+from model.paths import command_environment
 
 MODULE = "azureml_emulator"
 
 
-class EmulatorProcess:
+class EmulatorProcess(SupervisedService):
+    """The emulator's server process: its pid and log in its home folder."""
+
+    stem = "emulator"
+
     def __init__(
         self,
         home: Path,
@@ -36,7 +39,7 @@ class EmulatorProcess:
         lro_scale: float = 0.0,
         identity_datastores: bool = False,
     ) -> None:
-        self.home = home
+        self.home = self.folder = home
         self.port = port
         self.endpoint_port = endpoint_port or port + 1
         self.workspaces = workspaces
@@ -66,12 +69,8 @@ class EmulatorProcess:
     def bundle(self) -> Path:
         return self.home / "tls" / BUNDLE_FILE
 
-    @property
-    def log(self) -> Path:
-        return self.home / "emulator.log"
-
-    def pid(self) -> int | None:
-        return live_pid(self.home / "emulator.pid", MODULE, str(self.home))
+    def identity(self) -> tuple[str, ...]:
+        return (MODULE, str(self.home))
 
     def start(self, timeout: float = 30) -> str:
         """Start unless it runs (the workspaces are added either way); return its URL once it answers."""
@@ -87,25 +86,15 @@ class EmulatorProcess:
             command.append("--identity-datastores")
         for scope in self.workspaces:
             command += ["--workspace", scope]
-        code_root = str(Path(infra.__file__).resolve().parents[1])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
-        start_supervised(
+        self.supervise(
             command,
-            env,
-            log=self.log,
-            pid_file=self.home / "emulator.pid",
+            command_environment(),
             ready=lambda _pid: self._answers(),
             what=f"the Azure ML emulator on port {self.port}",
             hint="port taken? set MLOPS_AZUREML_EMULATOR_PORT",
             timeout=timeout,
         )
         return self.url
-
-    def health(self) -> dict[str, object]:
-        return health(self.home / "emulator.pid", MODULE, str(self.home))
-
-    def stop(self) -> bool:
-        return stop_supervised(self.home / "emulator.pid", MODULE, str(self.home))
 
     def _context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.home / "tls" / CA_FILE))

@@ -29,7 +29,7 @@ from azureml_emulator.core.job_bodies import job_timeout, output_uri
 from azureml_emulator.core.storage import MissingFiles, blob_location, copy_blobs
 from azureml_emulator.core.store import now
 from azureml_emulator.tls import CA_FILE
-from infra.local.jobs import job_error, run_logged
+from infra.common.training import job_error, run_logged
 
 _PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
 

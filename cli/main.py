@@ -46,6 +46,7 @@ from cli import config, emulator, endpoint, model, pipeline, platform, telemetry
 from cli.command import Command, warn_if_deprecated
 from infra.errors import BackendError, ConfigError
 from infra.settings import Settings, load_settings
+from model.paths import code_root
 
 # The command groups, in the order `mlops --help` lists them; each registers its commands (cli/command.py).
 # A new group is a module with `register(commands)`, added here.
@@ -152,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def project_version() -> str:
     """The project's version: the installed distribution's, else pyproject.toml's (a checkout not installed)."""
-    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    pyproject = code_root() / "pyproject.toml"
     if pyproject.is_file():  # the checkout this code runs from, which an editable install may not point at
         import tomllib
 

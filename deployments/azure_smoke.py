@@ -48,9 +48,9 @@ from infra.azureml.batch import AzureMLBatch
 from infra.azureml.endpoints import AzureMLPackages
 from infra.azureml.entities import cluster_settings
 from infra.backend import ModelVersion, TrainSpec
+from infra.common.hashing import folder_sha256
 from infra.errors import BackendError, ConfigError, MLOpsError, TransientBackendError
 from infra.factory import open_backend
-from infra.local.registry import folder_sha256
 from infra.settings import Settings, load_settings, regional_endpoint_name
 from model import layout
 from model.contract import ContractError, load_script

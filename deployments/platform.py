@@ -26,8 +26,8 @@ from deployments.prefect_database import NewDatabase, configured_sqlite_file
 from infra.endpoint_server import LocalEndpoints
 from infra.errors import BackendError
 from infra.services.azurite import Azurite
+from infra.services.base import SupervisedService
 from infra.services.postgres import Postgres
-from infra.services.processes import health, live_pid, start_supervised, stop_supervised
 from infra.settings import Settings, checkout_root
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -48,6 +48,20 @@ def work_pool_name() -> str:
     return str(document["definitions"]["work_pools"]["local"]["name"])
 
 
+class PrefectProcess(SupervisedService):
+    """The platform's Prefect `server` or `worker` (`prefect <name> start ...`): `<name>.pid` and `<name>.log` in
+    the platform's folder."""
+
+    stop_timeout = 40
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder = folder
+        self.stem = name
+
+    def identity(self) -> tuple[str, ...]:
+        return (PREFECT, self.stem)
+
+
 class Platform:
     """The processes `mlops up` starts for one workspace."""
 
@@ -65,6 +79,10 @@ class Platform:
 
     def azurite(self) -> Azurite:
         return Azurite(self.folder / "azurite", self.settings.azurite_port)
+
+    def prefect(self, name: str) -> PrefectProcess:
+        """The Prefect `server` or `worker` of the platform."""
+        return PrefectProcess(self.folder, name)
 
     def postgres(self) -> Postgres:
         return Postgres(self.folder / "postgres", self.settings.postgres_port, self.settings.postgres_bin)
@@ -171,14 +189,13 @@ class Platform:
         return [PREFECT, "worker", "start", "--pool", work_pool_name(), "--type", "process"]
 
     def _start(self, name: str, command: list[str], env: dict[str, str], *, wait_for_server: bool) -> str:
-        if self.pid(name) is not None:
+        process = self.prefect(name)
+        if process.pid() is not None:
             return "running"
         started = time.monotonic()
-        start_supervised(
+        process.supervise(
             command,
             env,
-            log=self.folder / f"{name}.log",
-            pid_file=self.folder / f"{name}.pid",
             # the worker has nothing to ask: it is ready when it still runs after 2 s
             ready=(lambda _pid: self._server_ready())
             if wait_for_server
@@ -257,7 +274,7 @@ class Platform:
         report = []
         for name in ("worker", "server"):
             pid = self.pid(name)
-            if stop_supervised(self.folder / f"{name}.pid", PREFECT, name, timeout=40):
+            if self.prefect(name).stop():
                 report.append(f"stopped the Prefect {name}" + (f" (pid {pid})" if pid else " (it was restarting)"))
         if self.postgres().stop():
             report.append("stopped PostgreSQL")
@@ -271,7 +288,7 @@ class Platform:
 
     def pid(self, name: str) -> int | None:
         """The pid of the platform's Prefect `server` or `worker` (`prefect <name> start ...`), if it runs."""
-        return live_pid(self.folder / f"{name}.pid", PREFECT, name)
+        return self.prefect(name).pid()
 
     def running(self) -> bool:
         return self.pid("server") is not None and self._server_ready()
@@ -292,7 +309,7 @@ class Platform:
     def health(self) -> dict[str, dict[str, object]]:
         """Each process of the platform: its supervisor's state (running, restarting, crash-loop, stopped),
         pid, restarts and last exit."""
-        processes = {name: health(self.folder / f"{name}.pid", PREFECT, name) for name in ("server", "worker")}
+        processes = {name: self.prefect(name).health() for name in ("server", "worker")}
         if self.database()["managed_by"] == "mlops up" and self.database()["kind"] == "postgres":
             processes["postgres"] = self.postgres().health()
         if self.settings.blob_emulator == "azurite":

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from infra.storage import Storage
-from model.contract import ModelPackage, code_root, load_package
+from model.contract import ModelPackage, load_package
+from model.paths import code_root
 
 DEFAULT_PACKAGE = code_root() / "model"
 

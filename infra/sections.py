@@ -17,6 +17,7 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.contract import MANIFEST, ContractError, ModelPackage, load_package
+from model.paths import checkout_root as checkout_root  # re-exported: the one definition is in model/paths.py
 
 ENV_PREFIX = "MLOPS_"
 ON = ("1", "true", "yes", "on")
@@ -29,12 +30,6 @@ RENAMED: dict[str, str] = {}
 
 DERIVED: set[str] = set()
 """Fields whose default follows the model package (its `name` or `model_name`), unless their variable is set."""
-
-
-def checkout_root() -> Path:
-    """The folder holding `pyproject.toml` when the project is installed from a checkout, else the working directory."""
-    here = Path(__file__).resolve().parents[2]
-    return here if (here / "pyproject.toml").is_file() else Path.cwd()
 
 
 class Section(BaseSettings):

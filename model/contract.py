@@ -42,6 +42,7 @@ from types import ModuleType
 from typing import Any
 
 from model.errors import ModelError, ParametersError
+from model.paths import command_environment
 
 MANIFEST = "mlops-model.toml"
 METRICS_FILE = "metrics.json"
@@ -188,17 +189,6 @@ def _where(table: str | None, key: str) -> str:
 
 
 # ---- what the pipeline runs ----
-
-
-def code_root() -> Path:
-    """The folder holding the `model` package: on the PYTHONPATH of every command a package runs."""
-    return Path(__file__).resolve().parents[1]
-
-
-def command_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment, with the code root first on PYTHONPATH."""
-    path = os.pathsep.join(filter(None, [str(code_root()), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, **(extra or {})}
 
 
 def capture_environment(libraries: tuple[str, ...]) -> dict[str, Any]:

@@ -39,6 +39,11 @@ VIOLATIONS = {
         "import azure.core\n",
         "azureml_emulator.server -> azure",
     ),
+    "The Azure ML settings section imports nothing of its adapter": (
+        "infra/azureml/settings.py",
+        "import infra.azureml.client\n",
+        "infra.azureml.settings -> infra.azureml.client",
+    ),
     "No import cycles, at any depth": (
         "flows/train_register.py",
         "\n\ndef _cycle() -> None:\n    import flows.pipeline\n",

@@ -8,10 +8,8 @@ Writes answer as long-running operations (`core.operations`) that are done at on
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
-import infra
 from azureml_emulator.core.arm import (
     BATCH,
     BATCH_DEPLOYMENTS,
@@ -34,6 +32,7 @@ from azureml_emulator.core.job_bodies import job_timeout, prepare, prepare_pipel
 from azureml_emulator.core.operations import operation, public, read_or_delete
 from azureml_emulator.core.routing import Answer, Handler, Routes
 from azureml_emulator.core.store import now
+from model.paths import code_root
 
 
 def batch_endpoint(context: Context) -> Answer:
@@ -204,7 +203,7 @@ def batch_invoke(context: Context) -> tuple[int, Any]:
     name = str(request.get("name") or f"batchjob-{uuid.uuid4()}")
     retry = settings.get("retrySettings") or {}
     driver = [
-        f'PYTHONPATH="$PYTHONPATH:{Path(infra.__file__).resolve().parents[1]}"',
+        f'PYTHONPATH="$PYTHONPATH:{code_root()}"',
         "python -m azureml_emulator.batch_driver",
         f"--script {settings['codeConfiguration']['scoringScript']}",
         "--input ${{inputs.data}} --model ${{inputs.model}} --output ${{outputs.score}}",

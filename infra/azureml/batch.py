@@ -48,8 +48,8 @@ from infra.azureml.endpoints import AzureMLPackages, ensure_environment, model_i
 from infra.azureml.jobs import AzureMLJobs, snapshot_path
 from infra.backend import BatchRunner, MiniBatch, MiniBatchResult, ModelVersion, Scored
 from infra.common import batching
+from infra.common.hashing import folder_sha256
 from infra.errors import BackendError, ConfigError, JobFailedError
-from infra.local.registry import folder_sha256
 from infra.settings import Settings
 
 _log = logging.getLogger(__name__)

@@ -43,13 +43,14 @@ from azure.core.exceptions import ResourceNotFoundError
 from infra.azureml import entities
 from infra.azureml.client import finished, translated
 from infra.backend import TrainOutput, TrainSpec
+from infra.common.hashing import code_files, files_sha256
+from infra.common.training import MAX_ATTEMPTS, attempt_name, collect_outputs, job_error
 from infra.errors import BackendError, JobFailedError, TransientBackendError
-from infra.local.jobs import MAX_ATTEMPTS, attempt_name, job_error
-from infra.provenance import code_files, model_package
 from infra.settings import Settings
 from infra.telemetry import current_traceparent
 from model import layout
-from model.contract import ContractError, ModelPackage, capture_environment, code_root, complete_outputs, file_sha256
+from model.contract import ContractError, ModelPackage, capture_environment, complete_outputs, file_sha256
+from model.paths import code_root, model_package
 
 TRAINING_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
 # The job's MLflow client: MLflow itself at this environment's version, and Azure ML's plugin for its
@@ -237,10 +238,7 @@ class AzureMLJobs:
                 (path, Path(snapshot_path(package)) / path.relative_to(package.root))
                 for path in code_files(package.root)
             ]
-        digest = hashlib.sha256()
-        for path, relative in files:
-            digest.update(relative.as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-        target = self.root / "code" / digest.hexdigest()[:16]
+        target = self.root / "code" / files_sha256(files)[:16]
         if not (target / "model").is_dir():
             staging = Path(tempfile.mkdtemp(prefix=".code-", dir=self.root))
             for path, relative in files:
@@ -382,17 +380,5 @@ def tracking_base(mlflow_tracking_uri: str) -> str:
 
 
 def _collect(name: str, outputs: Path, *, reattached: bool) -> TrainOutput:
-    def read(file: str) -> dict[str, Any]:
-        document: dict[str, Any] = json.loads((outputs / file).read_text())
-        return document
-
     log = outputs.parents[2] / "artifacts" / "user_logs" / "std_log.txt"
-    return TrainOutput(
-        job_name=name,
-        outputs=outputs,
-        metrics={k: float(v) for k, v in read(layout.METRICS_FILE).items()},
-        environment=read(layout.ENVIRONMENT_FILE),
-        training=read(layout.TRAINING_FILE),
-        log=log,
-        reattached=reattached,
-    )
+    return collect_outputs(name, outputs, log=log, reattached=reattached)

@@ -32,8 +32,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from infra.azureml.client import translated
 from infra.azureml.jobs import OUTPUT
 from infra.backend import ModelVersion, Registration
+from infra.common.hashing import folder_sha256
 from infra.errors import BackendError, MissingResourceError
-from infra.local.registry import folder_sha256
 from infra.settings import Settings
 
 CONTENT_HASH = "mlops.content_hash"

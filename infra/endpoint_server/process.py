@@ -23,24 +23,26 @@ from pathlib import Path
 
 import httpx
 
-import infra
 from infra.errors import BackendError
-from infra.services.processes import (
-    health,
-    live_pid,
-    log_tail,
-    spawn_supervised,
-    stop_supervised,
-    supervisor_pid,
-    supervisor_status_file,
-)
+from infra.services.base import SupervisedService
+from infra.services.processes import log_tail, spawn_supervised, supervisor_pid, supervisor_status_file
 from infra.services.supervisor import read_status
+from model.paths import command_environment
 
 SERVER_MODULE = "infra.endpoint_server.server"
 
 
-class EndpointProcess:
-    """The server process of one endpoint folder."""
+class EndpointProcess(SupervisedService):
+    """The server process of one endpoint folder.
+
+    Its pid file, log, pid, health and stop are the base's; its start is its own: it writes the endpoint's keys
+    and `server.json` first, and a server is up only when the process of the pid file answers (the
+    `x-endpoint-pid` header), not another program on the port. A start that finds the server supervised
+    but between two starts waits for it, and a server that exits again there fails the start too (counted
+    from the restarts seen when the wait began), where `supervise` would only wait.
+    """
+
+    stem = "server"
 
     def __init__(
         self,
@@ -67,10 +69,6 @@ class EndpointProcess:
         self.max_body_bytes = max_body_bytes
         self.python = python
 
-    @property
-    def log(self) -> Path:
-        return self.folder / "server.log"
-
     def keys(self) -> dict[str, str]:
         """The endpoint's keys, created (readable by the owner only) the first time."""
         path = self.folder / "keys.json"
@@ -93,9 +91,8 @@ class EndpointProcess:
     def scheme(self) -> str:
         return "https" if self.tls else "http"
 
-    def pid(self) -> int | None:
-        """The pid of this folder's live server, or None (a stale pid file is ignored)."""
-        return live_pid(self.pid_file, SERVER_MODULE, str(self.folder))
+    def identity(self) -> tuple[str, ...]:
+        return (SERVER_MODULE, str(self.folder))
 
     def running(self) -> bool:
         pid = self.pid()
@@ -115,7 +112,7 @@ class EndpointProcess:
         try:
             self._wait_until_up(timeout)
         except BackendError:
-            stop_supervised(self.pid_file, SERVER_MODULE, str(self.folder))
+            self.stop()
             raise
         return self.url()
 
@@ -130,12 +127,7 @@ class EndpointProcess:
         return [*command, "--collect-percent", str(self.collect_percent)]
 
     def environment(self) -> dict[str, str]:
-        code_root = str(Path(infra.__file__).resolve().parents[1])
-        return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
-
-    @property
-    def pid_file(self) -> Path:
-        return self.folder / "server.pid"
+        return command_environment()
 
     def _wait_until_up(self, timeout: float) -> None:
         """Until the server answers; a server that exits before it ever answered fails the start (with its log)."""
@@ -152,14 +144,6 @@ class EndpointProcess:
                 raise BackendError(msg)
             time.sleep(0.1)
         raise BackendError(f"endpoint {self.name!r} did not answer within {timeout:g} s; see {self.log}")
-
-    def health(self) -> dict[str, object]:
-        """The server's supervision: state, pid, restarts, last exit."""
-        return health(self.pid_file, SERVER_MODULE, str(self.folder))
-
-    def stop(self, timeout: float = 25) -> bool:
-        """Stop the server through its supervisor (SIGTERM, then SIGKILL). False if it was not running."""
-        return stop_supervised(self.pid_file, SERVER_MODULE, str(self.folder), timeout=timeout)
 
 
 def loopback_client(timeout: float) -> httpx.Client:

@@ -9,7 +9,6 @@ written, so a registered version never points at a missing or half-written folde
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from infra.backend import ModelVersion, Registration
-from infra.errors import BackendError, MissingResourceError, TransientBackendError
+from infra.common.hashing import folder_sha256
+from infra.errors import MissingResourceError, TransientBackendError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS model_versions (
@@ -46,18 +46,6 @@ CREATE TABLE IF NOT EXISTS model_aliases (
 );
 """
 _COLUMNS = "name, version, content_hash, path, tags, properties, created_time, archived"
-
-
-def folder_sha256(folder: Path) -> str:
-    """SHA-256 over a folder's files: each relative path and its bytes, in sorted order."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    if not files:
-        raise BackendError(f"{folder}: nothing to register (the folder is empty or missing)")
-    for path in files:
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 class LocalRegistry:

@@ -14,7 +14,7 @@ import httpx
 
 import infra
 from infra.errors import ConfigError
-from infra.services.processes import health, live_pid, start_supervised, stop_supervised
+from infra.services.base import SupervisedService
 
 INSTALL_DIR = Path(infra.__file__).resolve().parent / "azurite"
 ACCOUNT = "devstoreaccount1"
@@ -30,8 +30,10 @@ def connection_string(port: int) -> str:
     )
 
 
-class Azurite:
+class Azurite(SupervisedService):
     """An Azurite blob service whose pid and log live in `folder`; data in memory, or in `folder/data`."""
+
+    stem = "azurite"
 
     def __init__(self, folder: Path, port: int, *, in_memory: bool = False) -> None:
         self.folder = folder
@@ -42,8 +44,8 @@ class Azurite:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
 
-    def pid(self) -> int | None:
-        return live_pid(self.folder / "azurite.pid", "--blobPort", str(self.port))
+    def identity(self) -> tuple[str, ...]:
+        return ("--blobPort", str(self.port))
 
     def start(self, timeout: float = 60) -> str:
         """Start unless running; return the connection string once the service answers."""
@@ -56,11 +58,9 @@ class Azurite:
         storage = ["--inMemoryPersistence"] if self.in_memory else ["--location", str(self.folder / "data")]
         command = [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), *storage]
         command += ["--disableTelemetry", "--skipApiVersionCheck", "--loose"]
-        start_supervised(
+        self.supervise(
             command,
             dict(os.environ),
-            log=self.folder / "azurite.log",
-            pid_file=self.folder / "azurite.pid",
             ready=lambda _pid: self._answers(),
             what=f"Azurite on port {self.port}",
             hint="port taken? set MLOPS_AZURITE_PORT",
@@ -68,12 +68,6 @@ class Azurite:
             interval=0.2,
         )
         return connection_string(self.port)
-
-    def health(self) -> dict[str, object]:
-        return health(self.folder / "azurite.pid", "--blobPort", str(self.port))
-
-    def stop(self) -> bool:
-        return stop_supervised(self.folder / "azurite.pid", "--blobPort", str(self.port))
 
     def _answers(self) -> bool:
         try:

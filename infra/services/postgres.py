@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 
 from infra.errors import BackendError, ConfigError
-from infra.services.processes import health, live_pid, start_supervised, stop_supervised
+from infra.services.base import SupervisedService
 
 USER = "mlops"
 DATABASE = "prefect"
@@ -82,8 +82,12 @@ def _as_database_user() -> list[str]:
     return [unshare, "--user", f"--map-user={uid}", f"--map-group={gid}"]
 
 
-class Postgres:
-    """A PostgreSQL cluster in `folder`, served on 127.0.0.1:`port`."""
+class Postgres(SupervisedService):
+    """A PostgreSQL cluster in `folder`, served on 127.0.0.1:`port`. Stopped by a fast shutdown (SIGINT: sessions
+    ended, everything committed kept), given a minute."""
+
+    stem = "postgres"
+    stop_timeout = 60
 
     def __init__(self, folder: Path, port: int, programs: Path | None = None) -> None:
         self.folder = folder
@@ -111,8 +115,8 @@ class Postgres:
                 "(the platform's run history goes with it)"
             ) from None
 
-    def pid(self) -> int | None:
-        return live_pid(self.folder / "postgres.pid", str(self.data))
+    def identity(self) -> tuple[str, ...]:
+        return (str(self.data),)
 
     # ---- start ----
     def start(self, timeout: float = 60) -> str:
@@ -124,11 +128,9 @@ class Postgres:
         if created:
             self._create(bin_dir)
         command = [*_as_database_user(), str(bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
-        start_supervised(
+        self.supervise(
             command,
             _clean_env(),
-            log=self.folder / "postgres.log",
-            pid_file=self.folder / "postgres.pid",
             ready=self._ready,
             what="PostgreSQL",
             hint=f"port {self.port} taken? set MLOPS_POSTGRES_PORT",
@@ -188,14 +190,6 @@ class Postgres:
                 f"PostgreSQL on 127.0.0.1:{self.port} is up but refused the platform's connection: {exc}; "
                 f"see {self.folder / 'postgres.log'}"
             ) from exc
-
-    # ---- stop ----
-    def stop(self) -> bool:
-        """Fast shutdown (SIGINT: sessions ended, everything committed kept); False when it was not running."""
-        return stop_supervised(self.folder / "postgres.pid", str(self.data), timeout=60)
-
-    def health(self) -> dict[str, object]:
-        return health(self.folder / "postgres.pid", str(self.data))
 
 
 def _clean_env() -> dict[str, str]:

@@ -47,9 +47,9 @@ from infra.backend import (
     TrainSpec,
 )
 from infra.common.batching import InProcess
+from infra.common.hashing import folder_sha256
+from infra.common.training import attempt_name
 from infra.errors import BackendError, JobFailedError, MissingResourceError
-from infra.local.jobs import attempt_name
-from infra.local.registry import folder_sha256
 from infra.settings import Settings
 from infra.storage import Storage
 from model import layout
@@ -101,7 +101,9 @@ class FakeJobs:
         return dict(done.metrics) if done else None
 
     def train(self, spec: TrainSpec) -> TrainOutput:
-        attempt = 0  # a failed job's name is never used again (Azure ML's rule; infra.local.jobs keeps it too)
+        attempt = (
+            0  # a failed job's name is never used again (Azure ML's rule; infra.common.training names the attempts)
+        )
         while attempt_name(spec.job_name, attempt) in self._failed:
             attempt += 1
         name = attempt_name(spec.job_name, attempt)

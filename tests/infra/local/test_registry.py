@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.common.hashing import folder_sha256
 from infra.errors import MissingResourceError, TransientBackendError
-from infra.local.registry import LocalRegistry, folder_sha256
+from infra.local.registry import LocalRegistry
 
 
 def _artifact(root: Path, content: str) -> Path:
