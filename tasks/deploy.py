@@ -190,7 +190,7 @@ def shift_traffic(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) ->
     """Move traffic to the new deployment step by step, checking real requests through the endpoint at each step."""
     rows: list[dict[str, object]] = []
     if plan.live and policy.mirror_percent:
-        rows.append(_shadow_step(backend, plan, policy))
+        rows.append(_mirror_step(backend, plan, policy))
     steps = policy.steps if plan.live else [100]
     for step in steps:
         traffic = dict.fromkeys(plan.previous_traffic, 0) | {plan.new: step}
@@ -206,7 +206,7 @@ def shift_traffic(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) ->
     return rows
 
 
-def _shadow_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> dict[str, object]:
+def _mirror_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> dict[str, object]:
     """Mirror a share of requests to the new deployment while the live one answers them all, then stop mirroring.
 
     The copies' answers are dropped by the endpoint (as Azure ML's mirror traffic), so the check is that
@@ -218,17 +218,17 @@ def _shadow_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> 
         row = _check_step(backend, plan, policy)
     finally:
         backend.endpoints.set_mirror(plan.endpoint, {})
-    shadow = {
+    mirrored = {
         "step": f"{plan.new} mirror {policy.mirror_percent} %",
         "traffic": _describe(plan.previous_traffic),
         **row,
     }
     if row["verdict"] != "pass":
-        _publish_rollout(plan, [shadow], failed=True)
+        _publish_rollout(plan, [mirrored], failed=True)
         raise RolloutCheckError(
-            f"the shadow step mirroring {policy.mirror_percent} % to {plan.new!r} failed its check: {row['verdict']}"
+            f"the mirror step copying {policy.mirror_percent} % to {plan.new!r} failed its check: {row['verdict']}"
         )
-    return shadow
+    return mirrored
 
 
 def _check_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> dict[str, object]:

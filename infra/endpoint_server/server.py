@@ -482,16 +482,16 @@ class EndpointApp:
         for name, percent in self.mirror.items():
             target = self.deployments.get(name)
             if target is not None and random.random() * 100 < percent:
-                asyncio.get_running_loop().create_task(self._shadow(target, text, headers))
+                asyncio.get_running_loop().create_task(self._send_mirror_copy(target, text, headers))
 
-    async def _shadow(self, target: Deployment, text: str, headers: dict[bytes, bytes]) -> None:
+    async def _send_mirror_copy(self, target: Deployment, text: str, headers: dict[bytes, bytes]) -> None:
         started = time.perf_counter()
         try:
             answer = await asyncio.to_thread(target.module.run, text)
             status, predictions = 200, len(answer.get("result", ()))
         except ValueError:
             status, predictions = 400, 0
-        except Exception:  # noqa: BLE001 - a shadow's failure is logged, never answered
+        except Exception:  # noqa: BLE001 - a mirror copy's failure is logged, never answered
             traceback.print_exc()
             status, predictions = 500, 0
         scope = {"method": "POST", "path": "/score", "mirror": True}

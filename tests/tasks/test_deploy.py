@@ -96,7 +96,7 @@ def test_a_wrong_answer_stops_the_rollout_and_the_rollback_restores_the_live_dep
     assert answer.payload()["result"] == plan.expected["blue"]
 
 
-def test_the_shadow_step_mirrors_then_stops_mirroring(fake: FakeBackend, tmp_path: Path) -> None:
+def test_the_mirror_step_mirrors_then_stops_mirroring(fake: FakeBackend, tmp_path: Path) -> None:
     plan = _blue_live_green_staged(fake, tmp_path)
     rows = shift_traffic.fn(fake, plan, QUICK.model_copy(update={"mirror_percent": 20}))
     assert rows[0]["step"] == "green mirror 20 %"

@@ -222,12 +222,12 @@ def test_mirror_traffic_copies_requests_to_a_deployment_without_live_traffic(emu
     assert {a.headers["azureml-model-deployment"] for a in answers} == {"blue"}  # mirrored answers are dropped
     deadline = time.monotonic() + 10
     while not any(line.get("mirror") for line in _request_log(emulated)) and time.monotonic() < deadline:
-        time.sleep(0.3)  # shadow requests are answered after the live one, and logged five times a second
+        time.sleep(0.3)  # mirrored requests are answered after the live one, and logged five times a second
     lines = _request_log(emulated)
-    shadows = [line for line in lines if line.get("mirror")]
-    assert shadows
-    assert {line["deployment"] for line in shadows} == {"green"}
-    assert all(line["status"] == 200 for line in shadows)
+    mirrored = [line for line in lines if line.get("mirror")]
+    assert mirrored
+    assert {line["deployment"] for line in mirrored} == {"green"}
+    assert all(line["status"] == 200 for line in mirrored)
     # a deployment given live traffic stops being mirrored
     backend.endpoints.set_traffic(endpoint, {"blue": 50, "green": 50})
     assert backend.client.online_endpoints.get(endpoint).mirror_traffic in ({}, None)
