@@ -21,7 +21,7 @@ from tasks.deploy import (
     skip_superseded,
     stage_deployment,
 )
-from tasks.package import package_model, resolve_model
+from tasks.bundle import package_model, resolve_model
 from tasks.rollout import RolloutPolicy
 from tasks.smoke import smoke_test_deployment
 
