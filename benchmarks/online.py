@@ -98,7 +98,7 @@ def prepare(work: Path) -> tuple[LocalBackend, Bundle, list[list[float]]]:
     output = backend.jobs.train(TrainSpec(job_name="bench", data=data, parameters={"alpha": 0.4}))
     model = backend.registry.register("bench-model", output.outputs, tags={}, properties={}).model
     rows = read_csv(data)[list(FEATURES)].to_numpy().tolist()
-    return backend, backend.packages.build(model), rows
+    return backend, backend.bundles.build(model), rows
 
 
 TRACING = {

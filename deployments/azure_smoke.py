@@ -45,7 +45,7 @@ from typing import Any
 
 from infra.azureml import AzureMLBackend, AzureMLEndpoints
 from infra.azureml.batch import AzureMLBatch
-from infra.azureml.endpoints import AzureMLPackages
+from infra.azureml.endpoints import AzureMLBundles
 from infra.azureml.entities import cluster_settings
 from infra.backend import ModelVersion, TrainSpec
 from infra.errors import BackendError, ConfigError, MLOpsError, TransientBackendError
@@ -157,7 +157,7 @@ def download_and_predict(backend: AzureMLBackend, settings: Settings, model: Mod
         f"downloading {model.id} and predicting the sample request here",
         "none billed beyond storage: a few KB read from the workspace's storage account",
     )
-    folder = backend.packages.files(model, fresh=True)
+    folder = backend.bundles.files(model, fresh=True)
     missing = [f for f in (layout.METRICS_FILE, layout.ENVIRONMENT_FILE) if not (folder / f).is_file()]
     if missing:
         raise SmokeCheckError(f"{model.id} downloaded to {folder} without {', '.join(missing)}")
@@ -229,7 +229,7 @@ def _is_number(value: str | None) -> bool:
 
 
 def online_deployment(
-    endpoints: AzureMLEndpoints, packages: AzureMLPackages, model: ModelVersion, expected: list[float], steps: Steps
+    endpoints: AzureMLEndpoints, bundles: AzureMLBundles, model: ModelVersion, expected: list[float], steps: Steps
 ) -> None:
     """The version on the smoke online endpoint (`endpoints`' settings name it) answers the sample request as it did
     here; then the endpoint is deleted."""
@@ -257,7 +257,7 @@ def online_deployment(
     with deleted_after(what, delete, command):
         endpoints.ensure(name)
         steps.say(f"online endpoint {name} is ready")
-        endpoints.add_deployment(name, ONLINE_DEPLOYMENT, packages.build(model))
+        endpoints.add_deployment(name, ONLINE_DEPLOYMENT, bundles.build(model))
         steps.say(f"deployment {ONLINE_DEPLOYMENT} serves {model.id}")
         answer = _ask(endpoints, name, settings.package.sample_request_body())
         # the deploy flow's own check of a new deployment; imported here: Prefect costs a second to import
@@ -310,9 +310,9 @@ def run(settings: Settings, steps: Steps, *, online: bool) -> None:
     expected = download_and_predict(backend, settings, model, steps)
     # the smoke's own endpoints: the same client code, with settings that name them instead of the real ones
     smoke = settings.model_copy(update=smoke_names(settings))
-    batch_job(AzureMLBatch(backend.client, smoke, backend.packages, backend.jobs), model, steps)
+    batch_job(AzureMLBatch(backend.client, smoke, backend.bundles, backend.jobs), model, steps)
     if online:
-        online_deployment(AzureMLEndpoints(backend.client, smoke), backend.packages, model, expected, steps)
+        online_deployment(AzureMLEndpoints(backend.client, smoke), backend.bundles, model, expected, steps)
     else:
         print(f"online deployment: skipped (--online, or make azure-smoke ONLINE=1; it bills {online_cost(settings)})")  # noqa: T201 - a command line
     steps.start(f"archiving {model.id}", "none billed")

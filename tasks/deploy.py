@@ -91,7 +91,7 @@ def stage_deployment(backend: Backend, endpoint: EndpointState, bundle: Bundle) 
     if live is not None:
         live_model = endpoint.deployments[live].model
         name, _, version = live_model.rpartition(":")
-        bundles[live] = backend.packages.build(backend.registry.get(name, int(version)))
+        bundles[live] = backend.bundles.build(backend.registry.get(name, int(version)))
     previous = endpoint.traffic()
     # The answers the bundles' score.py give here (one Python process for all of them, about 1.5 s) are computed
     # while the endpoint loads the new deployment (about as long): one wait, not two. A bundle whose score.py

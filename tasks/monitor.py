@@ -73,7 +73,7 @@ def thresholds_of(settings: Settings) -> DriftThresholds:
 def load_baseline(backend: Backend, model: ModelVersion) -> pd.DataFrame | None:
     """The training features and predictions saved with the version (its `reference.csv`); None when it has none
     (trained before drift monitoring, or by a package whose training writes no baseline)."""
-    path = backend.packages.build(model).path / "model" / REFERENCE_FILE
+    path = backend.bundles.build(model).path / "model" / REFERENCE_FILE
     if not path.is_file():
         get_run_logger().warning(
             "%s has no %s (its training wrote no drift baseline): drift is not checked", model.id, REFERENCE_FILE

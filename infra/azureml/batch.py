@@ -41,7 +41,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from infra.azureml import entities
 from infra.azureml.client import finished, translated
-from infra.azureml.endpoints import AzureMLPackages, ensure_environment, model_id, name_taken, name_taken_message
+from infra.azureml.endpoints import AzureMLBundles, ensure_environment, model_id, name_taken, name_taken_message
 from infra.azureml.jobs import AzureMLJobs, snapshot_path
 from infra.backend import MiniBatch, MiniBatchResult, ModelVersion
 from infra.errors import BackendError, ConfigError, JobFailedError
@@ -67,10 +67,10 @@ class AzureMLBatch:
 
     remote = True
 
-    def __init__(self, client: MLClient, settings: Settings, packages: AzureMLPackages, jobs: AzureMLJobs) -> None:
+    def __init__(self, client: MLClient, settings: Settings, bundles: AzureMLBundles, jobs: AzureMLJobs) -> None:
         self.client = client
         self.settings = settings
-        self.packages = packages
+        self.bundles = bundles
         self.jobs = jobs
         self.local = LocalBatch(settings.package)
         self.yaml = settings.home / "azureml" / "yaml"
@@ -162,7 +162,7 @@ class AzureMLBatch:
                 model=f"azureml:{model.id}",
                 code=self.jobs.code_snapshot(settings.package),
                 script=batch_script_path(settings),
-                environment=ensure_environment(self.client, settings, self.packages.build(model), batch=True)[0],
+                environment=ensure_environment(self.client, settings, self.bundles.build(model), batch=True)[0],
                 parallelism=parallelism,
                 error_threshold=error_threshold,
             )

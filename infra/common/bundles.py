@@ -33,7 +33,7 @@ INFERENCE_SERVER = "azureml-inference-server-http==1.5.1"
 SCORE_SCRIPT, BATCH_SCRIPT, SAMPLE_REQUEST = "score.py", "batch_score.py", "sample-request.json"
 
 
-class LocalPackages:
+class BundleBuilder:
     """Builds bundles of the model package's versions under `root` (normally `<home>/packages`)."""
 
     def __init__(self, root: Path, package: ModelPackage | None = None) -> None:

@@ -111,7 +111,7 @@ def _collect(emulated: Emulated) -> dict[str, Any]:
     # online and batch endpoints, compute and a created workspace, through the SDK
     assert isinstance(backend, AzureMLBackend)
     backend.endpoints.ensure("shape-endpoint")
-    backend.endpoints.add_deployment("shape-endpoint", "blue", backend.packages.build(model.model))
+    backend.endpoints.add_deployment("shape-endpoint", "blue", backend.bundles.build(model.model))
     token_backend = open_backend(emulated.settings(aml_endpoint_auth_mode="aml_token"))
     token_backend.endpoints.ensure("shape-token")
     backend.client.batch_endpoints.begin_create_or_update(entities.batch_endpoint(backend.settings)).result()

@@ -184,7 +184,7 @@ class FakeRegistry:
         return dict(sorted(self._aliases.get(name, {}).items()))
 
 
-class FakePackages:
+class FakeBundles:
     """A bundle is the model's files and the sample request, in a folder per version."""
 
     def __init__(self, root: Path) -> None:
@@ -461,7 +461,7 @@ class FakeBackend:
         root.mkdir(parents=True, exist_ok=True)
         self.jobs = FakeJobs(root / "jobs")
         self.registry = FakeRegistry(root / "registry")
-        self.packages = FakePackages(root / "bundles")
+        self.bundles = FakeBundles(root / "bundles")
         self.endpoints = FakeEndpoints()
         self.batch = FakeBatch()
         self.workspace = FakeWorkspace()

@@ -197,7 +197,7 @@ def _registered(backend: AzureMLBackend, emulated: Emulated) -> ModelVersion:
 def test_a_deployment_that_fails_to_start_is_deleted_and_names_the_reason(emulated: Emulated) -> None:
     backend = _backend(emulated)
     model = _registered(backend, emulated)
-    bundle = backend.packages.build(model)
+    bundle = backend.bundles.build(model)
     (bundle.path / "code" / "score.py").write_text("def init():\n    raise RuntimeError('no model for you')\n")
     backend.endpoints.ensure("ep-failing")
     with pytest.raises(BackendError, match=r"creating deployment ep-failing/blue failed: .*no model for you"):
@@ -210,7 +210,7 @@ def test_a_deployment_that_fails_to_start_is_deleted_and_names_the_reason(emulat
 
 def test_mirror_traffic_copies_requests_to_a_deployment_without_live_traffic(emulated: Emulated) -> None:
     backend = _backend(emulated)
-    bundle = backend.packages.build(_registered(backend, emulated))
+    bundle = backend.bundles.build(_registered(backend, emulated))
     endpoint = "ep-mirror"
     backend.endpoints.ensure(endpoint)
     backend.endpoints.add_deployment(endpoint, "blue", bundle)
@@ -249,7 +249,7 @@ def _request_log(emulated: Emulated) -> list[dict[str, Any]]:
 
 def test_keys_regenerate_and_an_aml_token_endpoint_answers_with_its_token(emulated: Emulated) -> None:
     backend = _backend(emulated)
-    bundle = backend.packages.build(_registered(backend, emulated))
+    bundle = backend.bundles.build(_registered(backend, emulated))
     body = json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}).encode()
     backend.endpoints.ensure("ep-keys")
     backend.endpoints.add_deployment("ep-keys", "blue", bundle)
@@ -338,7 +338,7 @@ def test_the_r_example_trains_as_a_command_job_and_registers(emulated: Emulated)
     assert job.command.startswith("Rscript models/diabetes_r/train.R --data ${{inputs.training_data}}")
     registered = backend.registry.register("diabetes-r-test", output.outputs, tags={}, properties={})
     assert registered.model.version == 1
-    assert (backend.packages.files(registered.model) / "coefficients.json").is_file()
+    assert (backend.bundles.files(registered.model) / "coefficients.json").is_file()
     environment = backend.client.environments.get(
         job.environment.split(":")[-2], version=job.environment.split(":")[-1]
     )

@@ -241,9 +241,7 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
     train.run(data, emulated.home / "parameters.json", model)
     backend.registry.register(MODEL, model, tags={"stage": "test"}, properties={"source": "contract"})
     backend.endpoints.ensure("contract-endpoint")
-    backend.endpoints.add_deployment(
-        "contract-endpoint", "blue", backend.packages.build(backend.registry.get(MODEL, 1))
-    )
+    backend.endpoints.add_deployment("contract-endpoint", "blue", backend.bundles.build(backend.registry.get(MODEL, 1)))
     assert backend.endpoints.key("contract-endpoint")  # listKeys
     # an endpoint of MLOPS_AML_ENDPOINT_AUTH_MODE=aml_token, whose caller our client asks a token (get_keys: token)
     tokens = open_backend(emulated.settings(aml_endpoint_auth_mode="aml_token"))

@@ -26,7 +26,7 @@ VENV = checkout_root() / ".venv-azureml"
 def bundle(seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     home = clone_home(seeded_template, tmp_path_factory.mktemp("azml") / "home")
     backend = LocalBackend(load_settings(home=home))
-    return backend.packages.build(backend.registry.get(MODEL, 1))
+    return backend.bundles.build(backend.registry.get(MODEL, 1))
 
 
 @pytest.fixture(scope="module")
