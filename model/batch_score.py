@@ -18,8 +18,9 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from model.data import FEATURES, read_csv, validate_frame
+from model.data import FEATURES
 from model.errors import DataValidationError
+from model.schema import read_csv, validate_frame
 from model.score import EnvironmentMismatchError, environment_problems, find_model
 
 SCORE_COLUMN = "score"
