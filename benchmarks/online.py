@@ -37,8 +37,8 @@ from infra.backend import Bundle, TrainSpec
 from infra.local import LocalBackend
 from infra.services.processes import spawn_detached, supervisor_pid
 from infra.settings import load_settings
-from model.data import FEATURES, read_csv, write_sample_csv
-from model.score import predict_locally
+from models.diabetes.data import FEATURES, read_csv, write_sample_csv
+from models.diabetes.score import predict_locally
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CPU, LOAD_CPU = "1", "0"

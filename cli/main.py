@@ -209,7 +209,9 @@ def _parser() -> argparse.ArgumentParser:
     logs.set_defaults(command=telemetry_commands.logs, name="logs")
 
     check = commands.add_parser("check-model", help="run the model contract on a tiny sample; say what is missing")
-    check.add_argument("package", nargs="?", help="the package folder (default: MLOPS_MODEL_PACKAGE, else model/)")
+    check.add_argument(
+        "package", nargs="?", help="the package folder (default: MLOPS_MODEL_PACKAGE, else models/diabetes/)"
+    )
     check.add_argument("--keep", action="store_true", help="keep the work folder (data, outputs) for a look")
     check.set_defaults(command=model_commands.check_model, name="check-model")
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from infra.settings import ENV_PREFIX, checkout_root
-from model.contract import MANIFEST, ContractError, check_command, load_package
+from model.contract import MANIFEST, ContractError, check_command, load_package, moved_package
 
-TEMPLATES = {"diabetes": "model", "classification": "models/classification"}
+TEMPLATES = {"diabetes": "models/diabetes", "classification": "models/classification"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 
 
@@ -32,8 +32,8 @@ def configured_package() -> Path:
         for file in files:
             if file.is_file():
                 value = dotenv_values(file).get(f"{ENV_PREFIX}MODEL_PACKAGE") or value
-    path = Path(value or "model").expanduser()
-    return path if path.is_absolute() else checkout_root() / path
+    path = Path(value or "models/diabetes").expanduser()
+    return moved_package(path if path.is_absolute() else checkout_root() / path)
 
 
 def check_model(args: argparse.Namespace) -> int:

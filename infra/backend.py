@@ -17,9 +17,9 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from infra.storage import Storage
-from model.contract import ModelPackage, code_root, load_package
+from model.contract import ModelPackage, default_package, load_package
 
-DEFAULT_PACKAGE = code_root() / "model"
+DEFAULT_PACKAGE = default_package()
 
 
 class _Value(BaseModel):

@@ -18,7 +18,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.errors import ConfigError
-from model.contract import ContractError, ModelPackage, load_package
+from model.contract import ContractError, ModelPackage, load_package, moved_package
 
 ENV_PREFIX = "MLOPS_"
 _ON = ("1", "true", "yes", "on")
@@ -58,7 +58,7 @@ class Settings(BaseSettings):
 
     # ---- the model (MODEL_NAME, EXPERIMENT_NAME) ----
     model_package: Path = Field(
-        default_factory=lambda: checkout_root() / "model",
+        default_factory=lambda: checkout_root() / "models" / "diabetes",
         description="The model package: a folder with mlops-model.toml (a relative path is from the checkout).",
     )
     model_name: str = Field(
@@ -301,7 +301,7 @@ class Settings(BaseSettings):
             return data
         folder = data.get("model_package")
         try:
-            package = load_package(_package_path(Path(folder)) if folder else checkout_root() / "model")
+            package = load_package(_package_path(Path(folder)) if folder else checkout_root() / "models" / "diabetes")
         except ContractError:
             return data  # the field's own validator reports it
         return {**data, "model_name": package.model_name}
@@ -416,7 +416,7 @@ class Settings(BaseSettings):
 
 def _package_path(value: Path) -> Path:
     value = value.expanduser()
-    return (value if value.is_absolute() else checkout_root() / value).resolve()
+    return moved_package((value if value.is_absolute() else checkout_root() / value).resolve())
 
 
 @functools.lru_cache(maxsize=8)

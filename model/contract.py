@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -193,6 +194,25 @@ def _where(table: str | None, key: str) -> str:
 def code_root() -> Path:
     """The folder holding the `model` package: on the PYTHONPATH of every command a package runs."""
     return Path(__file__).resolve().parents[1]
+
+
+def default_package() -> Path:
+    """The model package used when none is named: the diabetes sample, `models/diabetes/` in the checkout."""
+    return code_root() / "models" / "diabetes"
+
+
+def moved_package(path: Path) -> Path:
+    """`path`, unless it is `model/` without a manifest: the diabetes sample's folder before it moved to
+    `models/diabetes/` (MLOPS_MODEL_PACKAGE=model in an older `.env`), which means the sample, with a warning."""
+    if path.name == "model" and not (path / MANIFEST).is_file() and (path.parent / "models" / "diabetes").is_dir():
+        warnings.warn(
+            f"MLOPS_MODEL_PACKAGE={path}: the diabetes sample moved to models/diabetes; that folder is used "
+            "(deprecated: set MLOPS_MODEL_PACKAGE=models/diabetes)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return path.parent / "models" / "diabetes"
+    return path
 
 
 def command_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -556,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.contract", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="run the contract of a model package on a tiny sample")
-    check.add_argument("package", type=Path, nargs="?", default=Path(__file__).resolve().parent)
+    check.add_argument("package", type=Path, nargs="?", default=default_package())
     check.add_argument("--keep", action="store_true", help="keep the work folder")
     child = commands.add_parser("_run")
     child.add_argument("arguments", nargs=5)

@@ -10,7 +10,18 @@ from infra.settings import checkout_root
 ROOT = checkout_root()
 SOURCES = [
     p
-    for folder in ("flows", "tasks", "deployments", "model", "infra", "cli", "azureml_emulator", "benchmarks", "tests")
+    for folder in (
+        "flows",
+        "tasks",
+        "deployments",
+        "model",
+        "models",
+        "infra",
+        "cli",
+        "azureml_emulator",
+        "benchmarks",
+        "tests",
+    )
     for p in (ROOT / folder).rglob("*.py")
 ]
 

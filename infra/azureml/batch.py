@@ -57,7 +57,7 @@ _LINES = LocalBatch()  # the line counting and cutting, the same for every packa
 
 
 def batch_script_path(settings: Settings) -> str:
-    """The package's batch scoring script inside the code snapshot (`model/batch_score.py` for the diabetes sample)."""
+    """The package's batch scoring script inside the code snapshot (`models/diabetes/batch_score.py` for the diabetes sample)."""
     package = settings.package
     return f"{snapshot_path(package)}/{package.batch_script.relative_to(package.root).as_posix()}"
 

@@ -18,7 +18,7 @@ from infra.backend import TrainSpec
 from infra.errors import ConfigError
 from infra.factory import open_backend
 from model import layout
-from model.data import write_sample_csv
+from models.diabetes.data import write_sample_csv
 from tests.support.emulator import Emulated, start_emulated
 
 API = {"api-version": "2024-07-01-preview"}

@@ -21,7 +21,7 @@ from infra.azureml import AzureMLBackend, entities
 from infra.backend import TrainSpec
 from infra.errors import JobFailedError
 from infra.factory import open_backend
-from model.data import write_sample_csv
+from models.diabetes.data import write_sample_csv
 from tests.support.emulator import Emulated, join_emulator
 
 SHAPES = json.loads((Path(__file__).parent / "recorded_shapes.json").read_text())["cases"]

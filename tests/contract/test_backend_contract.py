@@ -23,7 +23,7 @@ from infra.factory import open_backend
 from infra.local import LocalBackend
 from infra.local.registry import LocalRegistry
 from infra.settings import load_settings
-from model.data import write_sample_csv
+from models.diabetes.data import write_sample_csv
 from tests.support.fakes import FakeBackend
 from tests.support.helpers import MODEL, SMOKE, free_port
 

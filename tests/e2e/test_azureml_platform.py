@@ -17,7 +17,7 @@ import pytest
 from azureml_emulator.process import EmulatorProcess
 from infra.factory import open_backend
 from infra.settings import load_settings
-from model.score import INPUT_SAMPLE, predict_locally
+from models.diabetes.score import INPUT_SAMPLE, predict_locally
 from tests.e2e.platform_harness import Platform
 from tests.support.helpers import free_port
 

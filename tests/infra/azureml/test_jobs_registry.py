@@ -14,7 +14,7 @@ from infra.azureml import AzureMLBackend
 from infra.backend import ModelVersion, TrainSpec
 from infra.errors import BackendError, ConfigError, JobFailedError, MissingResourceError, TransientBackendError
 from infra.factory import open_backend
-from model.data import write_sample_csv
+from models.diabetes.data import write_sample_csv
 from tests.support.emulator import Emulated
 
 MODEL = "diabetes-test"
@@ -73,7 +73,7 @@ def test_a_failing_command_fails_with_the_jobs_own_error_and_log_tail(emulated: 
         backend.jobs.train(TrainSpec(job_name="train-bad", data=bad, parameters={"alpha": 0.4}))
     message = str(failure.value)
     assert "training job train-bad failed" in message
-    assert "missing column(s) 'bmi'" in message  # model.train's own words, through run history's error
+    assert "missing column(s) 'bmi'" in message  # models.diabetes.train's own words, through run history's error
     assert "exited with status code 2" in message  # the service's part of the error
     assert "std_log.txt" in message
     assert emulated.jobs()["train-bad"] == "Failed"

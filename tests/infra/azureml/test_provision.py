@@ -16,7 +16,7 @@ from infra.backend import TrainSpec
 from infra.errors import ConfigError
 from infra.factory import open_backend
 from infra.settings import load_settings
-from model.data import write_sample_csv
+from models.diabetes.data import write_sample_csv
 from tests.support.emulator import Emulated, join_emulator
 
 MODEL = "diabetes_regression_model.pkl"

@@ -40,8 +40,8 @@ from infra.azureml.client import finished
 from infra.azureml.monitoring import legacy_schedule_name
 from infra.backend import TrainSpec
 from infra.factory import open_backend
-from model import train
-from model.data import write_sample_csv
+from models.diabetes import train
+from models.diabetes.data import write_sample_csv
 from tests.infra.azureml.monitors import earlier_monitor
 from tests.support.emulator import Emulated, join_emulator
 

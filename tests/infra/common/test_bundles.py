@@ -10,7 +10,7 @@ import sklearn
 
 from infra.local import LocalBackend
 from infra.settings import load_settings
-from model import score
+from models.diabetes import score
 from tests.support.helpers import MODEL, clone_home
 
 

@@ -16,7 +16,7 @@ import pytest
 from infra.backend import Bundle
 from infra.local import LocalBackend
 from infra.settings import checkout_root, load_settings
-from model.score import predict_locally
+from models.diabetes.score import predict_locally
 from tests.support.helpers import MODEL, SMOKE, clone_home, free_port
 
 VENV = checkout_root() / ".venv-azureml"

@@ -25,7 +25,7 @@ from infra.errors import BackendError
 from infra.local import LocalBackend
 from infra.settings import load_settings
 from infra.telemetry import read_spans
-from model.score import INPUT_SAMPLE, predict_locally
+from models.diabetes.score import INPUT_SAMPLE, predict_locally
 from tests.support.helpers import MODEL, SMOKE, clone_home, free_port, receiving
 
 ENDPOINT = "test-endpoint"

@@ -42,10 +42,12 @@ def read_csv(path: Path, columns: tuple[str, ...] = COLUMNS, *, allow_extra: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m model.data --out PATH [--for-scoring]`: the package's sample-data command."""
+    """`python -m models.diabetes.data --out PATH [--for-scoring]`: the package's sample-data command."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m model.data", description="Write the diabetes sample CSV.")
+    parser = argparse.ArgumentParser(
+        prog="python -m models.diabetes.data", description="Write the diabetes sample CSV."
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--for-scoring", action="store_true", help="leave out the target column")
     args = parser.parse_args(argv)
