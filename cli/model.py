@@ -15,7 +15,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from infra.settings import ENV_PREFIX, checkout_root
-from model.contract import MANIFEST, ContractError, check_command, load_package, moved_package
+from model.package import MANIFEST, ContractError, check_command, load_package, moved_package
 
 TEMPLATES = {"diabetes": "models/diabetes", "classification": "models/classification"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from infra.storage import Storage
-from model.contract import ModelPackage, default_package, load_package
+from model.package import ModelPackage, default_package, load_package
 
 DEFAULT_PACKAGE = default_package()
 

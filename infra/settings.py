@@ -18,7 +18,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.errors import ConfigError
-from model.contract import ContractError, ModelPackage, load_package, moved_package
+from model.package import ContractError, ModelPackage, load_package, moved_package
 
 ENV_PREFIX = "MLOPS_"
 _ON = ("1", "true", "yes", "on")

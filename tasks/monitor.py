@@ -22,9 +22,9 @@ from infra.endpoint_server.server import COLLECTED_FOLDER
 from infra.errors import MissingResourceError
 from infra.settings import Settings
 from infra.storage import BlobLocation, parse_location
-from model.contract import SCORE_COLUMN
 from model.drift import ColumnDrift, DriftReport, DriftThresholds, compare, plot_column
 from model.layout import PREDICTION_COLUMN, REFERENCE_FILE
+from model.package import SCORE_COLUMN
 from tasks._events import chain_label
 from tasks._retry import retry_if_transient
 from tasks.batch import OUTPUT_FILE

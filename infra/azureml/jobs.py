@@ -49,7 +49,7 @@ from infra.provenance import code_files, model_package
 from infra.settings import Settings
 from infra.telemetry import current_traceparent
 from model import layout
-from model.contract import ContractError, ModelPackage, capture_environment, code_root, complete_outputs, file_sha256
+from model.package import ContractError, ModelPackage, capture_environment, code_root, complete_outputs, file_sha256
 
 TRAINING_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
 # The job's MLflow client: MLflow itself at this environment's version, and Azure ML's plugin for its

@@ -23,8 +23,8 @@ import pyarrow.csv as pa_csv
 
 from infra.backend import DEFAULT_PACKAGE, MiniBatch, MiniBatchResult, ModelVersion
 from infra.errors import BackendError
-from model.contract import SCORE_COLUMN, ModelPackage, load_package, load_script
 from model.errors import DataValidationError, ModelError
+from model.package import SCORE_COLUMN, ModelPackage, load_package, load_script
 
 _SAMPLE_BYTES = 1 << 20
 _BINARY = pa.large_binary()

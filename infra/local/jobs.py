@@ -27,7 +27,7 @@ from infra.backend import TrainOutput, TrainSpec
 from infra.errors import JobFailedError, TransientBackendError
 from infra.services import guard
 from model import layout
-from model.contract import ContractError, command_environment, complete_outputs
+from model.package import ContractError, command_environment, complete_outputs
 
 _LOG_TAIL_LINES = 20
 FAILED_FILE = "failed.txt"  # an attempt that ended without outputs: the next one gets a name of its own

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from model import schema
-from model.contract import file_sha256
+from model.package import file_sha256
 from model.schema import validate_frame
 
 __all__ = ["COLUMNS", "FEATURES", "TARGET", "file_sha256", "read_csv", "validate_frame", "write_sample_csv"]

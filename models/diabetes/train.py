@@ -28,9 +28,9 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import train_test_split
 
 from model import environment
-from model.contract import read_parameters
 from model.errors import ModelError, ParametersError
 from model.layout import ENVIRONMENT_FILE, METRICS_FILE, MODEL_FILE, PREDICTION_COLUMN, REFERENCE_FILE, TRAINING_FILE
+from model.package import read_parameters
 from models.diabetes.data import FEATURES, TARGET, file_sha256, read_csv
 
 Split = tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]

@@ -46,7 +46,7 @@ from infra.local.registry import folder_sha256
 from infra.settings import Settings
 from infra.storage import Storage
 from model import layout
-from model.contract import SCORE_COLUMN
+from model.package import SCORE_COLUMN
 
 FAKE_MODEL = "fake-model.json"
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]

@@ -16,7 +16,7 @@ when the command did not write them. The smoke test's expected answer is what th
 `score.py` returns for the sample request, run here on the same files.
 
 This module imports nothing of the project's Prefect code: `mlops check-model` (or
-`python -m model.contract check <folder>`) runs the contract on a tiny sample and says what is missing.
+`python -m model.package check <folder>`) runs the contract on a tiny sample and says what is missing.
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ def batch_locally(
 
 
 def _run_self(arguments: list[str], timeout: float, *, what: str) -> None:
-    command = [sys.executable, "-m", "model.contract", *arguments]
+    command = [sys.executable, "-m", "model.package", *arguments]
     try:
         result = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout, env=command_environment(), check=False
@@ -573,7 +573,7 @@ def _write_json(path: Path, value: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model.contract", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m model.package", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="run the contract of a model package on a tiny sample")
     check.add_argument("package", type=Path, nargs="?", default=default_package())
