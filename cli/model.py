@@ -9,13 +9,15 @@ import argparse
 import re
 import shutil
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
 from dotenv import dotenv_values
 
 from infra.settings import ENV_PREFIX, checkout_root
-from model.package import MANIFEST, ContractError, check_command, load_package, moved_package
+from model.check import Check, check_package
+from model.package import MANIFEST, ContractError, load_package, moved_package
 
 TEMPLATES = {"diabetes": "models/diabetes", "classification": "models/classification"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
@@ -40,6 +42,29 @@ def check_model(args: argparse.Namespace) -> int:
     folder = Path(args.package) if args.package else configured_package()
     print(f"checking the model package at {folder}", flush=True)
     return check_command(folder, keep=args.keep)
+
+
+def print_checks(checks: list[Check]) -> int:
+    """One line per check; exit code 0 when all pass, 2 when one does not."""
+    for check in checks:
+        mark = "ok     " if check.problem is None else "MISSING"
+        print(f"{mark} {check.name}")
+        if check.problem:
+            print(f"        {check.problem}")
+    failed = [check for check in checks if check.problem]
+    print("the package meets the contract" if not failed else f"{len(failed)} problem(s): see above")
+    return 2 if failed else 0
+
+
+def check_command(root: Path, keep: bool = False) -> int:
+    work = Path(tempfile.mkdtemp(prefix="mlops-check-model-"))
+    try:
+        return print_checks(check_package(root, work))
+    finally:
+        if keep:
+            print(f"work folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def init(args: argparse.Namespace) -> int:

@@ -53,7 +53,8 @@ from infra.factory import open_backend
 from infra.local.registry import folder_sha256
 from infra.settings import Settings, load_settings, regional_endpoint_name
 from model import layout
-from model.package import ContractError, load_script
+from model.package import ContractError
+from model.scripts import load_script
 from models.diabetes.data import write_sample_csv
 
 BATCH_ROWS = 20  # scored in two mini-batches: enough to show the split and the reassembly

@@ -26,7 +26,8 @@ from infra.factory import open_backend
 from infra.settings import load_settings
 from infra.telemetry import current_traceparent
 from model.layout import PREDICTION_COLUMN, REFERENCE_FILE
-from model.package import MANIFEST, ContractError, score_each_locally
+from model.package import MANIFEST, ContractError
+from model.scripts import score_each_locally
 from tasks._events import chain_label
 from tasks._retry import retry_if_transient
 from tasks.rollout import RolloutPlan, RolloutPolicy

@@ -36,7 +36,6 @@ import asyncio
 import bisect
 import concurrent.futures
 import hmac
-import importlib.util
 import itertools
 import json
 import os
@@ -66,6 +65,7 @@ from infra.telemetry import (
     shutdown_tracing,
     telemetry_folder,
 )
+from model.scripts import NotImportableError, load_script
 
 STATE_FILE = "state.json"
 KEYS_FILE = "keys.json"
@@ -129,22 +129,12 @@ def load_bundle(name: str, bundle: Path) -> Deployment:
     missing = [str(p) for p in (script, model_dir, manifest_file) if not p.exists()]
     if missing:
         raise HttpError(422, f"bundle {bundle} is incomplete: missing {', '.join(missing)}")
-    spec = importlib.util.spec_from_file_location(f"mlops_deployment_{name}_{next(_module_ids)}", script)
-    if spec is None or spec.loader is None:
-        raise HttpError(422, f"cannot import {script}")
-    module = importlib.util.module_from_spec(spec)
-    previous = os.environ.get("AZUREML_MODEL_DIR")
-    os.environ["AZUREML_MODEL_DIR"] = str(model_dir)
     try:
-        spec.loader.exec_module(module)
-        module.init()
+        module = load_script(script, model_dir, name=f"mlops_deployment_{name}_{next(_module_ids)}")
+    except NotImportableError:
+        raise HttpError(422, f"cannot import {script}") from None
     except Exception as exc:
         raise HttpError(409, f"deployment {name!r} refused bundle {bundle}: {exc}") from exc
-    finally:
-        if previous is None:
-            os.environ.pop("AZUREML_MODEL_DIR", None)
-        else:
-            os.environ["AZUREML_MODEL_DIR"] = previous
     model = str(manifest.get("model", "unknown"))
     return Deployment(name=name, model=model, bundle=str(bundle), module=module)
 

@@ -24,7 +24,8 @@ import pyarrow.csv as pa_csv
 from infra.backend import DEFAULT_PACKAGE, MiniBatch, MiniBatchResult, ModelVersion
 from infra.errors import BackendError
 from model.errors import DataValidationError, ModelError
-from model.package import SCORE_COLUMN, ModelPackage, load_package, load_script
+from model.package import SCORE_COLUMN, ModelPackage, load_package
+from model.scripts import load_script
 
 _SAMPLE_BYTES = 1 << 20
 _BINARY = pa.large_binary()

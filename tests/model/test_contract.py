@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from model.package import ContractError, check_package, load_package, moved_package
+from model.check import check_package
+from model.package import ContractError, load_package, moved_package
 from models.diabetes.data import FEATURES, TARGET
 
 ROOT = Path(__file__).resolve().parents[2]
