@@ -145,7 +145,7 @@ def train_model() -> Path:
     from infra.backend import TrainSpec
     from infra.local import LocalBackend
     from infra.settings import load_settings
-    from model.data import write_sample_csv
+    from models.diabetes.data import write_sample_csv
 
     settings = load_settings()
     backend = LocalBackend(settings)

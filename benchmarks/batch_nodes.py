@@ -63,7 +63,7 @@ def driver(
         **{k: v for k, v in os.environ.items() if not k.startswith(("AZUREML_", "MLOPS_"))},
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",
-        "MLOPS_BATCH_SCRIPT": "model/batch_score.py",
+        "MLOPS_BATCH_SCRIPT": "models/diabetes/batch_score.py",
         "MLOPS_EMULATOR_JOB_LOGS": str(work / "logs"),
     }
     output = work / "score"

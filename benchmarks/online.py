@@ -37,8 +37,8 @@ from infra.backend import Bundle, TrainSpec
 from infra.local import LocalBackend
 from infra.services.processes import spawn_detached, supervisor_pid
 from infra.settings import load_settings
-from model.data import FEATURES, read_csv, write_sample_csv
-from model.score import predict_locally
+from models.diabetes.data import FEATURES, read_csv, write_sample_csv
+from models.diabetes.score import predict_locally
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CPU, LOAD_CPU = "1", "0"
@@ -98,7 +98,7 @@ def prepare(work: Path) -> tuple[LocalBackend, Bundle, list[list[float]]]:
     output = backend.jobs.train(TrainSpec(job_name="bench", data=data, parameters={"alpha": 0.4}))
     model = backend.registry.register("bench-model", output.outputs, tags={}, properties={}).model
     rows = read_csv(data)[list(FEATURES)].to_numpy().tolist()
-    return backend, backend.packages.build(model), rows
+    return backend, backend.bundles.build(model), rows
 
 
 TRACING = {

@@ -178,8 +178,16 @@ def one_round(work: Path, servers: dict[str, str], warm_home: Path, record: Reco
         server.close()
 
     train_out = work / f"train-{index}"
-    data = ROOT / "model" / "parameters.json"
-    command = [sys.executable, "-m", "model.train", "--data", str(work / "diabetes.csv"), "--params", str(data)]
+    data = ROOT / "models" / "diabetes" / "parameters.json"
+    command = [
+        sys.executable,
+        "-m",
+        "models.diabetes.train",
+        "--data",
+        str(work / "diabetes.csv"),
+        "--params",
+        str(data),
+    ]
     record("train", timed([*command, "--out", str(train_out)], base_env(warm_home)))
     shutil.rmtree(train_out, ignore_errors=True)
     record("empty-temp", timed([sys.executable, "-c", EMPTY_FLOW], base_env(warm_home)))
@@ -205,7 +213,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as scratch:
         work = Path(scratch)
         sys.path.insert(0, str(ROOT))
-        from model.data import write_sample_csv
+        from models.diabetes.data import write_sample_csv
 
         write_sample_csv(work / "diabetes.csv")
         warm_home = work / "warm-prefect"

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -20,22 +21,46 @@ from dotenv import dotenv_values
 from cli.command import Command, Subparsers, add, group, renamed_flag
 from infra.sections import DERIVED, endpoint_name_for
 from infra.settings import ENV_PREFIX, Settings, checkout_root, read_variable, variables
-from model.contract import MANIFEST, ContractError, check_command, load_package
+from model.check import Check, check_package
+from model.package import MANIFEST, ContractError, load_package, moved_package
 
-TEMPLATES = {"diabetes": "model", "classification": "models/classification"}
+TEMPLATES = {"diabetes": "models/diabetes", "classification": "models/classification"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 
 
 def configured_package() -> Path:
     """MLOPS_MODEL_PACKAGE from the environment or the dotenv file, read without validating the rest."""
-    path = Path(read_variable(f"{ENV_PREFIX}MODEL_PACKAGE") or "model").expanduser()
-    return path if path.is_absolute() else checkout_root() / path
+    path = Path(read_variable(f"{ENV_PREFIX}MODEL_PACKAGE") or "models/diabetes").expanduser()
+    return moved_package(path if path.is_absolute() else checkout_root() / path)
 
 
 def check_model(args: argparse.Namespace) -> int:
     folder = Path(args.package) if args.package else configured_package()
     print(f"checking the model package at {folder}", flush=True)
     return check_command(folder, keep=args.keep_workdir)
+
+
+def print_checks(checks: list[Check]) -> int:
+    """One line per check; exit code 0 when all pass, 2 when one does not."""
+    for check in checks:
+        mark = "ok     " if check.problem is None else "MISSING"
+        print(f"{mark} {check.name}")
+        if check.problem:
+            print(f"        {check.problem}")
+    failed = [check for check in checks if check.problem]
+    print("the package meets the contract" if not failed else f"{len(failed)} problem(s): see above")
+    return 2 if failed else 0
+
+
+def check_command(root: Path, keep: bool = False) -> int:
+    work = Path(tempfile.mkdtemp(prefix="mlops-check-model-"))
+    try:
+        return print_checks(check_package(root, work))
+    finally:
+        if keep:
+            print(f"work folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def init(args: argparse.Namespace) -> int:
@@ -170,7 +195,7 @@ def _init_arguments(parser: argparse.ArgumentParser) -> None:
         dest="source",
         choices=sorted(TEMPLATES),
         default="diabetes",
-        help="diabetes: rename the sample in model/ (as MLOpsPython's bootstrap.py); "
+        help="diabetes: rename the sample in models/diabetes/ (as MLOpsPython's bootstrap.py); "
         "classification: copy the LightGBM classifier to models/NAME/",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing models/NAME/")
@@ -178,7 +203,9 @@ def _init_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("package", nargs="?", help="the package folder (default: MLOPS_MODEL_PACKAGE, else model/)")
+    parser.add_argument(
+        "package", nargs="?", help="the package folder (default: MLOPS_MODEL_PACKAGE, else models/diabetes/)"
+    )
     parser.add_argument("--keep-workdir", action="store_true", help="keep the work folder (data, outputs) for a look")
     renamed_flag(parser, "--keep", "--keep-workdir", switch=True)
 

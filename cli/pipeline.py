@@ -346,7 +346,7 @@ def _rollout_arguments(parser: argparse.ArgumentParser) -> None:
         "--mirror-percent",
         type=int,
         default=0,
-        help="first a shadow step: copy this share (1-50) of requests to the new deployment (default 0: none)",
+        help="first a mirror step: copy this share (1-50) of requests to the new deployment (default 0: none)",
     )
 
 

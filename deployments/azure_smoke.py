@@ -45,7 +45,7 @@ from typing import Any
 
 from infra.azureml import AzureMLBackend, AzureMLEndpoints
 from infra.azureml.batch import AzureMLBatch
-from infra.azureml.endpoints import AzureMLPackages
+from infra.azureml.endpoints import AzureMLBundles
 from infra.azureml.entities import cluster_settings
 from infra.backend import ModelVersion, TrainSpec
 from infra.common.hashing import folder_sha256
@@ -53,8 +53,8 @@ from infra.errors import BackendError, ConfigError, MLOpsError, TransientBackend
 from infra.factory import open_backend
 from infra.settings import Settings, load_settings, regional_endpoint_name
 from model import layout
-from model.contract import ContractError, load_script
-from model.data import write_sample_csv
+from model.package import ContractError
+from model.scripts import load_script
 
 BATCH_ROWS = 20  # scored in two mini-batches: enough to show the split and the reassembly
 BATCH_ROWS_PER_MINI_BATCH = 10
@@ -141,7 +141,9 @@ def deleted_after(what: str, delete: Callable[[], Any], command: str) -> Iterato
 def train(backend: AzureMLBackend, settings: Settings, steps: Steps) -> tuple[Path, str, dict[str, float]]:
     data = settings.default_data_file
     if not data.is_file():
-        write_sample_csv(data)
+        from tasks.train import write_sample_data  # imported here: Prefect costs a second to import
+
+        write_sample_data(settings.package, data)  # the package's own sample-data command, as train-register runs it
     job = f"smoke-{time.strftime('%Y%m%d-%H%M%S')}"
     steps.start(f"training job {job}", cluster_cost(settings, scoring=False))
     trained = backend.jobs.train(
@@ -157,7 +159,7 @@ def download_and_predict(backend: AzureMLBackend, settings: Settings, model: Mod
         f"downloading {model.id} and predicting the sample request here",
         "none billed beyond storage: a few KB read from the workspace's storage account",
     )
-    folder = backend.packages.files(model, fresh=True)
+    folder = backend.bundles.files(model, fresh=True)
     missing = [f for f in (layout.METRICS_FILE, layout.ENVIRONMENT_FILE) if not (folder / f).is_file()]
     if missing:
         raise SmokeCheckError(f"{model.id} downloaded to {folder} without {', '.join(missing)}")
@@ -188,7 +190,10 @@ def batch_job(batch: AzureMLBatch, model: ModelVersion, steps: Steps) -> None:
         "endpoint and deployment themselves bill nothing between jobs",
     )
     work = settings.home / "azure-smoke" / time.strftime("%Y%m%d-%H%M%S")
-    sample = _batch_sample(write_sample_csv(work / "scoring-full.csv", for_scoring=True), work / "input.csv")
+    from tasks.train import write_sample_data  # imported here: Prefect costs a second to import
+
+    scoring = write_sample_data(settings.package, work / "scoring-full.csv", for_scoring=True)
+    sample = _batch_sample(scoring, work / "input.csv")
     command = (
         f"az ml batch-endpoint delete --name {name} --resource-group {settings.azure_resource_group} "
         f"--workspace-name {settings.azure_workspace_name} --yes"
@@ -229,7 +234,7 @@ def _is_number(value: str | None) -> bool:
 
 
 def online_deployment(
-    endpoints: AzureMLEndpoints, packages: AzureMLPackages, model: ModelVersion, expected: list[float], steps: Steps
+    endpoints: AzureMLEndpoints, bundles: AzureMLBundles, model: ModelVersion, expected: list[float], steps: Steps
 ) -> None:
     """The version on the smoke online endpoint (`endpoints`' settings name it) answers the sample request as it did
     here; then the endpoint is deleted."""
@@ -257,7 +262,7 @@ def online_deployment(
     with deleted_after(what, delete, command):
         endpoints.ensure(name)
         steps.say(f"online endpoint {name} is ready")
-        endpoints.add_deployment(name, ONLINE_DEPLOYMENT, packages.build(model))
+        endpoints.add_deployment(name, ONLINE_DEPLOYMENT, bundles.build(model))
         steps.say(f"deployment {ONLINE_DEPLOYMENT} serves {model.id}")
         answer = _ask(endpoints, name, settings.package.sample_request_body())
         # the deploy flow's own check of a new deployment; imported here: Prefect costs a second to import
@@ -310,9 +315,9 @@ def run(settings: Settings, steps: Steps, *, online: bool) -> None:
     expected = download_and_predict(backend, settings, model, steps)
     # the smoke's own endpoints: the same client code, with settings that name them instead of the real ones
     smoke = settings.model_copy(update=smoke_names(settings))
-    batch_job(AzureMLBatch(backend.client, smoke, backend.packages, backend.jobs), model, steps)
+    batch_job(AzureMLBatch(backend.client, smoke, backend.bundles, backend.jobs), model, steps)
     if online:
-        online_deployment(AzureMLEndpoints(backend.client, smoke), backend.packages, model, expected, steps)
+        online_deployment(AzureMLEndpoints(backend.client, smoke), backend.bundles, model, expected, steps)
     else:
         print(f"online deployment: skipped (--online, or make azure-smoke ONLINE=1; it bills {online_cost(settings)})")  # noqa: T201 - a command line
     steps.start(f"archiving {model.id}", "none billed")

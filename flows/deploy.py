@@ -11,6 +11,7 @@ from infra.factory import open_backend
 from infra.settings import load_settings
 from infra.telemetry import annotate
 from tasks.approval import request_approval
+from tasks.bundle import bundle_model, resolve_model
 from tasks.deploy import (
     ensure_endpoint,
     record_serving,
@@ -21,7 +22,6 @@ from tasks.deploy import (
     skip_superseded,
     stage_deployment,
 )
-from tasks.package import package_model, resolve_model
 from tasks.rollout import RolloutPolicy
 from tasks.smoke import smoke_test_deployment
 
@@ -82,8 +82,8 @@ def deploy(
     if skip_older and (newer := serves_newer(endpoint, model)):
         note = skip_superseded(model, endpoint, newer)
         return DeployResult.of(model, endpoint, newer, changed=False, note=note)
-    # Package
-    bundle = package_model(backend, model)
+    # Bundle
+    bundle = bundle_model(backend, model)
     # Deploy beside the live deployment, smoke-test it, (approve,) shift traffic; a failure rolls everything back
     with transaction() as staged:
         plan = stage_deployment(backend, endpoint, bundle)

@@ -1,7 +1,7 @@
 """The one interface between the pipeline and the platform it runs on, and the values that cross it.
 
 A `Backend` groups operations the way Azure ML's `MLClient` does: `jobs` (training runs),
-`registry` (model versions and aliases), `packages` (deployable bundles) and `endpoints` (online
+`registry` (model versions and aliases), `bundles` (what is deployed) and `endpoints` (online
 endpoints with deployments and traffic); batch scoring, storage and provisioning join it as the
 pipeline grows. The adapters (`infra.local`, `infra.azureml`) import this module and nothing here
 imports them back: `infra.factory.open_backend(settings)` is the only place that picks one.
@@ -18,10 +18,9 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from infra.storage import Storage
-from model.contract import ModelPackage, load_package
-from model.paths import code_root
+from model.package import ModelPackage, default_package, load_package
 
-DEFAULT_PACKAGE = code_root() / "model"
+DEFAULT_PACKAGE = default_package()
 
 
 class _Value(BaseModel):
@@ -223,7 +222,7 @@ class Registry(Protocol):
         ...
 
 
-class Packages(Protocol):
+class Bundles(Protocol):
     def build(self, model: ModelVersion) -> Bundle:
         """The bundle of a registered version, built once and reused."""
         ...
@@ -365,7 +364,7 @@ class Backend(Protocol):
     def registry(self) -> Registry: ...
 
     @property
-    def packages(self) -> Packages: ...
+    def bundles(self) -> Bundles: ...
 
     @property
     def endpoints(self) -> Endpoints: ...

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model.contract import MANIFEST, ContractError, ModelPackage, load_package
+from model.package import MANIFEST, ContractError, ModelPackage, default_package, load_package, moved_package
 from model.paths import checkout_root as checkout_root  # re-exported: the one definition is in model/paths.py
 
 ENV_PREFIX = "MLOPS_"
@@ -67,7 +67,7 @@ def package_of(data: dict[str, Any]) -> ModelPackage:
     """The model package of settings being validated (`model_package` precedes every derived field); the default
     package when that field itself was invalid (its error is reported, so what is derived from it does not matter)."""
     folder = data.get("model_package")
-    return package_at(folder if isinstance(folder, Path) else checkout_root() / "model")
+    return package_at(folder if isinstance(folder, Path) else default_package())
 
 
 def package_at(folder: Path) -> ModelPackage:
@@ -87,7 +87,7 @@ def _package_at(folder: Path, mtime_ns: int, size: int) -> ModelPackage:  # noqa
 def package_path(value: Path) -> Path:
     """A package folder, a relative one taken from the checkout."""
     value = value.expanduser()
-    return (value if value.is_absolute() else checkout_root() / value).resolve()
+    return moved_package((value if value.is_absolute() else checkout_root() / value).resolve())
 
 
 def model_stem(package: ModelPackage) -> str:

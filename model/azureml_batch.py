@@ -23,7 +23,6 @@ The package's script is `MLOPS_BATCH_SCRIPT` (a path inside the code folder, set
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import os
 import sys
@@ -34,6 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]  # the code folder: `model/` and the packages sit in it
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from model.scripts import load_script  # noqa: E402 - the code folder is on sys.path from here
 
 SCRIPT_VARIABLE = "MLOPS_BATCH_SCRIPT"
 OUTPUT_VARIABLE = "AZUREML_BI_OUTPUT_PATH"
@@ -52,13 +53,7 @@ def init() -> None:
     path = ROOT / relative
     if not path.is_file():
         raise FileNotFoundError(f"{SCRIPT_VARIABLE}={relative}: no such file in the code folder {ROOT}")
-    spec = importlib.util.spec_from_file_location("mlops_package_batch_score", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.init()
-    script = module
+    script = load_script(path, name="mlops_package_batch_score")  # AZUREML_MODEL_DIR: Azure ML's own
 
 
 def run(mini_batch: list[str]) -> list[str]:

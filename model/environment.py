@@ -1,6 +1,6 @@
 """The environment lock: the Python and library versions a model was trained with.
 
-Training writes it beside the model; `model.score.init()` refuses a model whose lock disagrees with
+Training writes it beside the model; `models.diabetes.score.init()` refuses a model whose lock disagrees with
 the running environment (MLOpsPython's users lost deployments to an unpinned scikit-learn, its issue 127).
 """
 

@@ -25,8 +25,9 @@ from infra.errors import MissingResourceError, RolloutCheckError, SmokeTestError
 from infra.factory import open_backend
 from infra.settings import load_settings
 from infra.telemetry import current_traceparent
-from model.contract import MANIFEST, ContractError, score_each_locally
 from model.layout import PREDICTION_COLUMN, REFERENCE_FILE
+from model.package import MANIFEST, ContractError
+from model.scripts import score_each_locally
 from tasks._events import chain_label
 from tasks._retry import retry_if_transient
 from tasks.rollout import RolloutPlan, RolloutPolicy
@@ -91,7 +92,7 @@ def stage_deployment(backend: Backend, endpoint: EndpointState, bundle: Bundle) 
     if live is not None:
         live_model = endpoint.deployments[live].model
         name, _, version = live_model.rpartition(":")
-        bundles[live] = backend.packages.build(backend.registry.get(name, int(version)))
+        bundles[live] = backend.bundles.build(backend.registry.get(name, int(version)))
     previous = endpoint.traffic()
     # The answers the bundles' score.py give here (one Python process for all of them, about 1.5 s) are computed
     # while the endpoint loads the new deployment (about as long): one wait, not two. A bundle whose score.py
@@ -190,7 +191,7 @@ def shift_traffic(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) ->
     """Move traffic to the new deployment step by step, checking real requests through the endpoint at each step."""
     rows: list[dict[str, object]] = []
     if plan.live and policy.mirror_percent:
-        rows.append(_shadow_step(backend, plan, policy))
+        rows.append(_mirror_step(backend, plan, policy))
     steps = policy.steps if plan.live else [100]
     for step in steps:
         traffic = dict.fromkeys(plan.previous_traffic, 0) | {plan.new: step}
@@ -206,7 +207,7 @@ def shift_traffic(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) ->
     return rows
 
 
-def _shadow_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> dict[str, object]:
+def _mirror_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> dict[str, object]:
     """Mirror a share of requests to the new deployment while the live one answers them all, then stop mirroring.
 
     The copies' answers are dropped by the endpoint (as Azure ML's mirror traffic), so the check is that
@@ -218,17 +219,17 @@ def _shadow_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> 
         row = _check_step(backend, plan, policy)
     finally:
         backend.endpoints.set_mirror(plan.endpoint, {})
-    shadow = {
+    mirrored = {
         "step": f"{plan.new} mirror {policy.mirror_percent} %",
         "traffic": _describe(plan.previous_traffic),
         **row,
     }
     if row["verdict"] != "pass":
-        _publish_rollout(plan, [shadow], failed=True)
+        _publish_rollout(plan, [mirrored], failed=True)
         raise RolloutCheckError(
-            f"the shadow step mirroring {policy.mirror_percent} % to {plan.new!r} failed its check: {row['verdict']}"
+            f"the mirror step copying {policy.mirror_percent} % to {plan.new!r} failed its check: {row['verdict']}"
         )
-    return shadow
+    return mirrored
 
 
 def _check_step(backend: Backend, plan: RolloutPlan, policy: RolloutPolicy) -> dict[str, object]:

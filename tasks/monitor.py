@@ -21,9 +21,9 @@ from infra.backend import Backend, Collected, ModelVersion
 from infra.errors import MissingResourceError
 from infra.settings import Settings
 from infra.storage import BlobLocation, parse_location
-from model.contract import SCORE_COLUMN
 from model.drift import ColumnDrift, DriftReport, DriftThresholds, compare, plot_column
 from model.layout import PREDICTION_COLUMN, REFERENCE_FILE
+from model.package import SCORE_COLUMN
 from tasks._events import chain_label
 from tasks._retry import retry_if_transient
 from tasks.batch import OUTPUT_FILE
@@ -72,7 +72,7 @@ def thresholds_of(settings: Settings) -> DriftThresholds:
 def load_baseline(backend: Backend, model: ModelVersion) -> pd.DataFrame | None:
     """The training features and predictions saved with the version (its `reference.csv`); None when it has none
     (trained before drift monitoring, or by a package whose training writes no baseline)."""
-    path = backend.packages.build(model).path / "model" / REFERENCE_FILE
+    path = backend.bundles.build(model).path / "model" / REFERENCE_FILE
     if not path.is_file():
         get_run_logger().warning(
             "%s has no %s (its training wrote no drift baseline): drift is not checked", model.id, REFERENCE_FILE

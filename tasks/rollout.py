@@ -21,8 +21,8 @@ class RolloutPolicy(BaseModel):
         default=0,
         ge=0,
         le=50,
-        description="A shadow step before live traffic moves: this share of requests is also copied to the new "
-        "deployment (mirror traffic; its answers are dropped). 0: no shadow step.",
+        description="A mirror step before live traffic moves: this share of requests is also copied to the new "
+        "deployment (mirror traffic; its answers are dropped). 0: no mirror step.",
     )
 
     @field_validator("steps")

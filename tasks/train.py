@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict
 from infra.backend import Backend, TrainOutput, TrainSpec
 from infra.common.hashing import code_sha256
 from infra.settings import Settings
-from model.contract import ModelPackage, capture_environment, file_sha256, read_parameters
 from model.errors import DataValidationError
+from model.package import ModelPackage, capture_environment, file_sha256, read_parameters
 from model.paths import command_environment
 from tasks._retry import retry_if_transient
 

@@ -12,13 +12,18 @@ from pathlib import Path
 from infra.settings import checkout_root
 
 ROOT = checkout_root()
-PACKAGES = ("cli", "deployments", "flows", "azureml_emulator", "tasks", "infra", "model")
+PACKAGES = ("cli", "deployments", "flows", "azureml_emulator", "tasks", "infra", "model", "models")
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 # One forbidden import per contract, appended to a module of a copy of the tree: (file, code, what the
 # contract's report then names). The cycle is made by an import inside a function, which grimp reads too.
 VIOLATIONS = {
     "Layers": ("model/gate.py", "import infra.settings\n", "model.gate -> infra.settings"),
+    "The framework imports no sample package": (
+        "tasks/evaluate.py",
+        "import models.diabetes.data\n",
+        "tasks.evaluate -> models.diabetes.data",
+    ),
     "The two adapters are independent": (
         "infra/local/registry.py",
         "import infra.azureml.entities\n",

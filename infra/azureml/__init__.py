@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from infra.azureml.backend import AzureMLBackend
-    from infra.azureml.endpoints import AzureMLEndpoints, AzureMLPackages
+    from infra.azureml.endpoints import AzureMLBundles, AzureMLEndpoints
     from infra.azureml.jobs import AzureMLJobs
     from infra.azureml.registry import AzureMLRegistry
 
-__all__ = ["AzureMLBackend", "AzureMLEndpoints", "AzureMLJobs", "AzureMLPackages", "AzureMLRegistry"]
+__all__ = ["AzureMLBackend", "AzureMLBundles", "AzureMLEndpoints", "AzureMLJobs", "AzureMLRegistry"]
 
 # Loaded when first used, not with the package: the settings (`infra.azureml.settings`, which `infra.settings`
 # composes) must not pay for azure-ai-ml (over a second) on every command, nor import the adapter back.
@@ -35,7 +35,7 @@ _MODULES = {
     "AzureMLBackend": "infra.azureml.backend",
     "AzureMLEndpoints": "infra.azureml.endpoints",
     "AzureMLJobs": "infra.azureml.jobs",
-    "AzureMLPackages": "infra.azureml.endpoints",
+    "AzureMLBundles": "infra.azureml.endpoints",
     "AzureMLRegistry": "infra.azureml.registry",
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infra.azureml.batch import AzureMLBatch
 from infra.azureml.client import make_client
-from infra.azureml.endpoints import AzureMLEndpoints, AzureMLPackages
+from infra.azureml.endpoints import AzureMLBundles, AzureMLEndpoints
 from infra.azureml.jobs import AzureMLJobs
 from infra.azureml.monitoring import AzureMLMonitoring
 from infra.azureml.registry import AzureMLRegistry
@@ -25,8 +25,8 @@ class AzureMLBackend:
         self.jobs = AzureMLJobs(self.client, settings)
         self.registry = AzureMLRegistry(self.client, settings)
         self.endpoints = AzureMLEndpoints(self.client, settings)
-        self.packages = AzureMLPackages(self.client, settings)
-        self.batch = AzureMLBatch(self.client, settings, self.packages, self.jobs)
+        self.bundles = AzureMLBundles(self.client, settings)
+        self.batch = AzureMLBatch(self.client, settings, self.bundles, self.jobs)
         self.workspace = AzureMLWorkspace(self.client, settings, self.endpoints, self.jobs)
         self.monitoring = AzureMLMonitoring(self.client, settings)
         self.storage = Storage(settings)

@@ -44,7 +44,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from infra.azureml import entities
 from infra.azureml.client import finished, translated
-from infra.azureml.endpoints import AzureMLPackages, ensure_environment, model_id, name_taken, name_taken_message
+from infra.azureml.endpoints import AzureMLBundles, ensure_environment, model_id, name_taken, name_taken_message
 from infra.azureml.jobs import AzureMLJobs, snapshot_path
 from infra.backend import BatchRunner, MiniBatch, MiniBatchResult, ModelVersion, Scored
 from infra.common import batching
@@ -59,7 +59,7 @@ ERROR_SUFFIX = ".error.txt"  # what model/azureml_batch.py writes beside the out
 
 
 def batch_script_path(settings: Settings) -> str:
-    """The package's batch scoring script inside the code snapshot (`model/batch_score.py` for the diabetes sample)."""
+    """The package's batch scoring script inside the code snapshot (`models/diabetes/batch_score.py` for the diabetes sample)."""
     package = settings.package
     return f"{snapshot_path(package)}/{package.batch_script.relative_to(package.root).as_posix()}"
 
@@ -67,10 +67,10 @@ def batch_script_path(settings: Settings) -> str:
 class AzureMLBatch:
     """Plans and assembles as the local backend does (`infra.common.batching`); a batch job on Azure ML scores."""
 
-    def __init__(self, client: MLClient, settings: Settings, packages: AzureMLPackages, jobs: AzureMLJobs) -> None:
+    def __init__(self, client: MLClient, settings: Settings, bundles: AzureMLBundles, jobs: AzureMLJobs) -> None:
         self.client = client
         self.settings = settings
-        self.packages = packages
+        self.bundles = bundles
         self.jobs = jobs
         self.yaml = settings.home / "azureml" / "yaml"
 
@@ -175,7 +175,7 @@ class AzureMLBatch:
                 model=f"azureml:{model.id}",
                 code=self.jobs.code_snapshot(settings.package),
                 script=batch_script_path(settings),
-                environment=ensure_environment(self.client, settings, self.packages.build(model), batch=True)[0],
+                environment=ensure_environment(self.client, settings, self.bundles.build(model), batch=True)[0],
                 parallelism=parallelism,
                 error_threshold=error_threshold,
             )

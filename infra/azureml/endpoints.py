@@ -44,7 +44,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from infra.azureml import entities
 from infra.azureml.client import finished, first_line, translated, workspace_missing
 from infra.backend import Bundle, Collected, DeploymentInfo, EndpointState, Invocation, ModelVersion
-from infra.common.bundles import LocalPackages
+from infra.common.bundles import BundleBuilder
 from infra.errors import BackendError, ConfigError, MissingResourceError, TransientBackendError
 from infra.settings import Settings
 from model import layout
@@ -55,13 +55,13 @@ _CONFLICT_FIRST_WAIT = 1.0  # s: after a 409 "operation in progress"; doubled ea
 _CONFLICT_LONGEST_WAIT = 30.0  # recorded operations take 50-390 s (azureml_emulator/endpoints.py)
 
 
-class AzureMLPackages:
+class AzureMLBundles:
     """Bundles of registered versions, built from the files `models.download` fetches."""
 
     def __init__(self, client: MLClient, settings: Settings) -> None:
         self.client = client
         self.settings = settings
-        self.local = LocalPackages(settings.home / "azureml" / "packages", settings.package)
+        self.local = BundleBuilder(settings.home / "azureml" / "packages", settings.package)
         self.models = settings.home / "azureml" / "models"
 
     def build(self, model: ModelVersion) -> Bundle:

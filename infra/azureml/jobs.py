@@ -49,7 +49,7 @@ from infra.errors import BackendError, JobFailedError, TransientBackendError
 from infra.settings import Settings
 from infra.telemetry import current_traceparent
 from model import layout
-from model.contract import ContractError, ModelPackage, capture_environment, complete_outputs, file_sha256
+from model.package import ContractError, ModelPackage, capture_environment, complete_outputs, file_sha256
 from model.paths import code_root, model_package
 
 TRAINING_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"

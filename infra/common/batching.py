@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from infra.backend import MiniBatch, MiniBatchResult, Scored
-from model.contract import SCORE_COLUMN
 from model.errors import DataValidationError
+from model.package import SCORE_COLUMN
 
 _SAMPLE_BYTES = 1 << 20
 

@@ -27,13 +27,13 @@ from typing import Any
 from infra.backend import DEFAULT_PACKAGE, Bundle, ModelVersion
 from infra.errors import BackendError
 from model import layout
-from model.contract import MANIFEST, ModelPackage, load_package
+from model.package import MANIFEST, ModelPackage, load_package
 
 INFERENCE_SERVER = "azureml-inference-server-http==1.5.1"
 SCORE_SCRIPT, BATCH_SCRIPT, SAMPLE_REQUEST = "score.py", "batch_score.py", "sample-request.json"
 
 
-class LocalPackages:
+class BundleBuilder:
     """Builds bundles of the model package's versions under `root` (normally `<home>/packages`)."""
 
     def __init__(self, root: Path, package: ModelPackage | None = None) -> None:

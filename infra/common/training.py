@@ -70,7 +70,7 @@ def attempt_name(base: str, attempt: int) -> str:
 
 
 def job_error(log_text: str) -> str:
-    """A failed job's own error: its last `error: ...` line (how `model.train` reports bad input), else its log's tail."""
+    """A failed job's own error: its last `error: ...` line (how `models.diabetes.train` reports bad input), else its log's tail."""
     tail = log_text.strip().splitlines()[-_LOG_TAIL_LINES:]
     errors = [line.removeprefix("error: ") for line in tail if line.startswith("error: ")]
     return errors[-1] if errors else "\n".join(tail)

@@ -12,21 +12,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from infra.common.bundles import LocalPackages
     from infra.endpoint_server import LocalEndpoints
     from infra.local.backend import LocalBackend
     from infra.local.batch import LocalBatch
     from infra.local.jobs import LocalJobs
     from infra.local.registry import LocalRegistry
 
-__all__ = ["LocalBackend", "LocalBatch", "LocalEndpoints", "LocalJobs", "LocalPackages", "LocalRegistry"]
+__all__ = ["LocalBackend", "LocalBatch", "LocalEndpoints", "LocalJobs", "LocalRegistry"]
 
 _MODULES = {
     "LocalBackend": "infra.local.backend",
     "LocalBatch": "infra.local.batch",
     "LocalEndpoints": "infra.endpoint_server",
     "LocalJobs": "infra.local.jobs",
-    "LocalPackages": "infra.common.bundles",
     "LocalRegistry": "infra.local.registry",
 }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from infra.backend import ModelVersion
-from infra.common.bundles import LocalPackages
+from infra.common.bundles import BundleBuilder
 from infra.endpoint_server import LocalEndpoints
 from infra.local.batch import LocalBatch
 from infra.local.jobs import LocalJobs
@@ -30,7 +30,7 @@ class LocalBackend:
         self.settings = settings
         self.jobs = LocalJobs(settings.home / "jobs")
         self.registry = LocalRegistry(settings.registry_path)
-        self.packages = LocalPackages(settings.home / "packages", settings.package)
+        self.bundles = BundleBuilder(settings.home / "packages", settings.package)
         self.endpoints = LocalEndpoints(
             settings.home / "endpoints",
             port=settings.endpoint_port,

@@ -24,8 +24,9 @@ import pyarrow.csv as pa_csv
 from infra.backend import DEFAULT_PACKAGE, BatchRunner, MiniBatch, MiniBatchResult, ModelVersion, Scored
 from infra.common import batching
 from infra.errors import BackendError
-from model.contract import SCORE_COLUMN, ModelPackage, load_package, load_script
 from model.errors import DataValidationError, ModelError
+from model.package import SCORE_COLUMN, ModelPackage, load_package
+from model.scripts import load_script
 
 _BINARY = pa.large_binary()
 

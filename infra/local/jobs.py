@@ -22,7 +22,7 @@ from infra.backend import TrainOutput, TrainSpec
 from infra.common.training import MAX_ATTEMPTS, attempt_name, collect_outputs, job_error, run_logged
 from infra.errors import JobFailedError, TransientBackendError
 from model import layout
-from model.contract import ContractError, complete_outputs
+from model.package import ContractError, complete_outputs
 from model.paths import command_environment
 
 FAILED_FILE = "failed.txt"  # an attempt that ended without outputs: the next one gets a name of its own

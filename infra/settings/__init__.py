@@ -33,7 +33,7 @@ from infra.settings.model import ModelSettings
 from infra.settings.platform import PlatformSettings
 from infra.settings.storage import StorageSettings
 from infra.settings.tracing import TracingSettings
-from model.contract import ModelPackage
+from model.package import ModelPackage
 
 __all__ = [
     "ENV_PREFIX",

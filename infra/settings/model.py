@@ -15,7 +15,7 @@ class ModelSettings(Section):
     """MODEL_NAME, EXPERIMENT_NAME, the training data and the CI build (BUILD_BUILDID, BUILD_URI)."""
 
     model_package: Path = Field(
-        default_factory=lambda: checkout_root() / "model",
+        default_factory=lambda: checkout_root() / "models" / "diabetes",
         description="The model package: a folder with mlops-model.toml (a relative path is from the checkout).",
     )
     model_name: str = Field(

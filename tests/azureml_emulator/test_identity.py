@@ -18,7 +18,7 @@ from infra.backend import TrainSpec
 from infra.errors import ConfigError
 from infra.factory import open_backend
 from model import layout
-from model.data import write_sample_csv
+from models.diabetes.data import write_sample_csv
 from tests.support.emulator import Emulated, start_emulated
 
 API = {"api-version": "2024-07-01-preview"}
@@ -85,7 +85,7 @@ def test_training_registration_and_downloads_go_through_with_the_callers_token(i
     assert (output.outputs / "model.joblib").is_file()  # the job's outputs came back
     registration = backend.registry.register("identity-model", _folder(identity.home, "m1"), tags={}, properties={})
     assert "LocalUpload" in registration.model.path  # uploaded by the client, not a job output
-    files = backend.packages.files(registration.model)
+    files = backend.bundles.files(registration.model)
     assert (files / "weights.txt").read_text() == "m1\n"
     served = [(r["method"], r["path"]) for r in identity.process.requests()[start:]]
     assert any(method == "PUT" and "/LocalUpload/" in path for method, path in served)  # data and model uploaded
@@ -100,7 +100,7 @@ def test_without_the_data_role_the_error_names_the_storage_account_and_the_role(
         with pytest.raises(ConfigError) as upload:
             backend.registry.register("identity-denied", _folder(identity.home, "m3"), tags={}, properties={})
         with pytest.raises(ConfigError) as download:
-            _backend(identity).packages.files(registered.model)
+            _backend(identity).bundles.files(registered.model)
         with _http(identity) as client:
             blob = client.get(f"/mlopsemulator.blob.emulator.local/azureml-blobstore/{registered.model.path}")
     finally:

@@ -21,7 +21,7 @@ from infra.azureml import AzureMLBackend, entities
 from infra.backend import TrainSpec
 from infra.errors import JobFailedError
 from infra.factory import open_backend
-from model.data import write_sample_csv
+from models.diabetes.data import write_sample_csv
 from tests.support.emulator import Emulated, join_emulator
 
 SHAPES = json.loads((Path(__file__).parent / "recorded_shapes.json").read_text())["cases"]
@@ -111,7 +111,7 @@ def _collect(emulated: Emulated) -> dict[str, Any]:
     # online and batch endpoints, compute and a created workspace, through the SDK
     assert isinstance(backend, AzureMLBackend)
     backend.endpoints.ensure("shape-endpoint")
-    backend.endpoints.add_deployment("shape-endpoint", "blue", backend.packages.build(model.model))
+    backend.endpoints.add_deployment("shape-endpoint", "blue", backend.bundles.build(model.model))
     token_backend = open_backend(emulated.settings(aml_endpoint_auth_mode="aml_token"))
     token_backend.endpoints.ensure("shape-token")
     backend.client.batch_endpoints.begin_create_or_update(entities.batch_endpoint(backend.settings)).result()

@@ -173,8 +173,8 @@ def test_init_renames_the_diabetes_sample_in_place_and_refuses_bad_names(tmp_pat
     assert bad.returncode == 2
     assert "use 2-31 lowercase letters" in bad.stderr
     _done(checkout.mlops("init", "sales"))
-    assert 'name = "sales"' in (checkout.root / "model" / "mlops-model.toml").read_text()
-    assert "MLOPS_MODEL_PACKAGE=model\n" in (checkout.root / ".env").read_text()
+    assert 'name = "sales"' in (checkout.root / "models" / "diabetes" / "mlops-model.toml").read_text()
+    assert "MLOPS_MODEL_PACKAGE=models/diabetes\n" in (checkout.root / ".env").read_text()
     check = _done(checkout.mlops("check-model"))
     assert "sales, registered as sales_model" in check
     again = checkout.mlops("init", "churn", "--from", "classification")

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 
 from deployments import azure_smoke
-from model.score import predict_locally
+from models.diabetes.score import predict_locally
 from tests.support.cli import run_mlops
 from tests.support.emulator import Emulated, start_emulated
 
 MODEL = "diabetes_regression_model.pkl"
 # Tags whose values name the run itself; every other tag must equal the local backend's.
 _PER_RUN = {"run_id", "prefect_flow_run_id"}
-SAMPLE_REQUEST = Path(__file__).resolve().parents[2] / "model" / "sample-request.json"
+SAMPLE_REQUEST = Path(__file__).resolve().parents[2] / "models" / "diabetes" / "sample-request.json"
 
 
 def _mlops(*args: str, env: dict[str, str], api_url: str) -> subprocess.CompletedProcess[str]:
@@ -76,7 +76,8 @@ def test_train_twice_registers_one_version_with_the_local_backends_mse_and_tags(
     )
     uploads = emulated.requests("PUT", "-codes/")  # blob uploads: the SDK's storage client, on the SAS it was given
     assert any(
-        r["path"].endswith("/model/train.py") and "azsdk-python-storage-blob" in r["user_agent"] for r in uploads
+        r["path"].endswith("/models/diabetes/train.py") and "azsdk-python-storage-blob" in r["user_agent"]
+        for r in uploads
     )
     assert next(r["path"].rsplit("/", 3)[-3:] for r in sdk if r["method"] == "PUT" and "/models/" in r["path"]) == [
         MODEL,

@@ -25,7 +25,7 @@ from infra.factory import open_backend
 from infra.local import LocalBackend
 from infra.local.registry import LocalRegistry
 from infra.settings import load_settings
-from model.data import write_sample_csv
+from models.diabetes.data import write_sample_csv
 from tests.support.fakes import FakeBackend
 from tests.support.helpers import MODEL, SMOKE, free_port
 
@@ -135,7 +135,7 @@ def _serving(backend: Backend, trained: list[Path]) -> None:
     """The endpoint with `blue` serving version 1 at 100 %."""
     model = backend.registry.register(MODEL, trained[0], tags={}, properties={}).model
     backend.endpoints.ensure(ENDPOINT)
-    backend.endpoints.add_deployment(ENDPOINT, "blue", backend.packages.build(model))
+    backend.endpoints.add_deployment(ENDPOINT, "blue", backend.bundles.build(model))
     backend.endpoints.set_traffic(ENDPOINT, {"blue": 100})
 
 
@@ -143,7 +143,7 @@ def test_a_new_deployment_takes_no_traffic_until_traffic_names_it(backend: Backe
     assert backend.endpoints.get(ENDPOINT) is None
     model = backend.registry.register(MODEL, trained[0], tags={}, properties={}).model
     backend.endpoints.ensure(ENDPOINT)
-    staged = backend.endpoints.add_deployment(ENDPOINT, "blue", backend.packages.build(model))
+    staged = backend.endpoints.add_deployment(ENDPOINT, "blue", backend.bundles.build(model))
     assert staged.traffic() == {"blue": 0}
     assert staged.live is None
     live = backend.endpoints.set_traffic(ENDPOINT, {"blue": 100})
@@ -171,7 +171,7 @@ def test_a_deployment_taking_traffic_is_neither_removed_nor_replaced(backend: Ba
     second = backend.registry.register(MODEL, trained[1], tags={}, properties={}).model
     with pytest.raises(BackendError):
         backend.endpoints.remove_deployment(ENDPOINT, "blue")
-    backend.endpoints.add_deployment(ENDPOINT, "green", backend.packages.build(second))
+    backend.endpoints.add_deployment(ENDPOINT, "green", backend.bundles.build(second))
     backend.endpoints.set_traffic(ENDPOINT, {"blue": 0, "green": 100})
     state = backend.endpoints.remove_deployment(ENDPOINT, "blue")
     assert state.traffic() == {"green": 100}
@@ -183,7 +183,7 @@ def test_mirror_traffic_is_at_most_50_percent_and_only_to_a_deployment_without_l
 ) -> None:
     _serving(backend, trained)
     second = backend.registry.register(MODEL, trained[1], tags={}, properties={}).model
-    backend.endpoints.add_deployment(ENDPOINT, "green", backend.packages.build(second))
+    backend.endpoints.add_deployment(ENDPOINT, "green", backend.bundles.build(second))
     with pytest.raises(BackendError):
         backend.endpoints.set_mirror(ENDPOINT, {"green": 60})
     with pytest.raises(BackendError):

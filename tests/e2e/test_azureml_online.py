@@ -89,7 +89,7 @@ def story(
             runs["train"] = _mlops("train", "--force", "--alpha", "0.3", env=emulated.env, api_url=prefect_server)
             backend = open_backend(load_settings())
             assert isinstance(backend, AzureMLBackend)
-            _tamper(backend.packages.build(backend.registry.get(MODEL, 2)).path)
+            _tamper(backend.bundles.build(backend.registry.get(MODEL, 2)).path)
             runs["wrong"] = _mlops("deploy", "--version", "2", env=emulated.env, api_url=prefect_server)
             runs["endpoint"] = backend.endpoints.get(backend.settings.endpoint_name)
             runs["monitor"] = _read(lambda: backend.client.schedules.get(f"{backend.settings.endpoint_name}-drift"))
@@ -114,7 +114,7 @@ def _a_deployment_outlasting_its_wait(backend: AzureMLBackend, patch: pytest.Mon
     impatient = open_backend(load_settings())
     assert isinstance(impatient, AzureMLBackend)
     endpoint = impatient.settings.endpoint_name
-    bundle = impatient.packages.build(impatient.registry.get(MODEL, 1))
+    bundle = impatient.bundles.build(impatient.registry.get(MODEL, 1))
 
     def state() -> str:
         found = impatient.client.online_deployments.get(name="slow", endpoint_name=endpoint).provisioning_state

@@ -17,7 +17,7 @@ import pytest
 from azureml_emulator.process import EmulatorProcess
 from infra.factory import open_backend
 from infra.settings import load_settings
-from model.score import INPUT_SAMPLE, predict_locally
+from models.diabetes.score import INPUT_SAMPLE, predict_locally
 from tests.e2e.platform_harness import Platform
 from tests.support.helpers import free_port
 
@@ -111,7 +111,7 @@ def test_the_nightly_chain_trains_deploys_and_batch_scores_on_the_emulator(platf
             patch.setenv(name, value)
         backend = open_backend(load_settings())
         answer = backend.endpoints.invoke(endpoint_name, json.dumps({"data": INPUT_SAMPLE}).encode())
-        expected = predict_locally(backend.packages.build(backend.registry.get(MODEL, 1)).model_dir, INPUT_SAMPLE)
+        expected = predict_locally(backend.bundles.build(backend.registry.get(MODEL, 1)).model_dir, INPUT_SAMPLE)
     assert answer.status == 200
     assert answer.payload()["result"] == pytest.approx(expected, abs=1e-6)
     outputs = sorted((platform.home / "batch-output").rglob("*.csv"))

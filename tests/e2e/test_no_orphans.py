@@ -108,10 +108,10 @@ def _nothing_left(home: Path) -> None:
 def _slow_package(tmp_path: Path) -> Path:
     """The diabetes package, with a training command that starts a child and waits: a job still running."""
     package = tmp_path / "slow"
-    shutil.copytree(checkout_root() / "model", package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(checkout_root() / "models" / "diabetes", package, ignore=shutil.ignore_patterns("__pycache__"))
     manifest = package / "mlops-model.toml"
     text = manifest.read_text()
-    old = 'command = ["{python}", "-m", "model.train", "--data", "{data}", "--params", "{params}", "--out", "{out}"]'
+    old = 'command = ["{python}", "-m", "models.diabetes.train", "--data", "{data}", "--params", "{params}", "--out", "{out}"]'
     assert old in text
     manifest.write_text(
         text.replace(old, 'command = ["bash", "-c", "sleep 300 & wait", "{data}", "{params}", "{out}"]')

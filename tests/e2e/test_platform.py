@@ -23,7 +23,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from infra.settings import checkout_root
-from model.data import write_sample_csv
+from models.diabetes.data import write_sample_csv
 from tests.e2e.platform_harness import FINAL, Platform
 from tests.support.helpers import MODEL, SMOKE
 

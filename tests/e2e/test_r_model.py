@@ -14,7 +14,7 @@ from flows.deploy import deploy
 from flows.train_register import train_register
 from infra.factory import open_backend
 from infra.settings import checkout_root, load_settings
-from model.contract import load_script
+from model.scripts import load_script
 from tests.support.helpers import free_port
 from tests.support.prefect_api import artifacts_of
 

@@ -15,8 +15,8 @@ from azure.storage.blob import BlobServiceClient
 from flows.batch_score import batch_score
 from infra.local.registry import LocalRegistry
 from infra.services.azurite import DEVELOPMENT_KEY
-from model.data import FEATURES, write_sample_csv
-from model.score import predict_locally
+from models.diabetes.data import FEATURES, write_sample_csv
+from models.diabetes.score import predict_locally
 from tests.support.helpers import MODEL, clone_home
 from tests.support.prefect_api import artifacts_of, logs_of, task_runs_of
 

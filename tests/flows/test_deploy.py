@@ -52,7 +52,7 @@ def story(
     home = tmp_path_factory.mktemp("deploy") / "home"
     with flow_workspace(seeded_template, home) as backend:
         settings = backend.settings
-        _tamper(backend.packages.build(backend.registry.get(MODEL, 3)).path)
+        _tamper(backend.bundles.build(backend.registry.get(MODEL, 3)).path)
         foreign = _register_with_foreign_environment(backend)
         runs: dict[str, Any] = {}
         runs["first"] = deploy(return_state=True)

@@ -1,4 +1,4 @@
-"""The rollout's optional shadow step: mirror traffic to the new deployment before any live traffic moves."""
+"""The rollout's optional mirror step: mirror traffic to the new deployment before any live traffic moves."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.support.helpers import flow_workspace
 from tests.support.prefect_api import artifacts_of
 
 
-def test_a_shadow_step_mirrors_requests_to_the_new_deployment_first(
+def test_a_mirror_step_mirrors_requests_to_the_new_deployment_first(
     prefect_server: str, seeded_template: Path, tmp_path: Path
 ) -> None:
     assert prefect_server
@@ -28,10 +28,10 @@ def test_a_shadow_step_mirrors_requests_to_the_new_deployment_first(
     assert steps[0]["served"] == "blue 30, green 0"  # every live answer came from blue; the copies' answers are dropped
     log = home / "endpoints" / "diabetes-endpoint" / "server.log"
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    shadows = [line for line in lines if line.get("mirror")]
-    assert shadows, "no request was mirrored"
-    assert {line["deployment"] for line in shadows} == {"green"}
-    assert all(line["status"] == 200 for line in shadows)
+    mirrored = [line for line in lines if line.get("mirror")]
+    assert mirrored, "no request was mirrored"
+    assert {line["deployment"] for line in mirrored} == {"green"}
+    assert all(line["status"] == 200 for line in mirrored)
     state_file = json.loads((home / "endpoints" / "diabetes-endpoint" / "state.json").read_text())
     assert state_file["mirror"] == {}  # mirroring stopped before live traffic moved
 

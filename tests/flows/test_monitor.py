@@ -19,8 +19,8 @@ from flows.batch_score import batch_score
 from flows.deploy import deploy
 from flows.monitor import monitor
 from infra.local import LocalBackend
-from model.data import FEATURES, write_sample_csv
 from model.layout import REFERENCE_FILE
+from models.diabetes.data import FEATURES, write_sample_csv
 from tasks.monitor import DRIFT_EVENT, DriftSummary
 from tests.support.helpers import MODEL, flow_workspace
 from tests.support.prefect_api import artifacts_of, wait_for_events

@@ -83,8 +83,8 @@ class TestCleanup:
         backend.registry.set_alias(MODEL, "serving", 2)
         name = backend.settings.endpoint_name
         backend.endpoints.ensure(name)
-        backend.endpoints.add_deployment(name, "blue", backend.packages.build(backend.registry.get(MODEL, 2)))
-        backend.endpoints.add_deployment(name, "green", backend.packages.build(backend.registry.get(MODEL, 3)))
+        backend.endpoints.add_deployment(name, "blue", backend.bundles.build(backend.registry.get(MODEL, 2)))
+        backend.endpoints.add_deployment(name, "green", backend.bundles.build(backend.registry.get(MODEL, 3)))
         backend.endpoints.set_traffic(name, {"blue": 100, "green": 0})
         yield backend
         backend.endpoints.stop(name)

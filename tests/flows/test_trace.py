@@ -67,7 +67,7 @@ class TestOneTrace:
         assert flow.attributes["prefect.run.type"] == "flow"
         assert flow.attributes["mlops.flow"] == "deploy"
         tasks = [s for s in traced["spans"] if s.parent_id == flow.span_id]
-        assert {s.name.rsplit("-", 1)[0] for s in tasks} >= {"package-model", "stage-deployment", "smoke-test"}
+        assert {s.name.rsplit("-", 1)[0] for s in tasks} >= {"bundle-model", "stage-deployment", "smoke-test"}
         assert all(s.run_type == "task" and s.attributes["prefect.run.id"] for s in tasks)
         assert {s.trace_id for s in tasks} == {flow.trace_id}
 

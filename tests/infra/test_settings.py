@@ -23,8 +23,8 @@ class TestDefaults:
         assert settings.model_name == "diabetes_regression_model.pkl"
         assert settings.experiment_name == "mlopspython"
         assert settings.params_file is None  # the package's
-        assert settings.parameters_file == checkout_root() / "model" / "parameters.json"
-        assert settings.model_package == checkout_root() / "model"
+        assert settings.parameters_file == checkout_root() / "models" / "diabetes" / "parameters.json"
+        assert settings.model_package == checkout_root() / "models" / "diabetes"
         assert settings.package.name == "diabetes"
 
     def test_the_model_package_names_the_model_unless_model_name_is_set(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,6 +44,16 @@ class TestDefaults:
         monkeypatch.setenv("MLOPS_MODEL_PACKAGE", str(tmp_path))
         with pytest.raises(ConfigError, match=r"MLOPS_MODEL_PACKAGE=.*no mlops-model.toml"):
             load_settings()
+
+    def test_the_former_sample_folder_means_models_diabetes_with_a_warning(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`MLOPS_MODEL_PACKAGE=model` in an older `.env`: the diabetes sample moved to `models/diabetes/` (issue 23)."""
+        monkeypatch.setenv("MLOPS_MODEL_PACKAGE", "model")
+        with pytest.warns(FutureWarning, match=r"moved to models/diabetes"):
+            settings = load_settings()
+        assert settings.model_package == checkout_root() / "models" / "diabetes"
+        assert settings.package.name == "diabetes"
 
 
 class TestEndpointNames:

@@ -14,12 +14,13 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
-from model import batch_score, train
-from model.data import write_sample_csv
+import model
 from model.errors import DataValidationError
+from models.diabetes import batch_score, train
+from models.diabetes.data import write_sample_csv
 
 PARAMS = Path(train.__file__).parent / "parameters.json"
-ENTRY = Path(train.__file__).parent / "azureml_batch.py"
+ENTRY = Path(model.__file__).parent / "azureml_batch.py"  # the framework's entry script
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def entry(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     """The entry script imported from its file, as Azure's driver imports it, after `init()`."""
     monkeypatch.setenv("AZUREML_MODEL_DIR", str(trained))
     monkeypatch.setenv("AZUREML_BI_OUTPUT_PATH", str(tmp_path / "score"))
-    monkeypatch.setenv("MLOPS_BATCH_SCRIPT", "model/batch_score.py")
+    monkeypatch.setenv("MLOPS_BATCH_SCRIPT", "models/diabetes/batch_score.py")
     spec = importlib.util.spec_from_file_location("azureml_entry_under_test", ENTRY)
     assert spec is not None
     assert spec.loader is not None

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model import batch_score, layout, train
-from model.data import FEATURES, write_sample_csv
+from model import layout
 from model.errors import DataValidationError
-from model.score import predict_locally
+from models.diabetes import batch_score, train
+from models.diabetes.data import FEATURES, write_sample_csv
+from models.diabetes.score import predict_locally
 
 PARAMS = Path(train.__file__).parent / "parameters.json"
 

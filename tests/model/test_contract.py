@@ -9,15 +9,28 @@ from pathlib import Path
 
 import pytest
 
-from model.contract import ContractError, check_package, load_package
-from model.data import FEATURES, TARGET
+from model.check import check_package
+from model.package import ContractError, load_package, moved_package
+from models.diabetes.data import FEATURES, TARGET
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {
-    "diabetes": ROOT / "model",
+    "diabetes": ROOT / "models" / "diabetes",
     "classification": ROOT / "models" / "classification",
     "r": ROOT / "models" / "diabetes_r",
 }
+
+
+def test_the_former_sample_folder_means_the_sample_and_other_folders_are_kept(tmp_path: Path) -> None:
+    (tmp_path / "models" / "diabetes").mkdir(parents=True)
+    (tmp_path / "model").mkdir()
+    with pytest.warns(FutureWarning, match=r"set MLOPS_MODEL_PACKAGE=models/diabetes"):
+        assert moved_package(tmp_path / "model") == tmp_path / "models" / "diabetes"
+    own = tmp_path / "elsewhere" / "model"  # no models/diabetes beside it: not the former sample
+    own.mkdir(parents=True)
+    assert moved_package(own) == own
+    (tmp_path / "model" / "mlops-model.toml").write_text("")  # a package of its own at model/
+    assert moved_package(tmp_path / "model") == tmp_path / "model"
 
 
 def _copy(tmp_path: Path, which: str = "classification") -> Path:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
 
-from model.data import COLUMNS, FEATURES, read_csv, write_sample_csv
 from model.errors import DataValidationError
+from models.diabetes.data import COLUMNS, FEATURES, read_csv, write_sample_csv
 
 GOOD_ROW = "0.03,0.05,0.06,0.02,-0.04,-0.03,-0.04,-0.002,0.02,-0.017,151.0"
 HEADER = ",".join(COLUMNS)

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import sklearn
 
-from model import layout, train
-from model import score as score_module
-from model.data import write_sample_csv
-from model.score import ScoringInputError, parse_request
+from model import layout
+from models.diabetes import score as score_module
+from models.diabetes import train
+from models.diabetes.data import write_sample_csv
+from models.diabetes.score import ScoringInputError, parse_request
 
 PARAMS = Path(train.__file__).parent / "parameters.json"
 
@@ -109,7 +110,7 @@ class TestEnvironmentLock:
         assert module.model is None
 
     def test_python_minor_version_matters(self, tmp_path: Path) -> None:
-        from model.score import environment_problems
+        from models.diabetes.score import environment_problems
 
         (tmp_path / layout.ENVIRONMENT_FILE).write_text(json.dumps({"python": "3.9.1", "libraries": {}}))
         assert environment_problems(tmp_path)[0].startswith("python: model trained with 3.9.1, running 3.11")

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model import layout, train
-from model.data import FEATURES, read_csv, write_sample_csv
+from model import layout
 from model.errors import ParametersError
+from models.diabetes import train
+from models.diabetes.data import FEATURES, read_csv, write_sample_csv
 
 PARAMS = Path(train.__file__).parent / "parameters.json"
 
@@ -132,7 +133,9 @@ class TestParameters:
 
 class TestCommandLine:
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "model.train", *args], capture_output=True, text=True, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "models.diabetes.train", *args], capture_output=True, text=True, check=False
+        )
 
     def test_writes_outputs(self, diabetes_csv: Path, tmp_path: Path) -> None:
         result = self._run("--data", str(diabetes_csv), "--params", str(PARAMS), "--out", str(tmp_path / "out"))

@@ -53,7 +53,7 @@ from infra.errors import BackendError, JobFailedError, MissingResourceError
 from infra.settings import Settings
 from infra.storage import Storage
 from model import layout
-from model.contract import SCORE_COLUMN
+from model.package import SCORE_COLUMN
 
 FAKE_MODEL = "fake-model.json"
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
@@ -193,7 +193,7 @@ class FakeRegistry:
         return dict(sorted(self._aliases.get(name, {}).items()))
 
 
-class FakePackages:
+class FakeBundles:
     """A bundle is the model's files and the sample request, in a folder per version."""
 
     def __init__(self, root: Path) -> None:
@@ -489,7 +489,7 @@ class FakeBackend:
         root.mkdir(parents=True, exist_ok=True)
         self.jobs = FakeJobs(root / "jobs")
         self.registry = FakeRegistry(root / "registry")
-        self.packages = FakePackages(root / "bundles")
+        self.bundles = FakeBundles(root / "bundles")
         self.endpoints = FakeEndpoints()
         self.batch = FakeBatch()
         self.workspace = FakeWorkspace()

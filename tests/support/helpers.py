@@ -21,7 +21,7 @@ import pytest
 from infra.backend import TrainSpec
 from infra.local import LocalBackend
 from infra.settings import load_settings
-from model.data import write_sample_csv
+from models.diabetes.data import write_sample_csv
 
 ALPHAS = (0.4, 0.1, 5.0)  # versions 1, 2, 3 of the seeded registry
 MODEL = "diabetes_regression_model.pkl"

@@ -87,7 +87,7 @@ def test_the_model_is_the_version_asked_for_else_tagged_else_serving_else_champi
     with pytest.raises(ValueError, match="go together"):
         select_batch_model.fn(fake, settings, MODEL, None, "stage", None)
     fake.endpoints.ensure(settings.endpoint_name)
-    fake.endpoints.add_deployment(settings.endpoint_name, "blue", fake.packages.build(second))
+    fake.endpoints.add_deployment(settings.endpoint_name, "blue", fake.bundles.build(second))
     fake.endpoints.set_traffic(settings.endpoint_name, {"blue": 100})
     assert select_batch_model.fn(fake, settings, MODEL, None, None, None) == second  # serving wins over champion
 

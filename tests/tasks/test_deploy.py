@@ -44,9 +44,9 @@ def _blue_live_green_staged(fake: FakeBackend, tmp_path: Path, *, broken: bool =
     """Version 1 serving 100 % as blue, version 2 staged as green at 0 %: what stage-deployment leaves."""
     first, second = _version(fake, tmp_path, 0.5), _version(fake, tmp_path, 0.25)
     fake.endpoints.ensure(ENDPOINT)
-    fake.endpoints.add_deployment(ENDPOINT, "blue", fake.packages.build(first))
+    fake.endpoints.add_deployment(ENDPOINT, "blue", fake.bundles.build(first))
     fake.endpoints.set_traffic(ENDPOINT, {"blue": 100})
-    bundle = fake.packages.build(second)
+    bundle = fake.bundles.build(second)
     if broken:
         broken_scoring(bundle)
     fake.endpoints.add_deployment(ENDPOINT, "green", bundle)
@@ -96,7 +96,7 @@ def test_a_wrong_answer_stops_the_rollout_and_the_rollback_restores_the_live_dep
     assert answer.payload()["result"] == plan.expected["blue"]
 
 
-def test_the_shadow_step_mirrors_then_stops_mirroring(fake: FakeBackend, tmp_path: Path) -> None:
+def test_the_mirror_step_mirrors_then_stops_mirroring(fake: FakeBackend, tmp_path: Path) -> None:
     plan = _blue_live_green_staged(fake, tmp_path)
     rows = shift_traffic.fn(fake, plan, QUICK.model_copy(update={"mirror_percent": 20}))
     assert rows[0]["step"] == "green mirror 20 %"
@@ -109,7 +109,7 @@ def test_rolling_back_a_first_deployment_leaves_an_endpoint_without_deployments(
 ) -> None:
     model = _version(fake, tmp_path, 0.5)
     fake.endpoints.ensure(ENDPOINT)
-    fake.endpoints.add_deployment(ENDPOINT, "blue", fake.packages.build(model))
+    fake.endpoints.add_deployment(ENDPOINT, "blue", fake.bundles.build(model))
     plan = RolloutPlan(
         endpoint=ENDPOINT, new="blue", live=None, model=model.id, previous_traffic={}, expected={"blue": []}
     )
@@ -194,11 +194,11 @@ def test_staging_adds_the_new_deployment_at_0_with_both_bundles_expected_answers
 ) -> None:
     first, second = _version(fake, tmp_path, 0.5), _version(fake, tmp_path, 0.25)
     fake.endpoints.ensure(ENDPOINT)
-    fake.endpoints.add_deployment(ENDPOINT, "blue", _with_score_py(fake.packages.build(first)))
+    fake.endpoints.add_deployment(ENDPOINT, "blue", _with_score_py(fake.bundles.build(first)))
     fake.endpoints.set_traffic(ENDPOINT, {"blue": 100})
     endpoint = fake.endpoints.get(ENDPOINT)
     assert endpoint is not None
-    plan = stage_deployment.fn(fake, endpoint, _with_score_py(fake.packages.build(second)))
+    plan = stage_deployment.fn(fake, endpoint, _with_score_py(fake.bundles.build(second)))
     assert (plan.new, plan.live) == ("green", "blue")
     assert plan.expected == {"green": _expected(fake, second), "blue": _expected(fake, first)}
     assert fake.endpoints.get(ENDPOINT).traffic() == {"blue": 100, "green": 0}
@@ -209,10 +209,10 @@ def test_a_score_py_that_fails_here_leaves_no_new_deployment_and_the_live_one_se
 ) -> None:
     first, second = _version(fake, tmp_path, 0.5), _version(fake, tmp_path, 0.25)
     fake.endpoints.ensure(ENDPOINT)
-    fake.endpoints.add_deployment(ENDPOINT, "blue", _with_score_py(fake.packages.build(first)))
+    fake.endpoints.add_deployment(ENDPOINT, "blue", _with_score_py(fake.bundles.build(first)))
     fake.endpoints.set_traffic(ENDPOINT, {"blue": 100})
     endpoint = fake.endpoints.get(ENDPOINT)
     assert endpoint is not None
     with pytest.raises(SmokeTestError, match=r"this score\.py fails here"):
-        stage_deployment.fn(fake, endpoint, _with_score_py(fake.packages.build(second), failing=True))
+        stage_deployment.fn(fake, endpoint, _with_score_py(fake.bundles.build(second), failing=True))
     assert fake.endpoints.get(ENDPOINT).traffic() == {"blue": 100}  # green staged beside it, then removed

@@ -54,7 +54,7 @@ def test_the_version_serving_all_traffic_wins_over_the_alias(fake: FakeBackend, 
     first, second = _register(fake, tmp_path, 0.4), _register(fake, tmp_path, 0.1)
     fake.registry.set_alias(MODEL, "champion", second)
     fake.endpoints.ensure(ENDPOINT)
-    fake.endpoints.add_deployment(ENDPOINT, "blue", fake.packages.build(fake.registry.get(MODEL, first)))
+    fake.endpoints.add_deployment(ENDPOINT, "blue", fake.bundles.build(fake.registry.get(MODEL, first)))
     fake.endpoints.set_traffic(ENDPOINT, {"blue": 100})
     champion = find_champion.fn(fake, MODEL, ENDPOINT)
     assert champion is not None
@@ -66,7 +66,7 @@ def test_a_version_serving_part_of_the_traffic_is_not_the_serving_version(fake: 
     first, second = _register(fake, tmp_path, 0.4), _register(fake, tmp_path, 0.1)
     fake.endpoints.ensure(ENDPOINT)
     for slot, version in (("blue", first), ("green", second)):
-        fake.endpoints.add_deployment(ENDPOINT, slot, fake.packages.build(fake.registry.get(MODEL, version)))
+        fake.endpoints.add_deployment(ENDPOINT, slot, fake.bundles.build(fake.registry.get(MODEL, version)))
     fake.endpoints.set_traffic(ENDPOINT, {"blue": 50, "green": 50})
     assert serving_version(fake, MODEL, ENDPOINT) is None
     fake.endpoints.set_traffic(ENDPOINT, {"blue": 100, "green": 0})

@@ -74,7 +74,7 @@ def test_old_versions_are_archived_but_never_an_aliased_or_deployed_one(fake: Fa
     _versions(fake, tmp_path, 6)
     fake.registry.set_alias(MODEL, "champion", 1)
     fake.endpoints.ensure(ENDPOINT)
-    fake.endpoints.add_deployment(ENDPOINT, "blue", fake.packages.build(fake.registry.get(MODEL, 2)))
+    fake.endpoints.add_deployment(ENDPOINT, "blue", fake.bundles.build(fake.registry.get(MODEL, 2)))
     changes = archive_old_versions.fn(fake, MODEL, ENDPOINT, keep=2)
     assert changes == [f"archived {MODEL}:3", f"archived {MODEL}:4"]
     assert [m.version for m in fake.registry.list(MODEL)] == [1, 2, 5, 6]
@@ -85,7 +85,7 @@ def test_idle_deployments_are_removed_and_the_live_one_stays(fake: FakeBackend, 
     _versions(fake, tmp_path, 2)
     fake.endpoints.ensure(ENDPOINT)
     for slot, version in (("blue", 1), ("green", 2)):
-        fake.endpoints.add_deployment(ENDPOINT, slot, fake.packages.build(fake.registry.get(MODEL, version)))
+        fake.endpoints.add_deployment(ENDPOINT, slot, fake.bundles.build(fake.registry.get(MODEL, version)))
     fake.endpoints.set_traffic(ENDPOINT, {"blue": 100})
     assert remove_idle_deployments.fn(fake, ENDPOINT) == [f"removed deployment green (0 % traffic) from {ENDPOINT}"]
     state = fake.endpoints.get(ENDPOINT)

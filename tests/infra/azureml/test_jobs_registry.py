@@ -14,7 +14,7 @@ from infra.azureml import AzureMLBackend
 from infra.backend import ModelVersion, TrainSpec
 from infra.errors import BackendError, ConfigError, JobFailedError, MissingResourceError, TransientBackendError
 from infra.factory import open_backend
-from model.data import write_sample_csv
+from models.diabetes.data import write_sample_csv
 from tests.support.emulator import Emulated
 
 MODEL = "diabetes-test"
@@ -73,7 +73,7 @@ def test_a_failing_command_fails_with_the_jobs_own_error_and_log_tail(emulated: 
         backend.jobs.train(TrainSpec(job_name="train-bad", data=bad, parameters={"alpha": 0.4}))
     message = str(failure.value)
     assert "training job train-bad failed" in message
-    assert "missing column(s) 'bmi'" in message  # model.train's own words, through run history's error
+    assert "missing column(s) 'bmi'" in message  # models.diabetes.train's own words, through run history's error
     assert "exited with status code 2" in message  # the service's part of the error
     assert "std_log.txt" in message
     assert emulated.jobs()["train-bad"] == "Failed"
@@ -197,7 +197,7 @@ def _registered(backend: AzureMLBackend, emulated: Emulated) -> ModelVersion:
 def test_a_deployment_that_fails_to_start_is_deleted_and_names_the_reason(emulated: Emulated) -> None:
     backend = _backend(emulated)
     model = _registered(backend, emulated)
-    bundle = backend.packages.build(model)
+    bundle = backend.bundles.build(model)
     (bundle.path / "code" / "score.py").write_text("def init():\n    raise RuntimeError('no model for you')\n")
     backend.endpoints.ensure("ep-failing")
     with pytest.raises(BackendError, match=r"creating deployment ep-failing/blue failed: .*no model for you"):
@@ -210,7 +210,7 @@ def test_a_deployment_that_fails_to_start_is_deleted_and_names_the_reason(emulat
 
 def test_mirror_traffic_copies_requests_to_a_deployment_without_live_traffic(emulated: Emulated) -> None:
     backend = _backend(emulated)
-    bundle = backend.packages.build(_registered(backend, emulated))
+    bundle = backend.bundles.build(_registered(backend, emulated))
     endpoint = "ep-mirror"
     backend.endpoints.ensure(endpoint)
     backend.endpoints.add_deployment(endpoint, "blue", bundle)
@@ -222,12 +222,12 @@ def test_mirror_traffic_copies_requests_to_a_deployment_without_live_traffic(emu
     assert {a.headers["azureml-model-deployment"] for a in answers} == {"blue"}  # mirrored answers are dropped
     deadline = time.monotonic() + 10
     while not any(line.get("mirror") for line in _request_log(emulated)) and time.monotonic() < deadline:
-        time.sleep(0.3)  # shadow requests are answered after the live one, and logged five times a second
+        time.sleep(0.3)  # mirrored requests are answered after the live one, and logged five times a second
     lines = _request_log(emulated)
-    shadows = [line for line in lines if line.get("mirror")]
-    assert shadows
-    assert {line["deployment"] for line in shadows} == {"green"}
-    assert all(line["status"] == 200 for line in shadows)
+    mirrored = [line for line in lines if line.get("mirror")]
+    assert mirrored
+    assert {line["deployment"] for line in mirrored} == {"green"}
+    assert all(line["status"] == 200 for line in mirrored)
     # a deployment given live traffic stops being mirrored
     backend.endpoints.set_traffic(endpoint, {"blue": 50, "green": 50})
     assert backend.client.online_endpoints.get(endpoint).mirror_traffic in ({}, None)
@@ -249,7 +249,7 @@ def _request_log(emulated: Emulated) -> list[dict[str, Any]]:
 
 def test_keys_regenerate_and_an_aml_token_endpoint_answers_with_its_token(emulated: Emulated) -> None:
     backend = _backend(emulated)
-    bundle = backend.packages.build(_registered(backend, emulated))
+    bundle = backend.bundles.build(_registered(backend, emulated))
     body = json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}).encode()
     backend.endpoints.ensure("ep-keys")
     backend.endpoints.add_deployment("ep-keys", "blue", bundle)
@@ -338,7 +338,7 @@ def test_the_r_example_trains_as_a_command_job_and_registers(emulated: Emulated)
     assert job.command.startswith("Rscript models/diabetes_r/train.R --data ${{inputs.training_data}}")
     registered = backend.registry.register("diabetes-r-test", output.outputs, tags={}, properties={})
     assert registered.model.version == 1
-    assert (backend.packages.files(registered.model) / "coefficients.json").is_file()
+    assert (backend.bundles.files(registered.model) / "coefficients.json").is_file()
     environment = backend.client.environments.get(
         job.environment.split(":")[-2], version=job.environment.split(":")[-1]
     )

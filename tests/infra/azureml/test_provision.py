@@ -16,7 +16,7 @@ from infra.backend import TrainSpec
 from infra.errors import ConfigError
 from infra.factory import open_backend
 from infra.settings import load_settings
-from model.data import write_sample_csv
+from models.diabetes.data import write_sample_csv
 from tests.support.emulator import Emulated, join_emulator
 
 MODEL = "diabetes_regression_model.pkl"
@@ -76,9 +76,9 @@ def test_cleanup_never_archives_the_serving_version_and_teardown_deletes_the_wor
     backend.registry.set_alias(MODEL, "champion", 3)
     endpoint = backend.settings.endpoint_name
     backend.endpoints.ensure(endpoint)
-    backend.endpoints.add_deployment(endpoint, "blue", backend.packages.build(backend.registry.get(MODEL, 1)))
+    backend.endpoints.add_deployment(endpoint, "blue", backend.bundles.build(backend.registry.get(MODEL, 1)))
     backend.endpoints.set_traffic(endpoint, {"blue": 100})
-    backend.endpoints.add_deployment(endpoint, "green", backend.packages.build(backend.registry.get(MODEL, 2)))
+    backend.endpoints.add_deployment(endpoint, "green", backend.bundles.build(backend.registry.get(MODEL, 2)))
 
     changes = cleanup(keep_versions=1)
     # v1 serves and v3 is the champion: of the old versions, only v2 (its idle deployment removed) is archived

@@ -40,8 +40,8 @@ from infra.azureml.client import finished
 from infra.azureml.monitoring import legacy_schedule_name
 from infra.backend import TrainSpec
 from infra.factory import open_backend
-from model import train
-from model.data import write_sample_csv
+from models.diabetes import train
+from models.diabetes.data import write_sample_csv
 from tests.infra.azureml.monitors import earlier_monitor
 from tests.support.emulator import Emulated, join_emulator
 
@@ -241,9 +241,7 @@ def client_log(emulated_workspace: Emulated) -> list[dict[str, Any]]:
     train.run(data, emulated.home / "parameters.json", model)
     backend.registry.register(MODEL, model, tags={"stage": "test"}, properties={"source": "contract"})
     backend.endpoints.ensure("contract-endpoint")
-    backend.endpoints.add_deployment(
-        "contract-endpoint", "blue", backend.packages.build(backend.registry.get(MODEL, 1))
-    )
+    backend.endpoints.add_deployment("contract-endpoint", "blue", backend.bundles.build(backend.registry.get(MODEL, 1)))
     assert backend.endpoints.key("contract-endpoint")  # listKeys
     # an endpoint of MLOPS_AZUREML_ENDPOINT_AUTH_MODE=aml_token, whose caller our client asks a token (get_keys: token)
     tokens = open_backend(emulated.settings(aml_endpoint_auth_mode="aml_token"))

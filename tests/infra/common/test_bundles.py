@@ -10,7 +10,7 @@ import sklearn
 
 from infra.local import LocalBackend
 from infra.settings import load_settings
-from model import score
+from models.diabetes import score
 from tests.support.helpers import MODEL, clone_home
 
 
@@ -21,7 +21,7 @@ def backend(seeded_template: Path, tmp_path: Path) -> LocalBackend:
 
 def test_layout_and_pins(backend: LocalBackend) -> None:
     model = backend.registry.get(MODEL, 2)
-    bundle = backend.packages.build(model)
+    bundle = backend.bundles.build(model)
     assert bundle.model == f"{MODEL}:2"
     assert (bundle.path / "code" / "score.py").read_text() == Path(score.__file__).read_text()
     assert sorted(p.name for p in bundle.model_dir.iterdir()) == sorted(p.name for p in Path(model.path).iterdir())
@@ -39,9 +39,9 @@ def test_layout_and_pins(backend: LocalBackend) -> None:
 
 def test_built_once_and_reused(backend: LocalBackend) -> None:
     model = backend.registry.get(MODEL, 1)
-    first = backend.packages.build(model)
+    first = backend.bundles.build(model)
     stamp = (first.path / "bundle.json").stat().st_mtime_ns
-    again = backend.packages.build(model)
+    again = backend.bundles.build(model)
     assert again == first
     assert (again.path / "bundle.json").stat().st_mtime_ns == stamp
     assert [p.name for p in first.path.parent.iterdir() if p.name.startswith(".")] == []

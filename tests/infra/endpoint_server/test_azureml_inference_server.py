@@ -16,7 +16,7 @@ import pytest
 from infra.backend import Bundle
 from infra.local import LocalBackend
 from infra.settings import checkout_root, load_settings
-from model.score import predict_locally
+from models.diabetes.score import predict_locally
 from tests.support.helpers import MODEL, SMOKE, clone_home, free_port
 
 VENV = checkout_root() / ".venv-azureml"
@@ -26,7 +26,7 @@ VENV = checkout_root() / ".venv-azureml"
 def bundle(seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     home = clone_home(seeded_template, tmp_path_factory.mktemp("azml") / "home")
     backend = LocalBackend(load_settings(home=home))
-    return backend.packages.build(backend.registry.get(MODEL, 1))
+    return backend.bundles.build(backend.registry.get(MODEL, 1))
 
 
 @pytest.fixture(scope="module")

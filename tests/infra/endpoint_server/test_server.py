@@ -25,7 +25,7 @@ from infra.errors import BackendError
 from infra.local import LocalBackend
 from infra.settings import load_settings
 from infra.telemetry import read_spans
-from model.score import INPUT_SAMPLE, predict_locally
+from models.diabetes.score import INPUT_SAMPLE, predict_locally
 from tests.support.helpers import MODEL, SMOKE, clone_home, free_port, receiving
 
 ENDPOINT = "test-endpoint"
@@ -51,7 +51,7 @@ class Live:
 def live(seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     home = clone_home(seeded_template, tmp_path_factory.mktemp("endpoint") / "home")
     backend = LocalBackend(load_settings(home=home, endpoint_port=free_port(), endpoint_max_body_bytes=64 * 1024))
-    bundles = {v: backend.packages.build(backend.registry.get(MODEL, v)) for v in (1, 2)}
+    bundles = {v: backend.bundles.build(backend.registry.get(MODEL, v)) for v in (1, 2)}
     state = backend.endpoints.ensure(ENDPOINT)
     try:
         backend.endpoints.add_deployment(ENDPOINT, "blue", bundles[1])

@@ -12,9 +12,9 @@ import pytest
 from infra.local import LocalBackend
 from infra.local.batch import LocalBatch
 from infra.settings import load_settings
-from model.data import FEATURES, write_sample_csv
 from model.errors import DataValidationError
-from model.score import predict_locally
+from models.diabetes.data import FEATURES, write_sample_csv
+from models.diabetes.score import predict_locally
 from tests.support.helpers import MODEL, clone_home
 
 HEADER = ",".join(FEATURES)

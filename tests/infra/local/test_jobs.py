@@ -12,7 +12,7 @@ from infra.backend import TrainSpec
 from infra.errors import JobFailedError, TransientBackendError
 from infra.local.jobs import LocalJobs
 from model import layout
-from model.data import write_sample_csv
+from models.diabetes.data import write_sample_csv
 
 
 @pytest.fixture(scope="module")

@@ -110,7 +110,7 @@ def served(seeded_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     backend = LocalBackend(load_settings(home=home, endpoint_port=free_port()))
     backend.endpoints.ensure(ENDPOINT)
     try:
-        backend.endpoints.add_deployment(ENDPOINT, "blue", backend.packages.build(backend.registry.get(MODEL, 1)))
+        backend.endpoints.add_deployment(ENDPOINT, "blue", backend.bundles.build(backend.registry.get(MODEL, 1)))
         backend.endpoints.set_traffic(ENDPOINT, {"blue": 100})
         yield backend
     finally:

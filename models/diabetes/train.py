@@ -1,6 +1,6 @@
 """Train the diabetes Ridge regression exactly as MLOpsPython did, and its command line.
 
-    python -m model.train --data diabetes.csv --params parameters.json --out outputs/
+    python -m models.diabetes.train --data diabetes.csv --params parameters.json --out outputs/
 
 writes `model.joblib`, `metrics.json`, `environment.json` (the environment lock) and
 `training.json` (parameters, data hash, split sizes) into `--out`. The same command runs locally
@@ -28,10 +28,10 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import train_test_split
 
 from model import environment
-from model.contract import read_parameters
-from model.data import FEATURES, TARGET, file_sha256, read_csv
 from model.errors import ModelError, ParametersError
 from model.layout import ENVIRONMENT_FILE, METRICS_FILE, MODEL_FILE, PREDICTION_COLUMN, REFERENCE_FILE, TRAINING_FILE
+from model.package import read_parameters
+from models.diabetes.data import FEATURES, TARGET, file_sha256, read_csv
 
 Split = tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]
 REFERENCE_ROWS = 10_000  # at most this many training rows are kept as the drift baseline
@@ -152,7 +152,7 @@ def _write_json(path: Path, value: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m models.diabetes.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="training CSV (columns age,sex,bmi,bp,s1..s6,Y)")
     parser.add_argument("--params", type=Path, required=True, help="parameters JSON with a training section")
     parser.add_argument("--out", type=Path, required=True, help="output folder")

@@ -1,4 +1,8 @@
-"""The diabetes data: the sample CSV as MLOpsPython wrote it, and the schema checks every reader applies."""
+"""The schema checks every reader of a model package's data applies: named columns, finite numbers, rows.
+
+A package names its columns (its manifest's `[data] features` and `target`); these functions check a CSV
+or a DataFrame against them and say which file, column and row is wrong.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.contract import file_sha256
 from model.errors import DataValidationError
 
-__all__ = ["COLUMNS", "FEATURES", "TARGET", "file_sha256", "read_csv", "validate_frame", "write_sample_csv"]
-
-# ---- REPLACE WITH YOUR OWN schema ----
-FEATURES: tuple[str, ...] = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
-TARGET = "Y"
-# ---- end ----
-
-COLUMNS: tuple[str, ...] = (*FEATURES, TARGET)
+__all__ = ["read_csv", "validate_frame"]
 
 
-def write_sample_csv(path: Path, *, for_scoring: bool = False) -> Path:
-    """Write scikit-learn's bundled diabetes data as a CSV, exactly as MLOpsPython's bootstrap did.
-
-    `for_scoring=True` leaves out the target column `Y` (MLOpsPython's batch-scoring fallback input).
-    """
-    from sklearn.datasets import load_diabetes  # here, not at the top: reading and checking data needs no scikit-learn
-
-    sample = load_diabetes()
-    frame = pd.DataFrame(data=sample.data, columns=sample.feature_names)
-    if not for_scoring:
-        frame[TARGET] = sample.target
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
-    return path
-
-
-def read_csv(path: Path, columns: tuple[str, ...] = COLUMNS, *, allow_extra: bool = False) -> pd.DataFrame:
-    """Read a CSV and check it against the schema; return the columns in schema order.
+def read_csv(path: Path, columns: tuple[str, ...], *, allow_extra: bool = False) -> pd.DataFrame:
+    """Read a CSV and check it against the schema `columns`; return the columns in schema order.
 
     Raises:
         DataValidationError: the file is missing or empty, a column is missing (or extra, unless
@@ -97,19 +77,3 @@ def _check_numeric(column: pd.Series, name: str, source: str) -> None:
         raise DataValidationError(
             f"{source}: column {name!r}, row {position + 1}: {column.iloc[position]!r} is not a number"
         )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m model.data --out PATH [--for-scoring]`: the package's sample-data command."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m model.data", description="Write the diabetes sample CSV.")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--for-scoring", action="store_true", help="leave out the target column")
-    args = parser.parse_args(argv)
-    write_sample_csv(args.out, for_scoring=args.for_scoring)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

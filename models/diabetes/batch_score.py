@@ -18,9 +18,10 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from model.data import FEATURES, read_csv, validate_frame
 from model.errors import DataValidationError
-from model.score import EnvironmentMismatchError, environment_problems, find_model
+from model.schema import read_csv, validate_frame
+from models.diabetes.data import FEATURES
+from models.diabetes.score import EnvironmentMismatchError, environment_problems, find_model
 
 SCORE_COLUMN = "score"
 FILE_COLUMN = "file"

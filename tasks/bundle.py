@@ -1,4 +1,4 @@
-"""Tasks that choose the model version to deploy and package it."""
+"""Tasks that choose the model version to deploy and build its bundle."""
 
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ def resolve_model(backend: Backend, name: str, version: int | None) -> ModelVers
 
 
 @task(
-    name="package-model", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE
+    name="bundle-model", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE
 )
-def package_model(backend: Backend, model: ModelVersion) -> Bundle:
+def bundle_model(backend: Backend, model: ModelVersion) -> Bundle:
     """The version's deployable bundle: the model, `score.py`, the pinned environment and a Dockerfile."""
-    bundle = backend.packages.build(model)
+    bundle = backend.bundles.build(model)
     get_run_logger().info("bundle of %s at %s", model.id, bundle.path)
     return bundle

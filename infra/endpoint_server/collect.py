@@ -1,0 +1,232 @@
+"""What the endpoint records about its requests, off the hot path: the request log (one JSON line each on
+stdout, flushed five times a second), the collected inputs and outputs (`collected/<YYYY-MM-DD>.jsonl`, as
+Azure ML's data collector keeps them; the drift monitor reads them) and the requests' spans.
+
+The collected data and the span files are written by one thread, in order, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import random
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from infra.telemetry import (
+    SpanLog,
+    new_span_id,
+    new_trace_id,
+    parse_traceparent,
+    server_mode,
+    setup_tracing,
+    shutdown_tracing,
+    telemetry_folder,
+)
+
+LOG_FLUSH_SECONDS = 0.2
+COLLECTED_FOLDER = "collected"
+CHECK_HEADER = b"x-mlops-check"  # synthetic traffic (smoke test, rollout checks): traced, not collected
+_SMALL_ANSWER = 512  # bytes of an answer kept on its span
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+Scope = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RequestTrace:
+    """One traced request: its ids, and the SDK's span when the SDK records it."""
+
+    name: str
+    trace_id: str
+    span_id: str
+    parent_id: str
+    sampled: bool
+    request_id: str
+    start: float
+    span: Span | None = None
+
+
+class Recorder:
+    """The request log, the collected data and the spans of the endpoint `name`, whose folder is `state_dir`."""
+
+    def __init__(self, state_dir: Path, name: str, *, telemetry_dir: Path | None, collect_percent: float) -> None:
+        self.state_dir = state_dir
+        self.name = name
+        self.telemetry_dir = telemetry_dir
+        self.collect_percent = collect_percent
+        self._tracer: trace.Tracer | None = None  # the SDK, when spans go to a remote destination
+        self._spans: SpanLog | None = None  # else our own span records, written with the log
+        self._collected: list[bytes] = []
+        self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-writer")
+        self.out = sys.stdout
+
+    def start(self) -> None:
+        """At startup: set up tracing and start flushing."""
+        service = f"endpoint-{self.name}"
+        mode = server_mode()
+        if mode == "files":
+            self._spans = SpanLog(self.telemetry_dir or telemetry_folder(), service)
+        elif mode == "sdk" and setup_tracing(service, self.telemetry_dir, batch=True):
+            self._tracer = trace.get_tracer("mlops.endpoint")
+        self._schedule_flush()
+
+    def stop(self) -> None:
+        """At shutdown: write what is buffered, wait for the writer, flush the log, end tracing."""
+        self._writer.submit(self._write, *self._take())
+        self._writer.shutdown(wait=True)
+        self.out.flush()
+        shutdown_tracing()
+
+    def _schedule_flush(self) -> None:
+        """Flush the request log a few times a second: one write per batch instead of one per request; the
+        collected data and the spans (larger) are handed to the writer thread."""
+        self.out.flush()
+        taken = self._take()
+        if taken[1] or taken[2]:
+            self._writer.submit(self._write, *taken)
+        asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._schedule_flush)
+
+    def _take(self) -> tuple[str, bytes, bytes]:
+        """The day, and the collected records and span records buffered since the last flush."""
+        collected, self._collected = b"".join(self._collected), []
+        spans = self._spans.take() if self._spans is not None else b""
+        return time.strftime("%Y-%m-%d", time.gmtime()), collected, spans
+
+    def _write(self, day: str, collected: bytes, spans: bytes) -> None:
+        try:
+            if collected:
+                folder = self.state_dir / COLLECTED_FOLDER
+                folder.mkdir(exist_ok=True)
+                with open(folder / f"{day}.jsonl", "ab") as out:
+                    out.write(collected)
+            if spans and self._spans is not None:
+                self._spans.write(spans)
+        except OSError:  # a full disk loses these records, never a request
+            traceback.print_exc()
+
+    def begin(self, scope: Scope, headers: dict[bytes, bytes], request_id: str) -> RequestTrace | None:
+        """The request's span: continuing the caller's `traceparent`, or the root of a new trace."""
+        given = headers.get(b"traceparent", b"").decode("latin-1")
+        caller = parse_traceparent(given) if given else None
+        name = f"{scope['method']} {scope['path']}"
+        if self._spans is not None:
+            trace_id, parent, sampled = caller or (new_trace_id(), "", True)
+            return RequestTrace(name, trace_id, new_span_id(), parent, sampled, request_id, time.time())
+        if self._tracer is None:
+            return None
+        context = _PROPAGATOR.extract({"traceparent": given}) if caller else None
+        span = self._tracer.start_span(
+            name,
+            context=context,
+            kind=SpanKind.SERVER,
+            attributes={"mlops.endpoint": self.name, "mlops.request_id": request_id},
+        )
+        ids = span.get_span_context()
+        return RequestTrace(
+            name,
+            f"{ids.trace_id:032x}",
+            f"{ids.span_id:016x}",
+            caller[1] if caller else "",
+            True,
+            request_id,
+            0.0,
+            span,
+        )
+
+    def end(
+        self, traced: RequestTrace, status: int, deployment: str, model: str, predictions: int, body: bytes
+    ) -> None:
+        attributes: dict[str, Any] = {
+            "mlops.endpoint": self.name,
+            "mlops.request_id": traced.request_id,
+            "http.response.status_code": status,
+            "mlops.deployment": deployment,
+            "mlops.model": model,
+            "mlops.predictions": predictions,
+        }
+        problem = body[:_SMALL_ANSWER].decode(errors="replace") if status >= 400 else ""
+        if not problem and len(body) <= _SMALL_ANSWER:
+            attributes["mlops.answer"] = body.decode(errors="replace")
+        if traced.span is not None:  # the SDK's span, for a remote destination
+            traced.span.set_attributes(attributes)
+            if status >= 500:
+                traced.span.set_status(Status(StatusCode.ERROR, problem))
+            traced.span.end()
+        elif self._spans is not None and traced.sampled:
+            self._spans.add(
+                {
+                    "trace_id": traced.trace_id,
+                    "span_id": traced.span_id,
+                    "parent_id": traced.parent_id or None,
+                    "name": traced.name,
+                    "kind": "SERVER",
+                    "service": self._spans.service,
+                    "start": traced.start,
+                    "end": time.time(),
+                    "status": "ERROR" if status >= 500 else "UNSET",
+                    "status_message": problem,
+                    "attributes": attributes,
+                }
+            )
+
+    def log(
+        self,
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        request_id: str,
+        status: int,
+        deployment: str,
+        model: str,
+        predictions: int,
+        started: float,
+        traced: RequestTrace | None = None,
+    ) -> None:
+        if traced is not None:
+            trace_id, span_id, parent = traced.trace_id, traced.span_id, traced.parent_id
+        else:  # not traced: still name the caller's trace
+            given = headers.get(b"traceparent", b"").decode("latin-1")
+            caller = parse_traceparent(given) if given else None
+            trace_id, span_id, parent = (caller[0], "", caller[1]) if caller else ("", "", "")
+        line = {
+            "time": time.time(),
+            "request_id": request_id,
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "parent_span_id": parent,
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "deployment": deployment,
+            "model": model,
+            "predictions": predictions,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+        if scope.get("mirror"):
+            line["mirror"] = True
+        self.out.write(orjson.dumps(line).decode() + "\n")  # flushed by _schedule_flush
+
+    def collect(
+        self, headers: dict[bytes, bytes], request_id: str, deployment: str, model: str, request: bytes, answer: bytes
+    ) -> None:
+        """Keep a scored request's inputs and outputs for the drift monitor (written after the log's flush).
+
+        A JSON body goes in as it came (the scoring script parsed it: no escaping, one line), any other
+        body as a string."""
+        if CHECK_HEADER in headers or (self.collect_percent < 100 and random.random() * 100 >= self.collect_percent):
+            return
+        head = orjson.dumps({"time": time.time(), "request_id": request_id, "deployment": deployment, "model": model})
+        raw = request.strip()
+        embedded = (
+            raw.replace(b"\n", b" ").replace(b"\r", b" ") if raw[:1] in (b"{", b"[") else orjson.dumps(request.decode())
+        )
+        self._collected.append(head[:-1] + b',"request":' + embedded + b',"response":' + answer + b"}\n")

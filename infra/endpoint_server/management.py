@@ -1,0 +1,150 @@
+"""The endpoint's deployments, managed: load a bundle's scoring script, add or remove a deployment, set the
+traffic and the mirror; the state is saved to `state.json` after each change and restored at start, so
+management never needs a restart.
+
+A bundle's `bundle.json` may name its scoring script (`"scoring_script"`, relative to `code/`; default
+`score.py`), as an Azure ML deployment's `code_configuration` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from infra.endpoint_server.errors import HttpError, json_object
+from infra.endpoint_server.openapi import openapi_document
+from infra.endpoint_server.traffic import Deployment, TrafficSplit
+from model.scripts import NotImportableError, load_script
+
+STATE_FILE = "state.json"
+_module_ids = itertools.count(1)
+
+
+def load_bundle(name: str, bundle: Path) -> Deployment:
+    """Import the bundle's `code/score.py` as a module of its own and run its `init()` on `model/`.
+
+    Raises:
+        HttpError: 422 when the bundle is incomplete; 409 when `init()` refuses it (for example an
+            environment mismatch), with init's own message.
+    """
+    model_dir, manifest_file = bundle / "model", bundle / "bundle.json"
+    manifest: dict[str, Any] = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+    script = bundle / "code" / str(manifest.get("scoring_script") or "score.py")
+    missing = [str(p) for p in (script, model_dir, manifest_file) if not p.exists()]
+    if missing:
+        raise HttpError(422, f"bundle {bundle} is incomplete: missing {', '.join(missing)}")
+    try:
+        module = load_script(script, model_dir, name=f"mlops_deployment_{name}_{next(_module_ids)}")
+    except NotImportableError:
+        raise HttpError(422, f"cannot import {script}") from None
+    except Exception as exc:
+        raise HttpError(409, f"deployment {name!r} refused bundle {bundle}: {exc}") from exc
+    model = str(manifest.get("model", "unknown"))
+    return Deployment(name=name, model=model, bundle=str(bundle), module=module)
+
+
+class Deployments:
+    """The endpoint `name`'s deployments, their traffic split and mirror, saved in `state_dir`."""
+
+    def __init__(self, state_dir: Path, name: str) -> None:
+        self.state_dir = state_dir
+        self.name = name
+        self.loaded: dict[str, Deployment] = {}
+        self.split = TrafficSplit(name)
+        self.swagger = b""
+        self.lock = asyncio.Lock()  # one management request at a time
+
+    def restore(self) -> None:
+        """Reload the saved deployments and traffic (at start); a bundle that no longer loads stops the start."""
+        path = self.state_dir / STATE_FILE
+        saved = json.loads(path.read_text()) if path.is_file() else {"deployments": {}, "traffic": {}}
+        for name, entry in saved["deployments"].items():
+            self.loaded[name] = load_bundle(name, Path(entry["bundle"]))
+        self._apply_traffic(saved["traffic"])
+        self.split.mirror = {n: p for n, p in saved.get("mirror", {}).items() if n in self.loaded}
+
+    def _apply_traffic(self, traffic: dict[str, int]) -> None:
+        self.split.apply(traffic, self.loaded)
+        serving = self.split.serving
+        module = self.loaded[serving].module if serving else None
+        self.swagger = orjson.dumps(openapi_document(self.name, module))
+
+    def _save(self) -> None:
+        state = {
+            "deployments": {n: {"bundle": d.bundle, "model": d.model} for n, d in self.loaded.items()},
+            "traffic": self.split.traffic,
+            "mirror": self.split.mirror,
+        }
+        temporary = self.state_dir / f".{STATE_FILE}.{os.getpid()}"
+        temporary.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+        os.replace(temporary, self.state_dir / STATE_FILE)
+
+    def describe(self) -> dict[str, Any]:
+        deployments = {
+            n: {"model": d.model, "traffic": self.split.traffic.get(n, 0), "bundle": d.bundle}
+            for n, d in self.loaded.items()
+        }
+        return {"name": self.name, "deployments": deployments, "mirror": self.split.mirror}
+
+    async def manage(self, method: str, path: str, body: bytes) -> dict[str, Any]:
+        """A management request (`path` below `/management/`); the endpoint's state after it."""
+        if path == "state" and method == "GET":
+            return self.describe()
+        if path == "traffic" and method == "PUT":
+            self.split.set_traffic(json_object(body), self.loaded)
+            self._apply_traffic(self.split.traffic)
+            self._save()
+            return self.describe()
+        if path == "mirror" and method == "PUT":
+            self.split.set_mirror(json_object(body), self.loaded)
+            self._save()
+            return self.describe()
+        if path.startswith("deployments/"):
+            name = path.removeprefix("deployments/")
+            if method == "PUT":
+                await self._add(name, json_object(body))
+                return self.describe()
+            if method == "DELETE":
+                self._remove(name)
+                return self.describe()
+        raise HttpError(404, f"no management route {method} /management/{path}")
+
+    async def _add(self, name: str, request: dict[str, Any]) -> None:
+        traffic = self.split.traffic
+        if not _valid_name(name):
+            raise HttpError(422, f"deployment name {name!r}: use 3-32 letters, digits or '-', starting with a letter")
+        if traffic.get(name, 0) > 0:
+            raise HttpError(
+                409,
+                f"deployment {name!r} takes {traffic[name]} % of traffic; move its traffic before replacing it",
+            )
+        bundle = request.get("bundle")
+        if not isinstance(bundle, str):
+            raise HttpError(422, 'expected {"bundle": "<bundle folder>"}')
+        loaded = await asyncio.to_thread(load_bundle, name, Path(bundle))
+        self.loaded[name] = loaded
+        self._apply_traffic(self.split.traffic)
+        self._save()
+
+    def _remove(self, name: str) -> None:
+        traffic = self.split.traffic
+        if name not in self.loaded:
+            raise HttpError(404, f"deployment {name!r} does not exist on endpoint {self.name!r}")
+        if traffic.get(name, 0) > 0:
+            raise HttpError(
+                409, f"deployment {name!r} takes {traffic[name]} % of traffic; move its traffic before removing it"
+            )
+        del self.loaded[name]
+        self.split.mirror.pop(name, None)
+        self._apply_traffic(self.split.traffic)
+        self._save()
+
+
+def _valid_name(name: str) -> bool:
+    return 3 <= len(name) <= 32 and name[0].isalpha() and all(c.isalnum() or c == "-" for c in name)
