@@ -10,6 +10,9 @@ turn); the table shows medians. Needs `wrk` (Debian: `apt-get install wrk`) and
 `.venv-azureml` (`make azureml-venv`).
 
     .venv/bin/python benchmarks/online.py [--duration 10] [--reps 3] [--out benchmarks/results/online.md]
+
+Long because: six servers, each started its own way, and the table that compares them, in one script a reader
+can run and check.
 """
 
 from __future__ import annotations

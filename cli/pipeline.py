@@ -3,6 +3,8 @@ process; approve answers a deploy run waiting for approval; data-arrived emits t
 
 A flow command returns its exit code and leaves its summary lines in `SUMMARY`, which `cli.invoke` returns;
 `cli.main` runs it inside `in_this_process()` (its `Command` says `runs_flows`).
+
+Long because: seven commands, each with its arguments and its summary, which read best beside each other.
 """
 
 from __future__ import annotations
@@ -265,7 +267,9 @@ def data_arrived(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(commands: Subparsers) -> None:
-    """run, train, deploy, batch-score, monitor, approve, data-arrived: the pipeline's verbs, at the top level."""
+    """run, train, deploy, batch-score, monitor, approve, data-arrived: the pipeline's verbs, at the top level.
+
+    Long because: seven commands with their arguments, registered in the order `mlops --help` lists them."""
     add(
         commands,
         "run",

@@ -81,6 +81,10 @@ def check_package(root: Path, work: Path) -> list[Check]:
 
 
 def _run_contract(package: ModelPackage, work: Path) -> list[Check]:
+    """Run the package's contract end to end on a tiny sample: sample data, training, outputs, scoring.
+
+    Long because: each check feeds the next (the sample trains the model the scoring checks load), and the
+    checks read as the contract's own list, in order."""
     checks: list[Check] = []
     python, where = sys.executable, str(package.root)
     data = work / "data" / "sample.csv"

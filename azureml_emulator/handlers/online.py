@@ -47,6 +47,10 @@ _AUTH_MODES = {"key": "Key", "amltoken": "AMLToken", "aadtoken": "AADToken"}
 
 # ---------------------------------------------------------------- online endpoints
 def online_endpoint(context: Context) -> Answer:
+    """GET, PUT or DELETE a managed online endpoint, and the local endpoint server behind it.
+
+    Long because: a PUT builds the recorded body, starts or updates the server, applies traffic and mirror traffic
+    and answers with the long-running operation, in the order the service does; each step needs the one before."""
     name = context.params["endpoint"]
     store = context.emulator.store
     existing = store.get_asset(context.scope, ONLINE, name)
@@ -199,6 +203,10 @@ def token(context: Context) -> tuple[int, Any]:
 
 # ---------------------------------------------------------------- online deployments
 def online_deployment(context: Context) -> Answer:
+    """GET, PUT or DELETE an online deployment: its assets checked, its bundle built and loaded on the server.
+
+    Long because: the service checks a deployment's model, environment, code and scale settings in one pass, then
+    provisions; kept in that order, the error a caller sees first is the one Azure would answer."""
     endpoint = endpoint_or_404(context)
     name, store = context.params["deployment"], context.emulator.store
     key = f"{endpoint['name']}/{name}"
