@@ -25,8 +25,8 @@ import hashlib
 import json
 import math
 import platform
+import sys
 import tomllib
-import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -184,16 +184,19 @@ def default_package() -> Path:
     return code_root() / "models" / "diabetes"
 
 
+_MOVED_NOTICED: set[Path] = set()
+
+
 def moved_package(path: Path) -> Path:
     """`path`, unless it is `model/` without a manifest: the diabetes sample's folder before it moved to
     `models/diabetes/` (MLOPS_MODEL_PACKAGE=model in an older `.env`), which means the sample, with a warning."""
     if path.name == "model" and not (path / MANIFEST).is_file() and (path.parent / "models" / "diabetes").is_dir():
-        warnings.warn(
-            f"MLOPS_MODEL_PACKAGE={path}: the diabetes sample moved to models/diabetes; that folder is used "
-            "(deprecated: set MLOPS_MODEL_PACKAGE=models/diabetes)",
-            FutureWarning,
-            stacklevel=2,
-        )
+        if path not in _MOVED_NOTICED:  # one line per process, like a renamed variable's
+            _MOVED_NOTICED.add(path)
+            sys.stderr.write(
+                f"mlops: MLOPS_MODEL_PACKAGE={path}: the diabetes sample moved to models/diabetes; that folder is "
+                "used (deprecated: set MLOPS_MODEL_PACKAGE=models/diabetes)\n"
+            )
         return path.parent / "models" / "diabetes"
     return path
 

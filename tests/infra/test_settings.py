@@ -46,12 +46,13 @@ class TestDefaults:
             load_settings()
 
     def test_the_former_sample_folder_means_models_diabetes_with_a_warning(
-        self, monkeypatch: pytest.MonkeyPatch
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """`MLOPS_MODEL_PACKAGE=model` in an older `.env`: the diabetes sample moved to `models/diabetes/` (issue 23)."""
         monkeypatch.setenv("MLOPS_MODEL_PACKAGE", "model")
-        with pytest.warns(FutureWarning, match=r"moved to models/diabetes"):
-            settings = load_settings()
+        monkeypatch.setattr("model.package._MOVED_NOTICED", set())
+        settings = load_settings()
+        assert "moved to models/diabetes" in capsys.readouterr().err
         assert settings.model_package == checkout_root() / "models" / "diabetes"
         assert settings.package.name == "diabetes"
 

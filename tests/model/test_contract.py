@@ -21,11 +21,16 @@ PACKAGES = {
 }
 
 
-def test_the_former_sample_folder_means_the_sample_and_other_folders_are_kept(tmp_path: Path) -> None:
+def test_the_former_sample_folder_means_the_sample_and_other_folders_are_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "models" / "diabetes").mkdir(parents=True)
     (tmp_path / "model").mkdir()
-    with pytest.warns(FutureWarning, match=r"set MLOPS_MODEL_PACKAGE=models/diabetes"):
-        assert moved_package(tmp_path / "model") == tmp_path / "models" / "diabetes"
+    assert moved_package(tmp_path / "model") == tmp_path / "models" / "diabetes"
+    assert moved_package(tmp_path / "model") == tmp_path / "models" / "diabetes"
+    notices = capsys.readouterr().err.splitlines()
+    assert len(notices) == 1  # one line, once
+    assert "set MLOPS_MODEL_PACKAGE=models/diabetes" in notices[0]
     own = tmp_path / "elsewhere" / "model"  # no models/diabetes beside it: not the former sample
     own.mkdir(parents=True)
     assert moved_package(own) == own
