@@ -23,7 +23,7 @@ import yaml
 
 from azureml_emulator.process import EmulatorProcess
 from deployments.prefect_database import NewDatabase, configured_sqlite_file
-from infra.endpoint_server import LocalEndpoints
+from infra.endpoint_server import EndpointConfig, LocalEndpoints
 from infra.errors import BackendError
 from infra.services.azurite import Azurite
 from infra.services.base import SupervisedService
@@ -168,7 +168,7 @@ class Platform:
         return report
 
     def endpoints(self) -> LocalEndpoints:
-        return LocalEndpoints(self.settings.home / "endpoints", port=self.settings.endpoint_port)
+        return LocalEndpoints(self.settings.home / "endpoints", EndpointConfig.from_settings(self.settings))
 
     def _restart_endpoint(self) -> list[str]:
         """The endpoint `down` stopped serves again, with the deployments and traffic it had."""

@@ -14,7 +14,7 @@ from azureml_emulator.core.arm import ONLINE
 from azureml_emulator.core.emulator import Emulator
 from azureml_emulator.core.errors import ArmError
 from azureml_emulator.tls import CERT_FILE, KEY_FILE
-from infra.endpoint_server import LocalEndpoints
+from infra.endpoint_server import EndpointConfig, LocalEndpoints
 from infra.errors import MLOpsError
 
 _locks: dict[str, threading.Lock] = {}
@@ -34,13 +34,13 @@ def endpoint_folder(emulator: Emulator, scope: str, name: str) -> Path:
 def runtime(emulator: Emulator, scope: str, name: str, port: int) -> LocalEndpoints:
     """The local endpoint server of one emulated endpoint (`infra.endpoint_server.LocalEndpoints`)."""
     tls_dir = Path(emulator.home) / "tls"
-    return LocalEndpoints(
-        endpoint_folder(emulator, scope, name).parent,
+    config = EndpointConfig(
         port=port,
         start_timeout=120,
         tls=(tls_dir / CERT_FILE, tls_dir / KEY_FILE),
         port_variable="MLOPS_AZUREML_EMULATOR_ENDPOINT_PORT",
     )
+    return LocalEndpoints(endpoint_folder(emulator, scope, name).parent, config)
 
 
 def free_port(emulator: Emulator) -> int:

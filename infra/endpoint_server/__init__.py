@@ -10,12 +10,13 @@ from typing import Any
 import httpx
 
 from infra.backend import Bundle, Collected, CollectedRequest, DeploymentInfo, EndpointState, Invocation
+from infra.endpoint_server.config import EndpointConfig
 from infra.endpoint_server.process import EndpointProcess, loopback_client
 from infra.endpoint_server.server import COLLECTED_FOLDER
 from infra.errors import BackendError, MissingResourceError, TransientBackendError
 from infra.telemetry import current_traceparent
 
-__all__ = ["EndpointRefusedError", "LocalEndpoints"]
+__all__ = ["EndpointConfig", "EndpointRefusedError", "LocalEndpoints"]
 
 
 class EndpointRefusedError(BackendError):
@@ -23,43 +24,17 @@ class EndpointRefusedError(BackendError):
 
 
 class LocalEndpoints:
-    """Endpoints under `root` (normally `<home>/endpoints`), each served on 127.0.0.1:`port`."""
+    """Endpoints under `root` (normally `<home>/endpoints`), each run as `config` says (127.0.0.1:`config.port`)."""
 
-    def __init__(
-        self,
-        root: Path,
-        *,
-        port: int,
-        max_body_bytes: int = 1 << 20,
-        start_timeout: float = 60,
-        tls: tuple[Path, Path] | None = None,
-        port_variable: str = "MLOPS_ENDPOINT_PORT",
-        telemetry_dir: Path | None = None,
-        collect_percent: float = 100,
-    ) -> None:
+    def __init__(self, root: Path, config: EndpointConfig) -> None:
         self.root = root
-        self.collect_percent = collect_percent
-        self.telemetry_dir = telemetry_dir
-        self.port = port
-        self.max_body_bytes = max_body_bytes
-        self.start_timeout = start_timeout
-        self.tls = tls
-        self.port_variable = port_variable
+        self.config = config
 
     def process(self, name: str) -> EndpointProcess:
-        return EndpointProcess(
-            self.root / name,
-            name=name,
-            port=self.port,
-            max_body_bytes=self.max_body_bytes,
-            tls=self.tls,
-            port_variable=self.port_variable,
-            telemetry_dir=self.telemetry_dir,
-            collect_percent=self.collect_percent,
-        )
+        return EndpointProcess(self.root / name, name=name, config=self.config)
 
     def ensure(self, name: str) -> EndpointState:
-        self.process(name).start(self.start_timeout)
+        self.process(name).start(self.config.start_timeout)
         return self._state(name)
 
     def get(self, name: str) -> EndpointState | None:

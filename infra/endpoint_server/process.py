@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
+from infra.endpoint_server.config import EndpointConfig
 from infra.errors import BackendError
 from infra.services.base import SupervisedService
 from infra.services.processes import log_tail, spawn_supervised, supervisor_pid, supervisor_status_file
@@ -44,30 +44,10 @@ class EndpointProcess(SupervisedService):
 
     stem = "server"
 
-    def __init__(
-        self,
-        folder: Path,
-        *,
-        name: str,
-        port: int,
-        max_body_bytes: int,
-        python: str = sys.executable,
-        tls: tuple[Path, Path] | None = None,
-        port_variable: str = "MLOPS_ENDPOINT_PORT",
-        telemetry_dir: Path | None = None,
-        collect_percent: float = 100,
-    ) -> None:
-        """`tls` (certificate, key) makes the server answer HTTPS instead of HTTP; `telemetry_dir` is where its
-        spans go as files (default: MLOPS_HOME/telemetry of its environment)."""
+    def __init__(self, folder: Path, *, name: str, config: EndpointConfig) -> None:
         self.folder = folder
-        self.telemetry_dir = telemetry_dir
-        self.collect_percent = collect_percent
-        self.tls = tls
-        self.port_variable = port_variable
         self.name = name
-        self.port = port
-        self.max_body_bytes = max_body_bytes
-        self.python = python
+        self.config = config
 
     def keys(self) -> dict[str, str]:
         """The endpoint's keys, created (readable by the owner only) the first time."""
@@ -84,12 +64,8 @@ class EndpointProcess(SupervisedService):
     def url(self) -> str:
         """The running server's base URL (its recorded port), else the configured one."""
         recorded = self.folder / "server.json"
-        port = json.loads(recorded.read_text())["port"] if recorded.is_file() and self.pid() else self.port
-        return f"{self.scheme}://127.0.0.1:{port}"
-
-    @property
-    def scheme(self) -> str:
-        return "https" if self.tls else "http"
+        port = json.loads(recorded.read_text())["port"] if recorded.is_file() and self.pid() else self.config.port
+        return f"{self.config.scheme}://127.0.0.1:{port}"
 
     def identity(self) -> tuple[str, ...]:
         return (SERVER_MODULE, str(self.folder))
@@ -104,7 +80,7 @@ class EndpointProcess(SupervisedService):
             return self.url()
         self.keys()
         command, env = self.command(), self.environment()
-        (self.folder / "server.json").write_text(json.dumps({"port": self.port}))
+        (self.folder / "server.json").write_text(json.dumps({"port": self.config.port}))
         if supervisor_pid(self.pid_file) is not None:  # supervised, between two starts: wait for it
             self._wait_until_up(timeout)
             return self.url()
@@ -118,13 +94,8 @@ class EndpointProcess(SupervisedService):
 
     def command(self) -> list[str]:
         """The server's command line."""
-        command = [self.python, "-m", SERVER_MODULE, "--dir", str(self.folder), "--port", str(self.port)]
-        command += ["--name", self.name, "--max-body-bytes", str(self.max_body_bytes)]
-        if self.tls:
-            command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
-        if self.telemetry_dir:
-            command += ["--telemetry-dir", str(self.telemetry_dir)]
-        return [*command, "--collect-percent", str(self.collect_percent)]
+        server = [self.config.python, "-m", SERVER_MODULE, "--dir", str(self.folder), "--name", self.name]
+        return [*server, *self.config.server_arguments()]
 
     def environment(self) -> dict[str, str]:
         return command_environment()
@@ -136,11 +107,11 @@ class EndpointProcess(SupervisedService):
         while time.monotonic() < deadline:
             status = read_status(supervisor_status_file(self.pid_file)) or {}
             pid = self.pid()
-            if pid is not None and _answers(f"{self.scheme}://127.0.0.1:{self.port}", pid):
+            if pid is not None and _answers(f"{self.config.scheme}://127.0.0.1:{self.config.port}", pid):
                 return
             if status.get("restarts", 0) > restarts and status.get("last_exit"):
                 tail = log_tail(self.log)
-                msg = f"endpoint {self.name!r} exited at start ({status['last_exit']}; port taken? set {self.port_variable}):\n{tail}"
+                msg = f"endpoint {self.name!r} exited at start ({status['last_exit']}; port taken? set {self.config.port_variable}):\n{tail}"
                 raise BackendError(msg)
             time.sleep(0.1)
         raise BackendError(f"endpoint {self.name!r} did not answer within {timeout:g} s; see {self.log}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infra.backend import ModelVersion
 from infra.common.bundles import BundleBuilder
-from infra.endpoint_server import LocalEndpoints
+from infra.endpoint_server import EndpointConfig, LocalEndpoints
 from infra.local.batch import LocalBatch
 from infra.local.jobs import LocalJobs
 from infra.local.registry import LocalRegistry
@@ -31,14 +31,7 @@ class LocalBackend:
         self.jobs = LocalJobs(settings.home / "jobs")
         self.registry = LocalRegistry(settings.registry_path)
         self.bundles = BundleBuilder(settings.home / "packages", settings.package)
-        self.endpoints = LocalEndpoints(
-            settings.home / "endpoints",
-            port=settings.endpoint_port,
-            max_body_bytes=settings.endpoint_max_body_bytes,
-            collect_percent=settings.endpoint_collect_percent,
-            start_timeout=settings.endpoint_start_timeout_seconds,
-            telemetry_dir=settings.telemetry_dir,
-        )
+        self.endpoints = LocalEndpoints(settings.home / "endpoints", EndpointConfig.from_settings(settings))
         self.batch = LocalBatch(settings.package)
         self.workspace = LocalWorkspace(settings)
         self.monitoring = LocalMonitoring()

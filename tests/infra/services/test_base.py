@@ -10,7 +10,7 @@ import pytest
 
 from azureml_emulator.process import MODULE, EmulatorProcess
 from deployments.platform import PREFECT, Platform, PrefectProcess
-from infra.endpoint_server import LocalEndpoints
+from infra.endpoint_server import EndpointConfig, LocalEndpoints
 from infra.endpoint_server.process import SERVER_MODULE, EndpointProcess
 from infra.errors import BackendError
 from infra.services.azurite import Azurite
@@ -25,7 +25,7 @@ def test_each_long_lived_process_is_a_supervised_service(tmp_path: Path, monkeyp
     settings = load_settings()
     platform = Platform(settings)
     services: dict[str, object] = {
-        "endpoint": LocalEndpoints(tmp_path / "endpoints", port=1).process("e"),
+        "endpoint": LocalEndpoints(tmp_path / "endpoints", EndpointConfig(port=1)).process("e"),
         "postgres": platform.postgres(),
         "azurite": platform.azurite(),
         "server": platform.prefect("server"),
@@ -38,7 +38,7 @@ def test_each_long_lived_process_is_a_supervised_service(tmp_path: Path, monkeyp
 
 
 def test_each_keeps_its_pid_file_log_and_identity(tmp_path: Path) -> None:
-    endpoint = EndpointProcess(tmp_path / "e", name="e", port=1, max_body_bytes=1)
+    endpoint = EndpointProcess(tmp_path / "e", name="e", config=EndpointConfig(port=1, max_body_bytes=1))
     postgres = Postgres(tmp_path / "pg", 5)
     azurite = Azurite(tmp_path / "az", 6)
     server, worker = PrefectProcess(tmp_path, "server"), PrefectProcess(tmp_path, "worker")

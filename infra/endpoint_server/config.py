@@ -1,0 +1,48 @@
+"""How an endpoint server is run: one value, from the settings (or the emulator) to the server's command line."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.settings import Settings
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """`port` on 127.0.0.1; `tls` (certificate, key) makes it answer HTTPS; `telemetry_dir` is where its spans go
+    as files (default: MLOPS_HOME/telemetry of its environment); `port_variable` is named when the port is taken."""
+
+    port: int
+    max_body_bytes: int = 1 << 20
+    start_timeout: float = 60
+    tls: tuple[Path, Path] | None = None
+    port_variable: str = "MLOPS_ENDPOINT_PORT"
+    telemetry_dir: Path | None = None
+    collect_percent: float = 100
+    python: str = sys.executable
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EndpointConfig:
+        """The local backend's endpoint, as MLOPS_ENDPOINT_* and MLOPS_HOME say."""
+        return cls(
+            port=settings.endpoint_port,
+            max_body_bytes=settings.endpoint_max_body_bytes,
+            start_timeout=settings.endpoint_start_timeout_seconds,
+            telemetry_dir=settings.telemetry_dir,
+            collect_percent=settings.endpoint_collect_percent,
+        )
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    def server_arguments(self) -> list[str]:
+        """The server's options (`python -m infra.endpoint_server.server --dir D --name N` takes them)."""
+        arguments = ["--port", str(self.port), "--max-body-bytes", str(self.max_body_bytes)]
+        if self.tls:
+            arguments += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+        if self.telemetry_dir:
+            arguments += ["--telemetry-dir", str(self.telemetry_dir)]
+        return [*arguments, "--collect-percent", str(self.collect_percent)]
