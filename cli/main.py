@@ -20,7 +20,10 @@ Then noun, verb:
     mlops model check [FOLDER] [--keep-workdir]   the model contract, run on a tiny sample (exit 2: what is missing)
     mlops model list [--json]                the registered versions, their tags and the champion
     mlops config show [--json]               every setting, its value and where it came from
+    mlops promote --to NAME [--from NAME] [--model-version N]   promote a champion into another environment
     mlops --version                          the project's version
+
+Every command takes `--env NAME` (or MLOPS_ENV; default dev): the environment of `environments.toml` it works in.
 
 Deprecated spellings, still accepted with one line on stderr naming the new one: `mlops up|down`
 (platform up|down), `mlops provision|cleanup` (workspace ...), `mlops init` (model init), `mlops check-model`
@@ -44,6 +47,7 @@ from pathlib import Path
 
 from cli import config, emulator, endpoint, model, pipeline, platform, telemetry, workspace
 from cli.command import Command, warn_if_deprecated
+from infra import environments
 from infra.errors import BackendError, ConfigError
 from infra.settings import Settings, load_settings
 from model.paths import code_root
@@ -85,9 +89,43 @@ def invoke(argv: list[str] | None = None) -> Outcome:
     environment variable is changed (the Prefect API a command uses is set in Prefect's settings context).
     A bad argument, `--help` and `--version` return argparse's exit code instead of exiting."""
     try:
+        argv, chosen = _environment_option(list(sys.argv[1:] if argv is None else argv))
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed the usage, the help or the version
         return Outcome(exc.code if isinstance(exc.code, int) else 2)
+    try:
+        with environments.using(chosen or environments.current()):
+            return _invoke(args)
+    except ConfigError as exc:  # an unknown environment, a malformed environments file
+        print(f"mlops: {exc}", file=sys.stderr)
+        return Outcome(2)
+
+
+def _environment_option(argv: list[str]) -> tuple[list[str], str | None]:
+    """Take the global `--env NAME` (or `--env=NAME`) out of `argv`, wherever it stands before a `--`."""
+    rest: list[str] = []
+    chosen: str | None = None
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "--":
+            rest += argv[index:]
+            break
+        if word == "--env":
+            if index + 1 >= len(argv):
+                _parser().error("argument --env: expected one argument (an environment's name)")
+            chosen = argv[index + 1]
+            index += 2
+            continue
+        if word.startswith("--env="):
+            chosen = word.removeprefix("--env=")
+        else:
+            rest.append(word)
+        index += 1
+    return rest, chosen
+
+
+def _invoke(args: argparse.Namespace) -> Outcome:
     command: Command = args.command
     typed = (
         getattr(args, "deprecated_spelling", None) or f"mlops {command.name}"
@@ -145,6 +183,12 @@ def _parser() -> argparse.ArgumentParser:
         "(workspace provision|cleanup), init, check-model (model init|check).",
     )
     parser.add_argument("--version", action="version", version=f"mlops {project_version()}")
+    parser.add_argument(
+        "--env",
+        metavar="NAME",
+        help="the environment to work in, before or after the command (default: MLOPS_ENV, else dev; see "
+        "environments.toml)",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     for group in _GROUPS:
         group.register(commands)

@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from infra import environments
 from infra.azureml.settings import AzureMLSettings
 from infra.errors import ConfigError
 from infra.sections import DERIVED, ENV_PREFIX, RENAMED, Section, checkout_root, package_at
@@ -43,6 +44,7 @@ __all__ = [
     "checkout_root",
     "env_files",
     "env_var",
+    "environment_overrides",
     "load_section",
     "load_settings",
     "origins",
@@ -247,10 +249,27 @@ def load_section(section: type[S], **overrides: Any) -> S:
     files = _checked_env_files()
     environment, dotenv = _environment(), _dotenv(files)
     _notice_renamed(environment, dotenv)
+    chosen = environment_overrides()
     try:
-        return section(_env_file=files or None, **overrides)  # type: ignore[call-arg]
+        return section(_env_file=files or None, **{**chosen, **overrides})  # type: ignore[call-arg]
     except ValidationError as exc:
         raise ConfigError(_describe(exc, environment, dotenv)) from None
+
+
+def environment_overrides(name: str | None = None) -> dict[str, Any]:
+    """The settings environment `name` (default: the current one, `--env`/`MLOPS_ENV`) overrides, by field: they
+    win over `.env` and the process environment. A key that is no setting's variable raises ConfigError naming it."""
+    chosen = environments.load_environments().get(name or environments.current())
+    found: dict[str, Any] = {}
+    for key, value in chosen.values.items():
+        field = _field_of(key)
+        if field is None:
+            raise ConfigError(
+                f"{chosen.file}: [{chosen.name}] {key} is not a setting (use the variable names `mlops config show` "
+                "lists, e.g. MLOPS_HOME, or approval = true)"
+            )
+        found[field] = value
+    return found
 
 
 def _field_of(location: str) -> str | None:
@@ -307,15 +326,24 @@ def origins(overrides: tuple[str, ...] = ()) -> dict[str, Origin]:
     """Each field's origin, for `mlops config show`. Reads the environment and the dotenv files as `load_settings`
     did (the environment wins over the files; among a field's variables the first found wins)."""
     environment, dotenv = _environment(), _dotenv(env_files())
+    chosen = environment_overrides()
+    name = environments.current()
     found: dict[str, Origin] = {}
     for field in Settings.model_fields:
         origin = _set_by(field, environment, dotenv)
-        if field in overrides:
+        if field in chosen and field not in overrides:
+            origin = Origin(f"environments.toml ({name})", _chosen_variable(field, name))
+        elif field in overrides:
             origin = Origin("argument", env_var(field))
         elif origin is None:
             origin = Origin("derived" if field in DERIVED else "default", env_var(field))
         found[field] = origin
     return found
+
+
+def _chosen_variable(field: str, name: str) -> str:
+    values = environments.load_environments().get(name).values
+    return next((variable for variable in variables(field) if variable in values), env_var(field))
 
 
 def regional_endpoint_name(base: str, settings: Settings) -> str:
