@@ -4,7 +4,7 @@ process; approve answers a deploy run waiting for approval; data-arrived emits t
 A flow command returns its exit code and leaves its summary lines in `SUMMARY`, which `cli.invoke` returns;
 `cli.main` runs it inside `in_this_process()` (its `Command` says `runs_flows`).
 
-Long because: seven commands, each with its arguments and its summary, which read best beside each other.
+Long because: eight commands, each with its arguments and its summary, which read best beside each other.
 """
 
 from __future__ import annotations
@@ -198,6 +198,32 @@ def _summarize_deployment(settings: Settings, result: Any) -> None:
     )
 
 
+def promote(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    from flows.promote import promote as flow
+    from infra import environments
+
+    source = args.source or environments.current()
+    state = flow(to=args.to, source=source, version=args.model_version, rollout=rollout_policy(args), return_state=True)
+    result = finished(state, "promote")
+    if result is None:
+        return 1
+    shared = "put in" if result.shared_created else "already in"
+    SUMMARY.add(f"{result.source.id} of {source}: {shared} the shared registry as version {result.shared.version}")
+    registered = "registered" if result.target_created else "already registered"
+    SUMMARY.add(f"{result.target_environment}: {registered} as {result.target.id}")
+    SUMMARY.add(
+        f"lineage: training run {result.lineage.get('training_run') or '?'} of {result.lineage['source_workspace']}"
+    )
+    if result.deployment.note.startswith("rejected"):
+        SUMMARY.add(f"not promoted: {result.deployment.note}")
+        return 0
+    what = "deployed" if result.deployment.changed else "already serving"
+    SUMMARY.add(f"{what}: {result.target.id} on {result.deployment.endpoint} ({result.deployment.scoring_url})")
+    champion = "is now" if result.crowned else "was already"
+    SUMMARY.add(f"{result.target.id} {champion} the champion of {result.target_environment}")
+    return 0
+
+
 def monitor(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
     from flows.monitor import monitor as flow
 
@@ -267,9 +293,9 @@ def data_arrived(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(commands: Subparsers) -> None:
-    """run, train, deploy, batch-score, monitor, approve, data-arrived: the pipeline's verbs, at the top level.
+    """run, train, deploy, batch-score, monitor, promote, approve, data-arrived: the pipeline's verbs, at the top level.
 
-    Long because: seven commands with their arguments, registered in the order `mlops --help` lists them."""
+    Long because: eight commands with their arguments, registered in the order `mlops --help` lists them."""
     add(
         commands,
         "run",
@@ -304,6 +330,13 @@ def register(commands: Subparsers) -> None:
         Command("monitor", monitor, runs_flows=True),
         help="compare recent scoring data with the model's training data; emit mlops.data.drifted on drift",
         arguments=_monitor_arguments,
+    )
+    add(
+        commands,
+        "promote",
+        Command("promote", promote, runs_flows=True),
+        help="promote an environment's champion (or a version) into another: shared registry, deploy, champion",
+        arguments=_promote_arguments,
     )
     add(
         commands,
@@ -394,6 +427,15 @@ def _monitor_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-only", action="store_true", help="leave out the endpoint's collected requests (online data)"
     )
+
+
+def _promote_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--to", required=True, metavar="NAME", help="the target environment (environments.toml)")
+    parser.add_argument(
+        "--from", dest="source", metavar="NAME", help="the source environment (default: --env, MLOPS_ENV, else dev)"
+    )
+    _model_version_argument(parser, "the source's version to promote (default: its champion)")
+    _rollout_arguments(parser)
 
 
 def _approve_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ protocol and nothing imports an adapter back.
 
 from __future__ import annotations
 
-from infra.backend import Backend
+from infra.backend import Backend, Registry
 from infra.settings import Settings
 
 
@@ -21,3 +21,13 @@ def open_backend(settings: Settings) -> Backend:
             from infra.azureml import AzureMLBackend
 
             return AzureMLBackend(settings)
+
+
+def open_shared_registry() -> Registry:
+    """The registry the environments share (`[shared] registry` of environments.toml, `MLOPS_SHARED_REGISTRY`, else
+    `<checkout>/.mlops-shared`): on this machine, a local registry outside any one workspace, with the same rules
+    (consecutive versions, tags, properties, idempotent on content). An Azure ML registry is not built yet."""
+    from infra.environments import load_environments
+    from infra.local.registry import LocalRegistry
+
+    return LocalRegistry(load_environments().shared_registry / "registry.db")

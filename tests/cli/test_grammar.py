@@ -189,7 +189,7 @@ def test_what_runs_flows_and_what_needs_settings_is_said_by_each_command() -> No
     commands = {parser.get_default("command") for parser in _leaves(main._parser()).values()}
     assert all(isinstance(command, Command) for command in commands)
     assert {c.name for c in commands if c.runs_flows} == {
-        "run", "train", "deploy", "batch-score", "monitor", "workspace provision", "workspace cleanup"
+        "run", "train", "deploy", "batch-score", "monitor", "promote", "workspace provision", "workspace cleanup"
     }  # fmt: skip
     assert {c.name for c in commands if not c.needs_settings} == {"model init", "model check"}
 

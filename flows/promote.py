@@ -1,0 +1,101 @@
+"""The promote flow: a source environment's champion (or a given version) → the shared registry (once, with its
+lineage) → the target environment's registry → blue/green deploy there (smoke test, rollback, approval when the
+target asks for one) → the target's champion, announced with `mlops.model.promoted`."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, ConfigDict
+
+from flows.deploy import DEFAULT_ROLLOUT, DeployResult, deploy
+from infra import environments
+from infra.backend import ModelVersion
+from infra.errors import ConfigError
+from infra.factory import open_backend, open_shared_registry
+from infra.settings import load_settings
+from infra.telemetry import annotate
+from tasks.promote import crown_in_target, lineage, register_in_target, share_model, source_version
+from tasks.rollout import RolloutPolicy
+
+
+class PromoteResult(BaseModel):
+    """What a promote run did: the source version, its copies (shared, target), whether each was new, the target's
+    deployment, and whether the target's champion moved (False also when a reviewer rejected it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: ModelVersion
+    source_environment: str
+    target_environment: str
+    shared: ModelVersion
+    shared_created: bool
+    target: ModelVersion
+    target_created: bool
+    deployment: DeployResult
+    crowned: bool
+    lineage: dict[str, str]
+
+
+@flow(name="promote")
+def promote(
+    to: str,
+    source: str = environments.DEFAULT,
+    version: int | None = None,
+    rollout: RolloutPolicy = DEFAULT_ROLLOUT,
+    approval_timeout_seconds: int = 3600,
+) -> PromoteResult:
+    """Promote `source`'s champion (or `version`) into environment `to`.
+
+    Everything is checked before anything is written: both environments exist and load, the target is on the local
+    backend (the Azure ML registry is not built yet), and the version passed its gate and is not archived. Promoting
+    the same version again registers nothing new and deploys nothing.
+    """
+    annotate({"mlops.flow": "promote"})
+    found = environments.load_environments()
+    if to == source:
+        raise ConfigError(f"promote --to {to!r} names the source environment itself")
+    target_environment = found.get(to)
+    with environments.using(source):
+        source_settings = load_settings()
+    with environments.using(to):
+        target_settings = load_settings()
+    for name, settings in ((source, source_settings), (to, target_settings)):
+        if settings.backend != "local":
+            raise ConfigError(
+                f"environment {name!r} is on {settings.backend}: promotion is built for the local backend only"
+            )
+    if target_settings.home == source_settings.home:
+        raise ConfigError(
+            f"environments {source!r} and {to!r} share MLOPS_HOME {source_settings.home}: give each its own"
+        )
+    name = source_settings.model_name
+    model = source_version(open_backend(source_settings), name, version, source)
+    target = open_backend(target_settings)
+    target_settings.home.mkdir(parents=True, exist_ok=True)  # the target can be written, before anything is
+    found_lineage = lineage(model, source, source_settings)
+    shared = share_model(open_shared_registry(), model, found_lineage)
+    registered = register_in_target(target, shared.model, found_lineage, to)
+    with environments.using(to):
+        deployed = deploy(
+            version=registered.model.version,
+            model_name=name,
+            rollout=rollout,
+            require_approval=target_environment.approval,
+            approval_timeout_seconds=approval_timeout_seconds,
+        )
+        rejected = deployed.note.startswith("rejected")
+        crowned = False if rejected else crown_in_target(target, registered.model, source, to)
+    if rejected:
+        get_run_logger().warning("%s not promoted to %r: %s", model.id, to, deployed.note)
+    return PromoteResult(
+        source=model,
+        source_environment=source,
+        target_environment=to,
+        shared=shared.model,
+        shared_created=shared.created,
+        target=target.registry.get(name, registered.model.version),
+        target_created=registered.created,
+        deployment=deployed,
+        crowned=crowned,
+        lineage=found_lineage,
+    )
