@@ -8,10 +8,11 @@ import json
 from typing import Any
 
 from cli.command import Command, Subparsers, add, group
+from infra import environments
 from infra.backend import Backend, EndpointState
 from infra.errors import BackendError
 from infra.factory import open_backend
-from infra.settings import Settings
+from infra.settings import Settings, load_settings
 
 
 def up(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
@@ -71,11 +72,15 @@ def _metrics_line(metrics: dict[str, float] | None) -> str:
 
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
+    if args.all_envs:
+        return all_environments(args)
     report = status_report(settings)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"backend: {report['backend']}\nhome: {report['home']}")
+    print(f"environment: {report['environment']}\nbackend: {report['backend']}\nhome: {report['home']}")
+    if (champion := report["champion"]) and champion["lineage"]:
+        print(f"champion lineage: {lineage_line(champion['lineage'])}")
     for line in model_lines(report["models"]):
         print(line)
     endpoint = report["endpoint"]
@@ -163,18 +168,57 @@ def models_report(backend: Backend) -> list[dict[str, Any]]:
     return models
 
 
-def status_report(settings: Settings) -> dict[str, Any]:
-    """`mlops status --json`: the backend, the workspace, every registered version and the endpoint."""
+def lineage_line(lineage: dict[str, str]) -> str:
+    return (
+        f"from {lineage.get('source_model_id', '?')} of {lineage.get('source_environment', '?')} "
+        f"({lineage.get('source_workspace', '?')}), training run {lineage.get('training_run') or '?'}"
+    )
+
+
+def all_environments(args: argparse.Namespace) -> int:
+    """`mlops status --all-envs`: each environment's champion, lineage and endpoint, side by side."""
+    rows = {}
+    for name in environments.load_environments().names():
+        with environments.using(name):
+            rows[name] = status_report(load_settings(), with_platform=False)
+    if args.json:
+        print(json.dumps({"environments": rows}, indent=2))
+        return 0
+    print(f"{'environment':<14}{'champion':<40}{'endpoint':<36}from")
+    for name, report in rows.items():
+        champion = report["champion"]
+        endpoint = report["endpoint"]
+        shown = f"{champion['name']}:{champion['version']}" if champion else "none"
+        where = endpoint["url"] if endpoint else "none"
+        origin = lineage_line(champion["lineage"]) if champion and champion["lineage"] else "trained here"
+        print(f"{name:<14}{shown:<40}{where:<36}{origin}")
+    return 0
+
+
+def champion_report(backend: Backend, name: str) -> dict[str, Any] | None:
+    """The champion of `name` and its lineage (where a promoted version came from; empty when trained here)."""
+    champion = backend.registry.get_alias(name, "champion")
+    if champion is None:
+        return None
+    lineage = json.loads(champion.properties.get("lineage", "{}"))
+    return {"name": champion.name, "version": champion.version, "id": champion.id, "lineage": lineage}
+
+
+def status_report(settings: Settings, *, with_platform: bool = True) -> dict[str, Any]:
+    """`mlops status --json`: the environment, the backend, the workspace, every registered version, the
+    champion with its lineage, and the endpoint."""
     backend = open_backend(settings)
     models = models_report(backend)
     endpoint = describe_endpoint(backend.endpoints.get(settings.endpoint_name))
     from deployments.platform import Platform
 
-    platform = Platform(settings).describe()
+    platform = Platform(settings).describe() if with_platform else None
     return {
+        "environment": environments.current(),
         "backend": settings.backend,
         "home": str(settings.home),
         "models": models,
+        "champion": champion_report(backend, settings.model_name),
         "endpoint": endpoint,
         "platform": platform,
     }
@@ -207,9 +251,14 @@ def register(commands: Subparsers) -> None:
         commands,
         "status",
         Command("status", status),
-        help="registered models, the champion, the endpoint and the platform",
-        arguments=_json_argument,
+        help="registered models, the champion (with its lineage), the endpoint and the platform",
+        arguments=_status_arguments,
     )
+
+
+def _status_arguments(parser: argparse.ArgumentParser) -> None:
+    _json_argument(parser)
+    parser.add_argument("--all-envs", action="store_true", help="every environment side by side")
 
 
 def _json_argument(parser: argparse.ArgumentParser) -> None:

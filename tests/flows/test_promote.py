@@ -1,0 +1,152 @@
+"""Promotion dev -> staging on a real Prefect server, through `mlops` commands, with two real endpoints.
+
+`environments.toml` declares dev and staging (their own MLOPS_HOME and endpoint port) and a shared registry.
+`mlops run` trains and deploys in dev; `mlops promote --to staging` puts dev's champion in the shared registry with
+its lineage, registers it in staging, deploys it there and makes it staging's champion. Then: the same again
+(nothing new, nothing deployed), and a version that did not pass its gate (refused before anything is written).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from infra import environments
+from infra.local import LocalBackend
+from infra.local.registry import LocalRegistry
+from infra.settings import load_settings
+from tests.support.cli import run_mlops
+from tests.support.helpers import MODEL, SMOKE, free_port
+
+FILE = """\
+[shared]
+registry = "{shared}"
+
+[dev]
+MLOPS_HOME = "{root}/dev"
+MLOPS_ENDPOINT_PORT = {dev_port}
+
+[staging]
+MLOPS_HOME = "{root}/staging"
+MLOPS_ENDPOINT_PORT = {staging_port}
+"""
+
+
+def _score(environment: str) -> list[float]:
+    with environments.using(environment):
+        settings = load_settings()
+    key = LocalBackend(settings).endpoints.key(settings.endpoint_name)
+    answer = httpx.post(
+        f"http://127.0.0.1:{settings.endpoint_port}/score",
+        content=SMOKE,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    result: list[float] = answer.json()["result"]
+    return result
+
+
+def _registry(environment: str) -> LocalRegistry:
+    with environments.using(environment):
+        return LocalRegistry(load_settings().registry_path)
+
+
+@pytest.fixture(scope="module")
+def story(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("promote")
+    file = root / "environments.toml"
+    shared = root / "shared"
+    file.write_text(FILE.format(root=root, shared=shared, dev_port=free_port(), staging_port=free_port()))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_ENVIRONMENTS_FILE", str(file))
+        for name in ("MLOPS_ENV", "MLOPS_SHARED_REGISTRY", "MLOPS_HOME", "MLOPS_ENDPOINT_PORT"):
+            patch.delenv(name, raising=False)
+        found: dict[str, Any] = {"root": root, "shared": LocalRegistry(shared / "registry.db")}
+        try:
+            found["run"] = run_mlops("run", api_url=prefect_server)
+            found["promote"] = run_mlops("promote", "--to", "staging", api_url=prefect_server)
+            found["dev_champion"] = _registry("dev").get_alias(MODEL, "champion")
+            found["status"] = run_mlops("status", "--env", "staging", "--json", api_url=prefect_server)
+            found["scores"] = {name: _score(name) for name in ("dev", "staging")}
+            found["versions"] = len(found["shared"].list()), len(_registry("staging").list())
+            found["again"] = run_mlops("promote", "--to", "staging", "--from", "dev", api_url=prefect_server)
+            found["versions_again"] = len(found["shared"].list()), len(_registry("staging").list())
+            # a worse model, registered and made dev's champion although its gate said no
+            found["forced"] = run_mlops("train", "--alpha", "1000", "--skip-gate", api_url=prefect_server)
+            found["refused"] = run_mlops("promote", "--to", "staging", api_url=prefect_server)
+            found["versions_refused"] = len(found["shared"].list()), len(_registry("staging").list())
+            found["all"] = run_mlops("status", "--all-envs", "--json", api_url=prefect_server)
+            yield found
+        finally:
+            for name in ("dev", "staging"):
+                run_mlops("endpoint", "stop", "--env", name, api_url=prefect_server)
+
+
+def test_mlops_run_then_promote_to_staging_completes(story: dict[str, Any]) -> None:
+    assert story["run"].returncode == 0, story["run"].stderr
+    assert story["promote"].returncode == 0, story["promote"].stderr
+    assert "is now the champion of staging" in story["promote"].stdout
+
+
+def test_the_staging_endpoint_answers_with_devs_values(story: dict[str, Any]) -> None:
+    dev, staging = story["scores"]["dev"], story["scores"]["staging"]
+    assert len(staging) == 2
+    assert staging == dev
+
+
+def test_status_of_staging_shows_the_champion_with_lineage_naming_devs_training_run(story: dict[str, Any]) -> None:
+    assert story["status"].returncode == 0, story["status"].stderr
+    report = json.loads(story["status"].stdout)
+    dev_champion = story["dev_champion"]  # before the forced training below moved it
+    assert report["environment"] == "staging"
+    assert report["home"] == str(story["root"] / "staging")
+    lineage = report["champion"]["lineage"]
+    assert lineage["source_environment"] == "dev"
+    assert lineage["source_workspace"] == str(story["root"] / "dev")
+    assert lineage["training_run"] == dev_champion.tags["run_id"]
+    assert lineage["data_sha256"] == dev_champion.tags["data_sha256"]
+    assert lineage["code_sha256"] == dev_champion.tags["code_sha256"]
+    assert lineage["decision"] == dev_champion.properties["decision"]
+    assert json.loads(lineage["metrics"]) == json.loads(dev_champion.properties["metrics"])
+    shared = story["shared"].get(MODEL, 1)
+    assert json.loads(shared.properties["lineage"]) == lineage
+    assert shared.content_hash == dev_champion.content_hash
+
+
+def test_promoting_the_same_version_again_creates_no_version_and_deploys_nothing(story: dict[str, Any]) -> None:
+    assert story["versions"] == (1, 1)
+    assert story["again"].returncode == 0, story["again"].stderr
+    assert story["versions_again"] == (1, 1)
+    assert "already in the shared registry as version 1" in story["again"].stdout
+    assert "already serving" in story["again"].stdout
+    assert "was already the champion of staging" in story["again"].stdout
+
+
+def test_a_version_that_failed_its_gate_is_refused_before_anything_is_written(story: dict[str, Any]) -> None:
+    assert story["forced"].returncode == 0, story["forced"].stderr
+    assert "forced" in story["forced"].stdout
+    assert story["refused"].returncode == 1
+    assert "did not pass its gate, its gate said: forced" in story["refused"].stderr
+    assert story["versions_refused"] == (1, 1)
+    assert story["scores"]["staging"] == _score("staging")  # staging still serves what it did
+
+
+def test_all_environments_side_by_side(story: dict[str, Any]) -> None:
+    assert story["all"].returncode == 0, story["all"].stderr
+    rows = json.loads(story["all"].stdout)["environments"]
+    assert list(rows) == ["dev", "staging"]
+    assert rows["dev"]["champion"]["lineage"] == {}
+    assert rows["staging"]["champion"]["lineage"]["source_environment"] == "dev"
+
+
+def test_a_missing_file_path_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    result = run_mlops("promote", "--to", "staging", env={"MLOPS_ENVIRONMENTS_FILE": str(missing)})
+    assert result.returncode == 2
+    assert f"MLOPS_ENVIRONMENTS_FILE='{missing}': no such file" in result.stderr
