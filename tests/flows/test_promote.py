@@ -9,12 +9,24 @@ its lineage, registers it in staging, deploys it there and makes it staging's ch
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.events.filters import EventFilter, EventNameFilter
 
 from infra import environments
 from infra.local import LocalBackend
@@ -34,6 +46,11 @@ MLOPS_ENDPOINT_PORT = {dev_port}
 [staging]
 MLOPS_HOME = "{root}/staging"
 MLOPS_ENDPOINT_PORT = {staging_port}
+
+[prod]
+MLOPS_HOME = "{root}/prod"
+MLOPS_ENDPOINT_PORT = {prod_port}
+approval = true
 """
 
 
@@ -57,12 +74,52 @@ def _registry(environment: str) -> LocalRegistry:
         return LocalRegistry(load_settings().registry_path)
 
 
+def _approve_when_paused(api_url: str, timeout: float = 180) -> threading.Thread:
+    """A reviewer in another process: `mlops approve --env prod` once a deploy run waits for approval."""
+
+    def wait_and_approve() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with get_client(sync_client=True) as client:
+                paused = client.read_flow_runs(
+                    flow_filter=FlowFilter(name=FlowFilterName(any_=["deploy"])),
+                    flow_run_filter=FlowRunFilter(
+                        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                    ),
+                )
+            if paused:
+                argv = ["approve", "--env", "prod", "--reviewer", "carol", str(paused[0].id)]
+                run_mlops(*argv, api_url=api_url, in_process=False)
+                return
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=wait_and_approve, daemon=True)
+    thread.start()
+    return thread
+
+
+def _promoted_events(content_hash: str, to: str, timeout: float = 30) -> list[Any]:
+    """The stored mlops.model.promoted events of this content into `to` (polled: events are stored shortly after)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            page = client.read_events(
+                filter=EventFilter(event=EventNameFilter(name=["mlops.model.promoted"])), limit=50
+            )
+        events = [e for e in page.events if e.payload.get("content_hash") == content_hash and e.payload["to"] == to]
+        if events or time.monotonic() > deadline:
+            return events
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def story(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("promote")
     file = root / "environments.toml"
     shared = root / "shared"
-    file.write_text(FILE.format(root=root, shared=shared, dev_port=free_port(), staging_port=free_port()))
+    file.write_text(
+        FILE.format(root=root, shared=shared, dev_port=free_port(), staging_port=free_port(), prod_port=free_port())
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_ENVIRONMENTS_FILE", str(file))
         for name in ("MLOPS_ENV", "MLOPS_SHARED_REGISTRY", "MLOPS_HOME", "MLOPS_ENDPOINT_PORT"):
@@ -77,6 +134,10 @@ def story(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             found["versions"] = len(found["shared"].list()), len(_registry("staging").list())
             found["again"] = run_mlops("promote", "--to", "staging", "--from", "dev", api_url=prefect_server)
             found["versions_again"] = len(found["shared"].list()), len(_registry("staging").list())
+            reviewer = _approve_when_paused(prefect_server)
+            found["prod"] = run_mlops("promote", "--from", "staging", "--to", "prod", api_url=prefect_server)
+            reviewer.join()
+            found["prod_champion"] = _registry("prod").get_alias(MODEL, "champion")
             # a worse model, registered and made dev's champion although its gate said no
             found["forced"] = run_mlops("train", "--alpha", "1000", "--skip-gate", api_url=prefect_server)
             found["refused"] = run_mlops("promote", "--to", "staging", api_url=prefect_server)
@@ -84,7 +145,7 @@ def story(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             found["all"] = run_mlops("status", "--all-envs", "--json", api_url=prefect_server)
             yield found
         finally:
-            for name in ("dev", "staging"):
+            for name in ("dev", "staging", "prod"):
                 run_mlops("endpoint", "stop", "--env", name, api_url=prefect_server)
 
 
@@ -128,6 +189,27 @@ def test_promoting_the_same_version_again_creates_no_version_and_deploys_nothing
     assert "was already the champion of staging" in story["again"].stdout
 
 
+def test_one_promoted_event_per_promotion(story: dict[str, Any]) -> None:
+    content_hash = story["dev_champion"].content_hash
+    events = _promoted_events(content_hash, "staging")
+    assert len(events) == 1  # the second promotion emitted none
+    assert events[0].payload["from"] == "dev"
+    assert events[0].payload["version"] == 1
+
+
+def test_prod_waits_for_approval_and_keeps_the_first_lineage(story: dict[str, Any]) -> None:
+    assert story["prod"].returncode == 0, story["prod"].stderr
+    assert "is now the champion of prod" in story["prod"].stdout
+    champion = story["prod_champion"]
+    assert champion is not None
+    assert champion.content_hash == story["dev_champion"].content_hash
+    lineage = json.loads(champion.properties["lineage"])
+    assert lineage["source_environment"] == "dev"
+    assert lineage["training_run"] == story["dev_champion"].tags["run_id"]
+    assert lineage["promoted_through"] == "staging"
+    assert len(story["shared"].list(MODEL)) == 1  # the same content: the shared registry's one version
+
+
 def test_a_version_that_failed_its_gate_is_refused_before_anything_is_written(story: dict[str, Any]) -> None:
     assert story["forced"].returncode == 0, story["forced"].stderr
     assert "forced" in story["forced"].stdout
@@ -140,7 +222,8 @@ def test_a_version_that_failed_its_gate_is_refused_before_anything_is_written(st
 def test_all_environments_side_by_side(story: dict[str, Any]) -> None:
     assert story["all"].returncode == 0, story["all"].stderr
     rows = json.loads(story["all"].stdout)["environments"]
-    assert list(rows) == ["dev", "staging"]
+    assert list(rows) == ["dev", "staging", "prod"]
+    assert rows["prod"]["champion"]["lineage"]["promoted_through"] == "staging"
     assert rows["dev"]["champion"]["lineage"] == {}
     assert rows["staging"]["champion"]["lineage"]["source_environment"] == "dev"
 
