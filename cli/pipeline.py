@@ -203,6 +203,8 @@ def promote(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG00
     from infra import environments
 
     source = args.source or environments.current()
+    for name in (source, args.to):  # an unknown name is a bad argument, said before any flow run starts
+        environments.load_environments().get(name)
     state = flow(to=args.to, source=source, version=args.model_version, rollout=rollout_policy(args), return_state=True)
     result = finished(state, "promote")
     if result is None:

@@ -233,3 +233,31 @@ def test_a_missing_file_path_is_named(tmp_path: Path) -> None:
     result = run_mlops("promote", "--to", "staging", env={"MLOPS_ENVIRONMENTS_FILE": str(missing)})
     assert result.returncode == 2
     assert f"MLOPS_ENVIRONMENTS_FILE='{missing}': no such file" in result.stderr
+
+
+def test_an_unknown_target_is_refused_before_any_flow_runs(
+    prefect_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "environments.toml"
+    file.write_text(f'[dev]\nMLOPS_HOME = "{tmp_path / "dev"}"\n')
+    monkeypatch.setenv("MLOPS_ENVIRONMENTS_FILE", str(file))
+    result = run_mlops("promote", "--to", "qa", api_url=prefect_server)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"mlops promote: unknown environment 'qa' in {file}; known: dev"
+
+
+def test_a_target_that_cannot_be_reached_fails_before_anything_is_written(
+    prefect_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "not-a-folder").write_text("")
+    file = tmp_path / "environments.toml"
+    file.write_text(
+        f'[shared]\nregistry = "{tmp_path / "shared"}"\n[dev]\nMLOPS_HOME = "{tmp_path / "dev"}"\n'
+        f'[staging]\nMLOPS_HOME = "{tmp_path / "not-a-folder"}"\n'
+    )
+    monkeypatch.setenv("MLOPS_ENVIRONMENTS_FILE", str(file))
+    result = run_mlops("promote", "--to", "staging", api_url=prefect_server)
+    assert result.returncode == 1
+    assert f"MLOPS_HOME='{tmp_path / 'not-a-folder'}': exists and is not a folder" in result.stderr
+    assert not (tmp_path / "shared").exists()
+    assert not (tmp_path / "dev").exists()
