@@ -23,6 +23,7 @@ import yaml
 
 from azureml_emulator.process import EmulatorProcess
 from deployments.prefect_database import NewDatabase, configured_sqlite_file
+from infra import environments
 from infra.endpoint_server import EndpointConfig, LocalEndpoints
 from infra.errors import BackendError
 from infra.services.azurite import Azurite
@@ -118,6 +119,7 @@ class Platform:
             "DO_NOT_TRACK": "true",
             "PREFECT_WORKER_QUERY_SECONDS": "2",
             "MLOPS_HOME": str(self.settings.home),
+            "MLOPS_ENV": environments.current(),  # flow runs load the environment `mlops --env NAME platform up` chose
         }
 
     # ---- up ----

@@ -110,3 +110,13 @@ def test_no_file_is_todays_behaviour(tmp_path: Path, monkeypatch: pytest.MonkeyP
     rows = {row["variable"]: row for row in json.loads(result.stdout)["settings"]}
     assert rows["MLOPS_HOME"]["source"] == "default"
     assert run_mlops("config", "show", "--env", "staging").returncode == 2
+
+
+def test_the_platform_passes_its_environment_to_the_flow_runs_it_starts(declared: Path) -> None:
+    from deployments.platform import Platform
+
+    with environments.using("staging"):
+        settings = load_settings()
+        env = Platform(settings).env()
+    assert (env["MLOPS_ENV"], env["MLOPS_HOME"]) == ("staging", str(settings.home))
+    assert Platform(load_settings()).env()["MLOPS_ENV"] == "dev"
