@@ -51,6 +51,11 @@ MLOPS_ENDPOINT_PORT = {staging_port}
 MLOPS_HOME = "{root}/prod"
 MLOPS_ENDPOINT_PORT = {prod_port}
 approval = true
+
+[qa]
+MLOPS_HOME = "{root}/qa"
+MLOPS_ENDPOINT_PORT = {qa_port}
+approval = true
 """
 
 
@@ -74,8 +79,8 @@ def _registry(environment: str) -> LocalRegistry:
         return LocalRegistry(load_settings().registry_path)
 
 
-def _approve_when_paused(api_url: str, timeout: float = 180) -> threading.Thread:
-    """A reviewer in another process: `mlops approve --env prod` once a deploy run waits for approval."""
+def _approve_when_paused(api_url: str, *answer: str, timeout: float = 180) -> threading.Thread:
+    """A reviewer in another process: `mlops approve --env prod [answer]` once a deploy run waits for approval."""
 
     def wait_and_approve() -> None:
         deadline = time.monotonic() + timeout
@@ -88,7 +93,7 @@ def _approve_when_paused(api_url: str, timeout: float = 180) -> threading.Thread
                     ),
                 )
             if paused:
-                argv = ["approve", "--env", "prod", "--reviewer", "carol", str(paused[0].id)]
+                argv = ["approve", "--env", "prod", "--reviewer", "carol", *answer, str(paused[0].id)]
                 run_mlops(*argv, api_url=api_url, in_process=False)
                 return
             time.sleep(0.5)
@@ -118,7 +123,14 @@ def story(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     file = root / "environments.toml"
     shared = root / "shared"
     file.write_text(
-        FILE.format(root=root, shared=shared, dev_port=free_port(), staging_port=free_port(), prod_port=free_port())
+        FILE.format(
+            root=root,
+            shared=shared,
+            dev_port=free_port(),
+            staging_port=free_port(),
+            prod_port=free_port(),
+            qa_port=free_port(),
+        )
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_ENVIRONMENTS_FILE", str(file))
@@ -142,10 +154,15 @@ def story(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             found["forced"] = run_mlops("train", "--alpha", "1000", "--skip-gate", api_url=prefect_server)
             found["refused"] = run_mlops("promote", "--to", "staging", api_url=prefect_server)
             found["versions_refused"] = len(found["shared"].list()), len(_registry("staging").list())
+            # dev's first version (it passed its gate) into qa, where the reviewer rejects it
+            reviewer = _approve_when_paused(prefect_server, "--reject", "--comment", "not yet")
+            found["rejected"] = run_mlops("promote", "--to", "qa", "--model-version", "1", api_url=prefect_server)
+            reviewer.join()
+            found["qa_champion"] = _registry("qa").get_alias(MODEL, "champion")
             found["all"] = run_mlops("status", "--all-envs", "--json", api_url=prefect_server)
             yield found
         finally:
-            for name in ("dev", "staging", "prod"):
+            for name in ("dev", "staging", "prod", "qa"):
                 run_mlops("endpoint", "stop", "--env", name, api_url=prefect_server)
 
 
@@ -210,6 +227,12 @@ def test_prod_waits_for_approval_and_keeps_the_first_lineage(story: dict[str, An
     assert len(story["shared"].list(MODEL)) == 1  # the same content: the shared registry's one version
 
 
+def test_a_rejected_promotion_leaves_the_targets_champion_alone(story: dict[str, Any]) -> None:
+    assert story["rejected"].returncode == 0, story["rejected"].stderr
+    assert "not promoted: rejected by carol: not yet" in story["rejected"].stdout
+    assert story["qa_champion"] is None
+
+
 def test_a_version_that_failed_its_gate_is_refused_before_anything_is_written(story: dict[str, Any]) -> None:
     assert story["forced"].returncode == 0, story["forced"].stderr
     assert "forced" in story["forced"].stdout
@@ -222,7 +245,7 @@ def test_a_version_that_failed_its_gate_is_refused_before_anything_is_written(st
 def test_all_environments_side_by_side(story: dict[str, Any]) -> None:
     assert story["all"].returncode == 0, story["all"].stderr
     rows = json.loads(story["all"].stdout)["environments"]
-    assert list(rows) == ["dev", "staging", "prod"]
+    assert list(rows) == ["dev", "staging", "prod", "qa"]
     assert rows["prod"]["champion"]["lineage"]["promoted_through"] == "staging"
     assert rows["dev"]["champion"]["lineage"] == {}
     assert rows["staging"]["champion"]["lineage"]["source_environment"] == "dev"
