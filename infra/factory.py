@@ -28,6 +28,6 @@ def open_shared_registry() -> Registry:
     `<checkout>/.mlops-shared`): on this machine, a local registry outside any one workspace, with the same rules
     (consecutive versions, tags, properties, idempotent on content). An Azure ML registry is not built yet."""
     from infra.environments import load_environments
-    from infra.local.registry import LocalRegistry
+    from infra.local import LocalRegistry
 
     return LocalRegistry(load_environments().shared_registry / "registry.db")
