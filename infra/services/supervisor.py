@@ -171,10 +171,10 @@ class Supervisor:
         )
         self.status["starts"] += 1
         self.status.update(pid=child.pid, state="running", next_start_at=None)
+        self._save()  # before the pid file: a reader that finds the new pid also finds it running, never restarting
         temporary = self.pid_file.with_name(f".{self.pid_file.name}.{os.getpid()}")
         temporary.write_text(str(child.pid))
         os.replace(temporary, self.pid_file)
-        self._save()
         return child
 
     def _save(self) -> None:
