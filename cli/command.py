@@ -63,6 +63,11 @@ def add(
     return parser
 
 
+def json_argument(parser: argparse.ArgumentParser) -> None:
+    """`--json`, for a command that reports state."""
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
 def deprecation_line(old: str, new: str) -> str:
     """The one line an old spelling prints on stderr."""
     return f"{old} is deprecated; use {new}"

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from cli.command import Command, Subparsers, add, group
+from cli.command import Command, Subparsers, add, group, json_argument
 from infra.sections import RENAMED
 from infra.settings import SECTIONS, Origin, Settings, origins, section_fields
 
@@ -28,12 +28,8 @@ def register(commands: Subparsers) -> None:
         "show",
         Command("config show", show),
         help="every effective setting and its source (default, derived, .env, environment)",
-        arguments=_json_argument,
+        arguments=json_argument,
     )
-
-
-def _json_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON")
 
 
 def rows(settings: Settings) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from azureml_emulator.process import EmulatorProcess
-from cli.command import Command, Subparsers, add, group
+from cli.command import Command, Subparsers, add, group, json_argument
 from infra.settings import Settings
 
 
@@ -72,8 +72,4 @@ def register(commands: Subparsers) -> None:
         ("down", down, "stop the emulator and the endpoints it serves"),
         ("status", status, "where it runs, its CA bundle, the requests served, the jobs and their status"),
     ):
-        add(verbs, word, Command(f"emulator {word}", run), help=text, arguments=_json_argument)
-
-
-def _json_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON")
+        add(verbs, word, Command(f"emulator {word}", run), help=text, arguments=json_argument)

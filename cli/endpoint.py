@@ -6,7 +6,7 @@ import argparse
 import json
 
 from cli import telemetry
-from cli.command import Command, Subparsers, add, group
+from cli.command import Command, Subparsers, add, group, json_argument
 from cli.platform import describe_endpoint, health_line
 from infra.factory import open_backend
 from infra.settings import Settings
@@ -45,14 +45,14 @@ def register(commands: Subparsers) -> None:
         "status",
         Command("endpoint status", status),
         help="the endpoint's URL, server health, deployments and traffic",
-        arguments=_json_argument,
+        arguments=json_argument,
     )
     add(
         verbs,
         "stop",
         Command("endpoint stop", stop),
         help="stop the local endpoint server; `mlops deploy` starts it again with its state",
-        arguments=_json_argument,
+        arguments=json_argument,
     )
     add(
         verbs,
@@ -63,11 +63,7 @@ def register(commands: Subparsers) -> None:
     )
 
 
-def _json_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON")
-
-
 def _logs_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--last", type=int, default=20, help="show the newest N (default 20; 0: all)")
-    _json_argument(parser)
+    json_argument(parser)
     parser.set_defaults(run_id=None)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from cli.command import Command, Subparsers, add, group, renamed_flag
+from cli.command import Command, Subparsers, add, group, json_argument, renamed_flag
 from infra.sections import DERIVED, endpoint_name_for
 from infra.settings import ENV_PREFIX, Settings, checkout_root, read_variable, variables
 from model.check import Check, check_package
@@ -184,7 +184,7 @@ def register(commands: Subparsers) -> None:
         "list",
         Command("model list", list_models),
         help="the registered versions, their tags and the champion",
-        arguments=_list_arguments,
+        arguments=json_argument,
     )
 
 
@@ -208,7 +208,3 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--keep-workdir", action="store_true", help="keep the work folder (data, outputs) for a look")
     renamed_flag(parser, "--keep", "--keep-workdir", switch=True)
-
-
-def _list_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON")

@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from cli.command import Command, Subparsers, add, group
+from cli.command import Command, Subparsers, add, group, json_argument
 from infra import environments
 from infra.backend import Backend, EndpointState
 from infra.errors import BackendError
@@ -245,7 +245,7 @@ def register(commands: Subparsers) -> None:
         "status",
         Command("platform status", platform_status),
         help="the platform's processes (and their restarts) and its database",
-        arguments=_json_argument,
+        arguments=json_argument,
     )
     add(
         commands,
@@ -257,9 +257,5 @@ def register(commands: Subparsers) -> None:
 
 
 def _status_arguments(parser: argparse.ArgumentParser) -> None:
-    _json_argument(parser)
+    json_argument(parser)
     parser.add_argument("--all-envs", action="store_true", help="every environment side by side")
-
-
-def _json_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cli.command import Command, Subparsers, add
+from cli.command import Command, Subparsers, add, json_argument
 from infra import telemetry
 from infra.services.supervisor import rotated_files
 from infra.settings import Settings
@@ -169,4 +169,4 @@ def _trace_arguments(parser: argparse.ArgumentParser) -> None:
 def _logs_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_id", nargs="?", help="a flow or task run id (default: the endpoint's request log)")
     parser.add_argument("--last", type=int, default=20, help="show the newest N (default 20; 0: all)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    json_argument(parser)
