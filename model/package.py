@@ -6,7 +6,9 @@ A model package is a folder. Its manifest names
                    placeholders, and the parameters file it reads
     [data]         a command writing the sample training CSV, the feature columns and the target
     [score]        score.py (online: init(), run(raw_data)), batch_score.py (batch: init(),
-                   run(mini_batch)) and a sample request for the smoke test
+                   run(mini_batch)) and a sample request for the smoke test; `micro_batching = true`
+                   says run() may get the rows of several requests in one {"data": [...]} and answers
+                   {"result": [...]} with one entry per row, in order (the endpoint then batches)
     [gate]         the metric of metrics.json the quality gate compares, and its direction
     [environment]  the Python libraries scoring needs, pinned from the training environment
 
@@ -68,6 +70,7 @@ class ModelPackage:
     libraries: tuple[str, ...]
     framework: str
     conda: tuple[str, ...] = ()  # extra conda packages of the Azure ML training environment (R: "r-base")
+    micro_batching: bool = False  # score.py's run() may get the rows of several requests in one {"data": [...]}
 
     @property
     def manifest(self) -> Path:
@@ -120,6 +123,7 @@ def load_package(root: Path) -> ModelPackage:
         libraries=tuple(read.texts("environment", "libraries")),
         framework=str(document.get("environment", {}).get("framework", "")),
         conda=tuple(read.texts("train", "conda")) if "conda" in document.get("train", {}) else (),
+        micro_batching=read.flag("score", "micro_batching"),
     )
 
 
@@ -134,6 +138,13 @@ class _Reader:
         if not isinstance(section, dict) or key not in section:
             raise ContractError(f"{self.manifest}: missing {where}")
         return section[key]
+
+    def flag(self, table: str, key: str) -> bool:
+        """An optional true/false key (absent: false)."""
+        value = self.document.get(table, {}).get(key, False)
+        if not isinstance(value, bool):
+            raise ContractError(f"{self.manifest}: {_where(table, key)} must be true or false, got {value!r}")
+        return value
 
     def text(self, table: str | None, key: str) -> str:
         value = self._value(table, key)

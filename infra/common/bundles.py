@@ -9,7 +9,7 @@
         requirements.txt       pinned from the model's environment lock, plus Azure ML's inference server
         conda.yml              the same, as an Azure ML environment's conda file
         Dockerfile             an image that serves the bundle with azmlinfsrv
-        bundle.json            which model version this is
+        bundle.json            which model version this is (and whether its score.py may be micro-batched)
 
 A bundle is written once (to a staging folder, then renamed) and reused afterwards.
 """
@@ -96,6 +96,7 @@ def _write_bundle(folder: Path, model: ModelVersion, package: ModelPackage) -> N
         "version": model.version,
         "content_hash": model.content_hash,
         "package": package.name,
+        "micro_batching": package.micro_batching,
     }
     (folder / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
 

@@ -8,7 +8,8 @@
                                  served at once and saved to keys.json; the answer names the key, never a value
     /management/...              Bearer <admin key>: `management.Deployments.manage`
 
-Which deployment answers is `traffic`'s; what is recorded about each request, `collect`'s.
+Which deployment answers is `traffic`'s; the scoring call (micro-batching, back-pressure) is `batching`'s; what
+is recorded about each request, `collect`'s.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from infra.endpoint_server.batching import Scorer
 from infra.endpoint_server.collect import Recorder, Scope
 from infra.endpoint_server.errors import HttpError, json_object
 from infra.endpoint_server.management import Deployments
@@ -48,12 +50,14 @@ class EndpointApp:
         max_body_bytes: int = 1 << 20,
         telemetry_dir: Path | None = None,
         collect_percent: float = 100,
+        scorer: Scorer | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.name = name
         self.max_body_bytes = max_body_bytes
         self.recorder = Recorder(state_dir, name, telemetry_dir=telemetry_dir, collect_percent=collect_percent)
         self.deployments = Deployments(state_dir, name)
+        self.scorer = scorer or Scorer()
         self._keys: dict[str, str] = json.loads((state_dir / KEYS_FILE).read_text())
         self._scoring_keys = [f"Bearer {self._keys[kind]}".encode() for kind in _SCORING_KEYS]
         self._admin_key = f"Bearer {self._keys['admin']}".encode()
@@ -169,6 +173,7 @@ class EndpointApp:
         deployments = self.deployments.loaded
         split = self.deployments.split
         deployment = split.pick(deployments, pinned)
+        self.scorer.admit()
         body = await self._read_body(headers, receive)
         try:
             text = body.decode()
@@ -177,7 +182,7 @@ class EndpointApp:
         if not pinned:
             split.maybe_mirror(deployments, text, headers, self.recorder)
         try:
-            answer = deployment.module.run(text)
+            answer = await self.scorer.score(deployment, text)
         except ValueError as exc:  # the scoring contract: bad input is a ValueError
             raise HttpError(400, str(exc)) from None
         encoded = orjson.dumps(answer)

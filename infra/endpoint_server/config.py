@@ -12,7 +12,8 @@ from infra.settings import Settings
 @dataclass(frozen=True)
 class EndpointConfig:
     """`port` on 127.0.0.1; `tls` (certificate, key) makes it answer HTTPS; `telemetry_dir` is where its spans go
-    as files (default: MLOPS_HOME/telemetry of its environment); `port_variable` is named when the port is taken."""
+    as files (default: MLOPS_HOME/telemetry of its environment); `port_variable` is named when the port is taken;
+    `batching`, `batch_max_rows` and `max_queue` are the scoring queue's (`infra.endpoint_server.batching`)."""
 
     port: int
     max_body_bytes: int = 1 << 20
@@ -21,6 +22,9 @@ class EndpointConfig:
     port_variable: str = "MLOPS_ENDPOINT_PORT"
     telemetry_dir: Path | None = None
     collect_percent: float = 100
+    batching: bool = True
+    batch_max_rows: int = 1000
+    max_queue: int = 128
     python: str = sys.executable
 
     @classmethod
@@ -32,6 +36,9 @@ class EndpointConfig:
             start_timeout=settings.endpoint_start_timeout_seconds,
             telemetry_dir=settings.telemetry_dir,
             collect_percent=settings.endpoint_collect_percent,
+            batching=settings.endpoint_batching,
+            batch_max_rows=settings.endpoint_batch_max_rows,
+            max_queue=settings.endpoint_max_queue,
         )
 
     @property
@@ -45,4 +52,7 @@ class EndpointConfig:
             arguments += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         if self.telemetry_dir:
             arguments += ["--telemetry-dir", str(self.telemetry_dir)]
+        arguments += ["--batch-max-rows", str(self.batch_max_rows), "--max-queue", str(self.max_queue)]
+        if not self.batching:
+            arguments.append("--no-batching")
         return [*arguments, "--collect-percent", str(self.collect_percent)]

@@ -3,7 +3,8 @@ traffic and the mirror; the state is saved to `state.json` after each change and
 management never needs a restart.
 
 A bundle's `bundle.json` may name its scoring script (`"scoring_script"`, relative to `code/`; default
-`score.py`), as an Azure ML deployment's `code_configuration` does.
+`score.py`), as an Azure ML deployment's `code_configuration` does, and say `"micro_batching": true` (from the
+package's manifest): its `run()` may score the rows of several requests in one call (`batching`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def load_bundle(name: str, bundle: Path) -> Deployment:
     except Exception as exc:
         raise HttpError(409, f"deployment {name!r} refused bundle {bundle}: {exc}") from exc
     model = str(manifest.get("model", "unknown"))
-    return Deployment(name=name, model=model, bundle=str(bundle), module=module)
+    batching = manifest.get("micro_batching") is True
+    return Deployment(name=name, model=model, bundle=str(bundle), module=module, micro_batching=batching)
 
 
 class Deployments:

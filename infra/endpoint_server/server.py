@@ -27,8 +27,9 @@ Bad requests get a 4xx JSON error naming the problem; the server keeps serving.
 
     python -m infra.endpoint_server.server --dir DIR --port PORT [--max-body-bytes N] [--tls-cert F --tls-key F]
 
-This module is the process's entry point; the parts are `app` (ASGI, routing, the scoring path), `traffic`
-(split and mirror), `management` (deployments, state) and `collect` (request log, collected data, spans).
+This module is the process's entry point; the parts are `app` (ASGI, routing), `batching` (the scoring call:
+micro-batching, back-pressure), `traffic` (split and mirror), `management` (deployments, state) and `collect`
+(request log, collected data, spans).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import argparse
 from pathlib import Path
 
 from infra.endpoint_server.app import EndpointApp
+from infra.endpoint_server.batching import Scorer
 from infra.endpoint_server.collect import COLLECTED_FOLDER
 
 __all__ = ["COLLECTED_FOLDER", "EndpointApp", "main"]
@@ -54,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tls-key", type=Path, help="... and this key")
     parser.add_argument("--telemetry-dir", type=Path, help="where spans go as files (default MLOPS_HOME/telemetry)")
     parser.add_argument("--collect-percent", type=float, default=100, help="share of scored requests collected")
+    parser.add_argument("--batch-max-rows", type=int, default=1000, help="rows in one batched scoring call, at most")
+    parser.add_argument("--max-queue", type=int, default=128, help="requests waiting; past it 503 + Retry-After")
+    parser.add_argument("--no-batching", action="store_true", help="score one request per call")
     args = parser.parse_args(argv)
     app = EndpointApp(
         args.dir,
@@ -61,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         max_body_bytes=args.max_body_bytes,
         telemetry_dir=args.telemetry_dir,
         collect_percent=args.collect_percent,
+        scorer=Scorer(batching=not args.no_batching, max_rows=args.batch_max_rows, max_queue=args.max_queue),
     )
     config = uvicorn.Config(
         app,

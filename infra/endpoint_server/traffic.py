@@ -22,12 +22,14 @@ from infra.endpoint_server.errors import HttpError
 
 @dataclass(frozen=True)
 class Deployment:
-    """One loaded bundle: its `score.py` module (with its own model) and where it came from."""
+    """One loaded bundle: its `score.py` module (with its own model) and where it came from; `micro_batching`: its
+    `run()` may get the rows of several requests in one call (the bundle's `micro_batching`)."""
 
     name: str
     model: str
     bundle: str
     module: ModuleType
+    micro_batching: bool = False
 
 
 class TrafficSplit:

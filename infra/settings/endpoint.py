@@ -10,7 +10,8 @@ DERIVED.add("endpoint_name")
 
 
 class EndpointSettings(Section):
-    """Name, port, body limit, what it keeps for the drift monitor, and how long it may take to start."""
+    """Name, port, body limit, what it keeps for the drift monitor, micro-batching and its queue, and how long it may
+    take to start."""
 
     endpoint_name: str = Field(
         default_factory=derived(lambda package: endpoint_name_for(package, "endpoint")),
@@ -23,6 +24,15 @@ class EndpointSettings(Section):
         ge=0,
         le=100,
         description="Share of scored requests whose inputs and outputs the endpoint keeps for the drift monitor.",
+    )
+    endpoint_batching: bool = Field(
+        True,
+        description="Score requests that arrive while a scoring call runs together in the next call, when the "
+        "bundle's manifest allows it ([score] micro_batching); false: one request per call.",
+    )
+    endpoint_batch_max_rows: int = Field(1000, ge=1, description="At most this many rows in one batched scoring call.")
+    endpoint_max_queue: int = Field(
+        128, ge=1, description="Requests waiting to be scored; past it a scoring request gets 503 with Retry-After."
     )
     endpoint_start_timeout_seconds: float = Field(60, gt=0, description="How long to wait for the endpoint to answer.")
 

@@ -26,12 +26,13 @@ def test_missing_packages_are_named_with_the_command_that_installs_them(tmp_path
         CHROMIUM=str(tmp_path / "chromium"),
         MLOPS_POSTGRES_BIN=str(tmp_path),
         RSCRIPT=str(tmp_path / "Rscript"),
+        WRK=str(tmp_path / "wrk"),
         LIBGOMP=str(tmp_path / "libgomp.so.1"),
     )
     [line] = result.stdout.splitlines()
     assert line == (
-        "missing system packages for the tests: chromium postgresql r-base-core libgomp1; "
-        "install them with: apt-get install -y chromium postgresql r-base-core libgomp1"
+        "missing system packages for the tests: chromium postgresql r-base-core wrk libgomp1; "
+        "install them with: apt-get install -y chromium postgresql r-base-core wrk libgomp1"
     )
 
 

@@ -51,6 +51,7 @@ class TestManifest:
             "minimize",
             "diabetes_regression_model.pkl",
         )
+        assert package.micro_batching is True
 
     def test_no_manifest(self, tmp_path: Path) -> None:
         with pytest.raises(ContractError, match=r"no mlops-model.toml"):
@@ -79,6 +80,11 @@ class TestManifest:
                 id="absent-file",
             ),
             pytest.param(("[gate]", "[gate"), r"not valid TOML", id="not-toml"),
+            pytest.param(
+                ("micro_batching = true", 'micro_batching = "yes"'),
+                r"\[score\] micro_batching must be true or false, got 'yes'",
+                id="micro-batching-not-a-flag",
+            ),
         ],
     )
     def test_a_broken_manifest_names_the_problem(self, tmp_path: Path, edit: tuple[str, str], message: str) -> None:

@@ -1,0 +1,170 @@
+"""The scoring call path: adaptive micro-batching behind the unchanged `score.py` contract, and back-pressure.
+
+A scoring request joins its deployment's queue and the next turn of the event loop scores it. Scoring runs
+on the event loop, so every request that arrived while a call ran is parsed and queued by the time the next
+call starts: the next call takes them together, its rows concatenated into one `{"data": [...]}` for
+`run()`, and its `"result"` is split back per request, in order. A lone request is scored as it came (its
+text untouched) at the first turn of the loop: nobody waits for company. A call takes at most `max_rows`
+rows (a larger request is scored alone); while requests wait, calls follow each other for up to
+`TURN_SECONDS` before the loop answers them and reads new requests.
+
+Only a bundle whose manifest says `[score] micro_batching = true` gets rows of several requests at once
+(`Deployment.micro_batching`); for the others, and with batching off, each call scores one request, in
+arrival order, as Azure ML's server does. A request is batched only when its body is exactly
+`{"data": [a non-empty list]}`; any other body is scored alone, so its error (or answer) is its own.
+
+When a batched call fails (a bad row raises `ValueError`) or its answer is not one result per row, each of its
+requests is scored again alone: a request with bad rows gets its own error, the others their answers.
+
+Back-pressure: past `max_queue` requests waiting, `admit()` refuses a scoring request with 503 and
+`Retry-After`, before its body is read; what the server holds is then bounded by the queue (each request at
+most the body limit) and by the open connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+import orjson
+
+from infra.endpoint_server.errors import HttpError
+from infra.endpoint_server.traffic import Deployment
+
+RETRY_AFTER_SECONDS = 1
+# Scoring calls go on for this long in one turn of the event loop while requests wait: under overload the loop
+# also answers every 503 of a turn, and one call per turn would leave scoring a small share of the server.
+TURN_SECONDS = 0.005
+_UNREAD: Any = object()  # a request's rows before they are parsed
+
+
+class _Request:
+    __slots__ = ("future", "rows", "text")
+
+    def __init__(self, text: str, future: asyncio.Future[dict[str, Any]]) -> None:
+        self.text = text
+        self.future = future
+        self.rows: list[Any] | None = _UNREAD
+
+    def parsed_rows(self) -> list[Any] | None:
+        """The request's rows when its body is exactly `{"data": [...]}` with at least one row, else None."""
+        if self.rows is _UNREAD:
+            try:
+                body = orjson.loads(self.text)
+            except orjson.JSONDecodeError:
+                body = None
+            data = body.get("data") if type(body) is dict and len(body) == 1 else None
+            self.rows = data if type(data) is list and data else None
+        return self.rows
+
+
+class Scorer:
+    """Scores requests for all of an endpoint's deployments, one queue each, taking turns."""
+
+    def __init__(self, *, batching: bool = True, max_rows: int = 1000, max_queue: int = 128) -> None:
+        self.batching = batching
+        self.max_rows = max_rows
+        self.max_queue = max_queue
+        self.waiting = 0  # requests queued, not yet in a scoring call
+        self._queues: dict[Deployment, deque[_Request]] = {}
+        self._turns: deque[Deployment] = deque()  # deployments with requests waiting, in the order they take turns
+        self._scheduled = False
+
+    def admit(self) -> None:
+        """Refuse a scoring request while the queue is full (503, Retry-After)."""
+        if self.waiting >= self.max_queue:
+            raise HttpError(
+                503,
+                f"the endpoint is busy: {self.waiting} requests are waiting to be scored (MLOPS_ENDPOINT_MAX_QUEUE="
+                f"{self.max_queue}); retry after {RETRY_AFTER_SECONDS} s",
+                [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
+            )
+
+    async def score(self, deployment: Deployment, text: str) -> dict[str, Any]:
+        """`deployment`'s answer to the request body `text`; raises what its `run()` raised for this request."""
+        loop = asyncio.get_running_loop()
+        request = _Request(text, loop.create_future())
+        queue = self._queues.get(deployment)
+        if queue is None:
+            queue = self._queues[deployment] = deque()
+            self._turns.append(deployment)
+        queue.append(request)
+        self.waiting += 1
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._next_calls)
+        return await request.future
+
+    def _next_calls(self) -> None:
+        """Scoring calls, the deployments taking turns, until nothing waits or the turn's time is spent; the
+        loop's next turn for what is left (after it has answered these requests and read new ones)."""
+        started = time.perf_counter()
+        while self._turns:
+            deployment = self._turns.popleft()
+            queue = self._queues[deployment]
+            batch = self._take(queue, self.batching and deployment.micro_batching)
+            self.waiting -= len(batch)
+            if queue:
+                self._turns.append(deployment)
+            else:
+                del self._queues[deployment]
+            if len(batch) == 1:
+                _score_alone(deployment, batch[0])
+            else:
+                _score_together(deployment, batch)
+            if self._turns and time.perf_counter() - started >= TURN_SECONDS:
+                asyncio.get_running_loop().call_soon(self._next_calls)
+                return
+        self._scheduled = False
+
+    def _take(self, queue: deque[_Request], combine: bool) -> list[_Request]:
+        """The requests of the next call: the first waiting, and those after it while their rows fit in one call."""
+        first = queue.popleft()
+        if not combine or not queue:
+            return [first]
+        rows = first.parsed_rows()
+        if rows is None:
+            return [first]
+        batch, total = [first], len(rows)
+        while queue:
+            rows = queue[0].parsed_rows()
+            if rows is None or total + len(rows) > self.max_rows:
+                break
+            batch.append(queue.popleft())
+            total += len(rows)
+        return batch
+
+
+def _score_alone(deployment: Deployment, request: _Request) -> None:
+    try:
+        answer = deployment.module.run(request.text)
+    except Exception as exc:  # noqa: BLE001 - the request's own error, raised in its handler
+        if not request.future.done():
+            request.future.set_exception(exc)
+        return
+    if not request.future.done():
+        request.future.set_result(answer)
+
+
+def _score_together(deployment: Deployment, batch: list[_Request]) -> None:
+    """One call for all of `batch`'s rows; on any failure, each request alone (its own answer or error)."""
+    rows: list[Any] = []
+    for request in batch:
+        rows += request.rows or ()
+    try:
+        answer = deployment.module.run(orjson.dumps({"data": rows}).decode())
+        result = answer["result"] if type(answer) is dict and len(answer) == 1 else None
+    except Exception:  # noqa: BLE001 - which request's rows failed is found by scoring each alone
+        result = None
+    if type(result) is not list or len(result) != len(rows):
+        for request in batch:
+            _score_alone(deployment, request)
+        return
+    start = 0
+    for request in batch:
+        end = start + len(request.rows or ())
+        if not request.future.done():
+            request.future.set_result({"result": result[start:end]})
+        start = end
