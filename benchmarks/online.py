@@ -1,5 +1,6 @@
 """Online scoring benchmark: this project's endpoint (tracing on, and off; supervised with its log rotated, and
-unsupervised with its log appended to a plain file), Azure ML's inference server and a raw-ASGI reference.
+unsupervised with its log appended to a plain file; micro-batching on, the default, and off), Azure ML's
+inference server and a raw-ASGI reference.
 
 All serve the same trained model to the same payloads (1 row and 100 rows of the diabetes features) at
 concurrency 1 and 16, measured with wrk on loopback. Every request carries a W3C `traceparent`, which
@@ -11,7 +12,7 @@ turn); the table shows medians. Needs `wrk` (Debian: `apt-get install wrk`) and
 
     .venv/bin/python benchmarks/online.py [--duration 10] [--reps 3] [--out benchmarks/results/online.md]
 
-Long because: six servers, each started its own way, and the table that compares them, in one script a reader
+Long because: seven servers, each started its own way, and the table that compares them, in one script a reader
 can run and check.
 """
 
@@ -109,6 +110,7 @@ TRACING = {
     "off": ("this endpoint, tracing off", {"MLOPS_TRACING": "false"}),
     "otlp": ("this endpoint, spans to OTLP", {"MLOPS_TRACING": "true"}),
     "plain": ("this endpoint, unsupervised, log to a plain file", {"MLOPS_TRACING": "true"}),
+    "unbatched": ("this endpoint, batching off", {"MLOPS_TRACING": "true"}),
 }
 # Rotation at 1 MiB: at this load the request log rotates every few seconds, so rotations are in the measurement.
 ROTATE_BYTES = 1 << 20
@@ -118,10 +120,12 @@ ROTATE_BYTES = 1 << 20
 def ours(backend: LocalBackend, bundle: Bundle, *, tracing: str = "files") -> Iterator[Server]:
     """The endpoint. Tracing `files`: each request continues the sent `traceparent` in a span record written
     to MLOPS_HOME/telemetry (the default destination); `off`: no span (MLOPS_TRACING=false); `otlp`: the
-    OpenTelemetry SDK's span, exported to a collector (a sink in this process that reads and drops)."""
+    OpenTelemetry SDK's span, exported to a collector (a sink in this process that reads and drops); `unbatched`:
+    as `files` with micro-batching off (MLOPS_ENDPOINT_BATCHING=false), one request per scoring call."""
     label, variables = TRACING[tracing]
     name = f"bench-{tracing}"
-    backend = LocalBackend(backend.settings.model_copy(update={"endpoint_port": _free_port()}))  # one port each
+    update = {"endpoint_port": _free_port(), "endpoint_batching": tracing != "unbatched"}  # one port each
+    backend = LocalBackend(backend.settings.model_copy(update=update))
     with _sink() if tracing == "otlp" else nullcontext(None) as sink:
         if sink is not None:
             variables = {**variables, "OTEL_EXPORTER_OTLP_ENDPOINT": sink}
@@ -322,15 +326,50 @@ def goal_checks(all_results: dict[str, dict[tuple[str, int], list[dict[str, floa
             ours_rps >= 0.9 * untraced,
         ),
         (
-            "≥ 2x Azure ML's server",
-            f"req/s vs Azure ML inference server (1 row, c16): {ours_rps / azml_rps:.2f}× (goal ≥ 2×)",
-            ours_rps >= 2 * azml_rps,
+            "≥ 5x Azure ML's server",
+            f"req/s vs Azure ML inference server (1 row, c16): {ours_rps / azml_rps:.2f}× (goal ≥ 5×)",
+            ours_rps >= 5 * azml_rps,
         ),
         ("p99 < 15 ms", f"p99 (1 row, c16): {p99:.2f} ms (goal < 15 ms)", p99 < 15),
         (
             "≥ 0.7x raw ASGI",
             f"req/s vs raw ASGI reference (1 row, c16): {ours_rps / asgi_rps:.2f}× (goal ≥ 0.7×)",
             ours_rps >= 0.7 * asgi_rps,
+        ),
+        *batching_checks(all_results),
+    ]
+
+
+def batching_checks(
+    all_results: dict[str, dict[tuple[str, int], list[dict[str, float]]]],
+) -> list[tuple[str, str, bool]]:
+    """The goals of micro-batching (issue 25): throughput against Azure ML's server at 100 rows, and at concurrency 1
+    no cost against batching off and a tail within 3× the median."""
+
+    def median(name: str, field: str, payload: str, connections: int) -> float:
+        return statistics.median(r[field] for r in all_results[name][(payload, connections)])
+
+    ours, azml, unbatched = "this endpoint", "Azure ML inference server", "this endpoint, batching off"
+    rows_100 = median(ours, "rps", "100 rows", 16) / median(azml, "rps", "100 rows", 16)
+    alone = {p: median(ours, "rps", p, 1) / median(unbatched, "rps", p, 1) for p in ("1 row", "100 rows")}
+    tail = {p: median(ours, "p99", p, 1) / median(ours, "p50", p, 1) for p in ("1 row", "100 rows")}
+    return [
+        (
+            "≥ 4x Azure ML's server at 100 rows",
+            f"req/s vs Azure ML inference server (100 rows, c16): {rows_100:.2f}× (goal ≥ 4×)",
+            rows_100 >= 4,
+        ),
+        (
+            "batching free alone",
+            "req/s with micro-batching on vs off at concurrency 1: "
+            + ", ".join(f"{p} {alone[p]:.2f}×" for p in alone)
+            + " (goal ≥ 0.95×: no slower within noise)",
+            min(alone.values()) >= 0.95,
+        ),
+        (
+            "p99 ≤ 3x p50 alone",
+            "p99 / p50 at concurrency 1: " + ", ".join(f"{p} {tail[p]:.1f}×" for p in tail) + " (goal ≤ 3×)",
+            max(tail.values()) <= 3,
         ),
     ]
 
@@ -360,7 +399,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument(
         "--only",
-        choices=["ours", "untraced", "otlp", "plain", "azml", "asgi"],
+        choices=["ours", "unbatched", "untraced", "otlp", "plain", "azml", "asgi"],
         action="append",
         help="measure only these servers",
     )
@@ -379,6 +418,7 @@ def main() -> None:
         expected = predict_locally(bundle.model_dir, rows[:100])
         servers = {
             "ours": lambda: ours(backend, bundle),
+            "unbatched": lambda: ours(backend, bundle, tracing="unbatched"),
             "untraced": lambda: ours(backend, bundle, tracing="off"),
             "otlp": lambda: ours(backend, bundle, tracing="otlp"),
             "plain": lambda: ours(backend, bundle, tracing="plain"),
@@ -415,6 +455,8 @@ def main() -> None:
     if "this endpoint" in all_results:
         p99 = statistics.median(r["p99"] for r in all_results["this endpoint"][("1 row", 16)])
         figures["this endpoint p99"] = f"{p99:.2f} ms"
+        hundred = statistics.median(r["rps"] for r in all_results["this endpoint"][("100 rows", 16)])
+        figures["this endpoint 100 rows"] = f"{hundred:,.0f} req/s"
     verdicts = [(name, ok) for name, _, ok in goal_checks(all_results)] if complete else []
     history.write(args.out, report, args.reps, figures, verdicts)
     print(report)
