@@ -94,7 +94,11 @@ class Scorer:
         self.waiting += 1
         if not self._scheduled:  # idle: this request leads; the requests read in this turn queue behind it
             self._scheduled = True
-            await asyncio.sleep(0)
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:  # its handler is cancelled: the calls are due all the same
+                loop.call_soon(self._next_calls)
+                raise
             self._next_calls()  # its own call comes first, so its answer is there without another turn
         return await request.future
 
@@ -103,23 +107,27 @@ class Scorer:
         loop's next turn for what is left (after it has answered these requests and read new ones). While
         `_scheduled`, a call is due: at the latest in the loop's next turn."""
         started = time.perf_counter()
-        while self._turns:
-            deployment = self._turns.popleft()
-            queue = self._queues[id(deployment)]
-            batch = self._take(queue, self.batching and deployment.micro_batching)
-            self.waiting -= len(batch)
-            if queue:
-                self._turns.append(deployment)
-            else:
-                del self._queues[id(deployment)]
-            if len(batch) == 1:
-                _score_alone(deployment, batch[0])
-            else:
-                _score_together(deployment, batch)
-            if self._turns and time.perf_counter() - started >= TURN_SECONDS:
+        try:
+            while self._turns:
+                deployment = self._turns.popleft()
+                queue = self._queues[id(deployment)]
+                batch = self._take(queue, self.batching and deployment.micro_batching)
+                self.waiting -= len(batch)
+                if queue:
+                    self._turns.append(deployment)
+                else:
+                    del self._queues[id(deployment)]
+                if len(batch) == 1:
+                    _score_alone(deployment, batch[0])
+                else:
+                    _score_together(deployment, batch)
+                if time.perf_counter() - started >= TURN_SECONDS:
+                    break
+        finally:  # whatever happened, what still waits is scored in the loop's next turn
+            if self._turns:
                 asyncio.get_running_loop().call_soon(self._next_calls)
-                return
-        self._scheduled = False
+            else:
+                self._scheduled = False
 
     def _take(self, queue: deque[_Request], combine: bool) -> list[_Request]:
         """The requests of the next call: the first waiting, and those after it while their rows fit in one call."""
@@ -150,7 +158,7 @@ def _concatenated(batch: list[_Request]) -> str:
 def _score_alone(deployment: Deployment, request: _Request) -> None:
     try:
         answer = deployment.module.run(request.text)
-    except Exception as exc:  # noqa: BLE001 - the request's own error, raised in its handler
+    except BaseException as exc:  # noqa: BLE001 - the request's own error, raised in its handler as before batching
         if not request.future.done():
             request.future.set_exception(exc)
         return
@@ -164,7 +172,7 @@ def _score_together(deployment: Deployment, batch: list[_Request]) -> None:
     try:
         answer = deployment.module.run(_concatenated(batch))
         result = answer["result"] if type(answer) is dict and len(answer) == 1 else None
-    except Exception:  # noqa: BLE001 - which request's rows failed is found by scoring each alone
+    except BaseException:  # noqa: BLE001 - which request's rows failed is found by scoring each alone
         result = None
     if type(result) is not list or len(result) != total:
         for request in batch:

@@ -121,6 +121,20 @@ class TestInProcess:
         assert [a["result"] for a in answers] == [[2 * i, 2 * i + 2] for i in range(5)]
         assert recording.calls == [2] * 5
 
+    def test_a_cancelled_leader_leaves_no_request_behind(self, recording: ModuleType) -> None:
+        """The request that finds the scorer idle leads the next call; if its handler is cancelled while it yields,
+        the requests queued behind it are scored all the same."""
+        scorer, deployment = Scorer(), _deployment(recording)
+
+        async def cancel_the_leader() -> dict[str, Any]:
+            leader = asyncio.ensure_future(scorer.score(deployment, _body(1, 1)))
+            await asyncio.sleep(0)  # the leader queues its request and yields
+            leader.cancel()
+            return await asyncio.wait_for(scorer.score(deployment, _body(5, 1)), timeout=5)
+
+        assert asyncio.run(cancel_the_leader()) == {"result": [10]}
+        assert (scorer.waiting, recording.calls) == (0, [2])
+
     def test_a_full_queue_is_refused_with_503_and_retry_after(self, recording: ModuleType) -> None:
         scorer, deployment = Scorer(max_queue=3), _deployment(recording)
 
