@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from pydantic import BaseModel, ConfigDict
 
-from infra.backend import Backend
+from infra.backend import Backend, ModelVersion
 from infra.errors import MissingResourceError
 from infra.settings import Settings
 from model.errors import DataValidationError
@@ -182,8 +182,7 @@ def compute_live_metrics(backend: Backend, settings: Settings, joined: pd.DataFr
     found = []
     for model_id, rows in joined.groupby("model", sort=True):
         name, _, version = str(model_id).rpartition(":")
-        tag = backend.registry.get(name, int(version)).tags.get(package.metric)
-        training = float(tag) if tag is not None else None
+        training = _training_metric(backend.registry.get(name, int(version)), package.metric)
         live = live_metric(package.metric, rows["label"], rows["score"])
         worse = training is not None and degraded(live, training, package.direction, settings.degraded_margin)
         found.append(
@@ -208,6 +207,13 @@ def compute_live_metrics(backend: Backend, settings: Settings, joined: pd.DataFr
             " — DEGRADED" if worse else "",
         )
     return found
+
+
+def _training_metric(version: ModelVersion, metric: str) -> float | None:
+    """The version's metric at training: its `metrics` property (what the gate reads), else its tag."""
+    recorded = json.loads(version.properties.get("metrics") or "{}")
+    value = recorded.get(metric, version.tags.get(metric))
+    return float(value) if value is not None else None
 
 
 @task(name="publish-live-metrics", cache_policy=NO_CACHE)
