@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def labels_arrived(settings: Settings, args: argparse.Namespace) -> int:
 
     path = Path(args.path).resolve()
     if not path.is_file():
-        print(f"mlops labels-arrived: {path} does not exist", flush=True)
+        print(f"mlops labels-arrived: {path} does not exist", file=sys.stderr)
         return 2
     emit_event(
         event=LABELS_EVENT,
