@@ -181,3 +181,13 @@ def test_bad_labels_are_named(tmp_path: Path) -> None:
     path.write_text("row_id,Y\nb:1,3\nb:2,abc\nb:3,\n")
     with pytest.raises(DataValidationError, match=r"column 'Y', line\(s\) 3, 4: not a finite number"):
         read_labels.fn(str(path), "Y")
+
+
+def test_labels_arrived_names_a_missing_file_and_emits_nothing(tmp_path: Path, events: list[Event]) -> None:
+    from tests.support.cli import run_mlops
+
+    missing = tmp_path / "no-labels.csv"
+    result = run_mlops("labels-arrived", str(missing), env={"MLOPS_HOME": str(tmp_path / "mlops")})
+    assert result.returncode == 2
+    assert f"{missing} does not exist" in result.stderr
+    assert events == []
