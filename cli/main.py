@@ -8,6 +8,8 @@ The pipeline's verbs, at the top level:
     mlops monitor [--scored CSV] [--model-version N] [--window-hours H] [--batch-only]   drift of the recent scoring data
     mlops approve [RUN_ID] [--reject] [--reviewer NAME] [--comment TEXT]
     mlops data-arrived [--path CSV]          emit mlops.data.arrived (starts train-register when the platform runs)
+    mlops labels PATH                        ground truth → the live metric beside the training one (mlops.model.degraded)
+    mlops labels-arrived PATH                emit mlops.labels.arrived (the labels flow runs when the platform runs)
     mlops status [--json]                    registered models, the champion, the endpoint and the platform
     mlops trace ID [--json]                  a request's path from its flow run (or a run's spans)
     mlops logs [RUN_ID] [--last N] [--json]  a flow run's endpoint requests, or the endpoint's latest
@@ -45,7 +47,7 @@ from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cli import config, emulator, endpoint, model, pipeline, platform, telemetry, workspace
+from cli import config, emulator, endpoint, loop, model, pipeline, platform, telemetry, workspace
 from cli.command import Command, warn_if_deprecated
 from infra import environments
 from infra.errors import BackendError, ConfigError
@@ -54,7 +56,7 @@ from model.paths import code_root
 
 # The command groups, in the order `mlops --help` lists them; each registers its commands (cli/command.py).
 # A new group is a module with `register(commands)`, added here.
-_GROUPS = (pipeline, platform, workspace, endpoint, emulator, model, config, telemetry)
+_GROUPS = (pipeline, loop, platform, workspace, endpoint, emulator, model, config, telemetry)
 
 # Defaults that make a first run work on a small machine; an explicit environment wins.
 _PREFECT_DEFAULTS = {

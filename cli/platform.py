@@ -94,6 +94,10 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
         print(line)
     if endpoint and "health" in endpoint:
         print(f"  endpoint server: {health_line(endpoint['health'])}")
+    from cli.loop import loop_lines
+
+    for line in loop_lines(report["loop"]):
+        print(line)
     return 0
 
 
@@ -213,6 +217,8 @@ def status_report(settings: Settings, *, with_platform: bool = True) -> dict[str
     from deployments.platform import Platform
 
     platform = Platform(settings).describe() if with_platform else None
+    from tasks.retrain import loop_status
+
     return {
         "environment": environments.current(),
         "backend": settings.backend,
@@ -221,6 +227,7 @@ def status_report(settings: Settings, *, with_platform: bool = True) -> dict[str
         "champion": champion_report(backend, settings.model_name),
         "endpoint": endpoint,
         "platform": platform,
+        "loop": loop_status(settings),
     }
 
 

@@ -1,5 +1,6 @@
 """The monitor flow: the serving version's training data → recent scoring inputs (batch and online) → PSI and KS
-per feature → artifacts and `drift.json` → `mlops.data.drifted` when a threshold is crossed."""
+per feature → artifacts and `drift.json` → `mlops.data.drifted` when a threshold is crossed → the retraining policy
+(`mlops.retrain.requested`, `mlops.retrain.suggested` or nothing, once per cooldown)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from tasks.monitor import (
     thresholds_of,
     write_drift_json,
 )
+from tasks.retrain import Ledger, Signal, decide_retrain
 
 
 @flow(name="monitor")
@@ -92,6 +94,12 @@ def monitor(
         )
         announce_drift(settings, summary, report, training)
         summary = summary.model_copy(update={"event": True})
+        # Retrain, suggest or nothing (MLOPS_RETRAIN_POLICY), once per model version and cause within the cooldown
+        reason = f"{', '.join(report.drifted)} drifted in {summary.rows} scoring rows ({summary.published or local})"
+        decide_retrain(settings, Signal(model=model.id, cause="drift", reason=reason, training_data=training))
+    Ledger(settings.home).note(
+        "drift", {"model": model.id, "drifted": report.drifted, "rows": summary.rows, "drift_json": local}
+    )
     ensure_platform_monitor(backend, settings, model)
     return summary
 

@@ -145,11 +145,14 @@ class Invocation(_Value):
 
 class CollectedRequest(_Value):
     """One scored request an endpoint collected (as Azure ML's data collector does): when (epoch seconds), and its
-    request and response bodies as JSON (a body that was not JSON: its text)."""
+    request and response bodies as JSON (a body that was not JSON: its text); the request's id (`x-ms-request-id`) and
+    the model (`name:version`) that answered, where the backend keeps them ("" where it does not)."""
 
     time: float
     request: Any
     response: Any
+    request_id: str = ""
+    model: str = ""
 
 
 class Collected(_Value):

@@ -27,6 +27,7 @@ from tasks.evaluate import CHAMPION_ALIAS, serving_version
 from tasks.train import write_sample_data
 
 OUTPUT_FILE = "parallel_run_step.txt"  # MLOpsPython's ParallelRunStep output name
+RECORD_FILE = "batch.json"  # beside it: the run's summary, with the model that scored (labels join on it)
 SCORED_EVENT = "mlops.batch.scored"
 
 
@@ -324,6 +325,7 @@ def announce_batch_scored(summary: BatchSummary, model: ModelVersion) -> None:
             "name": model.name,
             "version": model.version,
             "scored": summary.scored,
+            "batch": batch_id(summary.scored) if summary.scored else None,
             "output": summary.output,
             "inputs": summary.inputs,
             "rows": summary.rows_out,
@@ -331,9 +333,18 @@ def announce_batch_scored(summary: BatchSummary, model: ModelVersion) -> None:
     )
 
 
+def batch_id(scored: str | Path) -> str:
+    """A batch-score run's id: the name of its folder under `<home>/batch/`. Row `n` (1-based, input order) of its
+    scored output has the row id `<batch id>:<n>`."""
+    return Path(scored).parent.name
+
+
 @task(name="publish-batch-summary", cache_policy=NO_CACHE)
 def publish_batch_summary(summary: BatchSummary) -> None:
-    """A table artifact: rows in, out and failed, throughput, model, output, and each failed mini-batch."""
+    """A table artifact: rows in, out and failed, throughput, model, output, and each failed mini-batch; and, once
+    the rows are scored, `batch.json` beside them (the model that scored each row, for the labels flow)."""
+    if summary.scored:
+        Path(summary.scored).with_name(RECORD_FILE).write_text(summary.model_dump_json(indent=2) + "\n")
     rows: list[dict[str, object]] = [
         {"item": "model", "value": summary.model},
         {"item": "input", "value": ", ".join(summary.inputs)},

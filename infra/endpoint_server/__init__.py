@@ -123,7 +123,13 @@ class LocalEndpoints:
                     if record["time"] < since:
                         continue
                     requests.append(
-                        CollectedRequest(time=record["time"], request=record["request"], response=record["response"])
+                        CollectedRequest(
+                            time=record["time"],
+                            request=record["request"],
+                            response=record["response"],
+                            request_id=str(record.get("request_id", "")),
+                            model=str(record.get("model", "")),
+                        )
                     )
                 except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                     continue

@@ -173,7 +173,8 @@ def test_groups_are_noun_then_verb_and_pipeline_verbs_stay_on_top() -> None:
     }
     new = {name for name, command in commands.items() if name == command}
     assert {
-        "run", "train", "deploy", "batch-score", "monitor", "approve", "data-arrived", "status", "trace", "logs",
+        "run", "train", "deploy", "batch-score", "monitor", "approve", "data-arrived", "labels", "labels-arrived",
+        "status", "trace", "logs",
         "platform up", "platform down", "platform status", "workspace provision", "workspace cleanup",
         "endpoint status", "endpoint stop", "endpoint logs", "emulator up", "emulator down", "emulator status",
         "model init", "model check", "model list",
@@ -189,7 +190,8 @@ def test_what_runs_flows_and_what_needs_settings_is_said_by_each_command() -> No
     commands = {parser.get_default("command") for parser in _leaves(main._parser()).values()}
     assert all(isinstance(command, Command) for command in commands)
     assert {c.name for c in commands if c.runs_flows} == {
-        "run", "train", "deploy", "batch-score", "monitor", "promote", "workspace provision", "workspace cleanup"
+        "run", "train", "deploy", "batch-score", "monitor", "labels", "promote", "workspace provision",
+        "workspace cleanup",
     }  # fmt: skip
     assert {c.name for c in commands if not c.needs_settings} == {"model init", "model check"}
 

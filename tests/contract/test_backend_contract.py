@@ -199,7 +199,8 @@ def test_collected_holds_the_scored_requests_since_a_time_or_says_there_are_none
     traffic (`x-mlops-check`), from a time on; or None where the backend collects no scoring data (Azure ML)."""
     _serving(backend, trained)
     before = time.time() - 1
-    assert backend.endpoints.invoke(ENDPOINT, SMOKE).status == 200
+    answered = backend.endpoints.invoke(ENDPOINT, SMOKE, headers={"x-ms-request-id": "contract-request-1"})
+    assert answered.status == 200
     assert backend.endpoints.invoke(ENDPOINT, SMOKE, headers={"x-mlops-check": "contract"}).status == 200
     collected = backend.endpoints.collected(ENDPOINT, before)
     if isinstance(backend, AzureMLBackend):  # its deployments enable no data collector
@@ -214,6 +215,8 @@ def test_collected_holds_the_scored_requests_since_a_time_or_says_there_are_none
     assert request.request == json.loads(SMOKE)
     assert len(request.response["result"]) == 2
     assert before <= request.time <= time.time()
+    # what the labels flow joins ground truth on: the request's id, and the version that answered
+    assert (request.request_id, request.model) == ("contract-request-1", f"{MODEL}:1")
     assert backend.endpoints.collected(ENDPOINT, time.time() + 60).requests == []  # none since a later time
 
 

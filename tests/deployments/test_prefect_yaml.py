@@ -37,6 +37,7 @@ def test_every_flow_is_deployed_once() -> None:
             "cleanup.cleanup",
             "pipeline.pipeline",
             "monitor.monitor",
+            "labels.labels",
         )
     )
 

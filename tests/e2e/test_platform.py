@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ SCREENSHOTS = checkout_root() / "test-results" / "screenshots"
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     running = Platform(tmp_path_factory.mktemp("platform") / "home")
+    # a settings file the worker's flow runs read (MLOPS_ENV_FILE): a test changes the retraining policy in it
+    running.settings_file = running.home.parent / "platform.env"  # type: ignore[attr-defined]
+    running.settings_file.write_text("")  # type: ignore[attr-defined]
+    running.extra["MLOPS_ENV_FILE"] = str(running.settings_file)  # type: ignore[attr-defined]
     first = running.mlops("platform", "up")
     try:
         assert first.returncode == 0, first.stdout + first.stderr
@@ -65,14 +70,14 @@ class TestUp:
         assert f"Azurite blob storage: started on 127.0.0.1:{platform.azurite_port}" in report
         assert f"Prefect server: started at {platform.ui}" in report
         assert "work pool mlops-local: created (process)" in report
-        assert "deployments: 7 deployed from prefect.yaml" in report
+        assert "deployments: 8 deployed from prefect.yaml" in report
         assert "worker: started" in report
         assert httpx.get(f"{platform.api}/health").status_code == 200
 
     def test_deployments_schedules_and_triggers(self, platform: Platform) -> None:
         deployments = {d["name"]: d for d in platform.api_post("/deployments/filter", {})}
         names = {f"{d['name']}" for d in deployments.values()}
-        assert names == {"nightly", "on-registered", "on-deployed", "after-batch", "manual", "weekly"}
+        assert names == {"nightly", "on-registered", "on-deployed", "after-batch", "on-labels", "manual", "weekly"}
         automations = platform.api_post("/automations/filter", {})
         expected = {a["trigger"]["expect"][0] for a in automations}
         assert expected == {
@@ -80,7 +85,8 @@ class TestUp:
             "mlops.model.registered",
             "mlops.model.deployed",
             "mlops.batch.scored",
-            "mlops.data.drifted",
+            "mlops.retrain.requested",
+            "mlops.labels.arrived",
         }
 
     def test_provision_created_the_containers_and_blocks(self, platform: Platform) -> None:
@@ -139,38 +145,92 @@ class TestChain:
         assert run["state_type"] == "COMPLETED"
         assert run["created_by"]["type"] == "AUTOMATION"
 
-    def test_drifted_scoring_data_starts_train_register(
-        self, platform: Platform, chain: dict[str, Any], tmp_path: Path
-    ) -> None:
-        frame = pd.read_csv(write_sample_csv(tmp_path / "features.csv", for_scoring=True))
+    def _drifted_batches(self, platform: Platform, folder: Path, name: str) -> list[dict[str, Any]]:
+        """Three batch-scores (at once) of a file with `bmi` and `s5` shifted by a standard deviation, and the three
+        monitor runs their `mlops.batch.scored` started, once final."""
+        frame = pd.read_csv(write_sample_csv(folder / "features.csv", for_scoring=True))
         for column in ("bmi", "s5"):
             frame[column] += frame[column].std()
-        shifted = tmp_path / "shifted.csv"
+        shifted = folder / name
         frame.to_csv(shifted, index=False)
+        with ThreadPoolExecutor(3) as pool:
+            results = list(pool.map(lambda _: platform.mlops("batch-score", "--input", str(shifted)), range(3)))
+        assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+
+        def monitored() -> list[dict[str, Any]] | None:
+            runs = [r for r in platform.runs("monitor") if str(shifted) in json.dumps(r["parameters"])]
+            return runs if len(runs) == 3 and all(r["state_type"] in FINAL for r in runs) else None
+
+        runs = platform.until(monitored, 240, f"three monitor runs of {name} did not finish")
+        assert [r["state_type"] for r in runs] == ["COMPLETED"] * 3
+        assert {r["created_by"]["type"] for r in runs} == {"AUTOMATION"}
+        return runs
+
+    def _events_of(self, platform: Platform, name: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The events `name` that the flow runs `runs` emitted (once the server stored them: a little after)."""
+        ids = {f"prefect.flow-run.{r['id']}" for r in runs}
+        events = platform.api_post("/events/filter", {"filter": {"event": {"name": [name]}}, "limit": 50})["events"]
+        return [e for e in events if ids & {r["prefect.resource.id"] for r in e["related"]}]
+
+    def test_drift_under_the_suggest_policy_suggests_once_and_starts_no_retraining(
+        self, platform: Platform, chain: dict[str, Any], tmp_path: Path
+    ) -> None:
+        platform.settings_file.write_text("MLOPS_RETRAIN_POLICY=suggest\n")  # type: ignore[attr-defined]
         started = time.time() - 1
-        scored = platform.mlops("batch-score", "--input", str(shifted))
-        assert scored.returncode == 0, scored.stderr[-3000:]
-
-        def this_batch(run: dict[str, Any]) -> bool:
-            return str(shifted) in json.dumps(run["parameters"])
-
-        monitored = platform.wait_for_runs_matching("monitor", started, this_batch)
-        assert monitored["state_type"] == "COMPLETED"
-        assert monitored["created_by"]["type"] == "AUTOMATION"
+        try:
+            runs = self._drifted_batches(platform, tmp_path, "shifted-suggest.csv")
+        finally:
+            platform.settings_file.write_text("")  # type: ignore[attr-defined]
 
         def drift_events() -> list[dict[str, Any]] | None:
-            """The run's drift events once the server stored them (it persists events a little after the run)."""
-            events = platform.api_post(
-                "/events/filter", {"filter": {"event": {"name": ["mlops.data.drifted"]}}, "limit": 50}
-            )["events"]
-            mine = [e for e in events if f"prefect.flow-run.{monitored['id']}" in json.dumps(e["related"])]
-            return mine or None
+            found = self._events_of(platform, "mlops.data.drifted", runs)
+            return found if len(found) == 3 else None
 
-        drifted = platform.until(drift_events, 60, "no mlops.data.drifted event of the monitor run was stored")
-        assert [e["payload"]["features"] for e in drifted] == [["bmi", "s5"]]
+        drifted = platform.until(drift_events, 60, "the three monitor runs' mlops.data.drifted were not all stored")
+        assert [e["payload"]["features"] for e in drifted] == [["bmi", "s5"]] * 3  # drift is reported every time
+        [suggested] = platform.until(
+            lambda: self._events_of(platform, "mlops.retrain.suggested", runs) or None, 60, "no suggestion stored"
+        )
+        assert (suggested["payload"]["cause"], suggested["payload"]["model"]) == ("drift", f"{MODEL}:1")
+        assert self._events_of(platform, "mlops.retrain.requested", runs) == []
+        [suggesting] = [r for r in runs if f"prefect.flow-run.{r['id']}" in json.dumps(suggested["related"])]
+        keys = {
+            a["key"]
+            for a in platform.api_post(
+                "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [suggesting["id"]]}}}
+            )
+        }
+        assert "retrain-suggested" in keys
+        assert [r for r in platform.runs("train-register") if _created(r) >= started] == []
+
+    def test_three_drifted_batches_within_the_cooldown_start_one_train_register_run(
+        self, platform: Platform, chain: dict[str, Any], tmp_path: Path
+    ) -> None:
+        started = time.time() - 1
+        runs = self._drifted_batches(platform, tmp_path, "shifted.csv")
+        [requested] = platform.until(
+            lambda: self._events_of(platform, "mlops.retrain.requested", runs) or None, 60, "no retrain request stored"
+        )
+        assert (requested["payload"]["cause"], requested["payload"]["model"]) == ("drift", f"{MODEL}:1")
         retrained = platform.wait_for_run("train-register", started)
         assert retrained["created_by"]["type"] == "AUTOMATION"
         assert retrained["state_type"] == "COMPLETED"
+        # a retrain caused by drift goes through the gate as any other: the same data trains an equal model, which
+        # does not beat the serving version 1, so nothing is promoted
+        assert "force" not in retrained["parameters"]
+        artifacts = platform.api_post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [retrained["id"]]}}})
+        [evaluation] = [a for a in artifacts if a["key"] == "evaluation"]
+        assert evaluation["description"].startswith("not promoted"), evaluation["description"]
+        assert [r["id"] for r in platform.runs("train-register") if _created(r) >= started] == [retrained["id"]]
+        loop = json.loads(platform.mlops("status", "--json").stdout)["loop"]
+        assert (loop["policy"], loop["last_drift"]["drifted"]) == ("retrain", ["bmi", "s5"])
+        assert loop["cooldown_ends"] == requested["payload"]["cooldown_ends"]
+
+
+def _created(run: dict[str, Any]) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(run["created"].replace("Z", "+00:00")).timestamp()
 
 
 class TestCiScript:

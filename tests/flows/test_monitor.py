@@ -1,5 +1,6 @@
 """The drift monitor on a real Prefect server: batch-scored files drawn from the training distribution and
-shifted away from it, the endpoint's collected online requests, and what each run publishes."""
+shifted away from it, the endpoint's collected online requests, and what each run publishes; and the labels flow
+(ground truth for batch-scored rows: the live metric, and degradation)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,23 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 
 from flows.batch_score import batch_score
 from flows.deploy import deploy
+from flows.labels import labels
 from flows.monitor import monitor
 from infra.local import LocalBackend
 from model.layout import REFERENCE_FILE
 from models.diabetes.data import FEATURES, write_sample_csv
+from models.diabetes.score import find_model
+from tasks.labels import DEGRADED_EVENT
 from tasks.monitor import DRIFT_EVENT, DriftSummary
 from tests.support.helpers import MODEL, flow_workspace
 from tests.support.prefect_api import artifacts_of, wait_for_events
@@ -198,3 +203,56 @@ class TestOnlineDrift:
         predictions = summary.report["prediction"]
         assert predictions["current_mean"] != pytest.approx(predictions["reference_mean"], rel=1e-6)
         assert np.isfinite(predictions["psi"])
+
+
+class TestLabels:
+    """Ground truth for rows version 1 scored: the live metric beside the training one, and degradation."""
+
+    scored: ClassVar[dict[Path, Any]] = {}  # the one batch-score run both tests label, by workspace
+
+    def _labelled(self, root: Path, name: str, shift: float) -> tuple[Path, np.ndarray, Any]:
+        """Labels (`row_id`, `Y` + shift) for the 442 rows of a batch scored by version 1."""
+        if root not in self.scored:
+            features = write_sample_csv(root / "labels-features.csv", for_scoring=True)
+            self.scored[root] = batch_score(input=str(features), model_version=1)
+        batch = self.scored[root]
+        truth = pd.read_csv(write_sample_csv(root / "labels-truth.csv"))["Y"].to_numpy(dtype=float) + shift
+        run = Path(batch.scored or "").parent.name
+        labels = pd.DataFrame({"row_id": [f"{run}:{n}" for n in range(1, len(truth) + 1)], "Y": truth})
+        labels.to_csv(root / name, index=False)
+        return root / name, truth, batch
+
+    def test_labels_of_batch_rows_give_the_version_s_mse_as_an_artifact(
+        self, workspace: tuple[LocalBackend, Path]
+    ) -> None:
+        backend, root = workspace
+        path, truth, _ = self._labelled(root, "labels.csv", 0.0)
+        state = labels(path=str(path), return_state=True)
+        assert state.is_completed(), state.message
+        summary = state.result()
+        # version 1's mse on those rows, computed here from its own model file
+        features = pd.read_csv(root / "labels-features.csv")[list(FEATURES)].to_numpy(dtype=float)
+        model = joblib.load(find_model(Path(backend.registry.get(MODEL, 1).path)))
+        expected = float(np.mean((truth - model.predict(features)) ** 2))
+        [metric] = summary.metrics
+        assert (metric.model, metric.metric, metric.rows) == (f"{MODEL}:1", "mse", 442)
+        assert metric.live == pytest.approx(expected, abs=1e-6)
+        training = json.loads(backend.registry.get(MODEL, 1).properties["metrics"])["mse"]
+        assert metric.training == pytest.approx(training)
+        assert metric.degraded is False
+        [row] = json.loads(artifacts_of(state.state_details.flow_run_id)["live-metric"].data)
+        assert row["live"] == pytest.approx(expected, abs=1e-6)
+        assert row["training"] == pytest.approx(training)
+        assert wait_for_events(DEGRADED_EVENT, 1, {}, state.state_details.flow_run_id, timeout=3) == []
+
+    def test_labels_from_a_degraded_world_emit_mlops_model_degraded(self, workspace: tuple[LocalBackend, Path]) -> None:
+        backend, root = workspace
+        path, _, _ = self._labelled(root, "shifted-labels.csv", 150.0)  # the targets moved: the model is now wrong
+        state = labels(path=str(path), return_state=True)
+        assert state.is_completed(), state.message
+        [metric] = state.result().metrics
+        assert metric.degraded is True
+        assert metric.live > metric.training * (1 + backend.settings.degraded_margin)
+        [event] = wait_for_events(DEGRADED_EVENT, 1, {"model": f"{MODEL}:1"}, state.state_details.flow_run_id)
+        assert event.resource.id == f"mlops.model.{MODEL}"
+        assert event.payload["live"] == pytest.approx(metric.live)

@@ -24,6 +24,7 @@ import io
 import json
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -348,8 +349,15 @@ class FakeEndpoints:
             )
         answer = {"result": result}
         if _CHECK_HEADER not in {h.lower() for h in headers or {}}:  # synthetic traffic is not collected
+            request_id = {k.lower(): v for k, v in (headers or {}).items()}.get("x-ms-request-id") or uuid.uuid4().hex
             self._collected.setdefault(name, []).append(
-                CollectedRequest(time=time.time(), request=json.loads(body), response=answer)
+                CollectedRequest(
+                    time=time.time(),
+                    request=json.loads(body),
+                    response=answer,
+                    request_id=request_id,
+                    model=endpoint.deployments[chosen].model,
+                )
             )
         return Invocation(status=200, body=json.dumps(answer).encode(), headers=out_headers, latency_ms=0.1)
 
