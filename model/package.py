@@ -4,7 +4,8 @@ A model package is a folder. Its manifest names
 
     [train]        the training command (any program: Python, R, ...) reading --data/--params/--out
                    placeholders, and the parameters file it reads
-    [data]         a command writing the sample training CSV, the feature columns and the target
+    [data]         a command writing the sample training CSV, the feature columns and the target;
+                   `[data.checks]` what the data must hold (`model.dataschema`)
     [score]        score.py (online: init(), run(raw_data)), batch_score.py (batch: init(),
                    run(mini_batch)) and a sample request for the smoke test
     [gate]         the metric of metrics.json the quality gate compares, and its direction
@@ -27,11 +28,12 @@ import math
 import platform
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from model.dataschema import DataSchema, SchemaError, read_schema
 from model.errors import ModelError, ParametersError
 from model.paths import code_root
 
@@ -68,6 +70,7 @@ class ModelPackage:
     libraries: tuple[str, ...]
     framework: str
     conda: tuple[str, ...] = ()  # extra conda packages of the Azure ML training environment (R: "r-base")
+    schema: DataSchema = field(default_factory=DataSchema)  # [data.checks]: what the data must hold (model.dataschema)
 
     @property
     def manifest(self) -> Path:
@@ -103,6 +106,11 @@ def load_package(root: Path) -> ModelPackage:
     direction = read.text("gate", "direction")
     if direction not in _DIRECTIONS:
         raise ContractError(f"{manifest}: [gate] direction must be 'minimize' or 'maximize', got {direction!r}")
+    features, target = tuple(read.texts("data", "features")), read.text("data", "target")
+    try:
+        schema = read_schema(document["data"].get("checks"), manifest, (*features, target))
+    except SchemaError as exc:
+        raise ContractError(str(exc)) from None
     return ModelPackage(
         root=root,
         name=read.text(None, "name"),
@@ -110,8 +118,8 @@ def load_package(root: Path) -> ModelPackage:
         train_command=read.command("train", "command", {"data", "params", "out"}),
         parameters=read.file("train", "parameters"),
         sample_command=read.command("data", "sample", {"out"}),
-        features=tuple(read.texts("data", "features")),
-        target=read.text("data", "target"),
+        features=features,
+        target=target,
         score_script=read.file("score", "online"),
         batch_script=read.file("score", "batch"),
         sample_request=read.file("score", "request"),
@@ -120,6 +128,7 @@ def load_package(root: Path) -> ModelPackage:
         libraries=tuple(read.texts("environment", "libraries")),
         framework=str(document.get("environment", {}).get("framework", "")),
         conda=tuple(read.texts("train", "conda")) if "conda" in document.get("train", {}) else (),
+        schema=schema,
     )
 
 
