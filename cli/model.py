@@ -23,7 +23,7 @@ from cli.command import Command, Subparsers, add, group, json_argument, renamed_
 from infra.sections import DERIVED, endpoint_name_for
 from infra.settings import ENV_PREFIX, Settings, checkout_root, read_variable, variables
 from model.check import Check, check_package
-from model.dataschema import write_checks
+from model.datarows import write_checks
 from model.package import MANIFEST, ContractError, ModelPackage, load_package, moved_package
 from model.paths import command_environment
 

@@ -1,4 +1,4 @@
-"""The data checks a model package declares in its manifest (`[data.checks]`), and a starting set inferred from data.
+"""The data checks a model package declares in its manifest (`[data.checks]`): read, described and written as TOML.
 
     [data.checks]
     min_rows = 22                      # the training data has at least this many rows
@@ -10,10 +10,11 @@
 
 Per column: `type` ("float", any finite number, or "int", whole numbers), `min`/`max` (inclusive) or `allowed`
 (the values it may take), `max_missing` (the fraction of rows that may be empty, default 0). The training data is
-checked with pandera (`model.validation`); batch inputs and online requests with `RowLimits`, plain numpy on rows
-already parsed (microseconds: no validation library on the hot path).
+checked with pandera (`model.validation`); batch inputs with `model.datarows.RowLimits`, plain numpy on rows already
+parsed (no validation library on the hot path); `model.datarows` also infers a starting schema from sample data.
 
-This module imports numpy and the standard library only.
+This module imports the standard library only: `model.package` reads it, and the Azure ML batch entry script imports
+that with no numpy installed.
 """
 
 from __future__ import annotations
@@ -24,12 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from model.errors import ModelError
 
 TYPES = ("float", "int")
-_CATEGORIES = 10  # a whole-number column with at most this many values is inferred as `allowed` values
 _COLUMN_KEYS = {"type", "min", "max", "allowed", "max_missing"}
 
 
@@ -51,9 +49,9 @@ class ColumnRule:
     def describe(self) -> str:
         """`[-0.3, 0.3]`, `one of 0, 1`: the values this column may take."""
         if self.allowed is not None:
-            return "one of " + ", ".join(_number(v) for v in self.allowed)
-        low = "-inf" if self.min is None else _number(self.min)
-        high = "inf" if self.max is None else _number(self.max)
+            return "one of " + ", ".join(number_text(v) for v in self.allowed)
+        low = "-inf" if self.min is None else number_text(self.min)
+        high = "inf" if self.max is None else number_text(self.max)
         return f"[{low}, {high}]"
 
     def describe_missing(self) -> str:
@@ -150,129 +148,33 @@ def _finite(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _number(value: float) -> str:
+def number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
-
-
-# ---- the cheap check of parsed rows: batch inputs and online requests ----
-
-
-class RowLimits:
-    """The schema's per-column limits as arrays, for a vectorized check of rows already parsed into float64.
-
-    Missing values are left to the scoring script (it names them as it always has); types, ranges and allowed values
-    are checked here."""
-
-    def __init__(self, schema: DataSchema, features: tuple[str, ...]) -> None:
-        rules = [schema.limits.get(name, ColumnRule(name)) for name in features]
-        self.features = features
-        self.low = np.array([-np.inf if r.min is None else r.min for r in rules])
-        self.high = np.array([np.inf if r.max is None else r.max for r in rules])
-        self.whole = np.array([r.type == "int" for r in rules])
-        self.allowed = [(j, np.array(r.allowed)) for j, r in enumerate(rules) if r.allowed is not None]
-        self.rules = rules
-        self.active = schema.declared
-
-    def violations(self, rows: np.ndarray) -> np.ndarray:
-        """A boolean array of `rows`' shape: True where a value breaks its column's rule (NaN never does)."""
-        bad = (rows < self.low) | (rows > self.high)
-        if self.whole.any():
-            bad |= self.whole & (rows != np.floor(rows)) & np.isfinite(rows)
-        for j, values in self.allowed:
-            bad[:, j] |= ~np.isin(rows[:, j], values) & ~np.isnan(rows[:, j])
-        return bad
-
-    def explain(self, rows: np.ndarray, bad: np.ndarray, *, most: int = 5) -> str:
-        """One clause per failing column: its name, how many rows, the first rows (1-based) and their values."""
-        clauses = []
-        for j in np.flatnonzero(bad.any(axis=0)):
-            where = np.flatnonzero(bad[:, j])
-            rule = self.rules[j]
-            shown = ", ".join(f"row {i + 1}: {_number(rows[i, j])}" for i in where[:most])
-            more = f", and {len(where) - most} more" if len(where) > most else ""
-            expected = rule.describe() + (", whole numbers" if rule.type == "int" else "")
-            clauses.append(f"column {rule.name!r}: {len(where)} row(s) outside {expected} ({shown}{more})")
-        return "; ".join(clauses)
-
-
-# ---- a starting schema, inferred from sample data ----
-
-
-def infer_schema(frame: Any, columns: tuple[str, ...], *, features: int) -> DataSchema:
-    """A starting schema for `columns` of a pandas DataFrame of sample data.
-
-    Whole-number columns with at most 10 values get `allowed`; the others a range: the sample's, widened by its span
-    on each side (kept at or above 0 when the sample is), wide enough for drift, far too narrow for a change of unit.
-    Missing values are allowed up to twice the sample's fraction; `min_rows` is twice (features + 1), at most the
-    sample's rows."""
-    import pandas as pd  # the scoring path imports this module without pandas
-
-    rules = []
-    for name in columns:
-        values = pd.to_numeric(frame[name], errors="coerce")
-        present = values.dropna().to_numpy(dtype=np.float64)
-        missing = float(values.isna().mean())
-        limit = 0.0 if missing == 0 else min(1.0, math.ceil(200 * missing) / 100)
-        whole = bool(len(present)) and bool(np.all(present == np.floor(present)))
-        kind = "int" if whole else "float"
-        distinct = np.unique(present)
-        if whole and len(distinct) <= _CATEGORIES:
-            rules.append(ColumnRule(name, kind, allowed=tuple(float(v) for v in distinct), max_missing=limit))
-            continue
-        low, high = (float(distinct[0]), float(distinct[-1])) if len(distinct) else (0.0, 0.0)
-        span = (high - low) or abs(high) or 1.0
-        lower = low - span if low < 0 or low - span >= 0 else 0.0
-        rules.append(
-            ColumnRule(name, kind, min=_round(lower, down=True), max=_round(high + span, down=False), max_missing=limit)
-        )
-    return DataSchema(columns=tuple(rules), min_rows=max(1, min(len(frame), 2 * (features + 1))))
-
-
-def _round(value: float, *, down: bool) -> float:
-    """`value` to 4 significant digits, outward (the limit never tightens)."""
-    if value == 0:
-        return 0.0
-    scale = 10 ** (math.floor(math.log10(abs(value))) - 3)
-    rounded = (math.floor if down else math.ceil)(value / scale) * scale
-    return float(f"{rounded:.4g}") if abs(rounded) >= 1e-4 else float(f"{rounded:.6g}")
 
 
 def schema_toml(schema: DataSchema, *, comment: str) -> str:
     """The `[data.checks]` tables of a manifest, one inline table per column."""
     lines = [f"# {comment}", "[data.checks]", f"min_rows = {schema.min_rows}"]
     if not schema.online:
-        lines.append("online = false")
+        lines.append("online = false  # online requests are not checked")
     lines += ["", "[data.checks.columns]"]
     for rule in schema.columns:
         parts = [f'type = "{rule.type}"']
         if rule.allowed is not None:
-            parts.append("allowed = [" + ", ".join(_number(v) for v in rule.allowed) + "]")
+            parts.append("allowed = [" + ", ".join(number_text(v) for v in rule.allowed) + "]")
         if rule.min is not None:
-            parts.append(f"min = {_number(rule.min)}")
+            parts.append(f"min = {number_text(rule.min)}")
         if rule.max is not None:
-            parts.append(f"max = {_number(rule.max)}")
+            parts.append(f"max = {number_text(rule.max)}")
         if rule.max_missing:
-            parts.append(f"max_missing = {_number(rule.max_missing)}")
+            parts.append(f"max_missing = {number_text(rule.max_missing)}")
         key = rule.name if re.fullmatch(r"[A-Za-z0-9_-]+", rule.name) else f'"{rule.name}"'
         lines.append(f"{key} = {{ {', '.join(parts)} }}")
     return "\n".join(lines) + "\n"
 
 
-def write_checks(
-    manifest: Path, sample: Path, features: tuple[str, ...], target: str, *, online: bool = True
-) -> DataSchema:
-    """Infer a starting schema from the sample CSV and write it into the manifest's `[data.checks]` (replacing it)."""
-    import pandas as pd  # the scoring path imports this module without pandas
-
-    schema = infer_schema(pd.read_csv(sample), (*features, target), features=len(features))
-    schema = DataSchema(columns=schema.columns, min_rows=schema.min_rows, online=online)
-    comment = "Data checks inferred from the sample data by `mlops model init`: edit them (README: Data checks)."
-    manifest.write_text(replace_checks(manifest.read_text(), schema_toml(schema, comment=comment)))
-    return schema
-
-
 def replace_checks(text: str, tables: str) -> str:
-    """A manifest's text with its `[data.checks...]` tables (and the comment line just above them) replaced by
+    """A manifest's text with its `[data.checks...]` tables (and the comment lines just above them) replaced by
     `tables`, appended at the end when it had none."""
     lines = text.splitlines()
     kept: list[str] = []
@@ -281,7 +183,7 @@ def replace_checks(text: str, tables: str) -> str:
         header = line.strip()
         if header.startswith("["):
             inside = header.startswith("[data.checks")
-            if inside and kept and kept[-1].lstrip().startswith("#"):
+            while inside and kept and kept[-1].lstrip().startswith("#"):
                 kept.pop()
         if not inside:
             kept.append(line)

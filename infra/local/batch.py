@@ -24,7 +24,7 @@ import pyarrow.csv as pa_csv
 from infra.backend import DEFAULT_PACKAGE, BatchRunner, MiniBatch, MiniBatchResult, ModelVersion, Scored
 from infra.common import batching
 from infra.errors import BackendError
-from model.dataschema import RowLimits
+from model.datarows import RowLimits
 from model.errors import DataValidationError, ModelError
 from model.package import SCORE_COLUMN, ModelPackage, load_package
 from model.scripts import load_script

@@ -64,7 +64,9 @@ def check_rows(rows: np.ndarray) -> None:
     if limits is None or rows.shape[1] != len(limits[0]):
         return
     names, low, high, whole = limits
-    bad = (rows < low) | (rows > high) | (whole & (rows != np.floor(rows)))
+    bad = (rows < low) | (rows > high)
+    if whole.any():
+        bad |= whole & (rows != np.floor(rows))
     if bad.any():
         i, j = (int(k) for k in np.argwhere(bad)[0])
         expected = f"[{low[j]:g}, {high[j]:g}]" + (", a whole number" if whole[j] else "")

@@ -103,7 +103,7 @@ class TestInitFromClassification:
         assert 'name = "churn"' in manifest
         assert 'model_name = "churn_model"' in manifest
         assert manifest.count("[data.checks]") == 1  # a starting schema, from the sample data
-        assert "target = { type = \"int\", allowed = [0, 1] }" in manifest
+        assert 'target = { type = "int", allowed = [0, 1] }' in manifest
         assert "data checks: 31 columns and at least 62 rows, from the sample data" in out
         env = (root / ".env").read_text()
         assert "MLOPS_MODEL_PACKAGE=models/churn" in env

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.dataschema import RowLimits, SchemaError, infer_schema, read_schema, write_checks
+from model.datarows import RowLimits, infer_schema, write_checks
+from model.dataschema import SchemaError, read_schema
 from model.package import ContractError, load_package
 from model.validation import check_file
 from models.classification.data import write_sample_csv as write_classification
