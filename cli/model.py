@@ -11,6 +11,7 @@ import argparse
 import json
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import tomllib
@@ -22,7 +23,9 @@ from cli.command import Command, Subparsers, add, group, json_argument, renamed_
 from infra.sections import DERIVED, endpoint_name_for
 from infra.settings import ENV_PREFIX, Settings, checkout_root, read_variable, variables
 from model.check import Check, check_package
-from model.package import MANIFEST, ContractError, load_package, moved_package
+from model.datarows import write_checks
+from model.package import MANIFEST, ContractError, ModelPackage, load_package, moved_package
+from model.paths import command_environment
 
 TEMPLATES = {"diabetes": "models/diabetes", "classification": "models/classification"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
@@ -90,6 +93,9 @@ def init(args: argparse.Namespace) -> int:
     except ContractError as exc:
         print(f"mlops init: the new package does not load: {exc}", file=sys.stderr)
         return 2
+    if problem := _write_starting_checks(package):
+        print(f"mlops init: {problem}", file=sys.stderr)
+        return 2
     # The one variable: every name that follows the package (endpoint, data assets, environments, scoring files)
     # is derived from its manifest's `name` and `model_name` (`mlops config show` lists them).
     values = {f"{ENV_PREFIX}MODEL_PACKAGE": target.relative_to(root).as_posix()}
@@ -110,6 +116,22 @@ def init(args: argparse.Namespace) -> int:
     )
     print("next: mlops model check, then mlops run (README: Make it yours)")
     return 0
+
+
+def _write_starting_checks(package: ModelPackage) -> str | None:
+    """`[data.checks]` inferred from the package's sample data, written into its manifest; the problem, if any."""
+    with tempfile.TemporaryDirectory(prefix="mlops-init-") as work:
+        sample = Path(work) / "sample.csv"
+        command = package.command(
+            package.sample_command, python=sys.executable, package=str(package.root), out=str(sample)
+        )
+        result = subprocess.run(command, capture_output=True, text=True, env=command_environment(), check=False)
+        if result.returncode != 0 or not sample.is_file():
+            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["it wrote no file"]
+            return f"the sample-data command failed, so no data checks were written: {detail[0]}"
+        schema = write_checks(package.manifest, sample, package.features, package.target, online=package.schema.online)
+    print(f"data checks: {len(schema.columns)} columns and at least {schema.min_rows} rows, from the sample data")
+    return None
 
 
 def _derived_names_set(env_file: Path) -> list[str]:

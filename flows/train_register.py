@@ -1,4 +1,4 @@
-"""The train-register flow: train (cached) → evaluate against the champion → register → promote."""
+"""The train-register flow: check the data → train (cached) → evaluate against the champion → register → promote."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from model.gate import GatePolicy
 from model.layout import METRICS_FILE
 from tasks import (
     TrainRequest,
+    check_training_data,
     evaluate_model,
     find_champion,
     promote_model,
@@ -55,6 +56,7 @@ def train_register(
     reserve_endpoint_names(backend)  # a name taken in the Azure region fails here, not after training
     # Train, served from the cache when data, code and parameters are unchanged
     request = resolve_training_inputs(settings, backend.name, data, alpha)
+    check_training_data(settings.package, request)  # bad data ends the run here: no job is submitted
     candidate, cache_hit = _train(backend, request)
     # Evaluate against the champion
     champion = find_champion(backend, settings.model_name, settings.endpoint_name)

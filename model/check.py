@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from model.errors import ParametersError
 from model.package import (
@@ -105,6 +106,7 @@ def _run_contract(package: ModelPackage, work: Path) -> list[Check]:
     if absent:
         step.problem = f"the sample CSV lacks column(s) {', '.join(absent)} named in [data]"
         return checks
+    checks.append(_data_checks(package, frame))
     tiny = work / "data" / "tiny.csv"
     frame.head(CHECK_ROWS).to_csv(tiny, index=False)
     out = work / "out"
@@ -180,3 +182,17 @@ def _run_command(command: list[str], cwd: Path) -> str | None:
         errors = [line for line in lines if line.startswith("error: ")]
         return f"exit {result.returncode}: " + ((errors or lines or ["(no output)"])[-1])
     return None
+
+
+def _data_checks(package: ModelPackage, frame: Any) -> Check:
+    """The sample data against the package's `[data.checks]` (pandera): a package whose own sample fails them could
+    never train."""
+    step = Check("sample data passes [data.checks]")
+    if not package.schema.declared:
+        step.name = "sample data: no [data.checks] declared (`mlops model init` writes a starting set)"
+        return step
+    from model.validation import check_frame  # pandera: only when a check runs
+
+    report = check_frame(frame, package.schema, (*package.features, package.target), source="the sample data")
+    step.problem = None if report.passed else report.message()
+    return step

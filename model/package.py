@@ -4,7 +4,8 @@ A model package is a folder. Its manifest names
 
     [train]        the training command (any program: Python, R, ...) reading --data/--params/--out
                    placeholders, and the parameters file it reads
-    [data]         a command writing the sample training CSV, the feature columns and the target
+    [data]         a command writing the sample training CSV, the feature columns and the target;
+                   `[data.checks]` what the data must hold (`model.dataschema`)
     [score]        score.py (online: init(), run(raw_data)), batch_score.py (batch: init(),
                    run(mini_batch)) and a sample request for the smoke test; `micro_batching = true`
                    says run() may get the rows of several requests in one {"data": [...]} and answers
@@ -29,11 +30,12 @@ import math
 import platform
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from model.dataschema import DataSchema, SchemaError, read_schema
 from model.errors import ModelError, ParametersError
 from model.paths import code_root
 
@@ -71,6 +73,7 @@ class ModelPackage:
     framework: str
     conda: tuple[str, ...] = ()  # extra conda packages of the Azure ML training environment (R: "r-base")
     micro_batching: bool = False  # score.py's run() may get the rows of several requests in one {"data": [...]}
+    schema: DataSchema = field(default_factory=DataSchema)  # [data.checks]: what the data must hold (model.dataschema)
 
     @property
     def manifest(self) -> Path:
@@ -106,6 +109,11 @@ def load_package(root: Path) -> ModelPackage:
     direction = read.text("gate", "direction")
     if direction not in _DIRECTIONS:
         raise ContractError(f"{manifest}: [gate] direction must be 'minimize' or 'maximize', got {direction!r}")
+    features, target = tuple(read.texts("data", "features")), read.text("data", "target")
+    try:
+        schema = read_schema(document["data"].get("checks"), manifest, (*features, target))
+    except SchemaError as exc:
+        raise ContractError(str(exc)) from None
     return ModelPackage(
         root=root,
         name=read.text(None, "name"),
@@ -113,8 +121,8 @@ def load_package(root: Path) -> ModelPackage:
         train_command=read.command("train", "command", {"data", "params", "out"}),
         parameters=read.file("train", "parameters"),
         sample_command=read.command("data", "sample", {"out"}),
-        features=tuple(read.texts("data", "features")),
-        target=read.text("data", "target"),
+        features=features,
+        target=target,
         score_script=read.file("score", "online"),
         batch_script=read.file("score", "batch"),
         sample_request=read.file("score", "request"),
@@ -124,6 +132,7 @@ def load_package(root: Path) -> ModelPackage:
         framework=str(document.get("environment", {}).get("framework", "")),
         conda=tuple(read.texts("train", "conda")) if "conda" in document.get("train", {}) else (),
         micro_batching=read.flag("score", "micro_batching"),
+        schema=schema,
     )
 
 

@@ -3,11 +3,18 @@
 from tasks.evaluate import Champion, evaluate_model, find_champion
 from tasks.register import promote_model, register_model
 from tasks.report import publish_evaluation, publish_model_card, publish_model_json
-from tasks.train import TrainRequest, reserve_endpoint_names, resolve_training_inputs, train_model
+from tasks.train import (
+    TrainRequest,
+    check_training_data,
+    reserve_endpoint_names,
+    resolve_training_inputs,
+    train_model,
+)
 
 __all__ = [
     "Champion",
     "TrainRequest",
+    "check_training_data",
     "evaluate_model",
     "find_champion",
     "promote_model",

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from pydantic import BaseModel, ConfigDict
@@ -89,6 +90,22 @@ def resolve_training_inputs(
         "package %s: training data %s (sha256 %s), parameters %s", package.name, data_file, data_hash[:12], parameters
     )
     return TrainRequest(spec=spec, data_sha256=data_hash, code_sha256=code_hash, cache_key=cache_key)
+
+
+@task(name="check-training-data", cache_policy=NO_CACHE)
+def check_training_data(package: ModelPackage, request: TrainRequest) -> None:
+    """Before any training job: the training data against the package's `[data.checks]` (pandera). A failure
+    publishes the `data-check` artifact (each failing column, its check and its first rows) and fails the run."""
+    if not package.schema.declared:
+        get_run_logger().info("package %s declares no [data.checks]: the training data is not checked", package.name)
+        return
+    from model.validation import check_file  # pandera, imported only when a check runs
+
+    report = check_file(request.spec.data, package.schema, (*package.features, package.target))
+    if not report.passed:
+        create_markdown_artifact(markdown=report.markdown(), key="data-check", description=report.message()[:200])
+        raise DataValidationError(f"no training job was started: {report.message()}")
+    get_run_logger().info(report.message())
 
 
 # What each package's sample-data command wrote, by package folder and command, for this process: a new

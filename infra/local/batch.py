@@ -24,6 +24,7 @@ import pyarrow.csv as pa_csv
 from infra.backend import DEFAULT_PACKAGE, BatchRunner, MiniBatch, MiniBatchResult, ModelVersion, Scored
 from infra.common import batching
 from infra.errors import BackendError
+from model.datarows import RowLimits
 from model.errors import DataValidationError, ModelError
 from model.package import SCORE_COLUMN, ModelPackage, load_package
 from model.scripts import load_script
@@ -38,6 +39,7 @@ class LocalBatch:
     def __init__(self, package: ModelPackage | None = None) -> None:
         self.package = package or load_package(DEFAULT_PACKAGE)
         self._models: dict[str, ModuleType] = {}
+        self._limits = RowLimits(self.package.schema, self.package.features)
         self._lock = threading.Lock()
 
     def plan(self, files: list[Path], rows_per_batch: int) -> list[MiniBatch]:
@@ -52,6 +54,7 @@ class LocalBatch:
             if "inside string" in str(exc):
                 hint = "; a quoted field spans lines, and mini-batches are cut at line ends: use a mini_batch_size of at least the file's rows"
             raise DataValidationError(f"{batch.describe()}: not a readable CSV ({exc}){hint}") from None
+        _check_rows(self._limits, frame, batch)
         scored = self._score(model, frame, batch)
         work.mkdir(parents=True, exist_ok=True)
         part = work / f"part-{batch.index:06d}.csv"
@@ -97,6 +100,26 @@ class LocalBatch:
             if model.path not in self._models:
                 self._models[model.path] = load_script(self.package.batch_script, Path(model.path))
             return self._models[model.path]
+
+
+def _check_rows(limits: RowLimits, frame: pd.DataFrame, batch: MiniBatch) -> None:
+    """The package's `[data.checks]` on the mini-batch's features (numpy, no validation library): a row that breaks
+    them fails its mini-batch, named with its column and row, and counts against the error threshold. Cells that are
+    not numbers are left to the scoring script, which names them."""
+    if not limits.active:
+        return
+    columns = [frame[name] for name in limits.features]
+    values = np.column_stack(
+        [
+            c.to_numpy(np.float64)
+            if pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c)
+            else np.full(len(c), np.nan)
+            for c in columns
+        ]
+    )
+    bad = limits.violations(values)
+    if bad.any():
+        raise DataValidationError(f"{batch.describe()}: the data checks fail: {limits.explain(values, bad)}")
 
 
 def _write_part(data: bytes, scored: pd.DataFrame, part: Path) -> int:

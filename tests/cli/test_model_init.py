@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,9 @@ class TestInitFromClassification:
         manifest = (root / "models" / "churn" / "mlops-model.toml").read_text()
         assert 'name = "churn"' in manifest
         assert 'model_name = "churn_model"' in manifest
+        assert manifest.count("[data.checks]") == 1  # a starting schema, from the sample data
+        assert 'target = { type = "int", allowed = [0, 1] }' in manifest
+        assert "data checks: 31 columns and at least 62 rows, from the sample data" in out
         env = (root / ".env").read_text()
         assert "MLOPS_MODEL_PACKAGE=models/churn" in env
         effective = _effective(churn["checkout"])  # no longer written: derived from the package
@@ -153,6 +157,12 @@ class TestInitFromClassification:
         assert len(result) == 2
         assert all(0.0 <= p <= 1.0 for p in result)
         assert result[0] < 0.5 < result[1]  # the sample's first row is malignant (0), the second benign (1)
+        request["data"][1][3] *= 1000  # mean_area in another unit: outside the package's [data.checks]
+        call = urllib.request.Request(call.full_url, data=json.dumps(request).encode(), headers=call.headers)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(call, timeout=30)
+        assert refused.value.code == 400
+        assert "column 'mean_area' (data row 2, column 4)" in refused.value.read().decode()
 
     def test_batch_output_has_one_probability_per_row(self, churn: dict[str, Any]) -> None:
         _done(churn["run"])

@@ -44,7 +44,8 @@ def test_failed_flow_exits_1_with_the_reason(prefect_server: str, tmp_path: Path
     bad.write_text("age,sex\n1,2\n")
     result = _mlops("train", "--data", str(bad), api_url=prefect_server, home=tmp_path / "ws")
     assert result.returncode == 1
-    assert "missing column(s) 'bmi'" in result.stderr
+    assert "no training job was started: bad.csv fails the data checks" in result.stderr  # [data.checks], first
+    assert "column 'bmi': is missing from the file" in result.stderr
 
 
 def test_run_ends_with_the_scoring_url_and_a_working_curl(prefect_server: str, tmp_path: Path) -> None:

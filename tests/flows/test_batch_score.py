@@ -145,6 +145,26 @@ class TestPoisonedMiniBatch:
         assert state.is_completed()
 
 
+class TestDataChecks:
+    def test_a_row_outside_the_checks_fails_its_mini_batch_counted_against_the_threshold(
+        self, workspace: Path, tmp_path: Path
+    ) -> None:
+        frame = pd.read_csv(write_sample_csv(tmp_path / "in.csv", for_scoring=True))
+        frame.loc[150, "s5"] *= 1000  # data row 151, in another unit
+        frame.to_csv(path := tmp_path / "units.csv", index=False)
+        state = _run(input=str(path), mini_batch_size=100, error_threshold=1)
+        assert state.is_completed()
+        [failure] = state.result().failures
+        assert failure.first_row <= 151 < failure.first_row + failure.rows
+        row = 151 - failure.first_row + 1
+        assert f"the data checks fail: column 's5': 1 row(s) outside [-0.3858, 0.3933] (row {row}: " in failure.error
+        assert state.result().rows_out + failure.rows == 442
+        over = _run(input=str(path), mini_batch_size=100, error_threshold=0)
+        assert over.is_failed()
+        assert "over the error threshold of 0" in over.message
+        assert "column 's5'" in over.message
+
+
 class TestBadInput:
     @pytest.mark.parametrize(
         ("text", "expected"),

@@ -32,6 +32,7 @@ def test_each_shipped_package_meets_the_contract(which: str, tmp_path: Path) -> 
     assert [c.problem for c in checks if c.problem] == []
     names = " | ".join(c.name for c in checks)
     assert "training on 120 rows" in names
+    assert "sample data passes [data.checks]" in names  # each package's sample passes its own checks
     assert "the sample request" in names
     assert "a mini-batch of 5 rows" in names
 
