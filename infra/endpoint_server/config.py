@@ -8,11 +8,14 @@ from pathlib import Path
 
 from infra.settings import Settings
 
+MIB = 1 << 20
+
 
 @dataclass(frozen=True)
 class EndpointConfig:
     """`port` on 127.0.0.1; `tls` (certificate, key) makes it answer HTTPS; `telemetry_dir` is where its spans go
-    as files (default: MLOPS_HOME/telemetry of its environment); `port_variable` is named when the port is taken."""
+    as files (default: MLOPS_HOME/telemetry of its environment); `port_variable` is named when the port is taken; the `collect_*` and `telemetry_*` caps bound what it keeps
+    on disk (MiB and hours)."""
 
     port: int
     max_body_bytes: int = 1 << 20
@@ -21,6 +24,10 @@ class EndpointConfig:
     port_variable: str = "MLOPS_ENDPOINT_PORT"
     telemetry_dir: Path | None = None
     collect_percent: float = 100
+    collect_max_mb: float = 1024
+    collect_max_age_hours: float = 168
+    telemetry_max_mb: float = 256
+    telemetry_max_age_hours: float = 168
     python: str = sys.executable
 
     @classmethod
@@ -32,6 +39,10 @@ class EndpointConfig:
             start_timeout=settings.endpoint_start_timeout_seconds,
             telemetry_dir=settings.telemetry_dir,
             collect_percent=settings.endpoint_collect_percent,
+            collect_max_mb=settings.endpoint_collect_max_mb,
+            collect_max_age_hours=settings.endpoint_collect_max_age_hours,
+            telemetry_max_mb=settings.telemetry_max_mb,
+            telemetry_max_age_hours=settings.telemetry_max_age_hours,
         )
 
     @property
@@ -45,4 +56,30 @@ class EndpointConfig:
             arguments += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         if self.telemetry_dir:
             arguments += ["--telemetry-dir", str(self.telemetry_dir)]
-        return [*arguments, "--collect-percent", str(self.collect_percent)]
+        return [
+            *arguments,
+            *("--collect-percent", str(self.collect_percent)),
+            *("--collect-max-mb", str(self.collect_max_mb), "--collect-max-age-hours", str(self.collect_max_age_hours)),
+            *("--telemetry-max-mb", str(self.telemetry_max_mb)),
+            *("--telemetry-max-age-hours", str(self.telemetry_max_age_hours)),
+        ]
+
+    @property
+    def retention(self) -> Retention:
+        """The caps on what the server keeps on disk, as its `Recorder` takes them."""
+        return Retention(
+            collect_bytes=int(self.collect_max_mb * MIB),
+            collect_age_seconds=self.collect_max_age_hours * 3600,
+            telemetry_bytes=int(self.telemetry_max_mb * MIB),
+            telemetry_age_seconds=self.telemetry_max_age_hours * 3600,
+        )
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How much of its collected requests and of its span files an endpoint keeps: bytes and age, each."""
+
+    collect_bytes: int = 1024 * MIB
+    collect_age_seconds: float = 168 * 3600
+    telemetry_bytes: int = 256 * MIB
+    telemetry_age_seconds: float = 168 * 3600

@@ -22,12 +22,15 @@ from infra.endpoint_server.errors import HttpError
 
 @dataclass(frozen=True)
 class Deployment:
-    """One loaded bundle: its `score.py` module (with its own model) and where it came from."""
+    """One loaded bundle: its `score.py` module (with its own model), where it came from, the bundle's hash, and the
+    response headers naming all that (built once, sent with every answer this deployment gives)."""
 
     name: str
     model: str
     bundle: str
     module: ModuleType
+    bundle_sha256: str = ""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class TrafficSplit:
@@ -126,4 +129,15 @@ async def _send_mirror_copy(target: Deployment, text: str, headers: dict[bytes, 
         traceback.print_exc()
         status, predictions = 500, 0
     scope = {"method": "POST", "path": "/score", "mirror": True}
-    recorder.log(scope, headers, uuid.uuid4().hex, status, target.name, target.model, predictions, started)
+    recorder.log(
+        scope,
+        headers,
+        uuid.uuid4().hex,
+        status,
+        target.name,
+        target.model,
+        predictions,
+        started,
+        None,
+        target.bundle_sha256,
+    )

@@ -10,7 +10,8 @@ DERIVED.add("endpoint_name")
 
 
 class EndpointSettings(Section):
-    """Name, port, body limit, what it keeps for the drift monitor, and how long it may take to start."""
+    """Name, port, body limit, what it keeps for the drift monitor (a share, capped by size and age), and how long it
+    may take to start."""
 
     endpoint_name: str = Field(
         default_factory=derived(lambda package: endpoint_name_for(package, "endpoint")),
@@ -23,6 +24,14 @@ class EndpointSettings(Section):
         ge=0,
         le=100,
         description="Share of scored requests whose inputs and outputs the endpoint keeps for the drift monitor.",
+    )
+    endpoint_collect_max_mb: float = Field(
+        1024,
+        gt=0,
+        description="Most megabytes (MiB) of collected requests kept on disk; the oldest segments go first.",
+    )
+    endpoint_collect_max_age_hours: float = Field(
+        168, gt=0, description="Collected requests older than this are deleted (default a week)."
     )
     endpoint_start_timeout_seconds: float = Field(60, gt=0, description="How long to wait for the endpoint to answer.")
 
