@@ -217,16 +217,16 @@ class SpanLog:
         self._lines.append(orjson.dumps(record) + b"\n")
 
     def take(self) -> list[bytes]:
-        """The records added since the last `take`, for `write` (joined there, off the event loop)."""
+        """The records added since the last `take`, for `write` (written there as they are, off the event loop)."""
         lines, self._lines = self._lines, []
         return lines
 
-    def write(self, data: bytes) -> None:
+    def write(self, lines: list[bytes]) -> None:
         if self.folder.parent.is_dir():  # a deleted workspace is not recreated by its spans
-            self._segments.write(data)
+            self._segments.write(lines)
 
     def flush(self) -> None:
-        self.write(b"".join(self.take()))
+        self.write(self.take())
 
 
 class JsonLinesSpanExporter(SpanExporter):

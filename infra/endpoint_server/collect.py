@@ -23,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from infra.common.segments import SegmentedLog
+from infra.common.segments import SegmentedLog, write_all
 from infra.endpoint_server.config import Retention
 from infra.telemetry import (
     SpanLog,
@@ -65,8 +65,9 @@ class Recorder:
     """The request log, the collected data and the spans of the endpoint `name`, whose folder is `state_dir`.
 
     The event loop only appends each request's lines to lists; five times a second the lists are handed, whole,
-    to one writer thread, which joins them, writes the log to stdout (a pipe to the supervisor, which may
-    block), and appends the collected data and spans to their segments, keeping the caps (`retention`).
+    to one writer thread, which writes them as they are (`writev`: no joined copy, the GIL released): the log to
+    stdout (a pipe to the supervisor, which may block), the collected data and spans to their segments, keeping
+    the caps (`retention`).
     """
 
     def __init__(
@@ -124,8 +125,8 @@ class Recorder:
 
     def _schedule_flush(self) -> None:
         """Hand what the requests recorded to the writer a few times a second: the event loop never writes to
-        a file or a pipe (a pipe write blocks while the supervisor's reader sleeps, and joining a second's
-        collected bodies takes milliseconds at 100 rows a request)."""
+        a file or a pipe (a pipe write blocks while the supervisor's reader sleeps) nor joins the bodies (a fifth
+        of a second's collected bodies at 100 rows a request is megabytes: 1.5 ms of the loop's CPU measured)."""
         taken = self._take()
         if self._submitted - self._written > WRITER_BACKLOG:  # the disk cannot keep up: keep the log only
             self.shed += len(taken[1]) + len(taken[2])
@@ -146,11 +147,11 @@ class Recorder:
     def _write(self, log: list[bytes], collected: list[bytes], spans: list[bytes]) -> None:
         try:
             if log:
-                self.out.buffer.write(b"".join(log))
-                self.out.flush()
-            self._collected_segments.write(b"".join(collected))
+                self.out.flush()  # anything printed
+                write_all(self.out.fileno(), log)
+            self._collected_segments.write(collected)
             if self._spans is not None:
-                self._spans.write(b"".join(spans))
+                self._spans.write(spans)
         except OSError:  # a full disk loses these records, never a request
             traceback.print_exc()
         except Exception:  # noqa: BLE001 - the writer thread must go on writing the next batch

@@ -182,8 +182,9 @@ class Deployments:
 
 def settle() -> None:
     """After loading models: collect once, then freeze what is left (the libraries, the models) out of the garbage
-    collector's sight, so its periodic full collections no longer walk a few hundred thousand long-lived objects
-    in the middle of a request (they were the endpoint's periodic stalls at 100 rows a request)."""
+    collector's sight. Requests leave almost nothing for the collector, so its full collections are rare, but each
+    walked the whole loaded heap (about 150,000 objects, 87 ms of CPU measured on a busy machine) in the middle of
+    a request; frozen, a full collection walks only what was made since."""
     gc.collect()
     gc.freeze()
 
