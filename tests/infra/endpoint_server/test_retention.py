@@ -7,6 +7,7 @@ collected data): moderate CPU beside the rest of the suite, yet hundreds of time
 
 from __future__ import annotations
 
+import argparse
 import json
 import threading
 import time
@@ -16,13 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli.endpoint import status
 from cli.platform import describe_endpoint, disk_line
 from infra.common.segments import held_bytes
 from infra.local import LocalBackend
 from infra.settings import load_settings
 from tests.support.helpers import MODEL, clone_home, free_port
 
-ENDPOINT = "retention-endpoint"
+ENDPOINT = "retention-endpoint"  # MLOPS_ENDPOINT_NAME, so that `mlops endpoint status` shows it
 COLLECT_CAP, SPANS_CAP = 256 * 1024, 64 * 1024  # bytes
 LOAD_SECONDS, PACE = 60.0, 1 / 150
 BODY = json.dumps({"data": [[0.01 * (i % 97) + j for j in range(10)] for i in range(100)]}).encode()
@@ -34,6 +36,7 @@ def endpoint(seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
     settings = load_settings(
         home=home,
         endpoint_port=free_port(),
+        endpoint_name=ENDPOINT,
         endpoint_collect_max_mb=COLLECT_CAP / (1 << 20),
         telemetry_max_mb=SPANS_CAP / (1 << 20),
     )
@@ -58,7 +61,7 @@ def _load(url: str, key: str, stop: threading.Event, answers: list[int]) -> None
             time.sleep(max(0.0, next_at - time.monotonic()))
 
 
-def test_a_minute_of_load_stays_under_the_caps(endpoint: LocalBackend) -> None:
+def test_a_minute_of_load_stays_under_the_caps(endpoint: LocalBackend, capsys: pytest.CaptureFixture[str]) -> None:
     endpoints = endpoint.endpoints
     collected = endpoints.process(ENDPOINT).folder / "collected"
     spans = endpoint.settings.telemetry_dir
@@ -99,3 +102,9 @@ def test_a_minute_of_load_stays_under_the_caps(endpoint: LocalBackend) -> None:
     assert described is not None
     assert disk_line("collected", described["disk"]["collected"]).startswith("collected: 0.")
     assert "of 0.25 MiB" in disk_line("collected", described["disk"]["collected"])
+    assert status(endpoint.settings, argparse.Namespace(json=False)) == 0  # `mlops endpoint status`
+    shown = capsys.readouterr().out
+    assert "disk, collected: 0." in shown
+    assert "of 0.25 MiB" in shown
+    assert "disk, spans: 0.0" in shown
+    assert "of 0.0625 MiB" in shown
