@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import random
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -205,7 +206,11 @@ class SpanLog:
         self.folder = folder
         self.service = service
         self._segments = SegmentedLog(
-            folder, f"{SPAN_FILE_PREFIX}{service}.", max_bytes=max_bytes, max_age_seconds=max_age_seconds
+            folder,
+            f"{SPAN_FILE_PREFIX}{service}.",
+            max_bytes=max_bytes,
+            max_age_seconds=max_age_seconds,
+            legacy=re.compile(re.escape(f"{SPAN_FILE_PREFIX}{service}-") + r"\d+\.jsonl"),  # one file a process, before
         )
         self._lines: list[bytes] = []
 

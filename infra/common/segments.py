@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -39,9 +40,19 @@ class _Segment:
 class SegmentedLog:
     """Segments `<prefix>*.jsonl` in `folder`, at most `max_bytes` together, none older than `max_age_seconds`."""
 
-    def __init__(self, folder: Path, prefix: str, *, max_bytes: int, max_age_seconds: float, segments: int = 8) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        prefix: str,
+        *,
+        max_bytes: int,
+        max_age_seconds: float,
+        segments: int = 8,
+        legacy: re.Pattern[str] | None = None,
+    ) -> None:
         self.folder = folder
         self.prefix = prefix
+        self.legacy = legacy  # names of older files of the same records (another naming), counted and dropped first
         self.max_bytes = max(int(max_bytes), 1)
         self.max_age_seconds = max_age_seconds
         self.segment_bytes = max(self.max_bytes // max(segments, 1), 1)
@@ -97,7 +108,11 @@ class SegmentedLog:
         """The segments held, read from the folder the first time (oldest first by last write)."""
         if self._held is None:
             found = []
-            for path in self.folder.glob(f"{self.prefix}*{SUFFIX}") if self.folder.is_dir() else ():
+            names = self.folder.glob(f"{self.prefix}*{SUFFIX}") if self.folder.is_dir() else iter(())
+            if self.legacy is not None and self.folder.is_dir():
+                legacy = self.legacy
+                names = itertools.chain(names, (p for p in self.folder.iterdir() if legacy.fullmatch(p.name)))
+            for path in names:
                 with contextlib.suppress(OSError):
                     stat = path.stat()
                     found.append(_Segment(path, stat.st_size, stat.st_mtime))

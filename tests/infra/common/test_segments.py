@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from infra.common.segments import SegmentedLog, held_bytes, retention
@@ -76,3 +77,22 @@ def test_another_prefix_is_left_alone(tmp_path: Path) -> None:
 def test_writing_nothing_creates_no_segment(tmp_path: Path) -> None:
     SegmentedLog(tmp_path / "collected", "", max_bytes=100, max_age_seconds=1).write(b"", now=1.0)
     assert list((tmp_path / "collected").iterdir()) == []
+
+
+def test_older_files_of_another_naming_count_when_named(tmp_path: Path) -> None:
+    before = tmp_path / "spans-endpoint-a-4242.jsonl"  # one file a process, as span files were
+    before.write_bytes(_lines(100))
+    os.utime(before, (5.0, 5.0))
+    other = tmp_path / "spans-endpoint-a-2b-4242.jsonl"  # endpoint `a-2b`'s
+    other.write_bytes(_lines(100))
+    log = SegmentedLog(
+        tmp_path,
+        "spans-endpoint-a.",
+        max_bytes=len(_lines(100)) + 100,
+        max_age_seconds=1e9,
+        legacy=re.compile(r"spans-endpoint-a-\d+\.jsonl"),
+    )
+    log.write(_lines(10, start=100), now=10.0)
+    assert not before.exists()
+    assert other.exists()
+    assert _records(tmp_path, "spans-endpoint-a.") == list(range(100, 110))
