@@ -7,7 +7,7 @@ import json
 
 from cli import telemetry
 from cli.command import Command, Subparsers, add, group, json_argument
-from cli.platform import describe_endpoint, health_line
+from cli.platform import describe_endpoint, disk_line, health_line
 from infra.factory import open_backend
 from infra.settings import Settings
 
@@ -26,6 +26,8 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  server: {health_line(described['health'])}")
         for name, info in described["deployments"].items():
             print(f"  {name}: {info['model']} ({info['traffic']} %)")
+        for kind, use in described.get("disk", {}).items():
+            print(f"  disk, {disk_line(kind, use)}")
     return 0
 
 
@@ -44,7 +46,7 @@ def register(commands: Subparsers) -> None:
         verbs,
         "status",
         Command("endpoint status", status),
-        help="the endpoint's URL, server health, deployments and traffic",
+        help="the endpoint's URL, server health, deployments and traffic, and the disk it holds against its caps",
         arguments=json_argument,
     )
     add(

@@ -48,7 +48,16 @@ def describe_endpoint(state: EndpointState | None) -> dict[str, Any] | None:
     }
     if state.health is not None:
         described["health"] = state.health
+    if state.disk is not None:
+        described["disk"] = {kind: use.model_dump() for kind, use in state.disk.items()}
     return described
+
+
+def disk_line(kind: str, use: dict[str, Any]) -> str:
+    """`collected: 12.3 MiB of 1024 MiB (22 %), kept 168 h`."""
+    held, cap = use["held_bytes"] / (1 << 20), use["cap_bytes"] / (1 << 20)
+    share = 100 * use["held_bytes"] / use["cap_bytes"] if use["cap_bytes"] else 0
+    return f"{kind}: {held:.3g} MiB of {cap:g} MiB ({share:.0f} %), kept {use['max_age_hours']:g} h"
 
 
 def health_line(health: dict[str, Any]) -> str:

@@ -64,7 +64,9 @@ def monitor(
     if current.frame.empty:
         note = f"no scoring data in the last {window:g} hours: nothing to compare"
         get_run_logger().info(note)
-        return DriftSummary(model=model.id, sources=current.sources, rows=0, drifted=[], note=note)
+        return DriftSummary(
+            model=model.id, sources=current.sources, rows=0, drifted=[], note=note, window_cut_short=current.cut_short
+        )
     baseline = load_baseline(backend, model)
     if baseline is None:
         note = f"{model.id} has no drift baseline (reference.csv): drift not checked"
@@ -81,6 +83,7 @@ def monitor(
         prediction_drifted=bool(report.prediction and report.prediction.drifted),
         enough_rows=report.enough_rows,
         report=report.as_dict(),
+        window_cut_short=current.cut_short,
     )
     local, published = write_drift_json(backend, summary, work, output)
     summary = summary.model_copy(update={"drift_json": local, "published": published})

@@ -107,6 +107,14 @@ class DeploymentInfo(_Value):
     traffic: int
 
 
+class DiskUse(_Value):
+    """Bytes an endpoint holds on disk in one kind of file, against its cap (bytes) and age (hours)."""
+
+    held_bytes: int
+    cap_bytes: int
+    max_age_hours: float
+
+
 class EndpointState(_Value):
     """An online endpoint: where to send requests and what serves them."""
 
@@ -115,6 +123,7 @@ class EndpointState(_Value):
     running: bool
     deployments: dict[str, DeploymentInfo]
     health: dict[str, Any] | None = None  # a local endpoint's supervision: state, restarts, last exit
+    disk: dict[str, DiskUse] | None = None  # a local endpoint's files: collected requests, span files
 
     @property
     def scoring_url(self) -> str:
@@ -156,10 +165,13 @@ class CollectedRequest(_Value):
 
 
 class Collected(_Value):
-    """What an endpoint collected since some time: where it was read (for reports), and the requests in order."""
+    """What an endpoint collected since some time: where it was read (for reports), and the requests in order.
+    `dropped_before`: the endpoint's retention deleted requests up to this time (epoch seconds); when it is later
+    than the time asked for, the window was cut short (None: nothing dropped that the window asked for)."""
 
     source: str
     requests: list[CollectedRequest]
+    dropped_before: float | None = None
 
 
 class MiniBatch(_Value):

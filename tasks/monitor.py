@@ -40,6 +40,7 @@ class ScoringData:
     sources: list[str]
     batch_rows: int
     online_rows: int
+    cut_short: str = ""  # why the online window is shorter than asked (the endpoint's retention dropped requests)
 
 
 class DriftSummary(BaseModel):
@@ -58,6 +59,7 @@ class DriftSummary(BaseModel):
     published: str | None = None
     event: bool = False
     note: str = ""
+    window_cut_short: str = ""
 
 
 def thresholds_of(settings: Settings) -> DriftThresholds:
@@ -107,9 +109,17 @@ def gather_scoring_data(
         frames.append(frame[[*features, SCORE_COLUMN]])
         sources.append(str(path))
     batch_rows = sum(len(f) for f in frames)
-    online_rows = 0
+    online_rows, cut_short = 0, ""
     collected = None if online_since is None else backend.endpoints.collected(settings.endpoint_name, online_since)
     if collected is not None and online_since is not None:
+        if collected.dropped_before is not None:
+            cut_short = (
+                f"the online window was cut short: the endpoint's retention (MLOPS_ENDPOINT_COLLECT_MAX_MB, "
+                f"MLOPS_ENDPOINT_COLLECT_MAX_AGE_HOURS) dropped requests up to "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(collected.dropped_before))} UTC; the window "
+                f"asked from {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(online_since))} UTC"
+            )
+            get_run_logger().warning(cut_short)
         online = _collected_rows(collected, features)
         if len(online):
             frames.append(online)
@@ -120,7 +130,9 @@ def gather_scoring_data(
         online_rows = len(online)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*features, SCORE_COLUMN])
     get_run_logger().info("scoring data: %d batch rows, %d online rows", batch_rows, online_rows)
-    return ScoringData(frame=frame, sources=sources, batch_rows=batch_rows, online_rows=online_rows)
+    return ScoringData(
+        frame=frame, sources=sources, batch_rows=batch_rows, online_rows=online_rows, cut_short=cut_short
+    )
 
 
 def _collected_rows(collected: Collected, features: list[str]) -> pd.DataFrame:
@@ -186,6 +198,7 @@ def publish_drift(
         f"- a feature drifts when PSI ≥ {report.thresholds.psi:g} and the KS p-value < {report.thresholds.ks_p_value:g}"
         f" (at least {report.thresholds.min_rows} rows)",
         f"- **drifted: {verdict}**",
+        *([f"- **{current.cut_short}**"] if current.cut_short else []),
         "",
         "| feature | PSI | KS statistic | KS p-value | mean shift (sd) | drifted |",
         "|---|---:|---:|---:|---:|---|",

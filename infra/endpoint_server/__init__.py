@@ -9,12 +9,13 @@ from typing import Any
 
 import httpx
 
-from infra.backend import Bundle, Collected, CollectedRequest, DeploymentInfo, EndpointState, Invocation
+from infra.backend import Bundle, Collected, CollectedRequest, DeploymentInfo, DiskUse, EndpointState, Invocation
+from infra.common.segments import held_bytes, retention
 from infra.endpoint_server.config import EndpointConfig
 from infra.endpoint_server.process import EndpointProcess, loopback_client
 from infra.endpoint_server.server import COLLECTED_FOLDER
 from infra.errors import BackendError, MissingResourceError, TransientBackendError
-from infra.telemetry import current_traceparent
+from infra.telemetry import SPAN_FILE_PREFIX, TELEMETRY_FOLDER, current_traceparent
 
 __all__ = ["EndpointConfig", "EndpointRefusedError", "LocalEndpoints"]
 
@@ -42,7 +43,7 @@ class LocalEndpoints:
         if not (process.folder / "keys.json").is_file():
             return None
         if process.running():
-            return self._state(name).model_copy(update={"health": process.health()})
+            return self._state(name).model_copy(update={"health": process.health(), "disk": self.disk(name)})
         saved_file = process.folder / "state.json"
         saved: dict[str, Any] = json.loads(saved_file.read_text()) if saved_file.is_file() else {"deployments": {}}
         deployments = {
@@ -50,7 +51,12 @@ class LocalEndpoints:
             for n, entry in saved["deployments"].items()
         }
         return EndpointState(
-            name=name, url=process.url(), running=False, deployments=deployments, health=process.health()
+            name=name,
+            url=process.url(),
+            running=False,
+            deployments=deployments,
+            health=process.health(),
+            disk=self.disk(name),
         )
 
     def add_deployment(self, name: str, deployment: str, bundle: Bundle) -> EndpointState:
@@ -112,12 +118,18 @@ class LocalEndpoints:
         return self.process(name).stop()
 
     def collected(self, name: str, since: float) -> Collected:
-        """The requests the endpoint's server collected (`collected/<day>.jsonl`) at or after `since`; a record that
-        does not parse is skipped (a line cut by a full disk)."""
+        """The requests the endpoint's server collected and still keeps (`collected/*.jsonl`, segments under the
+        retention caps) at or after `since`, and whether retention dropped any of that window; a record that does
+        not parse is skipped (a line cut by a full disk, or a segment deleted while it was read)."""
         folder = self.process(name).folder / COLLECTED_FOLDER
+        dropped = float(retention(folder, "").get("dropped_before") or 0)
         requests: list[CollectedRequest] = []
         for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
-            for line in path.read_text(errors="replace").splitlines():
+            try:
+                text = path.read_text(errors="replace")
+            except FileNotFoundError:  # dropped by the server's retention meanwhile
+                continue
+            for line in text.splitlines():
                 try:
                     record = json.loads(line)
                     if record["time"] < since:
@@ -133,7 +145,25 @@ class LocalEndpoints:
                     )
                 except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                     continue
-        return Collected(source=str(folder), requests=requests)
+        requests.sort(key=lambda r: r.time)
+        return Collected(source=str(folder), requests=requests, dropped_before=dropped if dropped >= since else None)
+
+    def disk(self, name: str) -> dict[str, DiskUse]:
+        """What the endpoint holds on disk against its caps: collected requests, and its span files."""
+        config, folder = self.config, self.process(name).folder
+        spans_folder = config.telemetry_dir or folder.parent.parent / TELEMETRY_FOLDER
+        return {
+            "collected": DiskUse(
+                held_bytes=held_bytes(folder / COLLECTED_FOLDER, ""),
+                cap_bytes=config.retention.collect_bytes,
+                max_age_hours=config.collect_max_age_hours,
+            ),
+            "spans": DiskUse(
+                held_bytes=held_bytes(spans_folder, f"{SPAN_FILE_PREFIX}endpoint-{name}."),
+                cap_bytes=config.retention.telemetry_bytes,
+                max_age_hours=config.telemetry_max_age_hours,
+            ),
+        }
 
     def _state(self, name: str) -> EndpointState:
         return self._manage(name, "GET", "state", None)

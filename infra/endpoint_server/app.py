@@ -9,7 +9,9 @@
     /management/...              Bearer <admin key>: `management.Deployments.manage`
 
 Which deployment answers is `traffic`'s; the scoring call (micro-batching, back-pressure) is `batching`'s; what
-is recorded about each request, `collect`'s.
+is recorded about each request, `collect`'s. Once a deployment is chosen, its answer (200, 4xx, 503 or 500) names
+it: `azureml-model-deployment`, `x-mlops-model-name`, `x-mlops-model-version`, `x-mlops-bundle-sha256` (bytes
+built when the bundle loads); every traced answer carries `x-mlops-trace-id`, and every answer `x-ms-request-id`.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ import orjson
 
 from infra.endpoint_server.batching import Scorer
 from infra.endpoint_server.collect import Recorder, Scope
+from infra.endpoint_server.config import Retention
 from infra.endpoint_server.errors import HttpError, json_object
 from infra.endpoint_server.management import Deployments
+from infra.endpoint_server.traffic import Deployment
 
 KEYS_FILE = "keys.json"
 _SCORING_KEYS = ("primary", "secondary")
@@ -51,11 +55,14 @@ class EndpointApp:
         telemetry_dir: Path | None = None,
         collect_percent: float = 100,
         scorer: Scorer | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.name = name
         self.max_body_bytes = max_body_bytes
-        self.recorder = Recorder(state_dir, name, telemetry_dir=telemetry_dir, collect_percent=collect_percent)
+        self.recorder = Recorder(
+            state_dir, name, telemetry_dir=telemetry_dir, collect_percent=collect_percent, retention=retention
+        )
         self.deployments = Deployments(state_dir, name)
         self.scorer = scorer or Scorer()
         self._keys: dict[str, str] = json.loads((state_dir / KEYS_FILE).read_text())
@@ -97,8 +104,9 @@ class EndpointApp:
             if path == "/score" or path.startswith("/management/")
             else None
         )
+        served: list[Deployment] = []  # the deployment chosen, once it is (also when it then fails the request)
         try:
-            status, body, extra, deployment, predictions = await self._route(scope, headers, receive, request_id)
+            status, body, extra, _, predictions = await self._route(scope, headers, receive, request_id, served)
         except HttpError as error:
             status, body, extra = error.status, orjson.dumps({"error": error.message}), _JSON + error.headers
         except Exception as exc:  # noqa: BLE001 - a bug in a scoring script must not take the endpoint down
@@ -109,23 +117,27 @@ class EndpointApp:
             (b"content-length", str(len(body)).encode()),
             (b"x-ms-request-id", request_id.encode("latin-1")),
         ]
-        if deployment:
-            response_headers.append((b"azureml-model-deployment", deployment.encode()))
+        chosen = served[0] if served else None
+        if chosen is not None:  # deployment, model name and version, bundle hash: built once per deployment
+            response_headers.extend(chosen.headers)
+        trace_id = traced.trace_id if traced is not None else self.recorder.caller_trace_id(headers)
+        if trace_id:
+            response_headers.append((b"x-mlops-trace-id", trace_id.encode()))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})
-        loaded = self.deployments.loaded
-        model = loaded[deployment].model if deployment in loaded else ""
+        deployment, model = (chosen.name, chosen.model) if chosen is not None else ("", "")
         if traced is not None:
             self.recorder.end(traced, status, deployment, model, predictions, body)
-        self.recorder.log(scope, headers, request_id, status, deployment, model, predictions, started, traced)
+        bundle = chosen.bundle_sha256 if chosen is not None else ""
+        self.recorder.log(scope, headers, request_id, status, deployment, model, predictions, started, traced, bundle)
 
     async def _route(
-        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, request_id: str
+        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, request_id: str, served: list[Deployment]
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]], str, int]:
         method, path = scope["method"], scope["path"]
         if path == "/score":
             _require(method, "POST")
-            return await self._score(headers, receive, request_id)
+            return await self._score(headers, receive, request_id, served)
         if path == "/":
             _require(method, "GET")
             return 200, b"Healthy", self._liveness_headers, "", 0
@@ -166,13 +178,14 @@ class EndpointApp:
         return str(kind)
 
     async def _score(
-        self, headers: dict[bytes, bytes], receive: Receive, request_id: str
+        self, headers: dict[bytes, bytes], receive: Receive, request_id: str, served: list[Deployment]
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]], str, int]:
         self._authorize(headers, self._scoring_keys, "a scoring key")
         pinned = headers.get(b"azureml-model-deployment")
         deployments = self.deployments.loaded
         split = self.deployments.split
         deployment = split.pick(deployments, pinned)
+        served.append(deployment)
         self.scorer.admit()
         body = await self._read_body(headers, receive)
         try:

@@ -8,12 +8,15 @@ from pathlib import Path
 
 from infra.settings import Settings
 
+MIB = 1 << 20
+
 
 @dataclass(frozen=True)
 class EndpointConfig:
     """`port` on 127.0.0.1; `tls` (certificate, key) makes it answer HTTPS; `telemetry_dir` is where its spans go
     as files (default: MLOPS_HOME/telemetry of its environment); `port_variable` is named when the port is taken;
-    `batching`, `batch_max_rows` and `max_queue` are the scoring queue's (`infra.endpoint_server.batching`)."""
+    `batching`, `batch_max_rows` and `max_queue` are the scoring queue's (`infra.endpoint_server.batching`); the
+    `collect_*` and `telemetry_*` caps bound what it keeps on disk (MiB and hours)."""
 
     port: int
     max_body_bytes: int = 1 << 20
@@ -25,6 +28,10 @@ class EndpointConfig:
     batching: bool = True
     batch_max_rows: int = 1000
     max_queue: int = 128
+    collect_max_mb: float = 1024
+    collect_max_age_hours: float = 168
+    telemetry_max_mb: float = 256
+    telemetry_max_age_hours: float = 168
     python: str = sys.executable
 
     @classmethod
@@ -39,6 +46,10 @@ class EndpointConfig:
             batching=settings.endpoint_batching,
             batch_max_rows=settings.endpoint_batch_max_rows,
             max_queue=settings.endpoint_max_queue,
+            collect_max_mb=settings.endpoint_collect_max_mb,
+            collect_max_age_hours=settings.endpoint_collect_max_age_hours,
+            telemetry_max_mb=settings.telemetry_max_mb,
+            telemetry_max_age_hours=settings.telemetry_max_age_hours,
         )
 
     @property
@@ -55,4 +66,30 @@ class EndpointConfig:
         arguments += ["--batch-max-rows", str(self.batch_max_rows), "--max-queue", str(self.max_queue)]
         if not self.batching:
             arguments.append("--no-batching")
-        return [*arguments, "--collect-percent", str(self.collect_percent)]
+        return [
+            *arguments,
+            *("--collect-percent", str(self.collect_percent)),
+            *("--collect-max-mb", str(self.collect_max_mb), "--collect-max-age-hours", str(self.collect_max_age_hours)),
+            *("--telemetry-max-mb", str(self.telemetry_max_mb)),
+            *("--telemetry-max-age-hours", str(self.telemetry_max_age_hours)),
+        ]
+
+    @property
+    def retention(self) -> Retention:
+        """The caps on what the server keeps on disk, as its `Recorder` takes them."""
+        return Retention(
+            collect_bytes=int(self.collect_max_mb * MIB),
+            collect_age_seconds=self.collect_max_age_hours * 3600,
+            telemetry_bytes=int(self.telemetry_max_mb * MIB),
+            telemetry_age_seconds=self.telemetry_max_age_hours * 3600,
+        )
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How much of its collected requests and of its span files an endpoint keeps: bytes and age, each."""
+
+    collect_bytes: int = 1024 * MIB
+    collect_age_seconds: float = 168 * 3600
+    telemetry_bytes: int = 256 * MIB
+    telemetry_age_seconds: float = 168 * 3600

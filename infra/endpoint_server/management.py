@@ -10,14 +10,16 @@ package's manifest): its `run()` may score the rows of several requests in one c
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
 
+from infra.common.hashing import files_sha256
 from infra.endpoint_server.errors import HttpError, json_object
 from infra.endpoint_server.openapi import openapi_document
 from infra.endpoint_server.traffic import Deployment, TrafficSplit
@@ -48,7 +50,38 @@ def load_bundle(name: str, bundle: Path) -> Deployment:
         raise HttpError(409, f"deployment {name!r} refused bundle {bundle}: {exc}") from exc
     model = str(manifest.get("model", "unknown"))
     batching = manifest.get("micro_batching") is True
-    return Deployment(name=name, model=model, bundle=str(bundle), module=module, micro_batching=batching)
+    digest = bundle_sha256(bundle)
+    return Deployment(
+        name=name,
+        model=model,
+        bundle=str(bundle),
+        module=module,
+        micro_batching=batching,
+        bundle_sha256=digest,
+        headers=model_headers(name, manifest, model, digest),
+    )
+
+
+def bundle_sha256(bundle: Path) -> str:
+    """The bundle folder's hash (`infra.common.hashing`), Python's byte-code caches left out (importing the scoring
+    script may write them)."""
+    files = [p for p in bundle.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
+    return files_sha256((path, PurePosixPath(path.relative_to(bundle).as_posix())) for path in files)
+
+
+def model_headers(name: str, manifest: dict[str, Any], model: str, digest: str) -> tuple[tuple[bytes, bytes], ...]:
+    """What every answer of the deployment `name` says about who gave it. `azureml-model-deployment` is Azure ML's
+    own (a request sends it to pin a deployment: azure-ai-ml's `EndpointInvokeFields.MODEL_DEPLOYMENT`, in
+    azure/ai/ml/constants/_endpoint.py; the answer names the deployment that served it the same way); the
+    `x-mlops-*` ones are ours."""
+    model_name, _, version = model.rpartition(":")
+    values = {
+        "azureml-model-deployment": name,
+        "x-mlops-model-name": str(manifest.get("name") or model_name or model),
+        "x-mlops-model-version": str(manifest.get("version") or version),
+        "x-mlops-bundle-sha256": digest,
+    }
+    return tuple((key.encode(), value.encode("latin-1", "replace")) for key, value in values.items())
 
 
 class Deployments:
@@ -70,6 +103,7 @@ class Deployments:
             self.loaded[name] = load_bundle(name, Path(entry["bundle"]))
         self._apply_traffic(saved["traffic"])
         self.split.mirror = {n: p for n, p in saved.get("mirror", {}).items() if n in self.loaded}
+        settle()
 
     def _apply_traffic(self, traffic: dict[str, int]) -> None:
         self.split.apply(traffic, self.loaded)
@@ -133,6 +167,7 @@ class Deployments:
         self.loaded[name] = loaded
         self._apply_traffic(self.split.traffic)
         self._save()
+        settle()
 
     def _remove(self, name: str) -> None:
         traffic = self.split.traffic
@@ -146,6 +181,15 @@ class Deployments:
         self.split.mirror.pop(name, None)
         self._apply_traffic(self.split.traffic)
         self._save()
+
+
+def settle() -> None:
+    """After loading models: collect once, then freeze what is left (the libraries, the models) out of the garbage
+    collector's sight. Requests leave almost nothing for the collector, so its full collections are rare, but each
+    walked the whole loaded heap (about 150,000 objects, 87 ms of CPU measured on a busy machine) in the middle of
+    a request; frozen, a full collection walks only what was made since."""
+    gc.collect()
+    gc.freeze()
 
 
 def _valid_name(name: str) -> bool:

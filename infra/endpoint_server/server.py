@@ -21,8 +21,9 @@ latency) to stdout, flushed five times a second.
 
 Tracing (`infra.telemetry`): a scoring or management request continues the caller's W3C
 `traceparent` (or starts a trace) in a span of its own. A scored request's inputs and outputs are
-collected, as Azure ML's data collector does, to `collected/<YYYY-MM-DD>.jsonl` (the drift monitor
-reads them); requests marked `x-mlops-check` (the smoke test's, the rollout's) are not.
+collected, as Azure ML's data collector does, to `collected/<YYYY-MM-DD>T<HHMMSS>-<n>.jsonl` (the drift monitor
+reads them; segments under a size cap and an age, MLOPS_ENDPOINT_COLLECT_MAX_MB and _MAX_AGE_HOURS, as the span
+files are under MLOPS_TELEMETRY_MAX_MB and _MAX_AGE_HOURS); requests marked `x-mlops-check` (the smoke test's, the rollout's) are not.
 Bad requests get a 4xx JSON error naming the problem; the server keeps serving.
 
     python -m infra.endpoint_server.server --dir DIR --port PORT [--max-body-bytes N] [--tls-cert F --tls-key F]
@@ -40,6 +41,7 @@ from pathlib import Path
 from infra.endpoint_server.app import EndpointApp
 from infra.endpoint_server.batching import Scorer
 from infra.endpoint_server.collect import COLLECTED_FOLDER
+from infra.endpoint_server.config import MIB, Retention
 
 __all__ = ["COLLECTED_FOLDER", "EndpointApp", "main"]
 
@@ -59,7 +61,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-max-rows", type=int, default=1000, help="rows in one batched scoring call, at most")
     parser.add_argument("--max-queue", type=int, default=128, help="requests waiting; past it 503 + Retry-After")
     parser.add_argument("--no-batching", action="store_true", help="score one request per call")
+    parser.add_argument("--collect-max-mb", type=float, default=1024, help="MiB of collected requests kept")
+    parser.add_argument("--collect-max-age-hours", type=float, default=168, help="collected requests kept this long")
+    parser.add_argument("--telemetry-max-mb", type=float, default=256, help="MiB of span files kept")
+    parser.add_argument("--telemetry-max-age-hours", type=float, default=168, help="span files kept this long")
     args = parser.parse_args(argv)
+    retention = Retention(
+        collect_bytes=int(args.collect_max_mb * MIB),
+        collect_age_seconds=args.collect_max_age_hours * 3600,
+        telemetry_bytes=int(args.telemetry_max_mb * MIB),
+        telemetry_age_seconds=args.telemetry_max_age_hours * 3600,
+    )
     app = EndpointApp(
         args.dir,
         name=args.name,
@@ -67,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         telemetry_dir=args.telemetry_dir,
         collect_percent=args.collect_percent,
         scorer=Scorer(batching=not args.no_batching, max_rows=args.batch_max_rows, max_queue=args.max_queue),
+        retention=retention,
     )
     config = uvicorn.Config(
         app,

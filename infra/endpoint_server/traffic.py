@@ -22,14 +22,17 @@ from infra.endpoint_server.errors import HttpError
 
 @dataclass(frozen=True)
 class Deployment:
-    """One loaded bundle: its `score.py` module (with its own model) and where it came from; `micro_batching`: its
-    `run()` may get the rows of several requests in one call (the bundle's `micro_batching`)."""
+    """One loaded bundle: its `score.py` module (with its own model), where it came from, the bundle's hash, and the
+    response headers naming all that (built once, sent with every answer this deployment gives); `micro_batching`:
+    its `run()` may get the rows of several requests in one call (the bundle's `micro_batching`)."""
 
     name: str
     model: str
     bundle: str
     module: ModuleType
     micro_batching: bool = False
+    bundle_sha256: str = ""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class TrafficSplit:
@@ -128,4 +131,15 @@ async def _send_mirror_copy(target: Deployment, text: str, headers: dict[bytes, 
         traceback.print_exc()
         status, predictions = 500, 0
     scope = {"method": "POST", "path": "/score", "mirror": True}
-    recorder.log(scope, headers, uuid.uuid4().hex, status, target.name, target.model, predictions, started)
+    recorder.log(
+        scope,
+        headers,
+        uuid.uuid4().hex,
+        status,
+        target.name,
+        target.model,
+        predictions,
+        started,
+        None,
+        target.bundle_sha256,
+    )

@@ -10,8 +10,8 @@ DERIVED.add("endpoint_name")
 
 
 class EndpointSettings(Section):
-    """Name, port, body limit, what it keeps for the drift monitor, micro-batching and its queue, and how long it may
-    take to start."""
+    """Name, port, body limit, what it keeps for the drift monitor (a share, capped by size and age), micro-batching
+    and its queue, and how long it may take to start."""
 
     endpoint_name: str = Field(
         default_factory=derived(lambda package: endpoint_name_for(package, "endpoint")),
@@ -33,6 +33,14 @@ class EndpointSettings(Section):
     endpoint_batch_max_rows: int = Field(1000, ge=1, description="At most this many rows in one batched scoring call.")
     endpoint_max_queue: int = Field(
         128, ge=1, description="Requests waiting to be scored; past it a scoring request gets 503 with Retry-After."
+    )
+    endpoint_collect_max_mb: float = Field(
+        1024,
+        gt=0,
+        description="Most megabytes (MiB) of collected requests kept on disk; the oldest segments go first.",
+    )
+    endpoint_collect_max_age_hours: float = Field(
+        168, gt=0, description="Collected requests older than this are deleted (default a week)."
     )
     endpoint_start_timeout_seconds: float = Field(60, gt=0, description="How long to wait for the endpoint to answer.")
 

@@ -5,6 +5,7 @@ shifted away from it, the endpoint's collected online requests, and what each ru
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from flows.batch_score import batch_score
 from flows.deploy import deploy
 from flows.labels import labels
 from flows.monitor import monitor
+from infra.common.segments import SegmentedLog
 from infra.local import LocalBackend
 from model.layout import REFERENCE_FILE
 from models.diabetes.data import FEATURES, write_sample_csv
@@ -203,6 +205,21 @@ class TestOnlineDrift:
         predictions = summary.report["prediction"]
         assert predictions["current_mean"] != pytest.approx(predictions["reference_mean"], rel=1e-6)
         assert np.isfinite(predictions["psi"])
+
+    def test_a_window_cut_short_by_retention_is_said(self, served: tuple[LocalBackend, Path]) -> None:
+        backend, root = served
+        self._send(backend, pd.read_csv(_shifted(root, "cut.csv", ["s2"])).head(60))  # this run has rows to report
+        collected = backend.settings.home / "endpoints" / backend.settings.endpoint_name / "collected"
+        old = collected / "2000-01-01T000000-000001.jsonl"  # a segment last written two hours ago
+        old.write_text(json.dumps({"time": time.time() - 7200, "request": {"data": []}, "response": {}}) + "\n")
+        two_hours_ago = time.time() - 7200
+        os.utime(old, (two_hours_ago, two_hours_ago))
+        SegmentedLog(collected, "", max_bytes=1 << 30, max_age_seconds=3600).expire()  # retention's age rule
+        assert not old.exists()
+        summary = monitor(model_version=1)
+        assert "the online window was cut short" in summary.window_cut_short
+        assert time.strftime("%Y-%m-%d %H:%M", time.gmtime(two_hours_ago)) in summary.window_cut_short
+        assert summary.window_cut_short in json.loads(Path(summary.drift_json or "").read_text())["window_cut_short"]
 
 
 class TestLabels:

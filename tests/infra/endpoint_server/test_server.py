@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from infra.backend import Bundle
 from infra.endpoint_server import EndpointRefusedError
+from infra.endpoint_server.management import bundle_sha256
 from infra.errors import BackendError
 from infra.local import LocalBackend
 from infra.settings import load_settings
@@ -346,7 +347,7 @@ class TestTelemetry:
         attributes = {a.key: a.value for a in scored.attributes}
         assert attributes["mlops.deployment"].string_value == "blue"
         assert attributes["http.response.status_code"].int_value == 200
-        assert not list((live.backend.settings.telemetry_dir).glob(f"spans-endpoint-{name}-*.jsonl"))
+        assert not list((live.backend.settings.telemetry_dir).glob(f"spans-endpoint-{name}*.jsonl"))
         assert endpoints.get(ENDPOINT) is not None  # the shared endpoint was not touched
 
     def test_scored_requests_are_collected_but_checks_are_not(self, live: Live) -> None:
@@ -369,6 +370,56 @@ class TestTelemetry:
 
     def test_generated_request_id_when_none_is_sent(self, live: Live) -> None:
         assert len(live.score(SMOKE).headers["x-ms-request-id"]) == 32
+
+
+class TestEveryAnswerNamesItsModel:
+    """Each answer of a chosen deployment names it (Azure ML's `azureml-model-deployment`), the model's name and
+    version, the bundle's hash and the trace, 2xx and 4xx alike; the request's log line says the same."""
+
+    TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+    def _expected(self, live: Live, version: int = 1) -> dict[str, str]:
+        return {
+            "azureml-model-deployment": "blue",
+            "x-mlops-model-name": MODEL,
+            "x-mlops-model-version": str(version),
+            "x-mlops-bundle-sha256": bundle_sha256(live.bundles[version].path),
+            "x-mlops-trace-id": self.TRACE_ID,
+        }
+
+    @pytest.mark.parametrize(
+        ("body", "status"),
+        [
+            pytest.param(SMOKE, 200, id="200"),
+            pytest.param(b'{"data": [[1,2,3]]}', 400, id="400-bad-row"),
+            pytest.param(b"{not json", 400, id="400-not-json"),
+            pytest.param(json.dumps({"data": [[0.5] * 10] * 3000}).encode(), 413, id="413-too-large"),
+        ],
+    )
+    def test_2xx_and_4xx_carry_the_model_headers_and_the_log_line_the_same(
+        self, live: Live, body: bytes, status: int
+    ) -> None:
+        request_id = f"req-named-{status}-{len(body)}"
+        traceparent = f"00-{self.TRACE_ID}-b7ad6b7169203331-01"
+        response = live.score(body, headers={"traceparent": traceparent, "x-ms-request-id": request_id})
+        assert response.status_code == status
+        expected = self._expected(live)
+        assert {k: response.headers.get(k) for k in expected} == expected
+        assert len(expected["x-mlops-bundle-sha256"]) == 64
+        [line] = _eventually(lambda: [x for x in _json_lines(live.log) if x["request_id"] == request_id])
+        assert (line["status"], line["deployment"], line["model"]) == (status, "blue", f"{MODEL}:1")
+        assert (line["bundle_sha256"], line["trace_id"]) == (expected["x-mlops-bundle-sha256"], self.TRACE_ID)
+
+    def test_each_version_names_its_own_bundle(self, live: Live) -> None:
+        assert bundle_sha256(live.bundles[1].path) != bundle_sha256(live.bundles[2].path)
+
+    def test_an_unauthenticated_answer_names_its_trace_but_no_model(self, live: Live) -> None:
+        response = live.score(SMOKE, key="", headers={"traceparent": f"00-{self.TRACE_ID}-b7ad6b7169203331-01"})
+        assert response.status_code == 401
+        assert response.headers["x-mlops-trace-id"] == self.TRACE_ID
+        assert len(response.headers["x-ms-request-id"]) == 32
+        assert "azureml-model-deployment" not in response.headers
+        assert "x-mlops-model-name" not in response.headers
 
 
 class TestTrafficAndManagement:
