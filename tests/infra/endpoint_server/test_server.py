@@ -312,7 +312,8 @@ class TestTelemetry:
         folder = live.backend.settings.telemetry_dir
         _eventually(lambda: [s for s in read_spans(folder) if s.attributes.get("mlops.request_id") == "req-after"])
         assert not [s for s in read_spans(folder) if s.attributes.get("mlops.request_id") == "req-unsampled"]
-        [line] = [line for line in _json_lines(live.log) if line["request_id"] == "req-unsampled"]
+        # the log line is written by the same writer thread as the spans, but in a write of its own: wait for it
+        [line] = _eventually(lambda: [line for line in _json_lines(live.log) if line["request_id"] == "req-unsampled"])
         assert line["trace_id"] == self.TRACE_ID
 
     def test_with_a_collector_configured_the_spans_go_there(self, live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
