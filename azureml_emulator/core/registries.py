@@ -54,7 +54,7 @@ def get_registry(store: Store, name: str) -> dict[str, Any] | None:
 
 def registry_model(store: Store, reference: str) -> dict[str, Any] | None:
     """The stored body of the registry model version `reference` names, or None (not such a reference, or none)."""
-    found = REGISTRY_ASSET.fullmatch(reference.removeprefix("azureml:"))
+    found = REGISTRY_ASSET.fullmatch(reference)
     if found is None:
         return None
     return store.get_asset(registry_scope(found["registry"]), found["kind"], found["name"], found["version"])

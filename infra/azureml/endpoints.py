@@ -43,8 +43,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from infra.azureml import entities
 from infra.azureml.client import finished, first_line, translated, workspace_missing
-from infra.azureml.registry import SHARED_MODEL
-from infra.backend import Bundle, Collected, DeploymentInfo, EndpointState, Invocation, ModelVersion
+from infra.backend import SHARED_MODEL, Bundle, Collected, DeploymentInfo, EndpointState, Invocation, ModelVersion
 from infra.common.bundles import BundleBuilder
 from infra.errors import BackendError, ConfigError, MissingResourceError, TransientBackendError
 from infra.settings import Settings

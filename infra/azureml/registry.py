@@ -172,9 +172,6 @@ class AzureMLRegistry:
         )
 
 
-SHARED_MODEL = "shared_model"  # a workspace version's property: the registry version it was promoted from
-
-
 class AzureMLSharedRegistry(AzureMLRegistry):
     """An Azure ML registry the environments share (`MLClient(registry_name=...)`), with the same rules as a
     workspace's registry: explicit consecutive versions, tags, properties, idempotent on the content hash. A
