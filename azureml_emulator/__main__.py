@@ -1,4 +1,4 @@
-"""python -m azureml_emulator --home DIR --port PORT [--workspace SUB/RG/WS ...] [--max-jobs N] [--endpoint-port P] [--lro-scale F]
+"""python -m azureml_emulator --home DIR --port PORT [--workspace SUB/RG/WS ...] [--registry SUB/RG/NAME ...] [--max-jobs N] [--endpoint-port P] [--lro-scale F]
 [--identity-datastores]"""
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument(
         "--workspace", action="append", default=[], help="subscription/resource-group/workspace it holds"
+    )
+    parser.add_argument(
+        "--registry",
+        action="append",
+        default=[],
+        help="subscription/resource-group/registry it holds (Azure ML registries)",
     )
     parser.add_argument("--max-jobs", type=int, default=2, help="jobs run at once (the rest queue)")
     parser.add_argument("--endpoint-port", type=int, help="first port of online endpoints' servers (default PORT+1)")
@@ -37,6 +43,7 @@ def main() -> None:
             args.home.resolve(),
             args.port,
             args.workspace,
+            registries=tuple(args.registry),
             max_jobs=args.max_jobs,
             endpoint_port=args.endpoint_port,
             lro_scale=args.lro_scale,

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from azureml_emulator.core.registries import add_registry
 from azureml_emulator.core.store import Store
 from azureml_emulator.tls import BUNDLE_FILE, CA_FILE, ensure_certificates
 from infra.services.base import SupervisedService
@@ -38,8 +39,10 @@ class EmulatorProcess(SupervisedService):
         endpoint_port: int | None = None,
         lro_scale: float = 0.0,
         identity_datastores: bool = False,
+        registries: list[str] | None = None,
     ) -> None:
         self.home = self.folder = home
+        self.registries = registries or []  # SUB/RG/NAME of each Azure ML registry it holds
         self.port = port
         self.endpoint_port = endpoint_port or port + 1
         self.workspaces = workspaces
@@ -59,6 +62,11 @@ class EmulatorProcess(SupervisedService):
             endpoint_port=settings.azureml_emulator_endpoint_port,
             lro_scale=settings.azureml_emulator_lro_scale,
             identity_datastores=settings.azureml_emulator_identity_datastores,
+            registries=[
+                f"{subscription}/{settings.azure_resource_group}/{name}"
+                for name in [settings.azureml_registry_name]
+                if name
+            ],
         )
 
     @property
@@ -75,7 +83,7 @@ class EmulatorProcess(SupervisedService):
     def start(self, timeout: float = 30) -> str:
         """Start unless it runs (the workspaces are added either way); return its URL once it answers."""
         if self.pid() is not None and self._answers():
-            if self.workspaces:
+            if self.workspaces or self.registries:
                 self._add_workspaces()
             return self.url
         ensure_certificates(self.home / "tls")
@@ -86,6 +94,8 @@ class EmulatorProcess(SupervisedService):
             command.append("--identity-datastores")
         for scope in self.workspaces:
             command += ["--workspace", scope]
+        for scope in self.registries:
+            command += ["--registry", scope]
         self.supervise(
             command,
             command_environment(),
@@ -114,6 +124,8 @@ class EmulatorProcess(SupervisedService):
         store = Store(self.home / "state.db")
         for scope in self.workspaces:
             store.add_workspace(scope)
+        for scope in self.registries:
+            add_registry(store, scope)
 
     def requests(self, *, bodies: bool = False) -> list[dict[str, Any]]:
         """The request log: method, path, api-version, status and user agent of every request served (and with
@@ -131,4 +143,5 @@ class EmulatorProcess(SupervisedService):
             "home": str(self.home),
             "ca_bundle": str(self.bundle),
             "workspaces": self.workspaces,
+            "registries": self.registries,
         }

@@ -23,6 +23,11 @@ Microsoft.MachineLearningServices/locations/{l}, `{RG}` = /subscriptions/{s}/res
     GET  {WS}/datastores[/{name}], POST .../listSecrets
     GET|PUT {WS}/{codes|data|environments|models}[/{name}[/versions[/{version}]]]
     POST {WS}/codes/{name}/versions/{v}/startPendingUpload
+  handlers/registries.py                          (`{REG}` = /mferp/managementfrontend/subscriptions/{s}/resourceGroups/
+                                                    {rg}/providers/Microsoft.MachineLearningServices/registries/{r})
+    GET  /registrymanagement/v1.0/registries/{r}/discovery   a registry's region and endpoint
+    GET  {REG}/models[/{n}[/versions]], GET|PUT {REG}/models/{n}/versions/{v}, GET /assetstore/v1.0/operations/{id}
+    PUT  {REG}/tempdatarefs/{n}/versions/{v}, POST {REG}/datarefs/{n}/versions/{v}   where its files go, and are
   handlers/jobs.py
     PUT|GET {WS}/jobs/{name}, GET {WS}/jobs, POST {WS}/jobs/{name}/cancel (202 + Location)
     GET  {WS}/operationResults/{id}                 the cancel's long-running operation
@@ -68,6 +73,7 @@ from azureml_emulator.core.context import Context
 from azureml_emulator.core.emulator import Emulator
 from azureml_emulator.core.endpoint_servers import start_endpoints, stop_endpoints
 from azureml_emulator.core.errors import ArmError
+from azureml_emulator.core.registries import add_registry
 from azureml_emulator.core.routing import Routes
 from azureml_emulator.handlers import (
     assets,
@@ -77,6 +83,7 @@ from azureml_emulator.handlers import (
     jobs,
     online,
     operations,
+    registries,
     schedules,
     tracking,
     workspace,
@@ -86,7 +93,7 @@ from azureml_emulator.tls import CERT_FILE, KEY_FILE, ensure_certificates
 
 _MAX_BODY = 512 * 1024 * 1024
 ROUTES = Routes()
-for family in (control, workspace, assets, jobs, operations, online, batch, compute, schedules, tracking):
+for family in (control, workspace, assets, registries, jobs, operations, online, batch, compute, schedules, tracking):
     family.register(ROUTES)
 
 
@@ -155,7 +162,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             context.check_request(
                 anonymous=path.startswith(("/discovery", "/emulator/", "/inference/")),
-                api_version=not path.startswith("/mlflow/"),  # MLflow's REST API has no api-version
+                # MLflow's REST API has no api-version; a registry operation is polled at its Location as given
+                api_version=not path.startswith(("/mlflow/", "/assetstore/")),
             )
             answer = handler(context)
         except ArmError as exc:
@@ -222,6 +230,7 @@ def serve(
     port: int,
     workspaces: list[str],
     *,
+    registries: tuple[str, ...] = (),
     max_jobs: int = 2,
     endpoint_port: int | None = None,
     lro_scale: float = 0.0,
@@ -234,6 +243,8 @@ def serve(
     )
     for scope in workspaces:
         emulator.store.add_workspace(scope)
+    for scope in registries:
+        add_registry(emulator.store, scope)
     requeued = emulator.store.requeue_interrupted()
     if requeued:
         print(f"re-queued jobs a stopped emulator left running: {', '.join(requeued)}", flush=True)  # noqa: T201 - its log

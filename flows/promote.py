@@ -14,7 +14,15 @@ from infra.errors import ConfigError
 from infra.factory import open_backend, open_shared_registry
 from infra.settings import load_settings
 from infra.telemetry import annotate
-from tasks.promote import crown_in_target, lineage, register_in_target, share_model, source_version
+from tasks.promote import (
+    crown_in_target,
+    lineage,
+    reach_target,
+    register_in_target,
+    share_model,
+    shared_reference,
+    source_version,
+)
 from tasks.rollout import RolloutPolicy
 
 
@@ -46,9 +54,10 @@ def promote(
 ) -> PromoteResult:
     """Promote `source`'s champion (or `version`) into environment `to`.
 
-    Everything is checked before anything is written: both environments exist and load, the target is on the local
-    backend (the Azure ML registry is not built yet), and the version passed its gate and is not archived. Promoting
-    the same version again registers nothing new and deploys nothing.
+    Everything is checked before anything is written: both environments exist and load, the source is on the local
+    backend, the target (local, or an Azure ML workspace sharing through the Azure ML registry
+    `MLOPS_AZUREML_REGISTRY_NAME`) and its registry can be reached, and the version passed its gate and is not
+    archived. Promoting the same version again registers nothing new and deploys nothing.
     """
     annotate({"mlops.flow": "promote"})
     found = environments.load_environments()
@@ -59,11 +68,11 @@ def promote(
         source_settings = load_settings()
     with environments.using(to):
         target_settings = load_settings()
-    for name, settings in ((source, source_settings), (to, target_settings)):
-        if settings.backend != "local":
-            raise ConfigError(
-                f"environment {name!r} is on {settings.backend}: promotion is built for the local backend only"
-            )
+    if source_settings.backend != "local":
+        raise ConfigError(
+            f"environment {source!r} is on {source_settings.backend}: promotion takes its versions from an environment "
+            "on the local backend only (the target may be local or azureml)"
+        )
     if target_settings.home == source_settings.home:
         raise ConfigError(
             f"environments {source!r} and {to!r} share MLOPS_HOME {source_settings.home}: give each its own"
@@ -72,9 +81,13 @@ def promote(
     model = source_version(open_backend(source_settings), name, version, source)
     target = open_backend(target_settings)
     target_settings.home.mkdir(parents=True, exist_ok=True)  # the target can be written, before anything is
+    shared_registry = open_shared_registry(target_settings)  # an Azure ML registry is discovered (reached) here
+    if target_settings.backend != "local":
+        reach_target(target, target_settings, to)
     found_lineage = lineage(model, source, source_settings)
-    shared = share_model(open_shared_registry(), model, found_lineage)
-    registered = register_in_target(target, shared.model, found_lineage, to)
+    shared = share_model(shared_registry, model, found_lineage)
+    reference = shared_reference(shared_registry, shared.model)
+    registered = register_in_target(target, shared.model, found_lineage, to, model, reference)
     with environments.using(to):
         deployed = deploy(
             version=registered.model.version,

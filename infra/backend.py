@@ -21,6 +21,9 @@ from infra.storage import Storage
 from model.package import ModelPackage, default_package, load_package
 
 DEFAULT_PACKAGE = default_package()
+# A version's property, when it was promoted through a registry outside this machine: that registry's version, as a
+# deployment names it (an Azure ML registry's `azureml://registries/<registry>/models/<name>/versions/<v>`)
+SHARED_MODEL = "shared_model"
 
 
 class _Value(BaseModel):

@@ -23,10 +23,16 @@ def open_backend(settings: Settings) -> Backend:
             return AzureMLBackend(settings)
 
 
-def open_shared_registry() -> Registry:
-    """The registry the environments share (`[shared] registry` of environments.toml, `MLOPS_SHARED_REGISTRY`, else
-    `<checkout>/.mlops-shared`): on this machine, a local registry outside any one workspace, with the same rules
-    (consecutive versions, tags, properties, idempotent on content). An Azure ML registry is not built yet."""
+def open_shared_registry(target: Settings | None = None) -> Registry:
+    """The registry the environments share. Into an Azure ML workspace (`target` on azureml): the Azure ML registry
+    `MLOPS_AZUREML_REGISTRY_NAME` names, reached with the target's credential and cloud. Otherwise (`[shared]
+    registry` of environments.toml, `MLOPS_SHARED_REGISTRY`, else `<checkout>/.mlops-shared`): on this machine, a
+    local registry outside any one workspace. Both keep the same rules (consecutive versions, tags, properties,
+    idempotent on content)."""
+    if target is not None and target.backend == "azureml":
+        from infra.azureml import shared_registry
+
+        return shared_registry(target)
     from infra.environments import load_environments
     from infra.local import LocalRegistry
 

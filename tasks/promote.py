@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from infra.backend import Backend, ModelVersion, Registration, Registry
+from infra.backend import SHARED_MODEL, Backend, ModelVersion, Registration, Registry
 from infra.errors import GateError
 from infra.settings import Settings
 from tasks._events import chain_label
@@ -19,6 +19,13 @@ from tasks.evaluate import CHAMPION_ALIAS
 
 PROMOTED_EVENT = "mlops.model.promoted"
 LINEAGE_TAGS = ("run_id", "data_sha256", "code_sha256", "experiment_name", "git_sha", "prefect_flow_run_id")
+
+
+def shared_reference(shared: Registry, model: ModelVersion) -> str:
+    """The shared copy's id when the shared registry is outside this machine (an Azure ML registry's
+    `azureml://registries/...`), else ""."""
+    asset_id = getattr(shared, "asset_id", None)
+    return str(asset_id(model)) if callable(asset_id) else ""
 
 
 def source_version(backend: Backend, name: str, version: int | None, environment: str) -> ModelVersion:
@@ -74,15 +81,40 @@ def share_model(shared: Registry, model: ModelVersion, found: dict[str, str]) ->
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def register_in_target(target: Backend, shared: ModelVersion, found: dict[str, str], environment: str) -> Registration:
-    """Register the shared copy in the target environment's registry, with the lineage."""
-    return _register(target.registry, shared, found, f"environment {environment!r}")
+def register_in_target(
+    target: Backend, shared: ModelVersion, found: dict[str, str], environment: str, source: ModelVersion, reference: str
+) -> Registration:
+    """Register the shared copy in the target environment's registry, with the lineage. Its files are the shared
+    copy's when they are on this machine, else the source version's (the same bytes: the same content hash);
+    `reference`, the shared copy's id outside this machine (an Azure ML registry's), is kept as the property
+    `shared_model`, and the target's deployments serve that copy."""
+    files = shared.path if Path(shared.path).is_dir() else source.path
+    extra = {SHARED_MODEL: reference} if reference else {}
+    return _register(
+        target.registry, shared.model_copy(update={"path": files}), found, f"environment {environment!r}", extra
+    )
 
 
-def _register(registry: Registry, model: ModelVersion, found: dict[str, str], where: str) -> Registration:
+@task(
+    name="reach-target", retries=1, retry_delay_seconds=2, retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE
+)
+def reach_target(target: Backend, settings: Settings, environment: str) -> None:
+    """Read the target's endpoint: a workspace that does not exist or cannot be reached fails here, before anything
+    is written (a missing endpoint is fine: the deploy creates it)."""
+    target.endpoints.get(settings.endpoint_name)
+    get_run_logger().info("environment %r reached (%s)", environment, settings.backend)
 
+
+def _register(
+    registry: Registry, model: ModelVersion, found: dict[str, str], where: str, extra: dict[str, str] | None = None
+) -> Registration:
     tags = {**model.tags, **{name: found[name] for name in ("source_environment", "training_run") if found.get(name)}}
-    properties = {**model.properties, "decision": found["decision"], "lineage": json.dumps(found, sort_keys=True)}
+    properties = {
+        **model.properties,
+        "decision": found["decision"],
+        "lineage": json.dumps(found, sort_keys=True),
+        **(extra or {}),
+    }
     registration = registry.register(model.name, Path(model.path), tags=tags, properties=properties)
     verb = "registered" if registration.created else "already registered as"
     get_run_logger().info("%s: %s %s", where, verb, registration.model.id)

@@ -11,7 +11,8 @@ from azureml_emulator.core.arm import PROVIDER
 from azureml_emulator.core.emulator import Emulator
 from azureml_emulator.core.errors import ArmError
 
-_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?|v?\d+\.\d+(\.\d+)?")
+# dates, with -preview or a registry's -dataplanepreview (azure/ai/ml/_utils/_registry_utils.py), and v1.0 forms
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-(dataplane)?preview)?|v?\d+\.\d+(\.\d+)?")
 _PAGE = 100
 
 

@@ -10,6 +10,7 @@ from azureml_emulator.core.arm import BATCH, ONLINE, OPERATIONS_SCOPE, TAKEN, as
 from azureml_emulator.core.context import Context
 from azureml_emulator.core.errors import ArmError, not_found
 from azureml_emulator.core.operations import public, read_or_delete
+from azureml_emulator.core.registries import REGISTRY_ASSET, registry_model
 from azureml_emulator.core.routing import Answer
 
 _ENDPOINT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9\-]{1,30}[A-Za-z0-9]")
@@ -72,6 +73,14 @@ def list_deployments(context: Context, endpoint_kind: str, kind: str) -> tuple[i
 
 
 def _asset_body(context: Context, reference: str, kind: str, what: str) -> dict[str, Any]:
+    if kind == "models" and REGISTRY_ASSET.fullmatch(reference):
+        # a registry's model, named by its registry id as the SDK sends it (operations/_operation_orchestrator.py
+        # keeps `azureml://registries/...` as it is; Microsoft Learn, "Share models across workspaces with
+        # registries": deploy with `model=azureml://registries/<registry>/models/<name>/versions/<v>`)
+        found = registry_model(context.emulator.store, reference)
+        if found is None:
+            raise ArmError(400, "BadArgument", f"{what} {reference!r} does not exist in its registry")
+        return found
     parsed = asset_reference(reference.removeprefix("azureml:"))
     if parsed is None or parsed[0] != kind:
         raise ArmError(400, "BadArgument", f"{what} {reference!r} is not an asset id of kind {kind}")

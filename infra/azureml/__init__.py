@@ -25,9 +25,17 @@ if TYPE_CHECKING:
     from infra.azureml.backend import AzureMLBackend
     from infra.azureml.endpoints import AzureMLBundles, AzureMLEndpoints
     from infra.azureml.jobs import AzureMLJobs
-    from infra.azureml.registry import AzureMLRegistry
+    from infra.azureml.registry import AzureMLRegistry, AzureMLSharedRegistry, shared_registry
 
-__all__ = ["AzureMLBackend", "AzureMLBundles", "AzureMLEndpoints", "AzureMLJobs", "AzureMLRegistry"]
+__all__ = [
+    "AzureMLBackend",
+    "AzureMLBundles",
+    "AzureMLEndpoints",
+    "AzureMLJobs",
+    "AzureMLRegistry",
+    "AzureMLSharedRegistry",
+    "shared_registry",
+]
 
 # Loaded when first used, not with the package: the settings (`infra.azureml.settings`, which `infra.settings`
 # composes) must not pay for azure-ai-ml (over a second) on every command, nor import the adapter back.
@@ -37,6 +45,8 @@ _MODULES = {
     "AzureMLJobs": "infra.azureml.jobs",
     "AzureMLBundles": "infra.azureml.endpoints",
     "AzureMLRegistry": "infra.azureml.registry",
+    "AzureMLSharedRegistry": "infra.azureml.registry",
+    "shared_registry": "infra.azureml.registry",
 }
 
 

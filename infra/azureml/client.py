@@ -94,9 +94,14 @@ def _other_https() -> bool:
     return bool(os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING")) or otlp.startswith("https://")
 
 
-def make_client(settings: Settings) -> MLClient:
-    """The `MLClient` of the configured workspace: the emulator's when `MLOPS_AZUREML_EMULATOR` is set, else Azure's."""
+def make_client(settings: Settings, *, registry: str | None = None) -> MLClient:
+    """The `MLClient` of the configured workspace, or of the Azure ML registry `registry` (`registry_name=`: the
+    SDK finds its subscription and resource group by the registry's discovery), with the same credential and cloud:
+    the emulator's when `MLOPS_AZUREML_EMULATOR` is set, else Azure's."""
     subscription = settings.azure_subscription_id or "00000000-0000-0000-0000-000000000000"
+    where: dict[str, Any] = (
+        {"registry_name": registry} if registry else {"workspace_name": settings.azure_workspace_name}
+    )
     url = settings.emulator_url
     if url is None:
         from azure.identity import DefaultAzureCredential
@@ -107,7 +112,7 @@ def make_client(settings: Settings) -> MLClient:
             credential,
             subscription,
             settings.azure_resource_group,
-            settings.azure_workspace_name,
+            **where,
             show_progress=False,
             enable_telemetry=telemetry,
         )
@@ -125,7 +130,7 @@ def make_client(settings: Settings) -> MLClient:
         EmulatorCredential(),
         subscription,
         settings.azure_resource_group,
-        settings.azure_workspace_name,
+        **where,
         cloud=f"{EMULATOR_CLOUD}-{hashlib.sha256(url.encode()).hexdigest()[:8]}",  # the SDK keeps a cloud's first URLs
         cloud_metadata=metadata,
         show_progress=False,

@@ -43,7 +43,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from infra.azureml import entities
 from infra.azureml.client import finished, first_line, translated, workspace_missing
-from infra.backend import Bundle, Collected, DeploymentInfo, EndpointState, Invocation, ModelVersion
+from infra.backend import SHARED_MODEL, Bundle, Collected, DeploymentInfo, EndpointState, Invocation, ModelVersion
 from infra.common.bundles import BundleBuilder
 from infra.errors import BackendError, ConfigError, MissingResourceError, TransientBackendError
 from infra.settings import Settings
@@ -115,7 +115,11 @@ class AzureMLEndpoints:
             url=str(endpoint.scoring_uri or "").removesuffix("/score"),
             running=endpoint.provisioning_state == "Succeeded",
             deployments={
-                str(d.name): DeploymentInfo(model=model_id(str(d.model)), traffic=traffic.get(str(d.name), 0))
+                # the tag names the workspace's version also when the model is a registry's (promoted)
+                str(d.name): DeploymentInfo(
+                    model=(d.tags or {}).get("mlops.model") or model_id(str(d.model)),
+                    traffic=traffic.get(str(d.name), 0),
+                )
                 for d in deployments
                 if d.provisioning_state == "Succeeded"
             },
@@ -146,7 +150,9 @@ class AzureMLEndpoints:
 
     def add_deployment(self, name: str, deployment: str, bundle: Bundle) -> EndpointState:
         environment, new_image = ensure_environment(self.client, self.settings, bundle)
-        entity = entities.online_deployment(self.settings, name, deployment, bundle, environment)
+        entity = entities.online_deployment(
+            self.settings, name, deployment, bundle, environment, model=self._shared_model(bundle.model)
+        )
         entities.write_yaml(entity, self.yaml, f"online-deployment-{name}")
         # a new environment's image is built before the deployment starts: wait for that too
         timeout = self.settings.aml_deploy_timeout_seconds + (self.settings.aml_image_build_seconds if new_image else 0)
@@ -171,6 +177,16 @@ class AzureMLEndpoints:
             self._delete_failed(name, deployment)
             raise
         return self._state(name)
+
+    def _shared_model(self, model: str) -> str | None:
+        """The registry version (`azureml://registries/...`) a workspace version was promoted from, which the
+        deployment then serves (the registry's files, as Microsoft Learn's "Share models across workspaces with
+        registries" deploys one); None for a version of the workspace's own."""
+        name, _, version = model.rpartition(":")
+        with translated(self.settings, f"reading model {model}"):
+            found = self.client.models.get(name, version=version)
+        reference = str((found.properties or {}).get(SHARED_MODEL, ""))
+        return reference if reference.startswith("azureml://registries/") else None
 
     def _deployment_state(self, name: str, deployment: str) -> str | None:
         """A deployment's provisioning state, or None when it does not exist or cannot be read."""

@@ -66,13 +66,20 @@ def online_endpoint(settings: Settings, name: str) -> ManagedOnlineEndpoint:
 
 
 def online_deployment(
-    settings: Settings, endpoint: str, deployment: str, bundle: Bundle, environment: str | Environment
+    settings: Settings,
+    endpoint: str,
+    deployment: str,
+    bundle: Bundle,
+    environment: str | Environment,
+    *,
+    model: str | None = None,
 ) -> ManagedOnlineDeployment:
-    """A deployment of the bundle: its `code/score.py`, the registered model version, the pinned environment."""
+    """A deployment of the bundle: its `code/score.py`, the registered model version (or `model`, a registry's
+    version it was promoted from), the pinned environment."""
     return ManagedOnlineDeployment(
         name=deployment,
         endpoint_name=endpoint,
-        model=f"azureml:{bundle.model}",
+        model=model or f"azureml:{bundle.model}",
         code_configuration=CodeConfiguration(code=str(bundle.path / "code"), scoring_script="score.py"),
         environment=environment,
         instance_type=settings.aml_online_instance_type,

@@ -29,11 +29,11 @@ from azure.ai.ml.entities import Model
 from azure.ai.ml.exceptions import AssetPathException
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from infra.azureml.client import translated
+from infra.azureml.client import make_client, translated
 from infra.azureml.jobs import OUTPUT
 from infra.backend import ModelVersion, Registration
 from infra.common.hashing import folder_sha256
-from infra.errors import BackendError, MissingResourceError
+from infra.errors import BackendError, ConfigError, MissingResourceError
 from infra.settings import Settings
 
 CONTENT_HASH = "mlops.content_hash"
@@ -170,3 +170,31 @@ class AzureMLRegistry:
             created_time=created,
             archived=str(getattr(model, "stage", "")) == "Archived",
         )
+
+
+class AzureMLSharedRegistry(AzureMLRegistry):
+    """An Azure ML registry the environments share (`MLClient(registry_name=...)`), with the same rules as a
+    workspace's registry: explicit consecutive versions, tags, properties, idempotent on the content hash. A
+    version's files are uploaded where the registry says (its temporary data reference), not to a workspace."""
+
+    def __init__(self, client: MLClient, settings: Settings, registry: str) -> None:
+        super().__init__(client, settings)
+        self.registry = registry
+
+    def asset_id(self, model: ModelVersion) -> str:
+        """The version as a deployment names it: `azureml://registries/<registry>/models/<name>/versions/<v>`."""
+        return f"azureml://registries/{self.registry}/models/{model.name}/versions/{model.version}"
+
+
+def shared_registry(settings: Settings) -> AzureMLSharedRegistry:
+    """The registry `MLOPS_AZUREML_REGISTRY_NAME` names, reached with the workspace's credential and cloud; its
+    discovery runs here, so a registry that does not exist or cannot be reached fails before anything is written."""
+    name = settings.azureml_registry_name
+    if not name:
+        raise ConfigError(
+            "promoting into an Azure ML workspace goes through an Azure ML registry: set MLOPS_AZUREML_REGISTRY_NAME "
+            "(in the target environment's table of environments.toml, or in .env)"
+        )
+    with translated(settings, f"reaching Azure ML registry {name!r}"):
+        client = make_client(settings, registry=name)
+    return AzureMLSharedRegistry(client, settings, name)

@@ -198,6 +198,11 @@ class AzureMLSettings(Section):
         description="Added to a deployment's wait when its scoring environment was just created: Azure ML builds "
         "the environment's image first (10-20 min).",
     )
+    azureml_registry_name: str | None = Field(
+        None,
+        description="The Azure ML registry `mlops promote` shares models through when the target environment is on "
+        "Azure ML (`MLClient(registry_name=...)`, in the registry's own subscription and resource group).",
+    )
     azureml_poll_seconds: float | None = Field(
         None, gt=0, description="Seconds between job status checks. Unset: 10 on Azure, 0.5 with the emulator."
     )

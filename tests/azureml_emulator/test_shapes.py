@@ -17,7 +17,7 @@ import pytest
 from azure.ai.ml.entities import Workspace
 
 from azureml_emulator.process import EmulatorProcess
-from infra.azureml import AzureMLBackend, entities
+from infra.azureml import AzureMLBackend, entities, shared_registry
 from infra.backend import TrainSpec
 from infra.errors import JobFailedError
 from infra.factory import open_backend
@@ -46,6 +46,7 @@ FREE_FORM = {
     "messageParameters",
     "inputs",
     "outputs",
+    "registryFqdns",
 }
 _TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
 
@@ -118,6 +119,16 @@ def _collect(emulated: Emulated) -> dict[str, Any]:
     backend.client.compute.begin_create_or_update(entities.compute_cluster(backend.settings)).result()
     backend.client.workspaces.begin_create(Workspace(name="shape-ws", location="eastus")).result()
     arm_path = next(r["path"] for r in emulated.requests("PUT", "/providers/Microsoft.Resources/deployments/"))
+    # an Azure ML registry, through the SDK (MLClient(registry_name=...)): a version uploaded and created
+    emulated.process.registries = [f"{emulated.subscription}/mlops-RG/shape-registry"]
+    emulated.process.start()
+    shared = shared_registry(emulated.settings(azureml_registry_name="shape-registry"))
+    shared_version = shared.register("shape-shared", trained.outputs, tags={}, properties={}).model.version
+    registry = (
+        f"/mferp/managementfrontend/subscriptions/{emulated.subscription}/resourceGroups/mlops-RG"
+        "/providers/Microsoft.MachineLearningServices/registries/shape-registry"
+    )
+    status_path = next(r["path"] for r in emulated.requests("GET", "/assetstore/v1.0/operations/"))
 
     ca = emulated.home / "emulator" / "tls" / "ca.pem"
     trust = ssl.create_default_context(cafile=str(ca))
@@ -194,6 +205,26 @@ def _collect(emulated: Emulated) -> dict[str, Any]:
             ),
             "compute": arm("GET", f"{emulated.workspace}/computes/train-cluster", "2023-08-01-preview"),
             "arm_deployment": arm("GET", arm_path, "2020-06-01"),
+            "registry_discovery": arm("GET", "/registrymanagement/v1.0/registries/shape-registry/discovery", "v1.0"),
+            "registry_temporary_data_reference": arm(
+                "PUT",
+                f"{registry}/tempdatarefs/shape-shared/versions/{shared_version + 1}",
+                "2021-10-01-dataplanepreview",
+                {
+                    "assetId": f"azureml://registries/shape-registry/models/shape-shared/versions/{shared_version + 1}",
+                    "temporaryDataReferenceType": "TemporaryBlobReference",
+                },
+            ),
+            "registry_operation_status": client.get(status_path).json(),
+            "registry_model_version": arm(
+                "GET", f"{registry}/models/shape-shared/versions/{shared_version}", "2021-10-01-dataplanepreview"
+            ),
+            "registry_data_reference": arm(
+                "POST",
+                f"{registry}/datarefs/shape-shared/versions/{shared_version}",
+                "2021-10-01-dataplanepreview",
+                {"assetId": f"azureml://registries/shape-registry/models/shape-shared/versions/{shared_version}"},
+            ),
         }
 
 
