@@ -138,14 +138,20 @@ def _summarize_batch(summary: Any) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from flows.pipeline import pipeline
+    from model.environment import import_in_background
 
-    state = pipeline(
-        alpha=args.alpha,
-        gate=gate_policy(settings, args),
-        force=args.skip_gate,
-        rollout=rollout_policy(args),
-        return_state=True,
-    )
+    # The batch step scores in this process; its libraries import while this process waits on the others.
+    importing = import_in_background(settings.package.libraries)
+    try:
+        state = pipeline(
+            alpha=args.alpha,
+            gate=gate_policy(settings, args),
+            force=args.skip_gate,
+            rollout=rollout_policy(args),
+            return_state=True,
+        )
+    finally:
+        importing.join()  # not left half-way through an import at the interpreter's exit
     result = finished(state, "run")
     if result is None:
         return 1
