@@ -14,6 +14,7 @@ from infra.errors import ConfigError
 from infra.factory import open_backend, open_shared_registry
 from infra.settings import load_settings
 from infra.telemetry import annotate
+from tasks.environments_view import publish_environments, record_promotion
 from tasks.promote import crown_in_target, lineage, register_in_target, share_model, source_version
 from tasks.rollout import RolloutPolicy
 
@@ -85,6 +86,9 @@ def promote(
         )
         rejected = deployed.note.startswith("rejected")
         crowned = False if rejected else crown_in_target(target, registered.model, source, to)
+    if crowned:
+        record_promotion(target_settings.home, registered.model, source)  # since when, by whom
+    publish_environments()  # the `environments` artifact: which version serves where, after this promotion
     if rejected:
         get_run_logger().warning("%s not promoted to %r: %s", model.id, to, deployed.note)
     return PromoteResult(
