@@ -8,7 +8,7 @@ Prefect home (`MLOPS_PREFECT_DATABASE=sqlite`). Only the server is given the dat
 Everything binds 127.0.0.1; pids, logs and the database live in `MLOPS_HOME/platform/`.
 `up` twice is harmless (running parts are kept, deployments are updated); `down` stops by pid,
 the worker before the server, the server before its database, then Azurite and the endpoints (this environment's,
-and those of the environments the worker promotes into by itself).
+and those of the environments promoted into: `promote_from` in environments.toml).
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ class Platform:
 
     def _restart_endpoint(self) -> list[str]:
         """The endpoints `down` stopped serve again, with the deployments and traffic they had: this environment's,
-        and those of the environments its worker promotes into by itself (`promote_on` in environments.toml)."""
+        and those of the environments promoted into (`promote_from` in environments.toml)."""
         lines = []
         for environment, endpoints, name in [("", self.endpoints(), self.settings.endpoint_name), *self._chained()]:
             state = endpoints.get(name)
@@ -188,10 +188,11 @@ class Platform:
         return lines
 
     def _chained(self) -> list[tuple[str, LocalEndpoints, str]]:
-        """(environment, endpoints, endpoint name) of each local environment the platform promotes into by itself."""
+        """(environment, endpoints, endpoint name) of each local environment promoted into (`promote_from`), with a
+        MLOPS_HOME of its own: the platform's worker starts their endpoints when it promotes."""
         chained = []
         for environment in environments.load_environments().known.values():
-            if environment.promote_on is None or environment.name == environments.current():
+            if environment.promote_from is None or environment.name == environments.current():
                 continue
             with environments.using(environment.name):
                 settings = load_settings()

@@ -1,6 +1,7 @@
 """The promote flow: a source environment's champion (or a given version) → the shared registry (once, with its
 lineage) → the target environment's registry → blue/green deploy there (smoke test, rollback, approval when the
-target asks for one) → the target's champion, announced with `mlops.model.promoted`."""
+target asks for one) → the target's champion, announced with `mlops.model.promoted`, recorded (since when, by whom)
+and published with every environment side by side (the `environments` artifact)."""
 
 from __future__ import annotations
 
