@@ -252,6 +252,7 @@ def monitor(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG00
 
 
 def approve(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG001
+    """Answer the deploy run waiting for approval in this environment (`--env`, default dev), or the run named."""
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
@@ -265,25 +266,38 @@ def approve(settings: Settings, args: argparse.Namespace) -> int:  # noqa: ARG00
     from prefect.client.schemas.objects import StateType
     from prefect.flow_runs import resume_flow_run
 
-    if args.run_id is None:
-        with get_client(sync_client=True) as client:
+    from infra import environments
+    from tasks.approval import ENVIRONMENT_TAG, environment_tag
+
+    name = environments.current()
+    with get_client(sync_client=True) as client:
+        if args.run_id is None:
             paused = client.read_flow_runs(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=["deploy"])),
                 flow_run_filter=FlowRunFilter(
                     state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
                 ),
             )
-        if len(paused) != 1:
-            found = ", ".join(str(run.id) for run in paused) or "none"
-            print(
-                f"mlops approve: name the run: {len(paused)} deploy runs wait for approval ({found})", file=sys.stderr
-            )
-            return 2
-        run_id = paused[0].id
-    else:
-        run_id = UUID(args.run_id)
+        else:
+            paused = [client.read_flow_run(UUID(args.run_id))]
+    elsewhere = sorted(
+        {t.removeprefix(ENVIRONMENT_TAG) for r in paused for t in r.tags if t.startswith(ENVIRONMENT_TAG)}
+    )
+    mine = [run for run in paused if environment_tag(name) in run.tags]
+    if args.run_id is not None and not mine and elsewhere:
+        print(f"mlops approve: run {args.run_id} waits in environment {elsewhere[0]!r}, not {name!r}", file=sys.stderr)
+        return 2
+    if args.run_id is None and len(mine) != 1:
+        if not mine:
+            others = f" (runs wait in: {', '.join(elsewhere)})" if elsewhere else ""
+            print(f"mlops approve: no deploy run waits for approval in environment {name!r}{others}", file=sys.stderr)
+        else:
+            found = ", ".join(str(run.id) for run in mine)
+            print(f"mlops approve: name the run: {len(mine)} deploy runs of {name!r} wait ({found})", file=sys.stderr)
+        return 2
+    run_id = paused[0].id if args.run_id is not None else mine[0].id
     resume_flow_run(run_id, run_input={"approve": not args.reject, "reviewer": args.reviewer, "comment": args.comment})
-    print(f"deploy run {run_id}: {'rejected' if args.reject else 'approved'}")
+    print(f"deploy run {run_id} of {name}: {'rejected' if args.reject else 'approved'}")
     return 0
 
 
@@ -449,7 +463,9 @@ def _promote_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _approve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_id", nargs="?", help="the paused deploy flow run's id")
+    parser.add_argument(
+        "run_id", nargs="?", help="the paused deploy flow run's id (default: the one waiting in this environment)"
+    )
     parser.add_argument("--reject", action="store_true", help="reject: the new deployment is removed")
     parser.add_argument("--reviewer", default=os.environ.get("USER", ""), help="who answers (default $USER)")
     parser.add_argument("--comment", default="", help="why")

@@ -88,6 +88,13 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"environment: {report['environment']}\nbackend: {report['backend']}\nhome: {report['home']}")
+    if (where := report["placement"])["champion"]:
+        origin = f"promoted from {where['promoted_from']}" if where["promoted_from"] else "trained here"
+        print(
+            f"serving: {where['serving'] or 'nothing'}; champion {where['champion']} since {where['since']}, {origin}"
+        )
+        if where["promoted_from"]:
+            print(f"  promoted by {where['promoted_by']}")
     if (champion := report["champion"]) and champion["lineage"]:
         print(f"champion lineage: {lineage_line(champion['lineage'])}")
     for line in model_lines(report["models"]):
@@ -189,7 +196,8 @@ def lineage_line(lineage: dict[str, str]) -> str:
 
 
 def all_environments(args: argparse.Namespace) -> int:
-    """`mlops status --all-envs`: each environment's champion, lineage and endpoint, side by side."""
+    """`mlops status --all-envs`: each environment's serving version, champion, since when, promoted from where and
+    by whom (the `environments` artifact of every promotion shows the same), with its lineage and endpoint."""
     rows = {}
     for name in environments.load_environments().names():
         with environments.using(name):
@@ -197,14 +205,13 @@ def all_environments(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"environments": rows}, indent=2))
         return 0
-    print(f"{'environment':<14}{'champion':<40}{'endpoint':<36}from")
+    from tasks.environments_view import markdown_table
+
+    print(markdown_table({name: report["placement"] for name, report in rows.items()}).split("\n", 2)[2], end="")
     for name, report in rows.items():
-        champion = report["champion"]
-        endpoint = report["endpoint"]
-        shown = f"{champion['name']}:{champion['version']}" if champion else "none"
-        where = endpoint["url"] if endpoint else "none"
+        champion, endpoint = report["champion"], report["endpoint"]
         origin = lineage_line(champion["lineage"]) if champion and champion["lineage"] else "trained here"
-        print(f"{name:<14}{shown:<40}{where:<36}{origin}")
+        print(f"{name}: endpoint {endpoint['url'] if endpoint else 'none'}; champion {origin}")
     return 0
 
 
@@ -224,6 +231,7 @@ def status_report(settings: Settings, *, with_platform: bool = True) -> dict[str
     models = models_report(backend)
     endpoint = describe_endpoint(backend.endpoints.get(settings.endpoint_name))
     from deployments.platform import Platform
+    from tasks.environments_view import placement
 
     platform = Platform(settings).describe() if with_platform else None
     from tasks.retrain import loop_status
@@ -234,6 +242,7 @@ def status_report(settings: Settings, *, with_platform: bool = True) -> dict[str
         "home": str(settings.home),
         "models": models,
         "champion": champion_report(backend, settings.model_name),
+        "placement": placement(settings, backend),
         "endpoint": endpoint,
         "platform": platform,
         "loop": loop_status(settings),

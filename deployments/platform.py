@@ -7,7 +7,8 @@ Prefect home (`MLOPS_PREFECT_DATABASE=sqlite`). Only the server is given the dat
 
 Everything binds 127.0.0.1; pids, logs and the database live in `MLOPS_HOME/platform/`.
 `up` twice is harmless (running parts are kept, deployments are updated); `down` stops by pid,
-the worker before the server, the server before its database, then Azurite and the endpoint.
+the worker before the server, the server before its database, then Azurite and the endpoints (this environment's,
+and those of the environments promoted into: `promote_from` in environments.toml).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from infra.errors import BackendError
 from infra.services.azurite import Azurite
 from infra.services.base import SupervisedService
 from infra.services.postgres import Postgres
-from infra.settings import Settings, checkout_root
+from infra.settings import Settings, checkout_root, load_settings
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
 
@@ -173,14 +174,32 @@ class Platform:
         return LocalEndpoints(self.settings.home / "endpoints", EndpointConfig.from_settings(self.settings))
 
     def _restart_endpoint(self) -> list[str]:
-        """The endpoint `down` stopped serves again, with the deployments and traffic it had."""
-        name = self.settings.endpoint_name
-        state = self.endpoints().get(name)
-        if state is None or state.running or not state.deployments:
-            return []
-        state = self.endpoints().ensure(name)
-        serving = ", ".join(f"{n}: {d.model} {d.traffic} %" for n, d in state.deployments.items())
-        return [f"endpoint {name}: started again at {state.scoring_url} ({serving})"]
+        """The endpoints `down` stopped serve again, with the deployments and traffic they had: this environment's,
+        and those of the environments promoted into (`promote_from` in environments.toml)."""
+        lines = []
+        for environment, endpoints, name in [("", self.endpoints(), self.settings.endpoint_name), *self._chained()]:
+            state = endpoints.get(name)
+            if state is None or state.running or not state.deployments:
+                continue
+            state = endpoints.ensure(name)
+            serving = ", ".join(f"{n}: {d.model} {d.traffic} %" for n, d in state.deployments.items())
+            of = f" of {environment}" if environment else ""
+            lines.append(f"endpoint {name}{of}: started again at {state.scoring_url} ({serving})")
+        return lines
+
+    def _chained(self) -> list[tuple[str, LocalEndpoints, str]]:
+        """(environment, endpoints, endpoint name) of each local environment promoted into (`promote_from`), with a
+        MLOPS_HOME of its own: the platform's worker starts their endpoints when it promotes."""
+        chained = []
+        for environment in environments.load_environments().known.values():
+            if environment.promote_from is None or environment.name == environments.current():
+                continue
+            with environments.using(environment.name):
+                settings = load_settings()
+            if settings.backend == "local" and settings.home != self.settings.home:
+                endpoints = LocalEndpoints(settings.home / "endpoints", EndpointConfig.from_settings(settings))
+                chained.append((environment.name, endpoints, settings.endpoint_name))
+        return chained
 
     def _server_command(self) -> list[str]:
         return [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.settings.prefect_port)]
@@ -286,6 +305,9 @@ class Platform:
             report.append("stopped the Azure ML emulator")
         if self.endpoints().stop(self.settings.endpoint_name):
             report.append(f"stopped endpoint {self.settings.endpoint_name}")
+        for environment, endpoints, name in self._chained():
+            if endpoints.stop(name):
+                report.append(f"stopped endpoint {name} of {environment}")
         return report or ["nothing was running"]
 
     def pid(self, name: str) -> int | None:

@@ -1,6 +1,7 @@
 """The promote flow: a source environment's champion (or a given version) → the shared registry (once, with its
 lineage) → the target environment's registry → blue/green deploy there (smoke test, rollback, approval when the
-target asks for one) → the target's champion, announced with `mlops.model.promoted`."""
+target asks for one) → the target's champion, announced with `mlops.model.promoted`, recorded (since when, by whom)
+and published with every environment side by side (the `environments` artifact)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from infra.errors import ConfigError
 from infra.factory import open_backend, open_shared_registry
 from infra.settings import load_settings
 from infra.telemetry import annotate
+from tasks.environments_view import publish_environments, record_promotion
 from tasks.promote import (
     crown_in_target,
     lineage,
@@ -98,6 +100,9 @@ def promote(
         )
         rejected = deployed.note.startswith("rejected")
         crowned = False if rejected else crown_in_target(target, registered.model, source, to)
+    if crowned:
+        record_promotion(target_settings.home, registered.model, source)  # since when, by whom
+    publish_environments()  # the `environments` artifact: which version serves where, after this promotion
     if rejected:
         get_run_logger().warning("%s not promoted to %r: %s", model.id, to, deployed.note)
     return PromoteResult(

@@ -1,7 +1,8 @@
 """The approval gate: the deploy flow pauses before production traffic moves and waits for a typed answer.
 
 Answer in the Prefect UI (the paused run shows a form) or with `mlops approve` / `mlops approve --reject`.
-No answer within the timeout counts as a rejection.
+No answer within the timeout counts as a rejection. A paused run carries the tag `mlops.env:<environment>`, so
+`mlops approve --env prod` answers prod's run only.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from prefect.states import Running
 
+from infra import environments
 from tasks.rollout import RolloutPlan
+
+ENVIRONMENT_TAG = "mlops.env:"
+
+
+def environment_tag(name: str) -> str:
+    """The tag of a deploy run of environment `name` waiting for approval."""
+    return f"{ENVIRONMENT_TAG}{name}"
 
 
 class Approval(RunInput):
@@ -25,6 +34,16 @@ class Approval(RunInput):
     approve: bool
     reviewer: str = ""
     comment: str = ""
+
+
+def _tag_with_environment() -> str:
+    """Tag this flow run with its environment (the one its settings come from), before it pauses."""
+    name = environments.current()
+    run_id = UUID(str(flow_run.get_id()))
+    with get_client(sync_client=True) as client:
+        tags = client.read_flow_run(run_id).tags
+        client.update_flow_run(run_id, tags=sorted({*tags, environment_tag(name)}))
+    return name
 
 
 def _resume_after_timeout() -> None:
@@ -39,7 +58,8 @@ def request_approval(plan: RolloutPlan, timeout_seconds: int, poll_seconds: int 
         f"Move production traffic of endpoint {plan.endpoint!r} to {plan.model} (deployment {plan.new!r})? "
         f"It passed its smoke test and takes 0 % of traffic now."
     )
-    get_run_logger().info("waiting up to %d s for approval: %s", timeout_seconds, question)
+    name = _tag_with_environment()
+    get_run_logger().info("waiting up to %d s for approval in environment %r: %s", timeout_seconds, name, question)
     form = Approval.with_initial_data(description=question, approve=False)
     try:
         answer = pause_flow_run(wait_for_input=form, timeout=timeout_seconds, poll_interval=poll_seconds)

@@ -28,7 +28,7 @@ from infra.telemetry import current_traceparent
 from model.layout import PREDICTION_COLUMN, REFERENCE_FILE
 from model.package import MANIFEST, ContractError
 from model.scripts import score_each_locally
-from tasks._events import chain_label
+from tasks._events import chain_label, promotion_label
 from tasks._retry import retry_if_transient
 from tasks.rollout import RolloutPlan, RolloutPolicy
 from tasks.smoke import CHECK_HEADER, check_answer, smoke_body
@@ -302,6 +302,7 @@ def record_serving(backend: Backend, model: ModelVersion, endpoint: EndpointStat
             "prefect.resource.id": f"mlops.endpoint.{endpoint.name}",
             "prefect.resource.name": endpoint.name,
             **chain_label(),
+            **promotion_label(),
         },
         related=[{"prefect.resource.id": f"mlops.model.{model.name}", "prefect.resource.role": "model"}],
         payload={

@@ -1,5 +1,5 @@
 """The local platform for real: `mlops up` (PostgreSQL, Prefect server and UI, work pool, deployments, worker),
-the event chain train-register → deploy → batch-score, the CI script, the UI in Chromium, a soak of
+the event chain train-register → deploy → batch-score, dev's new champion promoted to staging by itself, the CI script, the UI in Chromium, a soak of
 overlapping chains, `mlops down` and `up` again with nothing lost, `mlops down`."""
 
 from __future__ import annotations
@@ -25,15 +25,35 @@ from playwright.sync_api import Page, expect
 
 from infra.settings import checkout_root
 from models.diabetes.data import write_sample_csv
-from tests.e2e.platform_harness import FINAL, Platform
-from tests.support.helpers import MODEL, SMOKE
+from tests.e2e.platform_harness import FINAL, Platform, _epoch
+from tests.support.helpers import MODEL, SMOKE, free_port
 
 SCREENSHOTS = checkout_root() / "test-results" / "screenshots"
 
 
+CHAIN = """\
+[shared]
+registry = "{root}/shared"
+
+[staging]
+MLOPS_HOME = "{root}/staging"
+MLOPS_ENDPOINT_PORT = {port}
+promote_from = "dev"
+{promote_on}
+"""
+
+
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    running = Platform(tmp_path_factory.mktemp("platform") / "home")
+    root = tmp_path_factory.mktemp("platform")
+    running = Platform(root / "home")
+    # dev (the platform's own environment) and staging, promoted into each time dev deploys (TestAutoPromotion)
+    running.staging_port = free_port()  # type: ignore[attr-defined]
+    running.chain_file = root / "environments.toml"  # type: ignore[attr-defined]
+    running.chain_file.write_text(  # type: ignore[attr-defined]
+        CHAIN.format(root=root, port=running.staging_port, promote_on='promote_on = "deployed"')  # type: ignore[attr-defined]
+    )
+    running.extra["MLOPS_ENVIRONMENTS_FILE"] = str(running.chain_file)  # type: ignore[attr-defined]
     # a settings file the worker's flow runs read (MLOPS_ENV_FILE): a test changes the retraining policy in it
     running.settings_file = running.home.parent / "platform.env"  # type: ignore[attr-defined]
     running.settings_file.write_text("")  # type: ignore[attr-defined]
@@ -70,14 +90,23 @@ class TestUp:
         assert f"Azurite blob storage: started on 127.0.0.1:{platform.azurite_port}" in report
         assert f"Prefect server: started at {platform.ui}" in report
         assert "work pool mlops-local: created (process)" in report
-        assert "deployments: 8 deployed from prefect.yaml" in report
+        assert "deployments: 10 deployed from prefect.yaml" in report
         assert "worker: started" in report
         assert httpx.get(f"{platform.api}/health").status_code == 200
 
     def test_deployments_schedules_and_triggers(self, platform: Platform) -> None:
         deployments = {d["name"]: d for d in platform.api_post("/deployments/filter", {})}
         names = {f"{d['name']}" for d in deployments.values()}
-        assert names == {"nightly", "on-registered", "on-deployed", "after-batch", "on-labels", "manual", "weekly"}
+        assert names == {
+            "nightly",
+            "on-registered",
+            "on-deployed",
+            "after-batch",
+            "on-labels",
+            "manual",
+            "weekly",
+            "scheduled",
+        }
         automations = platform.api_post("/automations/filter", {})
         expected = {a["trigger"]["expect"][0] for a in automations}
         assert expected == {
@@ -231,6 +260,56 @@ def _created(run: dict[str, Any]) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(run["created"].replace("Z", "+00:00")).timestamp()
+
+
+def _score(home: Path, port: int) -> list[float]:
+    """The smoke request's answer from the endpoint of the environment whose MLOPS_HOME is `home`."""
+    key = json.loads((home / "endpoints" / "diabetes-endpoint" / "keys.json").read_text())["primary"]
+    answer = httpx.post(
+        f"http://127.0.0.1:{port}/score", content=SMOKE, headers={"authorization": f"Bearer {key}"}, timeout=30
+    )
+    answer.raise_for_status()
+    result: list[float] = answer.json()["result"]
+    return result
+
+
+@pytest.fixture(scope="module")
+def promoted(platform: Platform, chain: dict[str, Any]) -> dict[str, Any]:
+    """The auto-promote run that dev's deploy in the chain started, and staging's status after it; then the chain
+    is taken out of environments.toml again (staging stays declared): later deploys in dev (the soak's) start none."""
+    run = platform.wait_for_run("auto-promote", _epoch(chain["deploy"]["created"]))
+    status = platform.mlops("status", "--env", "staging", "--json")
+    assert status.returncode == 0, status.stderr
+    platform.chain_file.write_text(  # type: ignore[attr-defined]
+        CHAIN.format(root=platform.home.parent, port=platform.staging_port, promote_on="")  # type: ignore[attr-defined]
+    )
+    return {"run": run, "status": json.loads(status.stdout), "since": time.time()}
+
+
+class TestAutoPromotion:
+    """environments.toml: staging has promote_from = "dev", promote_on = "deployed". The chain's deploy in dev is
+    followed, with no command typed, by auto-promote/on-deployed: dev's new champion serves in staging."""
+
+    def test_devs_deploy_event_started_the_promotion(self, promoted: dict[str, Any]) -> None:
+        run = promoted["run"]
+        assert run["state_type"] == "COMPLETED", run["state_name"]
+        assert run["created_by"]["type"] == "AUTOMATION"
+        assert (run["parameters"]["when"], run["parameters"]["source"], int(run["parameters"]["version"])) == (
+            "deployed",
+            "dev",
+            1,
+        )
+
+    def test_staging_serves_devs_champion_with_devs_values(self, platform: Platform, promoted: dict[str, Any]) -> None:
+        report = promoted["status"]
+        assert report["environment"] == "staging"
+        assert report["champion"]["lineage"]["source_environment"] == "dev"
+        assert report["champion"]["lineage"]["source_model_id"] == f"{MODEL}:1"
+        assert report["placement"]["serving"] == report["placement"]["champion"] == f"{MODEL}:1"
+        assert report["placement"]["promoted_by"] == "deployment auto-promote/on-deployed"
+        staging = _score(platform.home.parent / "staging", platform.staging_port)  # type: ignore[attr-defined]
+        assert len(staging) == 2
+        assert staging == _score(platform.home, platform.endpoint_port)
 
 
 class TestCiScript:
@@ -432,6 +511,14 @@ class TestSoak:
         assert [line for line in errors if "duplicate key value violates unique constraint" not in line] == []
 
 
+def test_without_a_declared_chain_deploys_start_no_promotion(
+    platform: Platform, promoted: dict[str, Any], soak: dict[str, Any]
+) -> None:
+    assert soak["outcomes"]  # the soak deployed in dev after the chain was taken out of environments.toml
+    later = [r for r in platform.runs("auto-promote") if _epoch(r["created"]) > promoted["since"]]
+    assert later == []
+
+
 class TestSupervision:
     """Every process of `mlops up` runs under a supervisor: killed, it is started again, and `mlops status` says so."""
 
@@ -496,6 +583,8 @@ class TestRestart:
             f"endpoint diabetes-endpoint: started again at http://127.0.0.1:{platform.endpoint_port}/"
         )
         assert f"{MODEL}:{max(soak['versions'].values())} 100 %" in line  # the newest, as before `down`
+        staging = f"http://127.0.0.1:{platform.staging_port}/"  # type: ignore[attr-defined]
+        assert f"endpoint diabetes-endpoint of staging: started again at {staging}" in again.stdout
         after = self._inventory(platform)
         assert after["runs"] >= before["runs"]  # the provision run of this `up` adds one
         assert after["run_ids"] >= before["run_ids"]
@@ -528,12 +617,15 @@ def test_down_stops_everything(platform: Platform, chain: dict[str, Any]) -> Non
     pids.append(int((platform.home / "platform" / "postgres" / "postgres.pid").read_text()))
     pids.append(int((platform.home / "platform" / "azurite" / "azurite.pid").read_text()))
     endpoint_pid = int((platform.home / "endpoints" / "diabetes-endpoint" / "server.pid").read_text())
+    staging = platform.home.parent / "staging" / "endpoints" / "diabetes-endpoint" / "server.pid"
+    pids.append(int(staging.read_text()))  # promoted into by the platform: its endpoint stops with it
     result = platform.mlops("platform", "down")
     assert result.returncode == 0
     assert result.stdout.index("stopped the Prefect worker") < result.stdout.index("stopped the Prefect server")
     assert result.stdout.index("stopped the Prefect server") < result.stdout.index("stopped PostgreSQL")
     assert "stopped Azurite" in result.stdout
     assert "stopped endpoint diabetes-endpoint" in result.stdout
+    assert "stopped endpoint diabetes-endpoint of staging" in result.stdout
     for pid in [*pids, endpoint_pid]:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
     assert platform.mlops("down").stdout.strip() == "nothing was running"  # the old spelling, an alias

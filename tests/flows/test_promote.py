@@ -8,6 +8,7 @@ its lineage, registers it in staging, deploys it there and makes it staging's ch
 
 from __future__ import annotations
 
+import getpass
 import json
 import threading
 import time
@@ -19,15 +20,19 @@ import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
+    ArtifactCollectionFilter,
+    ArtifactCollectionFilterKey,
     FlowFilter,
     FlowFilterName,
     FlowRunFilter,
     FlowRunFilterState,
     FlowRunFilterStateType,
+    LogFilter,
 )
 from prefect.client.schemas.objects import StateType
 from prefect.events.filters import EventFilter, EventNameFilter
 
+from flows.auto_promote import auto_promote
 from infra import environments
 from infra.local import LocalBackend
 from infra.local.registry import LocalRegistry
@@ -46,6 +51,8 @@ MLOPS_ENDPOINT_PORT = {dev_port}
 [staging]
 MLOPS_HOME = "{root}/staging"
 MLOPS_ENDPOINT_PORT = {staging_port}
+promote_from = "dev"
+promote_on = "deployed"
 
 [prod]
 MLOPS_HOME = "{root}/prod"
@@ -79,8 +86,11 @@ def _registry(environment: str) -> LocalRegistry:
         return LocalRegistry(load_settings().registry_path)
 
 
-def _approve_when_paused(api_url: str, *answer: str, timeout: float = 180) -> threading.Thread:
-    """A reviewer in another process: `mlops approve --env prod [answer]` once a deploy run waits for approval."""
+def _approve_when_paused(
+    api_url: str, environment: str, *answer: str, found: dict[str, Any] | None = None, timeout: float = 180
+) -> threading.Thread:
+    """A reviewer in another process: `mlops approve --env ENVIRONMENT [answer]` (no run id: the one waiting in that
+    environment) once a deploy run waits for approval; with `found`, first `mlops approve --env dev`, kept there."""
 
     def wait_and_approve() -> None:
         deadline = time.monotonic() + timeout
@@ -93,7 +103,9 @@ def _approve_when_paused(api_url: str, *answer: str, timeout: float = 180) -> th
                     ),
                 )
             if paused:
-                argv = ["approve", "--env", "prod", "--reviewer", "carol", *answer, str(paused[0].id)]
+                if found is not None:  # dev has no run waiting: answered with an error, the run still waits
+                    found["approve_dev"] = run_mlops("approve", "--env", "dev", api_url=api_url, in_process=False)
+                argv = ["approve", "--env", environment, "--reviewer", "carol", *answer]
                 run_mlops(*argv, api_url=api_url, in_process=False)
                 return
             time.sleep(0.5)
@@ -146,7 +158,7 @@ def story(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             found["versions"] = len(found["shared"].list()), len(_registry("staging").list())
             found["again"] = run_mlops("promote", "--to", "staging", "--from", "dev", api_url=prefect_server)
             found["versions_again"] = len(found["shared"].list()), len(_registry("staging").list())
-            reviewer = _approve_when_paused(prefect_server)
+            reviewer = _approve_when_paused(prefect_server, "prod", found=found)
             found["prod"] = run_mlops("promote", "--from", "staging", "--to", "prod", api_url=prefect_server)
             reviewer.join()
             found["prod_champion"] = _registry("prod").get_alias(MODEL, "champion")
@@ -154,8 +166,13 @@ def story(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             found["forced"] = run_mlops("train", "--alpha", "1000", "--skip-gate", api_url=prefect_server)
             found["refused"] = run_mlops("promote", "--to", "staging", api_url=prefect_server)
             found["versions_refused"] = len(found["shared"].list()), len(_registry("staging").list())
+            forced = _registry("dev").get_alias(MODEL, "champion")
+            found["auto_forced"] = auto_promote(
+                when="deployed", source="dev", version=forced.version, return_state=True
+            )
+            found["auto_schedule"] = auto_promote(when="schedule", return_state=True)
             # dev's first version (it passed its gate) into qa, where the reviewer rejects it
-            reviewer = _approve_when_paused(prefect_server, "--reject", "--comment", "not yet")
+            reviewer = _approve_when_paused(prefect_server, "qa", "--reject", "--comment", "not yet")
             found["rejected"] = run_mlops("promote", "--to", "qa", "--model-version", "1", api_url=prefect_server)
             reviewer.join()
             found["qa_champion"] = _registry("qa").get_alias(MODEL, "champion")
@@ -227,6 +244,15 @@ def test_prod_waits_for_approval_and_keeps_the_first_lineage(story: dict[str, An
     assert len(story["shared"].list(MODEL)) == 1  # the same content: the shared registry's one version
 
 
+def test_approve_answers_only_a_run_of_its_environment(story: dict[str, Any]) -> None:
+    wrong = story["approve_dev"]
+    assert wrong.returncode == 2
+    assert (
+        wrong.stderr.strip()
+        == "mlops approve: no deploy run waits for approval in environment 'dev' (runs wait in: prod)"
+    )
+
+
 def test_a_rejected_promotion_leaves_the_targets_champion_alone(story: dict[str, Any]) -> None:
     assert story["rejected"].returncode == 0, story["rejected"].stderr
     assert "not promoted: rejected by carol: not yet" in story["rejected"].stdout
@@ -249,6 +275,60 @@ def test_all_environments_side_by_side(story: dict[str, Any]) -> None:
     assert rows["prod"]["champion"]["lineage"]["promoted_through"] == "staging"
     assert rows["dev"]["champion"]["lineage"] == {}
     assert rows["staging"]["champion"]["lineage"]["source_environment"] == "dev"
+    placed = {name: row["placement"] for name, row in rows.items()}
+    user = getpass.getuser()
+    assert placed["staging"] | {"since": None} == {
+        "serving": f"{MODEL}:1",
+        "champion": f"{MODEL}:1",
+        "since": None,
+        "promoted_from": "dev",
+        "promoted_by": f"{user} (mlops promote)",
+    }
+    assert placed["prod"]["promoted_from"] == "staging"
+    assert placed["staging"]["since"] < placed["prod"]["since"]  # ISO times in UTC: staging first
+    # dev serves version 1 still; its champion is the forced version 2, registered (trained) there
+    assert (placed["dev"]["serving"], placed["dev"]["champion"]) == (f"{MODEL}:1", f"{MODEL}:2")
+    assert (placed["dev"]["promoted_from"], placed["dev"]["promoted_by"]) == (None, "trained here")
+    assert (placed["qa"]["serving"], placed["qa"]["champion"]) == (None, None)  # rejected: nothing serves
+
+
+def test_each_promotion_publishes_every_environment_as_an_artifact(story: dict[str, Any]) -> None:
+    with get_client(sync_client=True) as client:
+        [latest] = client.read_latest_artifacts(
+            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=["environments"]))
+        )
+        flow = client.read_flow(client.read_flow_run(latest.flow_run_id).flow_id)
+    assert flow.name == "promote"
+    lines = str(latest.data).splitlines()
+    assert "| environment | serving | champion | since | promoted from | by |" in lines
+    [staging] = [line for line in lines if line.startswith("| staging |")]
+    assert staging.startswith(f"| staging | {MODEL}:1 | {MODEL}:1 | ")
+    assert staging.endswith(f" | dev | {getpass.getuser()} (mlops promote) |")
+    assert "| qa | — | — | — | — | — |" in lines  # the last promotion, into qa, was rejected: nothing serves
+
+
+def test_auto_promote_refuses_a_version_that_failed_its_gate_and_completes(story: dict[str, Any]) -> None:
+    state = story["auto_forced"]
+    assert state.is_completed(), state
+    assert state.result() == []
+    assert any(
+        "not promoted to 'staging':" in line and "did not pass its gate" in line
+        for line in _logs(state.state_details.flow_run_id)
+    )
+    assert story["versions_refused"] == (1, 1)
+
+
+def test_auto_promote_with_nothing_declared_completes_saying_so(story: dict[str, Any]) -> None:
+    state = story["auto_schedule"]
+    assert state.is_completed(), state
+    assert state.result() == []
+    [line] = [line for line in _logs(state.state_details.flow_run_id) if "nothing to promote" in line]
+    assert line.endswith("declares promote_on = 'schedule'")
+
+
+def _logs(flow_run_id: Any) -> list[str]:
+    with get_client(sync_client=True) as client:
+        return [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id={"any_": [flow_run_id]}))]
 
 
 def test_a_missing_file_path_is_named(tmp_path: Path) -> None:

@@ -120,3 +120,71 @@ def test_the_platform_passes_its_environment_to_the_flow_runs_it_starts(declared
         env = Platform(settings).env()
     assert (env["MLOPS_ENV"], env["MLOPS_HOME"]) == ("staging", str(settings.home))
     assert Platform(load_settings()).env()["MLOPS_ENV"] == "dev"
+
+
+CHAIN = """\
+[staging]
+MLOPS_HOME = "{home}/staging"
+promote_from = "dev"
+promote_on = "deployed"
+
+[qa]
+MLOPS_HOME = "{home}/qa"
+promote_from = "dev"
+
+[prod]
+MLOPS_HOME = "{home}/prod"
+approval = true
+promote_from = "staging"
+promote_on = "schedule"
+"""
+
+
+def test_the_chain_says_what_the_platform_promotes_and_when(declared: Path, tmp_path: Path) -> None:
+    from tasks._events import chain_label, promotion_label
+
+    declared.write_text(CHAIN.format(home=tmp_path))
+    found = environments.load_environments()
+    assert [(e.name, e.promote_from, e.promote_on) for e in found.known.values()] == [
+        ("dev", None, None),
+        ("staging", "dev", "deployed"),
+        ("qa", "dev", None),  # promoted from dev by hand only
+        ("prod", "staging", "schedule"),
+    ]
+    assert [e.name for e in found.promoted_on("deployed", "dev")] == ["staging"]
+    assert found.promoted_on("deployed", "staging") == []
+    assert [e.name for e in found.promoted_on("schedule")] == ["prod"]
+    with environments.using("staging"):
+        assert load_settings().home == tmp_path / "staging"  # the chain's keys are not settings
+        assert promotion_label() == {}  # nothing is promoted from staging on a deploy
+        assert chain_label()["mlops.environment"] == "staging"
+    assert promotion_label() == {"mlops.promote_to": "staging"}  # dev's deploy events start auto-promote
+    assert chain_label() == {"mlops.chain": "true", "mlops.environment": "dev"}
+
+
+def test_no_file_labels_no_deploy_event_for_promotion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks._events import promotion_label
+
+    for name in ("MLOPS_ENVIRONMENTS_FILE", "MLOPS_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(environments, "checkout_root", lambda: tmp_path)
+    assert promotion_label() == {}  # so the auto-promote/on-deployed trigger starts nothing
+
+
+@pytest.mark.parametrize(
+    ("table", "error"),
+    [
+        (
+            'promote_from = "dev"\npromote_on = "nightly"',
+            "[staging] promote_on must be one of deployed, schedule, not 'nightly'",
+        ),
+        ('promote_from = "qa"', "[staging] promote_from = 'qa' is not an environment; known: staging, dev"),
+        ('promote_from = "staging"', "[staging] promote_from must name another environment, not 'staging'"),
+        ('promote_on = "deployed"', "[staging] promote_on = 'deployed' needs promote_from (the source environment)"),
+    ],
+)
+def test_a_wrong_chain_is_one_error_naming_the_key(declared: Path, table: str, error: str) -> None:
+    declared.write_text(f"[staging]\n{table}\n")
+    with pytest.raises(ConfigError) as raised:
+        environments.load_environments()
+    assert str(raised.value) == f"{declared}: {error}"
