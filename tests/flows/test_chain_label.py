@@ -19,7 +19,8 @@ def _outer() -> tuple[dict[str, str], dict[str, str]]:
 
 def test_a_sub_flow_continues_its_parent_s_chain_and_a_flow_of_its_own_starts_one(prefect_server: str) -> None:
     outer, inner = _outer()
-    assert outer == {"mlops.chain": "true"}
-    assert inner == {"mlops.chain": "false"}
-    assert _inner() == {"mlops.chain": "true"}  # the same flow run on its own
-    assert chain_label() == {"mlops.chain": "true"}  # no flow run at all
+    dev = {"mlops.environment": "dev"}  # where it happened: the default environment here
+    assert outer == {"mlops.chain": "true", **dev}
+    assert inner == {"mlops.chain": "false", **dev}
+    assert _inner() == {"mlops.chain": "true", **dev}  # the same flow run on its own
+    assert chain_label() == {"mlops.chain": "true", **dev}  # no flow run at all
