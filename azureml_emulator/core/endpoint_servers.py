@@ -39,6 +39,10 @@ def runtime(emulator: Emulator, scope: str, name: str, port: int) -> LocalEndpoi
         start_timeout=120,
         tls=(tls_dir / CERT_FILE, tls_dir / KEY_FILE),
         port_variable="MLOPS_AZUREML_EMULATOR_ENDPOINT_PORT",
+        # A managed online endpoint answers a request past what its deployments can take with 429 "Too many pending
+        # requests" (Microsoft Learn, "Troubleshoot online endpoint deployment and scoring", HTTP status codes); our
+        # server's own default is 503. No recording holds scoring traffic.
+        busy_status=429,
     )
     return LocalEndpoints(endpoint_folder(emulator, scope, name).parent, config)
 

@@ -16,8 +16,9 @@ arrival order, as Azure ML's server does. A request is batched only when its bod
 When a batched call fails (a bad row raises `ValueError`) or its answer is not one result per row, each of its
 requests is scored again alone: a request with bad rows gets its own error, the others their answers.
 
-Back-pressure: past `max_queue` requests waiting, `admit()` refuses a scoring request with 503 and
-`Retry-After`, before its body is read; what the server holds is then bounded by the queue (each request at
+Back-pressure: past `max_queue` requests waiting, `admit()` refuses a scoring request with 503 (or
+`busy_status`: the Azure ML emulator's endpoints answer 429, as a managed endpoint does) and `Retry-After`, before
+its body is read; what the server holds is then bounded by the queue (each request at
 most the body limit) and by the open connections.
 """
 
@@ -63,10 +64,13 @@ class _Request:
 class Scorer:
     """Scores requests for all of an endpoint's deployments, one queue each, taking turns."""
 
-    def __init__(self, *, batching: bool = True, max_rows: int = 1000, max_queue: int = 128) -> None:
+    def __init__(
+        self, *, batching: bool = True, max_rows: int = 1000, max_queue: int = 128, busy_status: int = 503
+    ) -> None:
         self.batching = batching
         self.max_rows = max_rows
         self.max_queue = max_queue
+        self.busy_status = busy_status
         self.waiting = 0  # requests queued, not yet in a scoring call
         self._queues: dict[int, deque[_Request]] = {}  # by id() of the Deployment: a dataclass hashes slowly
         self._turns: deque[Deployment] = deque()  # deployments with requests waiting, in the order they take turns
@@ -76,7 +80,7 @@ class Scorer:
         """Refuse a scoring request while the queue is full (503, Retry-After)."""
         if self.waiting >= self.max_queue:
             raise HttpError(
-                503,
+                self.busy_status,
                 f"the endpoint is busy: {self.waiting} requests are waiting to be scored (MLOPS_ENDPOINT_MAX_QUEUE="
                 f"{self.max_queue}); retry after {RETRY_AFTER_SECONDS} s",
                 [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],

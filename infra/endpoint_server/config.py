@@ -28,6 +28,7 @@ class EndpointConfig:
     batching: bool = True
     batch_max_rows: int = 1000
     max_queue: int = 128
+    busy_status: int = 503  # the answer past `max_queue`; the Azure ML emulator's endpoints say 429, as Azure does
     collect_max_mb: float = 1024
     collect_max_age_hours: float = 168
     telemetry_max_mb: float = 256
@@ -64,6 +65,8 @@ class EndpointConfig:
         if self.telemetry_dir:
             arguments += ["--telemetry-dir", str(self.telemetry_dir)]
         arguments += ["--batch-max-rows", str(self.batch_max_rows), "--max-queue", str(self.max_queue)]
+        if self.busy_status != 503:
+            arguments += ["--busy-status", str(self.busy_status)]
         if not self.batching:
             arguments.append("--no-batching")
         return [

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--collect-percent", type=float, default=100, help="share of scored requests collected")
     parser.add_argument("--batch-max-rows", type=int, default=1000, help="rows in one batched scoring call, at most")
     parser.add_argument("--max-queue", type=int, default=128, help="requests waiting; past it 503 + Retry-After")
+    parser.add_argument("--busy-status", type=int, choices=(429, 503), default=503, help="the answer past --max-queue")
     parser.add_argument("--no-batching", action="store_true", help="score one request per call")
     parser.add_argument("--collect-max-mb", type=float, default=1024, help="MiB of collected requests kept")
     parser.add_argument("--collect-max-age-hours", type=float, default=168, help="collected requests kept this long")
@@ -78,7 +79,12 @@ def main(argv: list[str] | None = None) -> None:
         max_body_bytes=args.max_body_bytes,
         telemetry_dir=args.telemetry_dir,
         collect_percent=args.collect_percent,
-        scorer=Scorer(batching=not args.no_batching, max_rows=args.batch_max_rows, max_queue=args.max_queue),
+        scorer=Scorer(
+            batching=not args.no_batching,
+            max_rows=args.batch_max_rows,
+            max_queue=args.max_queue,
+            busy_status=args.busy_status,
+        ),
         retention=retention,
     )
     config = uvicorn.Config(

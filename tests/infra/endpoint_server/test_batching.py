@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import httpx
@@ -135,8 +135,9 @@ class TestInProcess:
         assert asyncio.run(cancel_the_leader()) == {"result": [10]}
         assert (scorer.waiting, recording.calls) == (0, [2])
 
-    def test_a_full_queue_is_refused_with_503_and_retry_after(self, recording: ModuleType) -> None:
-        scorer, deployment = Scorer(max_queue=3), _deployment(recording)
+    @pytest.mark.parametrize("status", [503, 429])  # 429: the Azure ML emulator's endpoints, as Azure answers
+    def test_a_full_queue_is_refused_with_503_and_retry_after(self, recording: ModuleType, status: int) -> None:
+        scorer, deployment = Scorer(max_queue=3, busy_status=status), _deployment(recording)
 
         async def flood() -> tuple[HttpError | None, list[Any]]:
             waiting = [asyncio.ensure_future(scorer.score(deployment, _body(i, 1))) for i in range(3)]
@@ -150,7 +151,7 @@ class TestInProcess:
 
         refused, answers = asyncio.run(flood())
         assert refused is not None
-        assert (refused.status, refused.headers) == (503, [(b"retry-after", b"1")])
+        assert (refused.status, refused.headers) == (status, [(b"retry-after", b"1")])
         assert "MLOPS_ENDPOINT_MAX_QUEUE=3" in refused.message
         assert answers == [{"result": [2 * i]} for i in range(3)]
         scorer.admit()  # drained: admitted again
@@ -294,3 +295,15 @@ def test_a_flood_gets_answers_or_503_with_retry_after_in_bounded_memory(served: 
         response = client.post(f"{served.url}/score", json={"data": rows[:5]}, headers=served.headers)
     assert response.status_code == 200, response.text
     assert response.json()["result"] == pytest.approx(predict_locally(served.bundle.model_dir, rows[:5]), rel=1e-9)
+
+
+def test_the_emulator_s_endpoints_answer_429_when_full_and_ours_503() -> None:
+    """Azure ML's managed endpoints answer 429 "Too many pending requests" past what they can take (Microsoft Learn,
+    troubleshooting online endpoints); the emulator starts our server so, and the server takes the option."""
+    from azureml_emulator.core.endpoint_servers import runtime
+    from infra.endpoint_server import EndpointConfig
+
+    ours = EndpointConfig(port=1).server_arguments()
+    assert "--busy-status" not in ours
+    emulated = runtime(SimpleNamespace(home="/nonexistent"), "scope", "endpoint", 1).config.server_arguments()  # type: ignore[arg-type]
+    assert emulated[emulated.index("--busy-status") + 1] == "429"
