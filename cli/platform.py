@@ -52,7 +52,7 @@ def describe_endpoint(state: EndpointState | None) -> dict[str, Any] | None:
 
 
 def health_line(health: dict[str, Any]) -> str:
-    """`running (supervised; 2 restarts, last: killed by SIGKILL at ...)`."""
+    """`running (supervised; 2 restarts, last: killed by SIGKILL at ...)`; `down (supervisor pid 42 died ...)`."""
     parts = [str(health["state"])]
     if health.get("supervised"):
         restarts = int(health.get("restarts") or 0)
@@ -62,6 +62,8 @@ def health_line(health: dict[str, Any]) -> str:
         if health.get("next_start_at"):
             detail += f"; next start at {health['next_start_at']}"
         parts.append(f"({detail})")
+    if health.get("reason"):
+        parts.append(f"({health['reason']})")
     return " ".join(parts)
 
 
