@@ -34,12 +34,19 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
 
 def start(settings: Settings, args: argparse.Namespace) -> int:
     """Start the endpoint again with what it saved (deployments, bundles, traffic, mirror, keys); when it already
-    runs, say so and change nothing. Exit 1 for an endpoint never created."""
+    runs, say so and change nothing. Exit 1 for an endpoint never created, and on Azure ML for a managed endpoint
+    that does not run (Azure ML runs those; nothing here starts one)."""
     endpoints = open_backend(settings).endpoints
     name = settings.endpoint_name
     before = endpoints.get(name)
     if before is None:
         message = f"endpoint {name}: not created yet (run `mlops deploy`)"
+        print(json.dumps({"endpoint": name, "started": False, "error": message}) if args.json else message)
+        return 1
+    if settings.backend != "local" and not before.running:  # a managed online endpoint: Azure ML runs it
+        message = (
+            f"endpoint {name}: not running on Azure ML; managed endpoints are not started here (see its state there)"
+        )
         print(json.dumps({"endpoint": name, "started": False, "error": message}) if args.json else message)
         return 1
     state = before if before.running else endpoints.ensure(name)
