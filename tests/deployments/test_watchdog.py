@@ -90,7 +90,13 @@ def test_a_killed_supervisor_is_replaced_and_the_endpoint_serves_its_deployments
         state.scoring_url, content=SMOKE, headers={"authorization": f"Bearer {endpoints.key(ENDPOINT)}"}, timeout=10
     )
     assert answer.status_code == 200
-    said = [json.loads(line)["watchdog"] for line in watchdog.log.read_text().splitlines() if '"watchdog"' in line]
+
+    def said_all() -> list[str] | None:
+        """The watchdog's lines once it logged the endpoint serving (a moment after the server's first answers)."""
+        lines = [json.loads(line)["watchdog"] for line in watchdog.log.read_text().splitlines() if '"watchdog"' in line]
+        return lines if len(lines) >= 3 else None
+
+    said = _until(said_all, timeout=30, failure=lambda: watchdog.log.read_text())
     assert said[0] == f"watching endpoint {ENDPOINT} every 0.5 s"
     assert said[1].startswith(f"endpoint {ENDPOINT}: supervisor pid {supervisor} died (killed?) after ")
     assert said[1].endswith(", recording no stop; starting it again")
