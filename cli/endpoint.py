@@ -1,4 +1,5 @@
-"""`mlops endpoint status|stop|logs`: the online endpoint (on the local backend, the server `mlops deploy` starts)."""
+"""`mlops endpoint status|start|stop|logs`: the online endpoint (on the local backend, the server `mlops deploy`
+starts; `start` brings it back with its saved deployments, traffic, mirror and keys)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,47 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
     elif described is None:
         print(f"endpoint {settings.endpoint_name}: not created yet (run `mlops deploy`)")
     else:
-        print(
-            f"endpoint {settings.endpoint_name}: {'running' if described['running'] else 'stopped'} at {described['url']}"
-        )
+        down = described.get("health", {}).get("state") == "down"
+        word = "running" if described["running"] else "down" if down else "stopped"
+        print(f"endpoint {settings.endpoint_name}: {word} at {described['url']}")
         if "health" in described:
             print(f"  server: {health_line(described['health'])}")
         for name, info in described["deployments"].items():
             print(f"  {name}: {info['model']} ({info['traffic']} %)")
         for kind, use in described.get("disk", {}).items():
             print(f"  disk, {disk_line(kind, use)}")
+        if down:
+            print("  run `mlops endpoint start` (under `mlops platform up` its watchdog starts it within seconds)")
+    return 0
+
+
+def start(settings: Settings, args: argparse.Namespace) -> int:
+    """Start the endpoint again with what it saved (deployments, bundles, traffic, mirror, keys); when it already
+    runs, say so and change nothing. Exit 1 for an endpoint never created, and on Azure ML for a managed endpoint
+    that does not run (Azure ML runs those; nothing here starts one)."""
+    endpoints = open_backend(settings).endpoints
+    name = settings.endpoint_name
+    before = endpoints.get(name)
+    if before is None:
+        message = f"endpoint {name}: not created yet (run `mlops deploy`)"
+        print(json.dumps({"endpoint": name, "started": False, "error": message}) if args.json else message)
+        return 1
+    if settings.backend != "local" and not before.running:  # a managed online endpoint: Azure ML runs it
+        message = (
+            f"endpoint {name}: not running on Azure ML; managed endpoints are not started here (see its state there)"
+        )
+        print(json.dumps({"endpoint": name, "started": False, "error": message}) if args.json else message)
+        return 1
+    state = before if before.running else endpoints.ensure(name)
+    if args.json:
+        print(json.dumps({"started": not before.running, "endpoint": describe_endpoint(state)}, indent=2))
+        return 0
+    if before.running:
+        print(f"endpoint {name}: already running at {state.scoring_url}; nothing to do")
+        return 0
+    print(f"endpoint {name}: started at {state.scoring_url}")
+    for deployment, info in state.deployments.items():
+        print(f"  {deployment}: {info.model} ({info.traffic} %)")
     return 0
 
 
@@ -41,7 +74,7 @@ def stop(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(commands: Subparsers) -> None:
-    verbs = group(commands, "endpoint", help="the online endpoint: status, stop or its request log")
+    verbs = group(commands, "endpoint", help="the online endpoint: status, start, stop or its request log")
     add(
         verbs,
         "status",
@@ -51,9 +84,16 @@ def register(commands: Subparsers) -> None:
     )
     add(
         verbs,
+        "start",
+        Command("endpoint start", start),
+        help="start the local endpoint server again with its saved deployments, traffic and keys (idempotent)",
+        arguments=json_argument,
+    )
+    add(
+        verbs,
         "stop",
         Command("endpoint stop", stop),
-        help="stop the local endpoint server; `mlops deploy` starts it again with its state",
+        help="stop the local endpoint server; `mlops endpoint start` starts it again with its state",
         arguments=json_argument,
     )
     add(

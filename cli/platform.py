@@ -61,7 +61,7 @@ def disk_line(kind: str, use: dict[str, Any]) -> str:
 
 
 def health_line(health: dict[str, Any]) -> str:
-    """`running (supervised; 2 restarts, last: killed by SIGKILL at ...)`."""
+    """`running (supervised; 2 restarts, last: killed by SIGKILL at ...)`; `down (supervisor pid 42 died ...)`."""
     parts = [str(health["state"])]
     if health.get("supervised"):
         restarts = int(health.get("restarts") or 0)
@@ -71,6 +71,8 @@ def health_line(health: dict[str, Any]) -> str:
         if health.get("next_start_at"):
             detail += f"; next start at {health['next_start_at']}"
         parts.append(f"({detail})")
+    if health.get("reason"):
+        parts.append(f"({health['reason']})")
     return " ".join(parts)
 
 

@@ -1,14 +1,15 @@
 """The local platform behind `mlops up` / `mlops down`: PostgreSQL, a Prefect server on it, the work pool,
-every deployment of `prefect.yaml`, a process worker, and Azurite when `MLOPS_BLOB_EMULATOR=azurite`.
+every deployment of `prefect.yaml`, a process worker, Azurite when `MLOPS_BLOB_EMULATOR=azurite`, and on the local
+backend the endpoint's watchdog (`deployments/watchdog.py`: the endpoint comes back when its supervisor is killed).
 
 The server's database is a PostgreSQL cluster of the workspace's own (`MLOPS_PREFECT_DATABASE=postgres`,
 the default), an existing PostgreSQL (`MLOPS_PREFECT_DATABASE_URL`), or SQLite in the platform's
 Prefect home (`MLOPS_PREFECT_DATABASE=sqlite`). Only the server is given the database URL.
 
 Everything binds 127.0.0.1; pids, logs and the database live in `MLOPS_HOME/platform/`.
-`up` twice is harmless (running parts are kept, deployments are updated); `down` stops by pid,
-the worker before the server, the server before its database, then Azurite and the endpoints (this environment's,
-and those of the environments promoted into: `promote_from` in environments.toml).
+`up` twice is harmless (running parts are kept, deployments are updated); `down` stops by pid, the watchdog
+first, the worker before the server, the server before its database, then Azurite and the endpoints (this
+environment's, and those of the environments promoted into: `promote_from` in environments.toml).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import yaml
 
 from azureml_emulator.process import EmulatorProcess
 from deployments.prefect_database import NewDatabase, configured_sqlite_file
+from deployments.watchdog import Watchdog
 from infra import environments
 from infra.endpoint_server import EndpointConfig, LocalEndpoints
 from infra.errors import BackendError
@@ -166,9 +168,15 @@ class Platform:
         report.append(f"deployments: {self._deploy()}")
         report.append(f"worker: {self._start('worker', self._worker_command(), self.env(), wait_for_server=False)}")
         report.extend(self._restart_endpoint())
+        if self.settings.backend == "local":
+            report.append(f"endpoint watchdog: {self.watchdog().start(self.env())}")
         self._provision()
         report.append("provision: completed on the worker (workspace, registry, and blob storage when configured)")
         return report
+
+    def watchdog(self) -> Watchdog:
+        """What brings the endpoint back when its supervisor is gone (`deployments/watchdog.py`)."""
+        return Watchdog(self.folder)
 
     def endpoints(self) -> LocalEndpoints:
         return LocalEndpoints(self.settings.home / "endpoints", EndpointConfig.from_settings(self.settings))
@@ -291,8 +299,11 @@ class Platform:
 
     # ---- down ----
     def down(self) -> list[str]:
-        """Stop the worker, then the server, then Azurite and the endpoint; say what was stopped."""
+        """Stop the endpoint's watchdog, the worker, then the server, then Azurite and the endpoint; say what was
+        stopped."""
         report = []
+        if self.watchdog().stop():
+            report.append("stopped the endpoint watchdog")
         for name in ("worker", "server"):
             pid = self.pid(name)
             if self.prefect(name).stop():
@@ -334,6 +345,8 @@ class Platform:
         """Each process of the platform: its supervisor's state (running, restarting, crash-loop, stopped),
         pid, restarts and last exit."""
         processes = {name: self.prefect(name).health() for name in ("server", "worker")}
+        if self.settings.backend == "local":
+            processes["watchdog"] = self.watchdog().health()
         if self.database()["managed_by"] == "mlops up" and self.database()["kind"] == "postgres":
             processes["postgres"] = self.postgres().health()
         if self.settings.blob_emulator == "azurite":

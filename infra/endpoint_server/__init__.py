@@ -178,7 +178,7 @@ class LocalEndpoints:
     def _request(self, name: str, method: str, path: str, payload: Any) -> dict[str, Any]:
         process = self.process(name)
         if not process.running():
-            raise MissingResourceError(f"endpoint {name!r} is not running (start it with `mlops deploy`)")
+            raise MissingResourceError(f"endpoint {name!r} is not running (start it with `mlops endpoint start`)")
         url = process.url()
         headers = {"authorization": f"Bearer {process.keys()['admin']}", **current_traceparent()}
         try:

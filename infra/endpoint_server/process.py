@@ -9,14 +9,21 @@
                                       size into server.log.1 ... (MLOPS_LOG_MAX_BYTES, MLOPS_LOG_FILES)
 
 The server runs under `infra.services.supervisor`: killed or crashed, it is started again within a
-second with its saved deployments and traffic, and it dies with its supervisor.
+second with its saved deployments and traffic, and it dies with its supervisor. A supervisor that went
+without stopping it (`kill -9`, a reboot) leaves its state file saying so (`supervisor_lost`); a start
+then brings the server back with the same saved state (`mlops endpoint start`, and the platform's
+watchdog, `deployments/watchdog.py`). Starts are serialised by a lock on `.start.lock`: the watchdog, a
+deploy and `mlops endpoint start` at once start one server.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
+import signal
 import socket
 import time
 from pathlib import Path
@@ -26,7 +33,13 @@ import httpx
 from infra.endpoint_server.config import EndpointConfig
 from infra.errors import BackendError
 from infra.services.base import SupervisedService
-from infra.services.processes import log_tail, spawn_supervised, supervisor_pid, supervisor_status_file
+from infra.services.processes import (
+    log_tail,
+    spawn_supervised,
+    supervisor_lost,
+    supervisor_pid,
+    supervisor_status_file,
+)
 from infra.services.supervisor import read_status
 from model.paths import command_environment
 
@@ -72,13 +85,22 @@ class EndpointProcess(SupervisedService):
         return (SERVER_MODULE, str(self.folder))
 
     def running(self) -> bool:
+        """The server answers, and no supervisor of it went missing (a server whose supervisor died is on its way
+        out: the parent-death signal stopped it)."""
         pid = self.pid()
-        return pid is not None and _answers(self.url(), pid)
+        return pid is not None and supervisor_lost(self.pid_file) is None and _answers(self.url(), pid)
 
     def start(self, timeout: float = 60) -> str:
         """Start the server unless it runs; return its URL once it answers."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with (self.folder / ".start.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._start(timeout)
+
+    def _start(self, timeout: float) -> str:
         if self.running():
             return self.url()
+        self._end_orphan()
         self.keys()
         command, env = self.command(), self.environment()
         (self.folder / "server.json").write_text(json.dumps({"port": self.config.port}))
@@ -92,6 +114,23 @@ class EndpointProcess(SupervisedService):
             self.stop()
             raise
         return self.url()
+
+    def _end_orphan(self) -> None:
+        """A server left by a supervisor that died is stopped (it got SIGTERM with that death; SIGKILL after
+        5 s), so that the new one gets its port."""
+        orphan = self.pid()
+        if orphan is None or supervisor_lost(self.pid_file) is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(orphan, signal.SIGTERM)
+        for grace, last in ((5.0, signal.SIGKILL), (2.0, None)):
+            deadline = time.monotonic() + grace
+            while self.pid() == orphan and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self.pid() != orphan or last is None:
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(orphan, last)
 
     def command(self) -> list[str]:
         """The server's command line."""

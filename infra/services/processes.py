@@ -5,11 +5,14 @@ die, output in a log rotated by size), checked by pid, stopped through their sup
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from infra.errors import BackendError
 from infra.services.supervisor import MODULE as SUPERVISOR_MODULE
@@ -177,27 +180,90 @@ def supervisor_pid(pid_file: Path) -> int | None:
 
 def stop_supervised(pid_file: Path, *arguments: str, timeout: float = 25) -> bool:
     """Stop the process behind `pid_file` through its supervisor (which stops it first), else by its own pid.
-    False when neither ran."""
+    False when neither ran. Either way its state says `stopped` after: a stop is never taken for a lost
+    supervisor (`supervisor_lost`), even when the supervisor had to be killed."""
     supervisor = supervisor_pid(pid_file)
     if supervisor is not None:
         terminate(supervisor, timeout)
-        pid_file.unlink(missing_ok=True)
+        _record_stopped(pid_file)
         return True
     pid = live_pid(pid_file, *arguments)
     if pid is None:
+        _record_stopped(pid_file)
         return False
     terminate(pid, timeout)
-    pid_file.unlink(missing_ok=True)
+    _record_stopped(pid_file)
     return True
 
 
+def _record_stopped(pid_file: Path) -> None:
+    pid_file.unlink(missing_ok=True)
+    status_file = supervisor_status_file(pid_file)
+    status = read_status(status_file)
+    if status is not None and status.get("state") != "stopped":
+        status.update(state="stopped", pid=None, next_start_at=None)
+        temporary = status_file.with_name(f".{status_file.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(status, indent=2) + "\n")
+        os.replace(temporary, status_file)
+
+
+def boot_time() -> float:
+    """When the machine started (epoch seconds), from /proc/stat; 0 when it cannot be read."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def supervisor_lost(pid_file: Path) -> dict[str, Any] | None:
+    """How the supervisor of the process behind `pid_file` went, when it went without stopping it (`kill -9`, an
+    out-of-memory kill, a reboot): its state file still says it supervises, and no such supervisor runs. Else None.
+
+    `supervisor_pid` is the pid it had; `last_seen_at` its last sign of life (its state file's or its log's last
+    write, whichever is newer: it died after that); `rebooted_at` the machine's start when that came later.
+    """
+    status_file = supervisor_status_file(pid_file)
+    status = read_status(status_file)
+    if status is None or status.get("state") in ("stopped", None) or supervisor_pid(pid_file) is not None:
+        return None
+    seen = [status_file]
+    if isinstance(status.get("log"), str):
+        seen.append(Path(status["log"]))
+    last_seen = max((path.stat().st_mtime for path in seen if path.is_file()), default=0.0)
+    booted = boot_time()
+    return {
+        "supervisor_pid": status.get("supervisor_pid"),
+        "last_seen_at": _stamp(last_seen),
+        "rebooted_at": _stamp(booted) if booted > last_seen else None,
+    }
+
+
+def lost_reason(lost: dict[str, Any]) -> str:
+    """`supervisor pid 4242 died (killed?) after 2026-12-06T19:40:01.000+00:00, recording no stop`."""
+    if lost["rebooted_at"]:
+        return (
+            f"supervisor pid {lost['supervisor_pid']} is gone: the machine restarted at {lost['rebooted_at']}"
+            f" (last seen at {lost['last_seen_at']})"
+        )
+    return f"supervisor pid {lost['supervisor_pid']} died (killed?) after {lost['last_seen_at']}, recording no stop"
+
+
+def _stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
 def health(pid_file: Path, *arguments: str) -> dict[str, object]:
-    """What `mlops status` says of one supervised process: its state, pid, restarts and last exit."""
+    """What `mlops status` says of one supervised process: its state, pid, restarts and last exit. A process
+    whose supervisor went without stopping it is `down`, and `reason` says how (`supervisor_lost`)."""
     status = read_status(supervisor_status_file(pid_file)) or {}
     supervised = supervisor_pid(pid_file) is not None
     pid = live_pid(pid_file, *arguments)
+    lost = None if supervised else supervisor_lost(pid_file)
     state = status.get("state", "stopped") if supervised else ("running (unsupervised)" if pid else "stopped")
-    return {
+    if lost is not None and pid is None:
+        state = "down"
+    report: dict[str, object] = {
         "state": state,
         "pid": pid,
         "supervised": supervised,
@@ -206,6 +272,9 @@ def health(pid_file: Path, *arguments: str) -> dict[str, object]:
         "last_exit_at": status.get("last_exit_at"),
         "next_start_at": status.get("next_start_at") if supervised else None,
     }
+    if lost is not None:
+        report["reason"] = lost_reason(lost)
+    return report
 
 
 def start_supervised(

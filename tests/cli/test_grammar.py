@@ -29,7 +29,7 @@ TARGETS: dict[Any, list[str]] = {
     pipeline: ["run", "train", "deploy", "batch_score", "monitor", "approve", "data_arrived"],
     platform: ["up", "down", "status", "platform_status"],
     workspace: ["provision", "cleanup"],
-    endpoint: ["status", "stop"],
+    endpoint: ["status", "start", "stop"],
     emulator: ["up", "down", "status"],
     model: ["init", "check_model", "list_models"],
     telemetry: ["trace", "logs"],
@@ -176,7 +176,7 @@ def test_groups_are_noun_then_verb_and_pipeline_verbs_stay_on_top() -> None:
         "run", "train", "deploy", "batch-score", "monitor", "approve", "data-arrived", "labels", "labels-arrived",
         "status", "trace", "logs",
         "platform up", "platform down", "platform status", "workspace provision", "workspace cleanup",
-        "endpoint status", "endpoint stop", "endpoint logs", "emulator up", "emulator down", "emulator status",
+        "endpoint status", "endpoint start", "endpoint stop", "endpoint logs", "emulator up", "emulator down", "emulator status",
         "model init", "model check", "model list",
     } <= new  # fmt: skip
     aliases = {name: command for name, command in commands.items() if name != command}
@@ -197,7 +197,7 @@ def test_what_runs_flows_and_what_needs_settings_is_said_by_each_command() -> No
 
 
 REPORTING = [
-    "status", "platform status", "endpoint status", "endpoint stop", "endpoint logs", "emulator up",
+    "status", "platform status", "endpoint status", "endpoint start", "endpoint stop", "endpoint logs", "emulator up",
     "emulator down", "emulator status", "model list", "trace", "logs",
 ]  # fmt: skip
 

@@ -92,6 +92,7 @@ class TestUp:
         assert "work pool mlops-local: created (process)" in report
         assert "deployments: 10 deployed from prefect.yaml" in report
         assert "worker: started" in report
+        assert "endpoint watchdog: started" in report
         assert httpx.get(f"{platform.api}/health").status_code == 200
 
     def test_deployments_schedules_and_triggers(self, platform: Platform) -> None:
@@ -132,6 +133,7 @@ class TestUp:
         assert "Azurite blob storage: running" in again.stdout
         assert "Prefect server: running" in again.stdout
         assert "worker: running" in again.stdout
+        assert "endpoint watchdog: running" in again.stdout
         assert "work pool mlops-local: exists" in again.stdout
         assert pids == {name: (platform.home / "platform" / f"{name}.pid").read_text() for name in pids}
 
@@ -520,7 +522,8 @@ def test_without_a_declared_chain_deploys_start_no_promotion(
 
 
 class TestSupervision:
-    """Every process of `mlops up` runs under a supervisor: killed, it is started again, and `mlops status` says so."""
+    """Every process of `mlops up` runs under a supervisor: killed, it is started again, and `mlops status` says so;
+    the endpoint's supervisor killed, the platform's watchdog starts the endpoint again."""
 
     def test_a_killed_worker_and_server_are_started_again_and_reported(
         self, platform: Platform, soak: dict[str, Any]
@@ -564,6 +567,43 @@ class TestSupervision:
             capture_output=True, text=True, env=platform.env(PREFECT_API_URL=platform.api), timeout=600, check=False,
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
+
+    def test_a_killed_endpoint_supervisor_is_replaced_by_the_watchdog_within_10_s(
+        self, platform: Platform, chain: dict[str, Any]
+    ) -> None:
+        folder = platform.home / "endpoints" / "diabetes-endpoint"
+        before = json.loads(platform.mlops("status", "--json").stdout)["endpoint"]
+        key = json.loads((folder / "keys.json").read_text())["primary"]
+        supervisor = json.loads((folder / "server.supervisor.json").read_text())["supervisor_pid"]
+        server = int((folder / "server.pid").read_text())
+        os.kill(supervisor, signal.SIGKILL)
+        killed = time.monotonic()
+
+        def serving() -> int | None:
+            """The new server's pid once it answers a scoring request (the old one answers while it shuts down)."""
+            try:
+                pid = int((folder / "server.pid").read_text())
+                answer = httpx.post(before["url"], content=SMOKE, headers={"authorization": f"Bearer {key}"}, timeout=2)
+            except (OSError, ValueError, httpx.HTTPError):
+                return None
+            return pid if pid != server and answer.status_code == 200 else None
+
+        while (pid := serving()) is None and time.monotonic() - killed < 60:
+            time.sleep(0.1)
+        took = time.monotonic() - killed
+        watchdog = (platform.home / "platform" / "watchdog.log").read_text()
+        assert pid is not None, f"not serving again within 60 s; the watchdog's log:\n{watchdog}"
+        assert took < 10, f"serving again after {took:.1f} s, not within 10 s; the watchdog's log:\n{watchdog}"
+        after = json.loads(platform.mlops("status", "--json").stdout)["endpoint"]
+        assert after["deployments"] == before["deployments"]
+        assert (after["health"]["state"], after["health"]["supervised"]) == ("running", True)
+        assert f"supervisor pid {supervisor} died (killed?) after " in watchdog
+        serving_again = f"endpoint diabetes-endpoint: serving again at {before['url']} ("
+        platform.until(  # its last line follows the server's first answers by a moment
+            lambda: serving_again in (platform.home / "platform" / "watchdog.log").read_text() or None,
+            timeout=30,
+            failure="the watchdog did not log the endpoint serving again",
+        )
 
 
 class TestRestart:
@@ -616,6 +656,7 @@ def test_down_stops_everything(platform: Platform, chain: dict[str, Any]) -> Non
     pids = [int((platform.home / "platform" / f"{name}.pid").read_text()) for name in ("worker", "server")]
     pids.append(int((platform.home / "platform" / "postgres" / "postgres.pid").read_text()))
     pids.append(int((platform.home / "platform" / "azurite" / "azurite.pid").read_text()))
+    pids.append(int((platform.home / "platform" / "watchdog.pid").read_text()))
     endpoint_pid = int((platform.home / "endpoints" / "diabetes-endpoint" / "server.pid").read_text())
     staging = platform.home.parent / "staging" / "endpoints" / "diabetes-endpoint" / "server.pid"
     pids.append(int(staging.read_text()))  # promoted into by the platform: its endpoint stops with it
@@ -626,6 +667,7 @@ def test_down_stops_everything(platform: Platform, chain: dict[str, Any]) -> Non
     assert "stopped Azurite" in result.stdout
     assert "stopped endpoint diabetes-endpoint" in result.stdout
     assert "stopped endpoint diabetes-endpoint of staging" in result.stdout
+    assert result.stdout.startswith("stopped the endpoint watchdog\n")  # before what it watches
     for pid in [*pids, endpoint_pid]:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
     assert platform.mlops("down").stdout.strip() == "nothing was running"  # the old spelling, an alias

@@ -254,7 +254,7 @@ class FakeEndpoints:
         """The endpoint, for an operation that needs it serving (as a local endpoint's management API does)."""
         endpoint = self._endpoint(name)
         if not endpoint.running:
-            raise MissingResourceError(f"endpoint {name!r} is not running (start it with `mlops deploy`)")
+            raise MissingResourceError(f"endpoint {name!r} is not running (start it with `mlops endpoint start`)")
         return endpoint
 
     def _state(self, name: str) -> EndpointState:

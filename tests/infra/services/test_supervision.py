@@ -1,5 +1,6 @@
 """Supervision and bounded logs: a killed endpoint serves again within 5 s with its deployments, a crash loop
-is reported, a log stays under its bound without losing a line, a supervised process dies with its supervisor."""
+is reported, a log stays under its bound without losing a line, a supervised process dies with its supervisor,
+and an endpoint whose supervisor was killed is reported down and started again with everything it served."""
 
 from __future__ import annotations
 
@@ -11,14 +12,23 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from infra.local import LocalBackend
-from infra.services.processes import health, spawn_supervised, stop_supervised, supervisor_pid
+from infra.services.processes import (
+    boot_time,
+    health,
+    spawn_supervised,
+    stop_supervised,
+    supervisor_pid,
+    supervisor_status_file,
+)
 from infra.services.supervisor import RotatingLog, rotated_files
 from infra.settings import load_settings
+from tests.support.cli import run_mlops
 from tests.support.helpers import MODEL, SMOKE, LoadGenerator, clone_home, free_port
 
 ENDPOINT = "supervised-endpoint"
@@ -206,3 +216,81 @@ def test_the_request_log_stays_under_its_bound(served: LocalBackend) -> None:
     numbers = [int(i.removeprefix("req-")) for i in ids]
     assert numbers == list(range(numbers[0], 600))  # the newest requests, none lost across the rotations
     assert numbers[0] > 0  # the oldest were rotated away
+
+
+def _served_state(backend: LocalBackend) -> dict[str, Any]:
+    """What the running server holds: each deployment's model, bundle and traffic, and the mirror."""
+    process = backend.endpoints.process(ENDPOINT)
+    headers = {"authorization": f"Bearer {process.keys()['admin']}"}
+    answer: dict[str, Any] = httpx.get(f"{process.url()}/management/state", headers=headers, timeout=10).json()
+    return answer
+
+
+class TestSupervisorKilled:
+    """`kill -9` of the endpoint's supervisor (its server dies with it): said by `mlops endpoint status`, undone by
+    `mlops endpoint start` or, under `mlops platform up`, by the watchdog (tests/e2e/test_platform.py there)."""
+
+    def test_status_says_why_and_endpoint_start_restores_deployments_traffic_mirror_and_keys(
+        self, served: LocalBackend
+    ) -> None:
+        endpoints, process = served.endpoints, served.endpoints.process(ENDPOINT)
+        green = served.bundles.build(served.registry.get(MODEL, 2))
+        endpoints.add_deployment(ENDPOINT, "green", green)
+        endpoints.add_deployment(ENDPOINT, "shadow", green)
+        endpoints.set_traffic(ENDPOINT, {"blue": 70, "green": 30})
+        endpoints.set_mirror(ENDPOINT, {"shadow": 20})
+        key = endpoints.regenerate_key(ENDPOINT, "primary")["primary"]
+        before = _served_state(served)
+        supervisor, server = supervisor_pid(process.pid_file), process.pid()
+        assert supervisor is not None
+        assert server is not None
+        os.kill(supervisor, signal.SIGKILL)
+        _until(lambda: _gone(server), timeout=5)  # the parent-death signal
+        env = {
+            "MLOPS_HOME": str(served.settings.home),
+            "MLOPS_ENDPOINT_NAME": ENDPOINT,
+            "MLOPS_ENDPOINT_PORT": str(served.settings.endpoint_port),
+        }
+        down = run_mlops("endpoint", "status", env=env).stdout
+        assert f"endpoint {ENDPOINT}: down at http://127.0.0.1:{served.settings.endpoint_port}/score\n" in down
+        assert f"  server: down (supervisor pid {supervisor} died (killed?) after 20" in down
+        assert "  green: diabetes_regression_model.pkl:2 (30 %)\n" in down  # what it will serve, from state.json
+        assert "run `mlops endpoint start`" in down
+        # a reboot leaves the same files, older than the machine's start: the status says that instead
+        booted = boot_time()
+        for path in (supervisor_status_file(process.pid_file), process.log):
+            os.utime(path, (booted - 60, booted - 60))
+        rebooted = json.loads(run_mlops("endpoint", "status", "--json", env=env).stdout)["health"]
+        assert rebooted["state"] == "down"
+        assert rebooted["reason"].startswith(f"supervisor pid {supervisor} is gone: the machine restarted at ")
+
+        started = run_mlops("endpoint", "start", env=env)
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.startswith(f"endpoint {ENDPOINT}: started at http://127.0.0.1:")
+        assert "  blue: diabetes_regression_model.pkl:1 (70 %)\n" in started.stdout
+        assert _served_state(served) == before  # the same deployments, bundles, traffic and mirror
+        assert endpoints.keys(ENDPOINT)["primary"] == key
+        scored = httpx.post(
+            f"{process.url()}/score",
+            content=SMOKE,
+            headers={"authorization": f"Bearer {key}", "azureml-model-deployment": "green"},
+            timeout=10,
+        )
+        assert (scored.status_code, scored.headers["azureml-model-deployment"]) == (200, "green")
+        health = endpoints.get(ENDPOINT).health  # type: ignore[union-attr]
+        assert health is not None
+        assert (health["state"], health["supervised"], "reason" in health) == ("running", True, False)
+
+        pid = process.pid()
+        again = run_mlops("endpoint", "start", env=env)
+        assert again.returncode == 0
+        assert again.stdout == f"endpoint {ENDPOINT}: already running at {process.url()}/score; nothing to do\n"
+        assert process.pid() == pid  # nothing was started
+        assert endpoints.stop(ENDPOINT)  # a stop is a stop, never a lost supervisor
+        assert endpoints.get(ENDPOINT).health["state"] == "stopped"  # type: ignore[union-attr,index]
+
+    def test_an_endpoint_never_created_is_not_started(self, tmp_path: Path) -> None:
+        result = run_mlops("endpoint", "start", env={"MLOPS_HOME": str(tmp_path / "home")})
+        assert result.returncode == 1
+        assert result.stdout == "endpoint diabetes-endpoint: not created yet (run `mlops deploy`)\n"
+        assert not (tmp_path / "home" / "endpoints").exists()
