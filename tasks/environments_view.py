@@ -17,6 +17,7 @@ from prefect.runtime import deployment, flow_run
 
 from infra import environments
 from infra.backend import Backend, ModelVersion
+from infra.errors import MLOpsError
 from infra.factory import open_backend
 from infra.settings import Settings, load_settings
 from tasks.evaluate import CHAMPION_ALIAS
@@ -59,13 +60,25 @@ def last_promotion(home: Path, champion: ModelVersion) -> dict[str, str] | None:
 
 
 def every_environment() -> dict[str, dict[str, Any]]:
-    """`placement` of each environment of environments.toml, in the file's order."""
+    """`placement` of each environment of environments.toml, in the file's order. An environment that cannot be read
+    (a workspace that does not exist, a service down) is a row saying why, not the end of the view: the view is
+    published after a promotion that already happened."""
     rows = {}
     for name in environments.load_environments().names():
-        with environments.using(name):
-            settings = load_settings()
-            rows[name] = placement(settings, open_backend(settings))
+        try:
+            with environments.using(name):
+                settings = load_settings()
+                rows[name] = placement(settings, open_backend(settings))
+        except MLOpsError as exc:
+            rows[name] = {**UNREAD, "promoted_by": f"not read: {first_line(str(exc))}"}
     return rows
+
+
+UNREAD: dict[str, Any] = dict.fromkeys(("serving", "champion", "since", "promoted_from", "promoted_by"))
+
+
+def first_line(text: str) -> str:
+    return text.splitlines()[0] if text else text
 
 
 def markdown_table(rows: dict[str, dict[str, Any]]) -> str:

@@ -46,9 +46,8 @@ from infra.endpoint_server.config import MIB, Retention
 __all__ = ["COLLECTED_FOLDER", "EndpointApp", "main"]
 
 
-def main(argv: list[str] | None = None) -> None:
-    import uvicorn
-
+def _parser() -> argparse.ArgumentParser:
+    """The server's options (`EndpointConfig.server_arguments` writes them)."""
     parser = argparse.ArgumentParser(prog="python -m infra.endpoint_server.server")
     parser.add_argument("--dir", type=Path, required=True, help="endpoint folder with keys.json (and state.json)")
     parser.add_argument("--port", type=int, required=True)
@@ -66,7 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--collect-max-age-hours", type=float, default=168, help="collected requests kept this long")
     parser.add_argument("--telemetry-max-mb", type=float, default=256, help="MiB of span files kept")
     parser.add_argument("--telemetry-max-age-hours", type=float, default=168, help="span files kept this long")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    args = _parser().parse_args(argv)
     retention = Retention(
         collect_bytes=int(args.collect_max_mb * MIB),
         collect_age_seconds=args.collect_max_age_hours * 3600,

@@ -63,6 +63,9 @@ def test_run_ends_with_the_scoring_url_and_a_working_curl(prefect_server: str, t
         assert len(json.loads(answer.stdout)["result"]) == 2
         status = json.loads(_mlops("status", "--json", api_url=prefect_server, home=tmp_path / "ws", port=port).stdout)
         health = status["endpoint"].pop("health")
+        disk = status["endpoint"].pop("disk")  # bytes held against the retention caps
+        assert disk["collected"]["cap_bytes"] == 1024 << 20
+        assert 0 < disk["collected"]["held_bytes"] < 1 << 20
         assert status["endpoint"] == {
             "name": "diabetes-endpoint",  # on the local backend the default has no suffix: no region to share
             "url": f"http://127.0.0.1:{port}/score",

@@ -88,3 +88,25 @@ def test_crowning_emits_promoted_once(fake: FakeBackend, tmp_path: Path, events:
     assert [(e.event, e.payload["from"], e.payload["to"]) for e in events] == [
         ("mlops.model.promoted", "dev", "staging")
     ]
+
+
+def test_an_environment_that_cannot_be_read_is_a_row_saying_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The view published after a promotion reads every environment; one it cannot read (here an Azure ML workspace
+    with no subscription set) is a row saying why, and the others are still shown."""
+    from tasks.environments_view import every_environment, markdown_table
+
+    file = tmp_path / "environments.toml"
+    file.write_text(
+        f'[dev]\nMLOPS_HOME = "{tmp_path / "dev"}"\n\n'
+        f'[broken]\nMLOPS_HOME = "{tmp_path / "broken"}"\nMLOPS_BACKEND = "azureml"\n'
+    )
+    monkeypatch.setenv("MLOPS_ENVIRONMENTS_FILE", str(file))
+    for variable in ("AZURE_SUBSCRIPTION_ID", "MLOPS_AZUREML_SUBSCRIPTION_ID", "MLOPS_ENV"):
+        monkeypatch.delenv(variable, raising=False)
+    rows = every_environment()
+    assert list(rows) == ["dev", "broken"]
+    assert rows["dev"]["champion"] is None
+    assert rows["broken"]["promoted_by"].startswith("not read: ")
+    assert "| broken | — | — | — | — | not read: " in markdown_table(rows)
