@@ -140,10 +140,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from flows.pipeline import pipeline
     from model.environment import import_in_background
 
-    # The batch step scores in this process; its libraries import while this process waits on the others. The data
-    # checks (pandera, ~0.3 s) run first, before training: their library is imported first.
-    checks = ("pandera.errors", "pandera.pandas") if settings.package.schema.declared else ()
-    importing = import_in_background(settings.package.libraries, modules=checks)
+    # The batch step scores in this process; its libraries import while this process waits on the others. (Not
+    # pandera: a passed data check is cached by data and checks, so most runs never import it.)
+    importing = import_in_background(settings.package.libraries)
     try:
         state = pipeline(
             alpha=args.alpha,

@@ -44,20 +44,16 @@ def top_level_modules(library: str) -> list[str]:
     return sorted(name for name in names if name.isidentifier())
 
 
-def import_in_background(libraries: Iterable[str], modules: Iterable[str] = ()) -> threading.Thread:
+def import_in_background(libraries: Iterable[str]) -> threading.Thread:
     """Import the top-level modules of `libraries` (distribution names) in a daemon thread of their own.
 
     For a process that will load a model with them later and waits on other processes first (`mlops run`
     waits for the sample-data and training commands and the endpoint's start before it batch-scores in
     this process): scikit-learn's import is about 0.8 s of CPU, done here while the main thread is idle.
     Nothing is imported that the process would not import anyway; an import that fails is left for the
-    code that needs it to fail on, with its own error. `modules` (module names) are imported first: what the
-    process needs earliest (the data checks' library, before training starts)."""
+    code that needs it to fail on, with its own error."""
 
     def warm() -> None:
-        for module in modules:
-            with contextlib.suppress(Exception):
-                importlib.import_module(module)
         for library in libraries:
             for module in top_level_modules(library):
                 with contextlib.suppress(Exception):

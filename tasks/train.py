@@ -92,13 +92,24 @@ def resolve_training_inputs(
     return TrainRequest(spec=spec, data_sha256=data_hash, code_sha256=code_hash, cache_key=cache_key)
 
 
-@task(name="check-training-data", cache_policy=NO_CACHE)
-def check_training_data(package: ModelPackage, request: TrainRequest) -> None:
+def _check_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:  # noqa: ARG001
+    """The same bytes against the same checks get the same verdict: a passed check is served from Prefect's cache
+    (an unchanged re-run, or the same data in a new workspace, does not import pandera and check again). A failed
+    check raises, and a failure is never cached."""
+    package: ModelPackage = parameters["package"]
+    request: TrainRequest = parameters["request"]
+    checks = repr((package.schema.columns, package.schema.min_rows, package.features, package.target))
+    return f"check-training-data-{request.data_sha256}-{hashlib.sha256(checks.encode()).hexdigest()[:16]}"
+
+
+@task(name="check-training-data", cache_key_fn=_check_cache_key, persist_result=True)
+def check_training_data(package: ModelPackage, request: TrainRequest) -> str:
     """Before any training job: the training data against the package's `[data.checks]` (pandera). A failure
     publishes the `data-check` artifact (each failing column, its check and its first rows) and fails the run."""
     if not package.schema.declared:
-        get_run_logger().info("package %s declares no [data.checks]: the training data is not checked", package.name)
-        return
+        message = f"package {package.name} declares no [data.checks]: the training data is not checked"
+        get_run_logger().info(message)
+        return message
     from model.validation import check_file  # pandera, imported only when a check runs
 
     report = check_file(request.spec.data, package.schema, (*package.features, package.target))
@@ -106,6 +117,7 @@ def check_training_data(package: ModelPackage, request: TrainRequest) -> None:
         create_markdown_artifact(markdown=report.markdown(), key="data-check", description=report.message()[:200])
         raise DataValidationError(f"no training job was started: {report.message()}")
     get_run_logger().info(report.message())
+    return report.message()
 
 
 # What each package's sample-data command wrote, by package folder and command, for this process: a new

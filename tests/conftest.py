@@ -3,7 +3,9 @@
 - Isolation: a private Prefect home, no developer `.env`, no stray MLOPS_ variables.
 - Tiers: a test's tier follows from the fixtures it uses (`TIER_FIXTURES`): `flow` (a Prefect server),
   `emulator` (the Azure ML emulator), `platform` (`mlops up`, a browser, or `mlops` commands that start a
-  Prefect server of their own). The rest is the fast tier (pure code and short-lived local services):
+  Prefect server of their own), `load` (sustained load on a local endpoint for half a minute or more: the
+  flood and the retention tests, which saturate the CPU). The rest is the fast tier (pure code and short-lived
+  local services):
   `pytest --tier fast` runs only that, and a guard (tests/support/tier_guard.py) fails the run if any of
   it starts a Prefect server, the emulator or the platform anyway.
 - Scheduling under pytest-xdist (`make test`: `-n 3 --dist loadfile`): each file stays whole on one
@@ -55,8 +57,9 @@ TIER_FIXTURES = {
     "platform": "platform",
     "chromium_page": "platform",
     "own_prefect_server": "platform",
+    "sustained_load": "load",
 }
-TIERS = ("flow", "emulator", "platform")
+TIERS = ("flow", "emulator", "platform", "load")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -162,6 +165,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "mlops-home"
     monkeypatch.setenv("MLOPS_HOME", str(path))
     return path
+
+
+@pytest.fixture
+def sustained_load() -> None:
+    """Marks a test that loads a local endpoint for half a minute or more: the `load` tier (not in `--tier fast`)."""
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,6 @@ def test_a_child_that_starts_a_forbidden_process_is_refused_and_reported(tmp_pat
 def test_tiers_follow_the_fixtures(pytestconfig: pytest.Config) -> None:
     from tests.conftest import TIER_FIXTURES
 
-    assert set(TIER_FIXTURES.values()) == {"flow", "emulator", "platform"}
+    assert set(TIER_FIXTURES.values()) == {"flow", "emulator", "platform", "load"}
     registered = " ".join(pytestconfig.getini("markers"))
-    assert all(f"{tier}:" in registered for tier in ("flow", "emulator", "platform"))
+    assert all(f"{tier}:" in registered for tier in ("flow", "emulator", "platform", "load"))

@@ -256,7 +256,9 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-def test_a_flood_gets_answers_or_503_with_retry_after_in_bounded_memory(served: Served, tmp_path: Path) -> None:
+def test_a_flood_gets_answers_or_503_with_retry_after_in_bounded_memory(
+    served: Served, tmp_path: Path, sustained_load: None
+) -> None:
     """256 connections of 100-row requests for 30 s (past MLOPS_ENDPOINT_MAX_QUEUE=64): every answer is 200 or
     503 with Retry-After, the server's resident memory stays within a bound, and it answers correctly after."""
     wrk = shutil.which(os.environ.get("WRK", "wrk"))

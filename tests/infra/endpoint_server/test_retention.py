@@ -61,7 +61,9 @@ def _load(url: str, key: str, stop: threading.Event, answers: list[int]) -> None
             time.sleep(max(0.0, next_at - time.monotonic()))
 
 
-def test_a_minute_of_load_stays_under_the_caps(endpoint: LocalBackend, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_minute_of_load_stays_under_the_caps(
+    endpoint: LocalBackend, capsys: pytest.CaptureFixture[str], sustained_load: None
+) -> None:
     endpoints = endpoint.endpoints
     collected = endpoints.process(ENDPOINT).folder / "collected"
     spans = endpoint.settings.telemetry_dir
