@@ -13,17 +13,11 @@ from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowFilter,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-)
 from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 
 from flows.deploy import deploy
+from tests.support.approvals import paused_deploy_runs
 from tests.support.helpers import MODEL, flow_workspace
 from tests.support.prefect_api import artifacts_of
 
@@ -34,13 +28,7 @@ def _answer_when_paused(answer: Any, timeout: float = 120) -> threading.Thread:
     def wait_and_answer() -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with get_client(sync_client=True) as client:
-                paused = client.read_flow_runs(
-                    flow_filter=FlowFilter(name=FlowFilterName(any_=["deploy"])),
-                    flow_run_filter=FlowRunFilter(
-                        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-                    ),
-                )
+            paused = paused_deploy_runs()
             if paused:
                 answer(paused[0].id)
                 return

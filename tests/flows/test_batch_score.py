@@ -123,7 +123,7 @@ class TestPoisonedMiniBatch:
         on I/O errors), so the poisoned one fails alone and is seen as such in the UI."""
         state = _run(input=str(_poisoned(tmp_path, 150)), mini_batch_size=100, error_threshold=1)
         assert state.is_completed()
-        runs = task_runs_of(state.state_details.flow_run_id)
+        runs = task_runs_of(state.state_details.flow_run_id, prefix="score-mini-batch-", at_least=5)
         scored = {name: final for name, final in runs.items() if name.startswith("score-mini-batch-")}
         assert sorted(scored) == [f"score-mini-batch-{i}" for i in range(5)]
         [failed] = [name for name, final in scored.items() if final == "Failed"]

@@ -22,14 +22,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactCollectionFilter,
     ArtifactCollectionFilterKey,
-    FlowFilter,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
     LogFilter,
 )
-from prefect.client.schemas.objects import StateType
 from prefect.events.filters import EventFilter, EventNameFilter
 
 from flows.auto_promote import auto_promote
@@ -37,6 +31,7 @@ from infra import environments
 from infra.local import LocalBackend
 from infra.local.registry import LocalRegistry
 from infra.settings import load_settings
+from tests.support.approvals import paused_deploy_runs
 from tests.support.cli import run_mlops
 from tests.support.helpers import MODEL, SMOKE, free_port
 
@@ -95,13 +90,7 @@ def _approve_when_paused(
     def wait_and_approve() -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with get_client(sync_client=True) as client:
-                paused = client.read_flow_runs(
-                    flow_filter=FlowFilter(name=FlowFilterName(any_=["deploy"])),
-                    flow_run_filter=FlowRunFilter(
-                        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-                    ),
-                )
+            paused = paused_deploy_runs()
             if paused:
                 if found is not None:  # dev has no run waiting: answered with an error, the run still waits
                     found["approve_dev"] = run_mlops("approve", "--env", "dev", api_url=api_url, in_process=False)

@@ -16,15 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowFilter,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-)
-from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 
 from azureml_emulator.process import EmulatorProcess
@@ -37,6 +28,7 @@ from infra.local import LocalBackend
 from infra.local.registry import LocalRegistry
 from infra.settings import load_settings
 from tasks.deploy import expected_results
+from tests.support.approvals import paused_deploy_runs
 from tests.support.emulator import join_emulator
 from tests.support.helpers import MODEL, SMOKE, free_port
 
@@ -62,13 +54,7 @@ def _answer_when_paused(answer: dict[str, Any], timeout: float = 120) -> threadi
     def wait_and_answer() -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with get_client(sync_client=True) as client:
-                paused = client.read_flow_runs(
-                    flow_filter=FlowFilter(name=FlowFilterName(any_=["deploy"])),
-                    flow_run_filter=FlowRunFilter(
-                        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-                    ),
-                )
+            paused = paused_deploy_runs()
             if paused:
                 resume_flow_run(paused[0].id, run_input=answer)
                 return

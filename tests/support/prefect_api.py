@@ -46,11 +46,19 @@ def task_run_states(flow_run_id: UUID) -> dict[str, str]:
     return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs if run.state}
 
 
-def task_runs_of(flow_run_id: UUID) -> dict[str, str]:
-    """Each task run's final state name, by its full run name (`score-mini-batch-3`)."""
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    return {run.name: run.state.name for run in runs if run.state}
+def task_runs_of(flow_run_id: UUID, prefix: str = "", at_least: int = 0, timeout: float = 30.0) -> dict[str, str]:
+    """Each task run's state name, by its full run name (`score-mini-batch-3`). Prefect 3's server records task runs
+    from their state events, after the flow run may already have ended: with `at_least`, wait (up to `timeout`) until
+    that many runs whose names start with `prefix` are in a final state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        found = {run.name: run.state.name for run in runs if run.state}
+        final = [run for run in runs if run.name.startswith(prefix) and run.state and run.state.is_final()]
+        if len(final) >= at_least or time.monotonic() > deadline:
+            return found
+        time.sleep(0.25)
 
 
 def wait_for_events(
