@@ -88,6 +88,23 @@ def arm_id(context: Context, *parts: str) -> str:
     return "/".join([context.workspace_id, *parts])
 
 
+def version_page(context: Context, versions: list[dict[str, Any]]) -> dict[str, Any]:
+    """An asset's versions (newest first) as a list answer: `listViewType` (ActiveOnly by default, ArchivedOnly,
+    All), `$orderBy` createdtime ascending reverses them, `$top` keeps the first ones; then `page`. The same for a
+    workspace's assets and a registry's models."""
+    view = context.query.get("listViewType", "ActiveOnly")
+    if view == "ActiveOnly":
+        versions = [v for v in versions if not v["properties"].get("isArchived")]
+    elif view == "ArchivedOnly":
+        versions = [v for v in versions if v["properties"].get("isArchived")]
+    order = context.query.get("$orderBy", "")
+    if order.lower().startswith("createdtime") and not order.lower().endswith("desc"):
+        versions.reverse()
+    if "$top" in context.query:
+        versions = versions[: int(context.query["$top"])]
+    return page(context, versions)
+
+
 def page(context: Context, items: list[dict[str, Any]]) -> dict[str, Any]:
     """One page of a list, as ARM gives it: `value`, and a `nextLink` when more follow."""
     start = int(context.query.get("$skipToken") or 0)

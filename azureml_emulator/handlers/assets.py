@@ -13,7 +13,7 @@ from typing import Any
 
 from azureml_emulator.core import bodies, sas
 from azureml_emulator.core.arm import DATASTORE_CONTAINERS, PROVIDER, STORAGE_ACCOUNT, STORAGE_SUFFIX, system_data
-from azureml_emulator.core.context import Context, page
+from azureml_emulator.core.context import Context, page, version_page
 from azureml_emulator.core.errors import ArmError, not_found
 from azureml_emulator.core.routing import Answer, Handler, Routes
 from azureml_emulator.core.store import now
@@ -158,19 +158,9 @@ def asset_versions(context: Context) -> tuple[int, Any]:
         raise ArmError(
             404, "UserError", f"Could not find model {name!r}: ModelNotFound", {"x-ms-error-code": "ModelNotFound"}
         )
-    view = context.query.get("listViewType", "ActiveOnly")
-    if view == "ActiveOnly":
-        versions = [v for v in versions if not v["properties"].get("isArchived")]
-    elif view == "ArchivedOnly":
-        versions = [v for v in versions if v["properties"].get("isArchived")]
     if wanted_hash:
         versions = [v for v in versions if v["properties"].get("properties", {}).get("hash_sha256") == wanted_hash]
-    order = context.query.get("$orderBy", "")
-    if order.lower().startswith("createdtime") and not order.lower().endswith("desc"):
-        versions.reverse()
-    if "$top" in context.query:
-        versions = versions[: int(context.query["$top"])]
-    return 200, page(context, versions)
+    return 200, version_page(context, versions)
 
 
 def asset_version(context: Context) -> Answer:

@@ -27,7 +27,7 @@ from typing import Any
 
 from azureml_emulator.core import sas
 from azureml_emulator.core.arm import LOCATION, OPERATIONS_SCOPE, STORAGE_ACCOUNT, system_data
-from azureml_emulator.core.context import Context, page
+from azureml_emulator.core.context import Context, page, version_page
 from azureml_emulator.core.errors import ArmError, not_found
 from azureml_emulator.core.registries import get_registry, registry_scope
 from azureml_emulator.core.routing import Answer, Handler, Routes
@@ -252,17 +252,7 @@ def model_versions(context: Context) -> tuple[int, Any]:
             context.emulator.store.list_assets(registry_scope(context.params["reg"]), "models", context.params["name"])
         )
     )
-    view = context.query.get("listViewType", "ActiveOnly")
-    if view == "ActiveOnly":
-        versions = [v for v in versions if not v["properties"].get("isArchived")]
-    elif view == "ArchivedOnly":
-        versions = [v for v in versions if v["properties"].get("isArchived")]
-    order = context.query.get("$orderBy", "")
-    if order.lower().startswith("createdtime") and not order.lower().endswith("desc"):
-        versions.reverse()
-    if "$top" in context.query:
-        versions = versions[: int(context.query["$top"])]
-    return 200, page(context, versions)
+    return 200, version_page(context, versions)
 
 
 def model_container(context: Context) -> tuple[int, Any]:
