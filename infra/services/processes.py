@@ -52,14 +52,26 @@ def live_pid(pid_file: Path, *arguments: str) -> int | None:
 
 
 def alive(pid: int) -> bool:
-    """Whether the process runs (reaping it first if it is a finished child of ours)."""
+    """Whether the process runs (reaping it first if it is a finished child of ours). A zombie does not: it has
+    exited, and only waits for its parent to collect its status. A detached process's parent is the machine's init,
+    which may collect it late (every 2 s on this project's test machine), and every stop waited that long for it."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    return not _exited(pid)
+
+
+def _exited(pid: int) -> bool:
+    """Whether `pid` is a zombie (state Z, or X while it is being removed), from /proc/<pid>/stat: the state
+    follows the command's name in parentheses, which may itself hold spaces and parentheses."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (not Linux), or it has just gone: kill(pid, 0) said it was there
+    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] in ("Z", "X")
 
 
 def terminate(pid: int, timeout: float = 15, sig: signal.Signals = signal.SIGTERM) -> None:

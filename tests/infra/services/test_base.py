@@ -106,3 +106,30 @@ def test_a_service_that_exits_at_start_fails_with_its_log(tmp_path: Path) -> Non
         sleeper.start(stays=False)
     assert str(failed.value).endswith("\nup")  # the log's tail
     assert sleeper.pid() is None
+
+
+def test_an_exited_process_its_parent_has_not_collected_is_not_alive() -> None:
+    """A zombie has exited: a stop that waited for it to vanish waited for its parent (for a detached service, the
+    machine's init, which may collect it seconds later) and every `mlops platform down` took 2 s a service."""
+    import subprocess
+    import time
+
+    from infra.services.processes import alive
+
+    # `sleep 30` (our child, bash replaced by it) is the parent of a `sleep 0.2` that exits after that replacement
+    # and that `sleep 30` never collects
+    parent = subprocess.Popen(["bash", "-c", "sleep 0.2 & echo $!; exec sleep 30"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        zombie = int(parent.stdout.readline())
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{zombie}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        assert not alive(zombie)
+        assert alive(parent.pid)  # a running process still is
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()  # type: ignore[union-attr]
+    assert not alive(parent.pid)
