@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -165,8 +166,12 @@ class Platform:
             new.started()
         report.append(f"Prefect server: {server} at {self.ui_url}")
         report.append(f"work pool {work_pool_name()}: {self._ensure_pool()}")
-        report.append(f"deployments: {self._deploy()}")
-        report.append(f"worker: {self._start('worker', self._worker_command(), self.env(), wait_for_server=False)}")
+        # the worker starts (and proves it keeps running) while `prefect deploy` runs: it only polls the pool
+        with ThreadPoolExecutor(1, thread_name_prefix="prefect-deploy") as pool:
+            deploying = pool.submit(self._deploy)
+            worker = self._start("worker", self._worker_command(), self.env(), wait_for_server=False)
+            report.append(f"deployments: {deploying.result()}")
+        report.append(f"worker: {worker}")
         report.extend(self._restart_endpoint())
         if self.settings.backend == "local":
             report.append(f"endpoint watchdog: {self.watchdog().start(self.env())}")
