@@ -187,16 +187,25 @@ def test_an_emulator_that_does_not_answer_is_a_transient_error(private_emulated:
         backend.registry.list()
 
 
-def _registered(backend: AzureMLBackend, emulated: Emulated) -> ModelVersion:
-    trained = backend.jobs.train(
-        TrainSpec(job_name="train-for-endpoint", data=_data(emulated), parameters={"alpha": 0.4})
-    )
-    return backend.registry.register(MODEL, trained.outputs, tags={}, properties={}).model
+@pytest.fixture(scope="module")
+def trained(seeded_template: Path) -> Path:
+    """A trained model's files (the seeded registry's version 1, alpha 0.4: what a training job writes). The endpoint
+    and batch tests below register it as an upload: a training job of their own each (~10 s on the emulator) would
+    test the jobs again, which the tests above do."""
+    from infra.local import LocalBackend
+    from infra.settings import load_settings
+    from tests.support.helpers import MODEL as SEEDED
+
+    return Path(LocalBackend(load_settings(home=seeded_template)).registry.get(SEEDED, 1).path)
 
 
-def test_a_deployment_that_fails_to_start_is_deleted_and_names_the_reason(emulated: Emulated) -> None:
+def _registered(backend: AzureMLBackend, trained: Path) -> ModelVersion:
+    return backend.registry.register(MODEL, trained, tags={}, properties={}).model
+
+
+def test_a_deployment_that_fails_to_start_is_deleted_and_names_the_reason(emulated: Emulated, trained: Path) -> None:
     backend = _backend(emulated)
-    model = _registered(backend, emulated)
+    model = _registered(backend, trained)
     bundle = backend.bundles.build(model)
     (bundle.path / "code" / "score.py").write_text("def init():\n    raise RuntimeError('no model for you')\n")
     backend.endpoints.ensure("ep-failing")
@@ -208,9 +217,9 @@ def test_a_deployment_that_fails_to_start_is_deleted_and_names_the_reason(emulat
     assert state.deployments == {}
 
 
-def test_mirror_traffic_copies_requests_to_a_deployment_without_live_traffic(emulated: Emulated) -> None:
+def test_mirror_traffic_copies_requests_to_a_deployment_without_live_traffic(emulated: Emulated, trained: Path) -> None:
     backend = _backend(emulated)
-    bundle = backend.bundles.build(_registered(backend, emulated))
+    bundle = backend.bundles.build(_registered(backend, trained))
     endpoint = "ep-mirror"
     backend.endpoints.ensure(endpoint)
     backend.endpoints.add_deployment(endpoint, "blue", bundle)
@@ -247,9 +256,9 @@ def _request_log(emulated: Emulated) -> list[dict[str, Any]]:
     ]
 
 
-def test_keys_regenerate_and_an_aml_token_endpoint_answers_with_its_token(emulated: Emulated) -> None:
+def test_keys_regenerate_and_an_aml_token_endpoint_answers_with_its_token(emulated: Emulated, trained: Path) -> None:
     backend = _backend(emulated)
-    bundle = backend.bundles.build(_registered(backend, emulated))
+    bundle = backend.bundles.build(_registered(backend, trained))
     body = json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}).encode()
     backend.endpoints.ensure("ep-keys")
     backend.endpoints.add_deployment("ep-keys", "blue", bundle)
@@ -271,7 +280,9 @@ def test_keys_regenerate_and_an_aml_token_endpoint_answers_with_its_token(emulat
     assert answer.status == 200, answer.body
 
 
-def test_a_bad_mini_batch_is_named_and_the_threshold_fails_the_batch_job(emulated: Emulated, tmp_path: Path) -> None:
+def test_a_bad_mini_batch_is_named_and_the_threshold_fails_the_batch_job(
+    emulated: Emulated, tmp_path: Path, trained: Path
+) -> None:
     """Also issue 22, points 1 and 2: a batch invocation is a pipeline job with one child step, `batchscoring`,
     which holds the `score` output and the logs (azure-ai-ml 1.35 `jobs.download`: "Batch Jobs are pipeline
     jobs with only one child"; Microsoft Learn's samples read `jobs.list(parent_job_name=...)`); its
@@ -282,7 +293,7 @@ def test_a_bad_mini_batch_is_named_and_the_threshold_fails_the_batch_job(emulate
     under `logs/sys/node/<node>/` (Microsoft Learn, "Troubleshoot batch endpoints"), and a bad mini-batch
     is reported as on one (the single-node path is the one `test_online` and `test_platform` run)."""
     backend = _backend(emulated, aml_batch_instance_count="2")
-    model = _registered(backend, emulated)
+    model = _registered(backend, trained)
     good, bad = emulated.home / "good.csv", emulated.home / "bad.csv"
     write_sample_csv(good, for_scoring=True)
     lines = good.read_text().splitlines()
