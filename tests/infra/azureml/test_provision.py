@@ -12,12 +12,12 @@ from flows.cleanup import cleanup
 from flows.provision import provision
 from flows.train_register import train_register
 from infra.azureml import AzureMLBackend
-from infra.backend import TrainSpec
 from infra.errors import ConfigError
 from infra.factory import open_backend
+from infra.local import LocalBackend
 from infra.settings import load_settings
-from models.diabetes.data import write_sample_csv
 from tests.support.emulator import Emulated, join_emulator
+from tests.support.helpers import MODEL as SEEDED_MODEL
 
 MODEL = "diabetes_regression_model.pkl"
 
@@ -61,17 +61,18 @@ def test_a_bad_name_is_refused_before_any_call(bare: Emulated, monkeypatch: pyte
     assert len(bare.process.requests()) == before
 
 
-def test_cleanup_never_archives_the_serving_version_and_teardown_deletes_the_workspace(bare: Emulated) -> None:
+def test_cleanup_never_archives_the_serving_version_and_teardown_deletes_the_workspace(
+    bare: Emulated, seeded_template: Path
+) -> None:
     provision()
     backend = _backend()
-    data = bare.home / "data.csv"
-    write_sample_csv(data)
+    # three trained models' files (the seeded registry's three versions), registered as uploads: training jobs
+    # are not this test's subject (tests/infra/azureml/test_jobs_registry.py), and three took ~30 s here
+    seeded = LocalBackend(load_settings(home=seeded_template)).registry
     versions = []
-    for alpha in (0.1, 0.2, 0.3):
-        trained = backend.jobs.train(
-            TrainSpec(job_name=f"train-{int(alpha * 10)}", data=data, parameters={"alpha": alpha})
-        )
-        versions.append(backend.registry.register(MODEL, trained.outputs, tags={}, properties={}).model.version)
+    for seeded_version in (1, 2, 3):
+        files = Path(seeded.get(SEEDED_MODEL, seeded_version).path)
+        versions.append(backend.registry.register(MODEL, files, tags={}, properties={}).model.version)
     assert versions == [1, 2, 3]
     backend.registry.set_alias(MODEL, "champion", 3)
     endpoint = backend.settings.endpoint_name
