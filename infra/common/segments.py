@@ -28,6 +28,10 @@ from typing import Any
 SUFFIX = ".jsonl"
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 RETENTION_SUFFIX = "retention.json"
+# A segment write is cut into `writev`s of about this many bytes (see `write_all`): a write of megabytes in one call
+# took 1.2-11.6 ms of CPU for 6 MB (20 KB records) on this 2-core VM, depending on the page cache's state, and in
+# 260 KB pieces 1.6-1.9 ms: the writer thread, on the CPU of a server's event loop, takes it in short, steady turns.
+WRITE_PIECE_BYTES = 256 * 1024
 
 
 @dataclass
@@ -87,7 +91,7 @@ class SegmentedLog:
                 self._drop(held.popleft())
             descriptor = os.open(self._current.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                write_all(descriptor, chunks)
+                write_all(descriptor, chunks, WRITE_PIECE_BYTES)
             finally:
                 os.close(descriptor)
             self._current.size += size
@@ -149,14 +153,22 @@ class SegmentedLog:
         os.replace(temporary, marker)
 
 
-def write_all(descriptor: int, chunks: Sequence[bytes]) -> None:
-    """Write every chunk to `descriptor` in order: `writev` (the GIL released, no joined copy), IOV_MAX at a time."""
-    for start in range(0, len(chunks), _IOV_MAX):
-        batch = chunks[start : start + _IOV_MAX]
+def write_all(descriptor: int, chunks: Sequence[bytes], piece_bytes: int = 0) -> None:
+    """Write every chunk to `descriptor` in order: `writev` (the GIL released, no joined copy), IOV_MAX at a time.
+
+    With `piece_bytes`, each `writev` takes whole chunks up to about that many bytes (`WRITE_PIECE_BYTES`)."""
+    start = 0
+    while start < len(chunks):
+        end, size = start, 0
+        while end < len(chunks) and end - start < _IOV_MAX and (not piece_bytes or not size or size < piece_bytes):
+            size += len(chunks[end])
+            end += 1
+        batch = chunks[start:end]
         written = os.writev(descriptor, batch)
-        rest = b"".join(batch)[written:] if written < sum(map(len, batch)) else b""
+        rest = b"".join(batch)[written:] if written < size else b""
         while rest:  # a short write (a pipe, a signal): the remainder, as one buffer
             rest = rest[os.write(descriptor, rest) :]
+        start = end
 
 
 def held_bytes(folder: Path, prefix: str) -> int:

@@ -195,7 +195,7 @@ class EndpointApp:
         if not pinned:
             split.maybe_mirror(deployments, text, headers, self.recorder)
         try:
-            answer = await self.scorer.score(deployment, text)
+            answer = await self.scorer.score(deployment, text, body)
         except ValueError as exc:  # the scoring contract: bad input is a ValueError
             raise HttpError(400, str(exc)) from None
         encoded = orjson.dumps(answer)

@@ -1,7 +1,7 @@
 """The scoring call path: adaptive micro-batching behind the unchanged `score.py` contract, and back-pressure.
 
 A scoring request joins its deployment's queue and the next turn of the event loop scores it. Scoring runs
-on the event loop, so every request that arrived while a call ran is parsed and queued by the time the next
+on the event loop, so every request that arrived while a call ran is read and queued by the time the next
 call starts: the next call takes them together, its rows concatenated into one `{"data": [...]}` for
 `run()`, and its `"result"` is split back per request, in order. A lone request is scored as it came (its
 text untouched) in its own handler, after yielding once to the loop: nobody waits for company. A call takes at most `max_rows`
@@ -11,7 +11,8 @@ rows (a larger request is scored alone); while requests wait, calls follow each 
 Only a bundle whose manifest says `[score] micro_batching = true` gets rows of several requests at once
 (`Deployment.micro_batching`); for the others, and with batching off, each call scores one request, in
 arrival order, as Azure ML's server does. A request is batched only when its body is exactly
-`{"data": [a non-empty list]}`; any other body is scored alone, so its error (or answer) is its own.
+`{"data": [a non-empty list]}`; any other body is scored alone, so its error (or answer) is its own. Rows that
+are flat lists are counted without parsing them (`_Request.row_count`): `run()` parses them, once.
 
 When a batched call fails (a bad row raises `ValueError`) or its answer is not one result per row, each of its
 requests is scored again alone: a request with bad rows gets its own error, the others their answers.
@@ -25,6 +26,7 @@ most the body limit) and by the open connections.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import deque
 from typing import Any
@@ -38,27 +40,55 @@ RETRY_AFTER_SECONDS = 1
 # Scoring calls go on for this long in one turn of the event loop while requests wait: under overload the loop
 # also answers every 503 of a turn, and one call per turn would leave scoring a small share of the server.
 TURN_SECONDS = 0.005
-_UNREAD: Any = object()  # a request's rows before they are parsed
+_UNREAD: Any = object()  # a request's rows before they are counted
+_DATA_KEY = re.compile(rb'\s*\{\s*"data"\s*:\s*\[')
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"')  # deleted to see a body's shape
+_SHAPE_HEAD, _ROW_SHAPE, _SHAPE_TAIL = b'{""[', b"[]", b"]}"
 
 
 class _Request:
-    __slots__ = ("future", "rows", "text")
+    __slots__ = ("future", "raw", "rows", "text")
 
-    def __init__(self, text: str, future: asyncio.Future[dict[str, Any]]) -> None:
+    def __init__(self, text: str, future: asyncio.Future[dict[str, Any]], raw: bytes | None = None) -> None:
         self.text = text
+        self.raw = raw
         self.future = future
-        self.rows: list[Any] | None = _UNREAD
+        self.rows: int | None = _UNREAD
 
-    def parsed_rows(self) -> list[Any] | None:
-        """The request's rows when its body is exactly `{"data": [...]}` with at least one row, else None."""
+    def row_count(self) -> int | None:
+        """How many rows the request has when its body is exactly `{"data": [...]}` with at least one row, else None.
+
+        Rows that are flat lists (`{"data": [[1, 2], [3, 4]]}`, what the samples take) are counted without parsing:
+        with every byte but the JSON's brackets, braces and quotes deleted (C speed, a quarter of parsing the rows
+        with orjson), the body must read `{""[` + `[]` per row + `]}`, the key being `"data"`. The count is exact
+        for valid JSON; an invalid body fails the batched call, and then each request is scored alone. Other bodies
+        are parsed (orjson) and counted. `run()` parses the rows once: in the batched call."""
         if self.rows is _UNREAD:
-            try:
-                body = orjson.loads(self.text)
-            except orjson.JSONDecodeError:
-                body = None
-            data = body.get("data") if type(body) is dict and len(body) == 1 else None
-            self.rows = data if type(data) is list and data else None
+            raw = self.raw if self.raw is not None else self.text.encode()
+            self.rows = _flat_rows(raw)
+            if self.rows is None:
+                self.rows = _parsed_rows(raw)
         return self.rows
+
+
+def _flat_rows(raw: bytes) -> int | None:
+    """The number of rows of `{"data": [[...], ...]}` whose rows hold no list, object or string, else None."""
+    if _DATA_KEY.match(raw) is None or raw[raw.rfind(b"]") + 1 :].strip() != b"}":  # nothing but `}` after the rows
+        return None
+    shape = raw.translate(None, _NOT_STRUCTURE)
+    count = (len(shape) - len(_SHAPE_HEAD) - len(_SHAPE_TAIL)) // 2
+    if count < 1 or shape != _SHAPE_HEAD + _ROW_SHAPE * count + _SHAPE_TAIL:
+        return None
+    return count
+
+
+def _parsed_rows(raw: bytes) -> int | None:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    data = body.get("data") if type(body) is dict and len(body) == 1 else None
+    return len(data) if type(data) is list and data else None
 
 
 class Scorer:
@@ -86,10 +116,11 @@ class Scorer:
                 [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
             )
 
-    async def score(self, deployment: Deployment, text: str) -> dict[str, Any]:
-        """`deployment`'s answer to the request body `text`; raises what its `run()` raised for this request."""
+    async def score(self, deployment: Deployment, text: str, raw: bytes | None = None) -> dict[str, Any]:
+        """`deployment`'s answer to the request body `text` (`raw`: its bytes, when at hand); raises what its
+        `run()` raised for this request."""
         loop = asyncio.get_running_loop()
-        request = _Request(text, loop.create_future())
+        request = _Request(text, loop.create_future(), raw)
         queue = self._queues.get(id(deployment))
         if queue is None:
             queue = self._queues[id(deployment)] = deque()
@@ -138,23 +169,23 @@ class Scorer:
         first = queue.popleft()
         if not combine or not queue:
             return [first]
-        rows = first.parsed_rows()
+        rows = first.row_count()
         if rows is None:
             return [first]
-        batch, total = [first], len(rows)
+        batch, total = [first], rows
         while queue:
-            rows = queue[0].parsed_rows()
-            if rows is None or total + len(rows) > self.max_rows:
+            rows = queue[0].row_count()
+            if rows is None or total + rows > self.max_rows:
                 break
             batch.append(queue.popleft())
-            total += len(rows)
+            total += rows
         return batch
 
 
 def _concatenated(batch: list[_Request]) -> str:
     """One `{"data": [...]}` of all the batch's rows, in order, cut from the requests' own texts: each is exactly
-    `{"data": [rows]}` (checked when parsed), so its rows are the text between its first `[` and its last `]`
-    (the key holds neither). Costs a copy, where encoding the parsed rows again costs as much as parsing them."""
+    `{"data": [rows]}` (checked when counted), so its rows are the text between its first `[` and its last `]`
+    (the key holds neither). Costs a copy; `run()` parses the rows, once."""
     inner = [request.text[request.text.index("[") + 1 : request.text.rindex("]")] for request in batch]
     return '{"data":[' + ",".join(inner) + "]}"
 
@@ -172,7 +203,7 @@ def _score_alone(deployment: Deployment, request: _Request) -> None:
 
 def _score_together(deployment: Deployment, batch: list[_Request]) -> None:
     """One call for all of `batch`'s rows; on any failure, each request alone (its own answer or error)."""
-    total = sum(len(request.rows or ()) for request in batch)
+    total = sum(request.rows or 0 for request in batch)
     try:
         answer = deployment.module.run(_concatenated(batch))
         result = answer["result"] if type(answer) is dict and len(answer) == 1 else None
@@ -184,7 +215,7 @@ def _score_together(deployment: Deployment, batch: list[_Request]) -> None:
         return
     start = 0
     for request in batch:
-        end = start + len(request.rows or ())
+        end = start + (request.rows or 0)
         if not request.future.done():
             request.future.set_result({"result": result[start:end]})
         start = end

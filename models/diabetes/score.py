@@ -130,9 +130,11 @@ def parse_request(raw_data: str | bytes) -> np.ndarray:
         rows = np.array(data, dtype=None)
     except ValueError:  # ragged rows
         rows = None
-    # numpy turns booleans into numbers, so a `true` anywhere sends the request down the careful path.
+    # numpy turns booleans into numbers, so a `true` or `false` anywhere sends the request down the careful path:
+    # found by their `u` and `l`, letters no JSON number holds (a one-letter search runs at memory speed, the word's
+    # took a fifth of the scoring call at 100 rows).
     text = raw_data if isinstance(raw_data, str) else raw_data.decode()
-    if rows is None or rows.dtype.kind not in "fi" or rows.ndim != 2 or "true" in text or "false" in text:
+    if rows is None or rows.dtype.kind not in "fi" or rows.ndim != 2 or "u" in text or "l" in text:
         rows = _careful_rows(data)
     if rows.shape[1] != N_FEATURES:  # every row has the same, wrong width
         raise ScoringInputError(f"data row 1 has {rows.shape[1]} values; expected {N_FEATURES}")

@@ -132,6 +132,9 @@ class TestBadRequests:
             pytest.param('{"data": [[1,2,3,4,5,6,7,8,9,"10"]]}', 'column 10: "10" is not a number', id="string"),
             pytest.param('{"data": [[1,2,3,4,5,6,7,8,9,null]]}', "column 10: null is not a number", id="null"),
             pytest.param('{"data": [[1,2,3,true,5,6,7,8,9,10]]}', "column 4: true is not a number", id="boolean"),
+            pytest.param(
+                b'{"data": [[1,2,3,4,5,6,7,8,9,10],[1,2,false,4,5,6,7,8,9,10]]}', "row 2, column 3", id="bytes"
+            ),
             pytest.param('{"data": [[1,2,3,4,5,6,7,8,9,NaN]]}', "NaN and Infinity are not numbers", id="nan"),
             pytest.param(
                 '{"data": [[1,2,3,4,5,6,7,8,9,-Infinity]]}', "NaN and Infinity are not numbers", id="infinity"
@@ -142,7 +145,7 @@ class TestBadRequests:
             pytest.param('{"data": [[[1],2,3,4,5,6,7,8,9,10]]}', "column 1: [1] is not a number", id="nested"),
         ],
     )
-    def test_message_names_the_problem(self, body: str, expected: str) -> None:
+    def test_message_names_the_problem(self, body: str | bytes, expected: str) -> None:
         with pytest.raises(ScoringInputError, match=None) as caught:
             parse_request(body)
         assert expected in str(caught.value)

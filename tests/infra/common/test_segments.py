@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from infra.common.segments import SegmentedLog, held_bytes, retention
+from infra.common.segments import SegmentedLog, held_bytes, retention, write_all
 
 
 def _lines(count: int, start: int = 0, width: int = 100) -> bytes:
@@ -96,3 +96,14 @@ def test_older_files_of_another_naming_count_when_named(tmp_path: Path) -> None:
     assert not before.exists()
     assert other.exists()
     assert _records(tmp_path, "spans-endpoint-a.") == list(range(100, 110))
+
+
+def test_a_write_in_pieces_keeps_every_chunk_in_order(tmp_path: Path) -> None:
+    chunks = [_lines(1, start=n, width=n % 700) for n in range(3000)]  # ~1 MB, pieces of 4 KB: hundreds of writev
+    descriptor = os.open(tmp_path / "out.jsonl", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        write_all(descriptor, chunks, piece_bytes=4096)
+    finally:
+        os.close(descriptor)
+    assert (tmp_path / "out.jsonl").read_bytes() == b"".join(chunks)
+    assert _records(tmp_path) == list(range(3000))

@@ -105,6 +105,26 @@ class TestInProcess:
         assert recording.calls[0] == 50
         assert recording.calls[1:11] == [5] * 10
 
+    def test_rows_are_counted_unparsed_and_a_body_valid_only_in_company_gets_its_own_error(
+        self, recording: ModuleType
+    ) -> None:
+        scorer, deployment = Scorer(), _deployment(recording)
+        bodies = [
+            '{"data": [[1], [2]]}',
+            ' { "data" :[ [3] ,\n [4], [5]] } ',
+            '{"data": [[6]]} 7',  # text after the object: invalid alone, valid cut into a batch: scored alone
+            '{"data": [[8]] 9}',  # the same before its closing brace
+            '{"data": [[10], 11]}',  # a number among the rows: counted as one row, so the batch is scored again alone
+            '{"data": [[13, "a"]]}',  # a string: parsed to be counted, batched all the same
+            '{"data": [[14]]}',
+        ]
+        answers = asyncio.run(_all(scorer, deployment, bodies))
+        assert answers[:2] == [{"result": [2, 4]}, {"result": [6, 8, 10]}]
+        assert all(isinstance(answers[i], json.JSONDecodeError) for i in (2, 3))
+        assert isinstance(answers[4], TypeError)
+        assert answers[5:] == [{"result": [26]}, {"result": [28]}]
+        assert recording.calls == [5, 4, 2, 1, 1]  # 2 and 3 fail in json.loads, before the script records a call
+
     def test_rows_per_call_stay_under_the_cap_in_order(self, recording: ModuleType) -> None:
         scorer, deployment = Scorer(max_rows=10), _deployment(recording)
         bodies = [_body(10 * i, 3) for i in range(7)] + [_body(500, 12)]
