@@ -145,7 +145,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     # once the pipeline's flow run is running: before, it competed for the GIL with that run's creation.
     importing = import_in_background(settings.package.libraries, start=False)
 
-    def import_libraries(*_: object) -> None:
+    def import_libraries(flow: Any, flow_run: Any, state: Any) -> None:  # noqa: ARG001 (a flow state hook)
         importing.start()
 
     try:
