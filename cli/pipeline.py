@@ -141,15 +141,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from model.environment import import_in_background
 
     # The batch step scores in this process; its libraries import while this process waits on the others. (Not
-    # pandera: a passed data check is cached by data and checks, so most runs never import it.) The import starts
-    # once the pipeline's flow run is running: before, it competed for the GIL with that run's creation.
-    importing = import_in_background(settings.package.libraries, start=False)
-
-    def import_libraries(flow: Any, flow_run: Any, state: Any) -> None:  # noqa: ARG001 (a flow state hook)
-        importing.start()
-
+    # pandera: a passed data check is cached by data and checks, so most runs never import it.)
+    importing = import_in_background(settings.package.libraries)
     try:
-        state = pipeline.with_options(on_running=[import_libraries])(
+        state = pipeline(
             alpha=args.alpha,
             gate=gate_policy(settings, args),
             force=args.skip_gate,
@@ -157,8 +152,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             return_state=True,
         )
     finally:
-        if importing.ident is not None:
-            importing.join()  # not left half-way through an import at the interpreter's exit
+        importing.join()  # not left half-way through an import at the interpreter's exit
     result = finished(state, "run")
     if result is None:
         return 1

@@ -44,9 +44,8 @@ def top_level_modules(library: str) -> list[str]:
     return sorted(name for name in names if name.isidentifier())
 
 
-def import_in_background(libraries: Iterable[str], *, start: bool = True) -> threading.Thread:
-    """Import the top-level modules of `libraries` (distribution names) in a daemon thread of their own (started
-    here, or by the caller with `start=False`).
+def import_in_background(libraries: Iterable[str]) -> threading.Thread:
+    """Import the top-level modules of `libraries` (distribution names) in a daemon thread of their own.
 
     For a process that will load a model with them later and waits on other processes first (`mlops run`
     waits for the sample-data and training commands and the endpoint's start before it batch-scores in
@@ -61,6 +60,5 @@ def import_in_background(libraries: Iterable[str], *, start: bool = True) -> thr
                     importlib.import_module(module)
 
     thread = threading.Thread(target=warm, name="mlops-import-libraries", daemon=True)
-    if start:
-        thread.start()
+    thread.start()
     return thread
