@@ -1,8 +1,8 @@
 """The end-to-end pipeline: train-register, then deploy the champion (a no-op when it already serves) beside
 batch-scoring with it and monitoring the scored data for drift.
 
-The order is the data's, not one step after another: the endpoint is started (or on Azure ML created) beside
-training, since deploy needs it whatever training decides; batch-score scores with the champion's files from
+The order is the data's, not one step after another: the local endpoint's process starts beside training,
+since deploy needs it whatever training decides; batch-score scores with the champion's files from
 the registry, not through the endpoint, so it and the monitor run while deploy rolls the same version out.
 A failed deploy still fails the run, after the batch and monitor runs have ended.
 """
@@ -49,11 +49,15 @@ def pipeline(
     the default input with that version; compare the scored data with that version's training data."""
     annotate({"mlops.flow": "pipeline"})
     settings = load_settings()
-    # The endpoint starts beside training; deploy's own ensure-endpoint finds it up (or reports why it is not)
-    endpoint = ensure_endpoint.submit(open_backend(settings), settings.endpoint_name)
+    # The local endpoint's process starts beside training; deploy's own ensure-endpoint finds it up (or reports
+    # why it is not). On Azure ML, train-register's reserve-endpoint-names creates the endpoint before training.
+    starting = (
+        ensure_endpoint.submit(open_backend(settings), settings.endpoint_name) if settings.backend == "local" else None
+    )
     # Train, evaluate, register
     training = train_register(alpha=alpha, gate=gate, force=force)
-    endpoint.wait()
+    if starting is not None:
+        starting.wait()
     champion = training.champion.version if training.champion else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-deploy") as beside:
         # Package, deploy, smoke test: in a thread of its own, as a sub-flow of this run (its context copied)
