@@ -41,9 +41,7 @@ before any work, naming the variable. Exit codes: 0 done (a model that is not pr
 from __future__ import annotations
 
 import argparse
-import atexit
-import contextlib
-import logging
+import gc
 import os
 import sys
 from contextlib import AbstractContextManager, ExitStack, nullcontext
@@ -79,36 +77,20 @@ class Outcome:
 
 def main(argv: list[str] | None = None) -> int:
     """The `mlops` program: Prefect's defaults for a small machine, the command, then its summary; returns
-    the exit code (`python -m cli.main` and the `mlops` script exit with it). As the process's own command
-    (no `argv`), the process ends as soon as its exit handlers have run (`_exit_after_handlers`)."""
-    if argv is None:
-        atexit.register(_exit_after_handlers)  # first registered, so it runs after every other exit handler
+    the exit code (`python -m cli.main` and the `mlops` script exit with it).
+
+    As the process's own command (no `argv`), what is alive at the end is frozen out of the garbage collector
+    (`gc.freeze`): the interpreter's collections at exit then skip it, which were 0.6-1.2 s after a flow run
+    (issue 27) spent freeing memory the process gives back as it ends. Exit handlers run as always."""
     for name, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
     outcome = invoke(argv)
     sys.stderr.flush()
     for line in outcome.summary:
         print(line, flush=True)
-    _EXIT_CODE.append(outcome.code)
+    if argv is None:
+        gc.freeze()
     return outcome.code
-
-
-_EXIT_CODE: list[int] = []
-
-
-def _exit_after_handlers() -> None:
-    """End the process once the interpreter has joined its threads and run every other exit handler (Prefect's
-    log, event and span flushes, a temporary server's stop), skipping only the interpreter's teardown of its
-    modules and objects: after a flow run that is 0.6-1.2 s of freeing memory the process is about to give
-    back anyway (measured by issue 27). Logging and the standard streams are flushed first. A command that
-    did not return (an exception, Ctrl-C) ends the usual way, with the interpreter's own exit status."""
-    if not _EXIT_CODE:
-        return
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(_EXIT_CODE[-1])
 
 
 def invoke(argv: list[str] | None = None) -> Outcome:
