@@ -60,10 +60,10 @@ PHASES = {
     "train-register": "train-register sub-flow",
     "  train-model": "  of which the training job (a `python -m model.train` subprocess)",
     "deploy": "deploy sub-flow",
-    "  ensure-endpoint": "  of which deploy's wait for the endpoint (its process starts beside training)",
+    "  ensure-endpoint": "  of which starting the endpoint process",
     "batch-score": "batch-score sub-flow",
     "monitor": "monitor sub-flow (drift of the scored data)",
-    "between": "in no sub-flow (creating each run, reporting its end; deploy overlaps batch-score and monitor)",
+    "between": "between and around the sub-flows (creating each run, reporting its end)",
     "exit": "the pipeline's end → process exit",
 }
 SUB_FLOWS = ("train-register", "deploy", "batch-score", "monitor")
@@ -85,7 +85,6 @@ def breakdown(output: str, started: float, elapsed: float) -> dict[str, float]:
     begun: dict[str, tuple[str, float]] = {}
     since: dict[str, float] = {}  # each run's start: the line before its first line
     phases = dict.fromkeys(PHASES, 0.0)
-    spans: list[tuple[float, float]] = []  # the sub-flows' runs, which may overlap (deploy beside batch-score)
     previous = lines[0][0]
     for at, kind, name, message in lines:
         since.setdefault(name, previous)
@@ -96,23 +95,13 @@ def breakdown(output: str, started: float, elapsed: float) -> dict[str, float]:
             flow_name, flow_start = begun[name]
             if flow_name != "pipeline":
                 phases[flow_name] = at - flow_start
-                spans.append((flow_start, at))
                 continue
             phases["start-up"] = flow_start - started
-            phases["between"] = at - flow_start - _covered(spans)
+            phases["between"] = at - flow_start - sum(phases[n] for n in SUB_FLOWS)
             phases["exit"] = started + elapsed - at
         elif message.startswith("Finished in state") and (task := f"  {name.rsplit('-', 1)[0]}") in phases:
             phases[task] = at - since[name]
     return phases
-
-
-def _covered(spans: list[tuple[float, float]]) -> float:
-    """Seconds covered by at least one of `spans` (the pipeline's time in some sub-flow)."""
-    covered, reached = 0.0, float("-inf")
-    for start, end in sorted(spans):
-        covered += max(0.0, end - max(start, reached))
-        reached = max(reached, end)
-    return covered
 
 
 def timed(command: list[str], env: dict[str, str], expect: str | None = None) -> tuple[float, dict[str, float]]:
