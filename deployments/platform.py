@@ -43,8 +43,9 @@ def flow_run_command() -> str:
     given no command, starts a workspace supervisor that then starts the engine: a second Python process
     importing Prefect for every flow run (about 5 s of CPU and 2 s of waiting each, measured here) to
     resolve a workspace the deployments do not use (their entrypoints are modules of the installed
-    project; `prefect.yaml` has no pull steps)."""
-    return f"{sys.executable} -m prefect.engine"
+    project; `prefect.yaml` has no pull steps). `deployments.engine` runs Prefect's engine and ends without the
+    interpreter's ~0.7 s collection at exit."""
+    return f"{sys.executable} -m deployments.engine"
 
 
 def work_pool_name() -> str:

@@ -33,12 +33,17 @@ def traced(
         settings = backend.settings
         log = settings.home / "endpoints" / settings.endpoint_name / "server.log"
         flow_run_id = str(state.state_details.flow_run_id)
-        deadline = time.monotonic() + 10  # the endpoint writes its spans five times a second
+        # The endpoint writes its spans and its log lines off the hot path, each five times a second, in flushes of
+        # their own: equal counts once could be both part-way (13 and 13 of 21, seen once), so the counts must also
+        # hold still for half a second (two flushes of each) after the run, whose requests were all answered.
+        deadline, seen, since = time.monotonic() + 10, (0, 0), time.monotonic()
         while time.monotonic() < deadline:
             spans = read_spans(settings.telemetry_dir)
             scored = [s for s in spans if s.name == "POST /score"]
             logged = [line for line in _lines(log) if line["path"] == "/score"]
-            if scored and len(scored) == len(logged):
+            if (len(scored), len(logged)) != seen:
+                seen, since = (len(scored), len(logged)), time.monotonic()
+            elif scored and len(scored) == len(logged) and time.monotonic() - since >= 0.5:
                 break
             time.sleep(0.1)
         yield {"spans": spans, "log": logged, "flow_run_id": flow_run_id}
