@@ -3,6 +3,7 @@ the serving version never archived, teardown deletes what provision created."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -70,8 +71,9 @@ def test_cleanup_never_archives_the_serving_version_and_teardown_deletes_the_wor
     # are not this test's subject (tests/infra/azureml/test_jobs_registry.py), and three took ~30 s here
     seeded = LocalBackend(load_settings(home=seeded_template)).registry
     versions = []
-    for seeded_version in (1, 2, 3):
-        files = Path(seeded.get(SEEDED_MODEL, seeded_version).path)
+    for seeded_version in (1, 2, 3):  # copies: the template is shared
+        files = bare.home / "trained" / str(seeded_version)
+        shutil.copytree(seeded.get(SEEDED_MODEL, seeded_version).path, files)
         versions.append(backend.registry.register(MODEL, files, tags={}, properties={}).model.version)
     assert versions == [1, 2, 3]
     backend.registry.set_alias(MODEL, "champion", 3)
