@@ -1,5 +1,5 @@
 """What the endpoint records about its requests, off the hot path: the request log (one JSON line each on
-stdout, written five times a second), the collected inputs and outputs (`collected/<date>T<time>-<n>.jsonl`
+stdout, written every 10 ms while requests come), the collected inputs and outputs (`collected/<date>T<time>-<n>.jsonl`
 segments, as Azure ML's data collector keeps them; the drift monitor reads them) and the requests' spans.
 
 All three are written by one thread, in order, off the event loop; the collected data and the span files are
@@ -36,9 +36,16 @@ from infra.telemetry import (
     telemetry_folder,
 )
 
-LOG_FLUSH_SECONDS = 0.2
-WRITER_BACKLOG = 25  # batches (5 s) the writer may be behind before collected data and spans are shed
-EXPIRE_EVERY = 300  # flushes (a minute): the writer also drops aged segments of an idle endpoint
+# What the requests recorded goes to the writer every LOG_FLUSH_SECONDS while requests come, and IDLE_FLUSH_SECONDS
+# after a hand-over that found nothing. Small hand-overs keep the tail short: the writer's page-cache work (~40 MB/s
+# of collected data at 100 rows and one connection) shares a CPU with the event loop, and delays the requests it
+# overlaps by about its length. Side by side (benchmarks/online.py, server pinned to one CPU, 3 runs each), p99/p50
+# at 100 rows and one connection was 7.4-8.9x flushing every 0.2 s, 4.8-5.1x every 0.05 s, 3.0-3.5x every 0.02 s and
+# 2.5-2.7x every 0.01 s, with the same req/s (issue 25).
+LOG_FLUSH_SECONDS = 0.01
+IDLE_FLUSH_SECONDS = 0.2
+WRITER_BACKLOG = round(5 / LOG_FLUSH_SECONDS)  # batches (5 s of them) the writer may be behind before shedding
+EXPIRE_SECONDS = 60.0  # the writer also drops aged segments of an idle endpoint, once a minute
 COLLECTED_FOLDER = "collected"
 CHECK_HEADER = b"x-mlops-check"  # synthetic traffic (smoke test, rollout checks): traced, not collected
 _SMALL_ANSWER = 512  # bytes of an answer kept on its span
@@ -64,7 +71,8 @@ class RequestTrace:
 class Recorder:
     """The request log, the collected data and the spans of the endpoint `name`, whose folder is `state_dir`.
 
-    The event loop only appends each request's lines to lists; five times a second the lists are handed, whole,
+    The event loop only appends each request's lines to lists; every 10 ms while requests come (every 0.2 s when
+    idle) the lists are handed, whole,
     to one writer thread, which writes them as they are (`writev`: no joined copy, the GIL released): the log to
     stdout (a pipe to the supervisor, which may block), the collected data and spans to their segments, keeping
     the caps (`retention`).
@@ -97,7 +105,7 @@ class Recorder:
         self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-writer")
         self._submitted = 0  # batches handed to the writer (counted by the event loop) ...
         self._written = 0  # ... and written (counted by the writer)
-        self._flushes = 0
+        self._expired_at = time.monotonic()
         self.shed = 0  # collected records and spans dropped because the writer was WRITER_BACKLOG batches behind
         self.out = sys.stdout
 
@@ -124,18 +132,23 @@ class Recorder:
         shutdown_tracing()
 
     def _schedule_flush(self) -> None:
-        """Hand what the requests recorded to the writer a few times a second: the event loop never writes to
-        a file or a pipe (a pipe write blocks while the supervisor's reader sleeps) nor joins the bodies (a fifth
-        of a second's collected bodies at 100 rows a request is megabytes: 1.5 ms of the loop's CPU measured)."""
+        """Hand what the requests recorded to the writer, every LOG_FLUSH_SECONDS while requests come: the event
+        loop never writes to a file or a pipe (a pipe write blocks while the supervisor's reader sleeps) nor joins
+        the bodies (a fifth of a second's collected bodies at 100 rows a request is megabytes: 1.5 ms of the loop's
+        CPU measured)."""
         taken = self._take()
         if self._submitted - self._written > WRITER_BACKLOG:  # the disk cannot keep up: keep the log only
             self.shed += len(taken[1]) + len(taken[2])
             taken = (taken[0], [], [])
-        self._flushes += 1
-        if any(taken) or self._flushes % EXPIRE_EVERY == 0:
+        now = time.monotonic()
+        expire = now - self._expired_at >= EXPIRE_SECONDS
+        if any(taken) or expire:
             self._submitted += 1
             self._writer.submit(self._write, *taken)
-        asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._schedule_flush)
+            if expire:
+                self._expired_at = now
+        delay = LOG_FLUSH_SECONDS if any(taken) else IDLE_FLUSH_SECONDS
+        asyncio.get_running_loop().call_later(delay, self._schedule_flush)
 
     def _take(self) -> tuple[list[bytes], list[bytes], list[bytes]]:
         """The log lines, collected records and span records buffered since the last flush."""
