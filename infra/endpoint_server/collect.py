@@ -72,8 +72,8 @@ class Recorder:
     """The request log, the collected data and the spans of the endpoint `name`, whose folder is `state_dir`.
 
     The event loop only appends each request's lines to lists; every 10 ms while requests come (every 0.2 s when
-    idle) the lists are handed, whole,
-    to one writer thread, which writes them as they are (`writev`: no joined copy, the GIL released): the log to
+    idle) the lists are handed, whole, to one writer thread, which writes them as they are (`writev`: no joined
+    copy, the GIL released): the log to
     stdout (a pipe to the supervisor, which may block), the collected data and spans to their segments, keeping
     the caps (`retention`).
     """
@@ -140,15 +140,14 @@ class Recorder:
         if self._submitted - self._written > WRITER_BACKLOG:  # the disk cannot keep up: keep the log only
             self.shed += len(taken[1]) + len(taken[2])
             taken = (taken[0], [], [])
-        now = time.monotonic()
+        busy, now = any(taken), time.monotonic()
         expire = now - self._expired_at >= EXPIRE_SECONDS
-        if any(taken) or expire:
+        if busy or expire:
             self._submitted += 1
             self._writer.submit(self._write, *taken)
             if expire:
                 self._expired_at = now
-        delay = LOG_FLUSH_SECONDS if any(taken) else IDLE_FLUSH_SECONDS
-        asyncio.get_running_loop().call_later(delay, self._schedule_flush)
+        asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS if busy else IDLE_FLUSH_SECONDS, self._schedule_flush)
 
     def _take(self) -> tuple[list[bytes], list[bytes], list[bytes]]:
         """The log lines, collected records and span records buffered since the last flush."""

@@ -11,7 +11,6 @@ Azure ML endpoints can load them); the fake scores them with its own rule.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +22,10 @@ from infra.backend import Backend, TrainSpec
 from infra.errors import BackendError, MissingResourceError
 from infra.factory import open_backend
 from infra.local import LocalBackend
-from infra.local.registry import LocalRegistry
 from infra.settings import load_settings
 from models.diabetes.data import write_sample_csv
 from tests.support.fakes import FakeBackend
-from tests.support.helpers import MODEL, SMOKE, free_port
+from tests.support.helpers import MODEL, SMOKE, free_port, trained_copies
 
 ENDPOINT = "contract-endpoint"
 
@@ -57,13 +55,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
 @pytest.fixture
 def trained(seeded_template: Path, tmp_path: Path) -> list[Path]:
     """Three trained model folders with different bytes (copies: registering may not change its source)."""
-    versions = LocalRegistry(seeded_template / "registry.db").list(MODEL)
-    copies = []
-    for model in versions:
-        copy = tmp_path / "trained" / str(model.version)
-        shutil.copytree(model.path, copy)
-        copies.append(copy)
-    return copies
+    return trained_copies(seeded_template, tmp_path / "trained")
 
 
 # ---- registry ----

@@ -88,6 +88,15 @@ def seed_registry(home: Path) -> None:
         backend.registry.register(MODEL, output.outputs, tags={"alpha": str(alpha)}, properties=properties)
 
 
+def trained_copies(template: Path, folder: Path) -> list[Path]:
+    """Copies of the seeded registry's trained model folders (versions 1, 2, 3: different bytes), under `folder`:
+    what a training job writes, to register as uploads; copies, as the template is shared and only ever read."""
+    copies = []
+    for model in LocalBackend(load_settings(home=template)).registry.list(MODEL):
+        copies.append(Path(shutil.copytree(model.path, folder / str(model.version))))
+    return copies
+
+
 def clone_home(template: Path, home: Path) -> Path:
     """A new workspace holding the template's registry (model files stay shared, read-only)."""
     home.mkdir(parents=True)

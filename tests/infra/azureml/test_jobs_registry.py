@@ -189,17 +189,12 @@ def test_an_emulator_that_does_not_answer_is_a_transient_error(private_emulated:
 
 @pytest.fixture(scope="module")
 def trained(seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of a trained model's files (the seeded registry's version 1, alpha 0.4: what a training job writes; a
-    copy, as the template is shared). The endpoint and batch tests below register it as an upload: a training job of
-    their own each (~10 s on the emulator) would test the jobs again, which the tests above do."""
-    import shutil
+    """A trained model's files (a copy of the seeded registry's version 1, alpha 0.4: what a training job writes).
+    The endpoint and batch tests below register it as an upload: a training job of their own each (~10 s on the
+    emulator) would test the jobs again, which the tests above do."""
+    from tests.support.helpers import trained_copies
 
-    from infra.local import LocalBackend
-    from infra.settings import load_settings
-    from tests.support.helpers import MODEL as SEEDED
-
-    source = Path(LocalBackend(load_settings(home=seeded_template)).registry.get(SEEDED, 1).path)
-    return Path(shutil.copytree(source, tmp_path_factory.mktemp("trained") / "model"))
+    return trained_copies(seeded_template, tmp_path_factory.mktemp("trained"))[0]
 
 
 def _registered(backend: AzureMLBackend, trained: Path) -> ModelVersion:

@@ -3,7 +3,6 @@ the serving version never archived, teardown deletes what provision created."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,9 @@ from flows.train_register import train_register
 from infra.azureml import AzureMLBackend
 from infra.errors import ConfigError
 from infra.factory import open_backend
-from infra.local import LocalBackend
 from infra.settings import load_settings
 from tests.support.emulator import Emulated, join_emulator
-from tests.support.helpers import MODEL as SEEDED_MODEL
+from tests.support.helpers import trained_copies
 
 MODEL = "diabetes_regression_model.pkl"
 
@@ -69,11 +67,8 @@ def test_cleanup_never_archives_the_serving_version_and_teardown_deletes_the_wor
     backend = _backend()
     # three trained models' files (the seeded registry's three versions), registered as uploads: training jobs
     # are not this test's subject (tests/infra/azureml/test_jobs_registry.py), and three took ~30 s here
-    seeded = LocalBackend(load_settings(home=seeded_template)).registry
     versions = []
-    for seeded_version in (1, 2, 3):  # copies: the template is shared
-        files = bare.home / "trained" / str(seeded_version)
-        shutil.copytree(seeded.get(SEEDED_MODEL, seeded_version).path, files)
+    for files in trained_copies(seeded_template, bare.home / "trained"):
         versions.append(backend.registry.register(MODEL, files, tags={}, properties={}).model.version)
     assert versions == [1, 2, 3]
     backend.registry.set_alias(MODEL, "champion", 3)
