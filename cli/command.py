@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +25,15 @@ class Command:
 
     `run` is called as `run(settings, args)`, or `run(args)` when `needs_settings` is false (the command
     works on a model package the settings may not accept yet). `runs_flows`: the command runs flows in this
-    process, so it gets a temporary Prefect server when none runs and no flow-run heartbeats."""
+    process, so it gets a temporary Prefect server when none runs and no flow-run heartbeats. `prepare(settings,
+    args)`, when given, is entered before Prefect is imported and left after `run`: work the command starts at
+    once, beside Prefect's start (`mlops run` starts the endpoint it will deploy to)."""
 
     name: str  # as the user types it: "platform up"
     run: Callable[..., int]
     runs_flows: bool = False
     needs_settings: bool = True
+    prepare: Callable[[Any, argparse.Namespace], AbstractContextManager[object]] | None = None
 
 
 def group(commands: Subparsers, noun: str, *, help: str) -> Subparsers:

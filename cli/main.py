@@ -152,6 +152,8 @@ def _invoke(args: argparse.Namespace) -> Outcome:
         Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     try:
         with ExitStack() as stack:
+            if command.prepare is not None:
+                stack.enter_context(command.prepare(settings, args))
             stack.enter_context(_prefect_api(settings, temporary=command.runs_flows))
             if command.runs_flows:
                 stack.enter_context(pipeline.in_this_process())

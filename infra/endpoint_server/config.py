@@ -16,7 +16,8 @@ class EndpointConfig:
     """`port` on 127.0.0.1; `tls` (certificate, key) makes it answer HTTPS; `telemetry_dir` is where its spans go
     as files (default: MLOPS_HOME/telemetry of its environment); `port_variable` is named when the port is taken;
     `batching`, `batch_max_rows` and `max_queue` are the scoring queue's (`infra.endpoint_server.batching`); the
-    `collect_*` and `telemetry_*` caps bound what it keeps on disk (MiB and hours)."""
+    `collect_*` and `telemetry_*` caps bound what it keeps on disk (MiB and hours); `preload` names the libraries
+    (distributions) the server imports in the background as it starts, before any deployment asks for them."""
 
     port: int
     max_body_bytes: int = 1 << 20
@@ -33,6 +34,7 @@ class EndpointConfig:
     collect_max_age_hours: float = 168
     telemetry_max_mb: float = 256
     telemetry_max_age_hours: float = 168
+    preload: tuple[str, ...] = ()
     python: str = sys.executable
 
     @classmethod
@@ -51,6 +53,7 @@ class EndpointConfig:
             collect_max_age_hours=settings.endpoint_collect_max_age_hours,
             telemetry_max_mb=settings.telemetry_max_mb,
             telemetry_max_age_hours=settings.telemetry_max_age_hours,
+            preload=settings.package.libraries,
         )
 
     @property
@@ -75,6 +78,7 @@ class EndpointConfig:
             *("--collect-max-mb", str(self.collect_max_mb), "--collect-max-age-hours", str(self.collect_max_age_hours)),
             *("--telemetry-max-mb", str(self.telemetry_max_mb)),
             *("--telemetry-max-age-hours", str(self.telemetry_max_age_hours)),
+            *(word for library in self.preload for word in ("--preload", library)),
         ]
 
     @property

@@ -65,13 +65,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--collect-max-age-hours", type=float, default=168, help="collected requests kept this long")
     parser.add_argument("--telemetry-max-mb", type=float, default=256, help="MiB of span files kept")
     parser.add_argument("--telemetry-max-age-hours", type=float, default=168, help="span files kept this long")
+    parser.add_argument(
+        "--preload",
+        action="append",
+        default=[],
+        metavar="LIBRARY",
+        help="a library (distribution name) imported in the background at start, for the deployments to come",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Serve until stopped. The libraries of `--preload` (the model package's: scikit-learn's import is ~1.3 s of
+    CPU) import in a thread while the server starts and waits for its first deployment, which then loads in
+    ~0.1 s instead of paying them (issue 27: the deploy step of a new workspace's `mlops run`)."""
     import uvicorn
 
+    from model.environment import import_in_background
+
     args = _parser().parse_args(argv)
+    importing = import_in_background(args.preload)
     retention = Retention(
         collect_bytes=int(args.collect_max_mb * MIB),
         collect_age_seconds=args.collect_max_age_hours * 3600,
@@ -105,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         ssl_keyfile=args.tls_key,
     )
     uvicorn.Server(config).run()
+    importing.join()  # not left half-way through an import at the interpreter's exit
 
 
 if __name__ == "__main__":

@@ -6,10 +6,13 @@ import json
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.support.cli import run_mlops
 from tests.support.helpers import free_port
@@ -47,6 +50,23 @@ def test_failed_flow_exits_1_with_the_reason(prefect_server: str, tmp_path: Path
     assert result.returncode == 1
     assert "no training job was started: bad.csv fails the data checks" in result.stderr  # [data.checks], first
     assert "column 'bmi': is missing from the file" in result.stderr
+
+
+def test_a_run_that_deploys_nothing_leaves_no_endpoint_running(prefect_server: str, tmp_path: Path) -> None:
+    """`mlops run` starts its endpoint as it begins (cli/pipeline.py, endpoint_started_early); a run that fails
+    before deploying stops the endpoint it started, which serves nothing."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("age,sex\n1,2\n")
+    port = free_port()
+    env = {"MLOPS_HOME": str(tmp_path / "ws"), "MLOPS_ENDPOINT_PORT": str(port), "MLOPS_DATA_FILE": str(bad)}
+    result = run_mlops("run", env=env, api_url=prefect_server)
+    assert result.returncode == 1
+    assert "bad.csv fails the data checks" in result.stderr
+    assert (tmp_path / "ws" / "endpoints" / "diabetes-endpoint" / "keys.json").is_file()  # it was started
+    status = json.loads(_mlops("endpoint", "status", "--json", api_url=prefect_server, home=tmp_path / "ws", port=port).stdout)
+    assert (status["running"], status["deployments"]) == (False, {})
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
 def test_run_ends_with_the_scoring_url_and_a_working_curl(prefect_server: str, tmp_path: Path) -> None:

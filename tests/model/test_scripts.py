@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from model.scripts import NotImportableError, load_script
+from model.package import ContractError
+from model.scripts import NotImportableError, load_script, score_each_here
 
 SCRIPT = """
 import os
@@ -68,3 +69,25 @@ def test_a_file_python_cannot_import_is_named(tmp_path: Path) -> None:
     data.write_text("not python")
     with pytest.raises(NotImportableError, match=r"score.txt: not an importable Python file"):
         load_script(data, tmp_path)
+
+
+def test_scripts_scored_here_answer_each_in_order_and_a_failing_one_is_named(tmp_path: Path) -> None:
+    """`score_each_here` (the deploy step's expected answers): each script a module of its own with its own model
+    folder, answers as JSON would carry them, and a script that fails is an error naming it, not the others'."""
+    good = tmp_path / "score.py"
+    good.write_text(SCRIPT)
+    broken = tmp_path / "broken.py"
+    broken.write_text("def init():\n    pass\n\n\ndef run(raw_data):\n    raise ValueError('no rows in ' + raw_data)\n")
+    answers = score_each_here([(good, tmp_path / "one"), (broken, tmp_path), (good, tmp_path / "two")], b'{"data": []}')
+    assert answers[0] == {"result": [str(tmp_path / "one")]}
+    assert answers[2] == {"result": [str(tmp_path / "two")]}
+    assert isinstance(answers[1], ContractError)
+    assert str(answers[1]) == f'{broken}: ValueError: no rows in {{"data": []}}'
+
+
+def test_an_answer_json_cannot_carry_is_that_script_s_error(tmp_path: Path) -> None:
+    script = tmp_path / "score.py"
+    script.write_text("def init():\n    pass\n\n\ndef run(raw_data):\n    return {'result': {1, 2}}\n")
+    [answer] = score_each_here([(script, tmp_path)], b"{}")
+    assert isinstance(answer, ContractError)
+    assert "set is not JSON serializable" in str(answer)

@@ -349,3 +349,14 @@ def test_the_emulator_s_endpoints_answer_429_when_full_and_ours_503() -> None:
     assert "--busy-status" not in ours
     emulated = runtime(SimpleNamespace(home="/nonexistent"), "scope", "endpoint", 1).config.server_arguments()  # type: ignore[arg-type]
     assert emulated[emulated.index("--busy-status") + 1] == "429"
+
+
+def test_the_server_is_told_to_import_the_model_package_s_libraries_as_it_starts(tmp_path: Path) -> None:
+    """`mlops run` starts the endpoint early; the libraries its first deployment needs import meanwhile."""
+    from infra.endpoint_server import EndpointConfig
+    from infra.endpoint_server.server import _parser
+
+    config = EndpointConfig(port=1, preload=("scikit-learn", "pandas"))
+    args = _parser().parse_args(["--dir", str(tmp_path), *config.server_arguments()])
+    assert args.preload == ["scikit-learn", "pandas"]
+    assert _parser().parse_args(["--dir", str(tmp_path), *EndpointConfig(port=1).server_arguments()]).preload == []
