@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 
+from flows._flow import flow
 from flows.promote import PromoteResult, promote
 from infra import environments
 from infra.errors import GateError

@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from prefect import flow
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows._flow import flow
 from infra.factory import open_backend
 from infra.settings import load_settings
 from infra.telemetry import annotate

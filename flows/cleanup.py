@@ -3,8 +3,7 @@ on request, the endpoint stopped and everything provision created deleted. A sec
 
 from __future__ import annotations
 
-from prefect import flow
-
+from flows._flow import flow
 from infra.factory import open_backend
 from infra.settings import load_settings
 from infra.telemetry import annotate

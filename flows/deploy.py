@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.transactions import transaction
 from pydantic import BaseModel, ConfigDict
 
+from flows._flow import flow
 from infra.backend import EndpointState, ModelVersion
 from infra.factory import open_backend
 from infra.settings import load_settings

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import cast
 
 import pandas as pd
-from prefect import flow
 
+from flows._flow import flow
 from infra.factory import open_backend
 from infra.settings import load_settings
 from infra.telemetry import annotate

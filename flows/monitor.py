@@ -8,9 +8,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.runtime import flow_run
 
+from flows._flow import flow
 from infra.factory import open_backend
 from infra.settings import load_settings
 from infra.telemetry import annotate

@@ -3,9 +3,9 @@ monitor the scored data for drift."""
 
 from __future__ import annotations
 
-from prefect import flow
 from pydantic import BaseModel, ConfigDict
 
+from flows._flow import flow
 from flows.batch_score import batch_score
 from flows.deploy import DEFAULT_ROLLOUT, DeployResult, deploy
 from flows.monitor import monitor

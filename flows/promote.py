@@ -5,9 +5,10 @@ and published with every environment side by side (the `environments` artifact).
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from pydantic import BaseModel, ConfigDict
 
+from flows._flow import flow
 from flows.deploy import DEFAULT_ROLLOUT, DeployResult, deploy
 from infra import environments
 from infra.backend import ModelVersion

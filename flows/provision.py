@@ -5,8 +5,7 @@ Idempotent: a second run changes nothing and says so.
 
 from __future__ import annotations
 
-from prefect import flow
-
+from flows._flow import flow
 from infra.factory import open_backend
 from infra.settings import load_settings
 from infra.telemetry import annotate

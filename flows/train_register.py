@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from pydantic import BaseModel, ConfigDict
 
+from flows._flow import flow
 from infra.backend import Backend, ModelVersion, TrainOutput
 from infra.factory import open_backend
 from infra.settings import Settings, load_settings
