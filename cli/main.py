@@ -170,18 +170,18 @@ def _invoke(args: argparse.Namespace) -> Outcome:
 def _prefect_api(settings: Settings, *, temporary: bool) -> AbstractContextManager[object]:
     """The Prefect API the command talks to: PREFECT_API_URL when set; else the server `mlops platform up` started
     (so runs show in its UI); else, for a command that runs flows, a temporary server of its own."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import temporary_settings
+
+    from deployments.temporary_server import api_settings, temporary_server
 
     if "PREFECT_API_URL" in os.environ:  # read now, not when Prefect was imported
-        return temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"]})
+        return temporary_settings(updates=api_settings(os.environ["PREFECT_API_URL"]))
     from deployments.platform import Platform
 
     platform = Platform(settings)
     if platform.running():
-        return temporary_settings(updates={PREFECT_API_URL: platform.api_url})
+        return temporary_settings(updates=api_settings(platform.api_url))
     if temporary:
-        from deployments.temporary_server import temporary_server
-
         return temporary_server()  # one that stops with this command, even on kill -9
     return nullcontext()
 
