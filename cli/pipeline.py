@@ -129,8 +129,14 @@ def batch_score(settings: Settings, args: argparse.Namespace) -> int:  # noqa: A
 
 
 def _summarize_batch(summary: Any) -> None:
+    reused = (
+        f" ({summary.rows_reused} as an earlier run scored the same rows with the same model)"
+        if summary.rows_reused
+        else ""
+    )
     SUMMARY.add(
-        f"batch scoring with {summary.model}: {summary.rows_out} of {summary.rows_in} rows scored, {summary.rows_failed} failed"
+        f"batch scoring with {summary.model}: {summary.rows_out} of {summary.rows_in} rows scored{reused}, "
+        f"{summary.rows_failed} failed"
     )
     for failure in summary.failures:
         SUMMARY.add(
@@ -177,11 +183,11 @@ def endpoint_started_early(settings: Settings, args: argparse.Namespace) -> Iter
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from flows.pipeline import pipeline
-    from model.environment import import_in_background
+    from model import environment
 
-    # The batch step scores in this process; its libraries import while this process waits on the others. (Not
-    # pandera: a passed data check is cached by data and checks, so most runs never import it.)
-    importing = import_in_background(settings.package.libraries)
+    # The smoke test and the batch step score in this process; their libraries import while it waits on the training
+    # job. (Not pandera: a passed data check is cached by data and checks, so most runs never import it.)
+    environment.import_when_waiting(settings.package.libraries)
     try:
         state = pipeline(
             alpha=args.alpha,
@@ -191,7 +197,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             return_state=True,
         )
     finally:
-        importing.join()  # not left half-way through an import at the interpreter's exit
+        environment.join_imports()  # not left half-way through an import at the interpreter's exit
     result = finished(state, "run")
     if result is None:
         return 1

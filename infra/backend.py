@@ -191,12 +191,14 @@ class MiniBatch(_Value):
 
 
 class MiniBatchResult(_Value):
-    """A scored mini-batch: its rows (input lines) and the part file holding them with their scores."""
+    """A scored mini-batch: its rows (input lines) and the part file holding them with their scores; `reused`
+    when the part is an earlier run's scoring of the same bytes with the same model (local batch scoring)."""
 
     index: int
     rows_in: int
     rows_out: int
     part: Path
+    reused: bool = False
 
 
 class Jobs(Protocol):

@@ -44,6 +44,34 @@ def top_level_modules(library: str) -> list[str]:
     return sorted(name for name in names if name.isidentifier())
 
 
+_LATER: list[str] = []  # libraries to import once this process starts waiting (`import_when_waiting`)
+_STARTED: list[threading.Thread] = []
+
+
+def import_when_waiting(libraries: Iterable[str]) -> None:
+    """Import `libraries` in the background, but only from when this process first waits on other work
+    (`waiting()`: the training job). `mlops run` needs the model's libraries (the smoke test's expected answers,
+    batch scoring) only after training, or not at all in an unchanged re-run, whose batch reuses earlier scores:
+    imported from its start, they competed for the GIL with every step before (issue 27)."""
+    _LATER.extend(libraries)
+
+
+def waiting() -> None:
+    """This process is about to wait (on a training job): the libraries `import_when_waiting` named start now."""
+    if _LATER:
+        libraries = list(_LATER)
+        _LATER.clear()
+        _STARTED.append(import_in_background(libraries))
+
+
+def join_imports() -> None:
+    """Wait for the imports `waiting()` started (an interpreter's exit must not find one half-way) and forget
+    the ones not started."""
+    _LATER.clear()
+    while _STARTED:
+        _STARTED.pop().join()
+
+
 def import_in_background(libraries: Iterable[str]) -> threading.Thread:
     """Import the top-level modules of `libraries` (distribution names) in a daemon thread of their own.
 

@@ -59,6 +59,7 @@ class BatchSummary(BaseModel):
     failures: list[FailedMiniBatch]
     seconds: float
     unaccounted: list[int] = []
+    rows_reused: int = 0  # rows whose scores came from an earlier run's part (same bytes, same model)
     output: str | None = None
     scored: str | None = None  # the scored rows on this machine (the run's folder), which the drift monitor reads
 
@@ -246,6 +247,7 @@ def summarize_batch(
         failures=failures,
         seconds=seconds,
         unaccounted=unaccounted,
+        rows_reused=sum(r.rows_out for r in results if r.reused),
     )
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from infra.backend import Backend, TrainOutput, TrainSpec
 from infra.common.hashing import code_sha256
 from infra.settings import Settings
+from model import environment
 from model.errors import DataValidationError
 from model.package import ModelPackage, capture_environment, file_sha256, read_parameters
 from model.paths import command_environment
@@ -169,6 +170,7 @@ def _training_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> 
 )
 def train_model(backend: Backend, request: TrainRequest) -> TrainOutput:
     """Run the training job; a repeat with the same data, code and parameters is served from Prefect's cache."""
+    environment.waiting()  # the libraries the pipeline needs next import while the job runs
     output = backend.jobs.train(request.spec)
     how = "re-attached to finished job" if output.reattached else "trained"
     get_run_logger().info("%s %s: %s", how, output.job_name, _format_metrics(output.metrics))

@@ -48,12 +48,16 @@ def count_rows(batch: MiniBatch) -> int:
     return read(batch).count(b"\n")
 
 
+def header(columns: list[str]) -> bytes:
+    """The output's first line: the input's columns and the score's."""
+    return (",".join([*columns, SCORE_COLUMN]) + "\n").encode()
+
+
 def assemble(results: list[MiniBatchResult], columns: list[str], out: Path) -> int:
     """Write the header and the parts, in order, as one CSV (each part is removed); return the bytes written."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    header = (",".join([*columns, SCORE_COLUMN]) + "\n").encode()
     with out.open("wb", buffering=0) as target:
-        target.write(header)
+        target.write(header(columns))
         for result in sorted(results, key=lambda r: r.index):
             with result.part.open("rb") as part:
                 size = os.fstat(part.fileno()).st_size

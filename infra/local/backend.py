@@ -5,7 +5,7 @@ from __future__ import annotations
 from infra.backend import ModelVersion
 from infra.common.bundles import BundleBuilder
 from infra.endpoint_server import EndpointConfig, LocalEndpoints
-from infra.local.batch import LocalBatch
+from infra.local.batch import SCORED_FOLDER, LocalBatch
 from infra.local.jobs import LocalJobs
 from infra.local.registry import LocalRegistry
 from infra.local.workspace import LocalWorkspace
@@ -32,7 +32,9 @@ class LocalBackend:
         self.registry = LocalRegistry(settings.registry_path)
         self.bundles = BundleBuilder(settings.home / "packages", settings.package)
         self.endpoints = LocalEndpoints(settings.home / "endpoints", EndpointConfig.from_settings(settings))
-        self.batch = LocalBatch(settings.package)
+        self.batch = LocalBatch(
+            settings.package, scored=settings.home / "batch" / SCORED_FOLDER if settings.batch_reuse_scored else None
+        )
         self.workspace = LocalWorkspace(settings)
         self.monitoring = LocalMonitoring()
         self.storage = Storage(settings)

@@ -5,11 +5,22 @@ Scoring a mini-batch parses its byte range, runs the model package's `batch_scor
 contract) and appends each row's score to the row's own input text: the output keeps the input's
 columns exactly as written, plus `score`. `score_all` hands each mini-batch to the caller's runner
 (the batch-score flow makes each one a task run). Parts are concatenated in order into one CSV.
+
+A mini-batch scored before in this workspace is not scored again (`scored`, MLOPS_BATCH_REUSE_SCORED): its key is
+the SHA-256 of the model's identity (version and folder), the package's manifest and batch script, and the
+mini-batch's bytes, and `<home>/batch/.scored/<key>.json` says where its scored lines lie in the output a run
+assembled. While that output is there unchanged (size and modification time), the lines are copied from it: the
+same bytes scoring would write, and neither the model nor its libraries are loaded (an unchanged re-run of
+`mlops run` imports no scikit-learn; issue 27).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import json
+import os
 import threading
 from functools import partial
 from pathlib import Path
@@ -30,23 +41,32 @@ from model.package import SCORE_COLUMN, ModelPackage, load_package
 from model.scripts import load_script
 
 _BINARY = pa.large_binary()
+SCORED_FOLDER = ".scored"  # under <home>/batch: one small JSON file per mini-batch scored (its key)
 
 
 class LocalBatch:
     """Plans and scores mini-batches in this process with the model package's `batch_score.py`; each model
     is loaded once (its `init()`) and shared by threads."""
 
-    def __init__(self, package: ModelPackage | None = None) -> None:
+    def __init__(self, package: ModelPackage | None = None, *, scored: Path | None = None) -> None:
         self.package = package or load_package(DEFAULT_PACKAGE)
         self._models: dict[str, ModuleType] = {}
         self._limits = RowLimits(self.package.schema, self.package.features)
         self._lock = threading.Lock()
+        self._scored = scored  # where scored mini-batches are remembered; None: every mini-batch is scored
+        self._model_keys: dict[str, bytes] = {}
+        self._keys: dict[str, str] = {}  # each scored part's key, until `assemble` records where it went
 
     def plan(self, files: list[Path], rows_per_batch: int) -> list[MiniBatch]:
         return batching.plan(files, rows_per_batch, self.package.features)
 
     def score(self, model: ModelVersion, batch: MiniBatch, work: Path) -> MiniBatchResult:
         data = batching.read(batch)
+        work.mkdir(parents=True, exist_ok=True)
+        part = work / f"part-{batch.index:06d}.csv"
+        key = self._key(model, data) if self._scored is not None else None
+        if key is not None and (reused := self._reuse(key, batch, part)) is not None:
+            return reused
         try:
             frame = pd.read_csv(io.BytesIO(data), header=None, names=batch.columns, skip_blank_lines=False)
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -56,9 +76,10 @@ class LocalBatch:
             raise DataValidationError(f"{batch.describe()}: not a readable CSV ({exc}){hint}") from None
         _check_rows(self._limits, frame, batch)
         scored = self._score(model, frame, batch)
-        work.mkdir(parents=True, exist_ok=True)
-        part = work / f"part-{batch.index:06d}.csv"
         rows_out = _write_part(data, scored, part)
+        if key is not None:
+            with self._lock:
+                self._keys[str(part)] = key  # recorded once the part is assembled (`assemble`)
         return MiniBatchResult(index=batch.index, rows_in=len(frame), rows_out=rows_out, part=part)
 
     def score_all(
@@ -78,7 +99,9 @@ class LocalBatch:
         return batching.count_rows(batch)
 
     def assemble(self, results: list[MiniBatchResult], columns: list[str], out: Path) -> int:
-        return batching.assemble(results, columns, out)
+        if self._scored is None:
+            return batching.assemble(results, columns, out)
+        return self._remember(results, columns, out)
 
     def _score(self, model: ModelVersion, frame: pd.DataFrame, batch: MiniBatch) -> pd.DataFrame:
         """The script's `run(mini_batch)`; its error names the mini-batch, and its answer is checked."""
@@ -94,6 +117,78 @@ class LocalBatch:
                 f"without one {SCORE_COLUMN!r} per row (the batch contract)"
             )
         return scored
+
+    def _key(self, model: ModelVersion, data: bytes) -> str:
+        """What decides a mini-batch's scores: the model version and its folder, the package's manifest (its data
+        checks) and batch script, and the mini-batch's bytes."""
+        with self._lock:
+            if model.path not in self._model_keys:
+                identity = hashlib.sha256(f"{model.id}\0{model.path}\0".encode())
+                for file in (self.package.root / "mlops-model.toml", self.package.batch_script):
+                    identity.update(file.read_bytes() if file.is_file() else b"-")
+                    identity.update(b"\0")
+                self._model_keys[model.path] = identity.digest()
+            prefix = self._model_keys[model.path]
+        digest = hashlib.sha256(prefix)
+        digest.update(data)  # not `prefix + data`: a mini-batch is megabytes
+        return digest.hexdigest()
+
+    def _reuse(self, key: str, batch: MiniBatch, part: Path) -> MiniBatchResult | None:
+        """The earlier scoring of this key, copied from the output it was assembled into to `part`; None when there
+        is none, or that output is gone or changed since."""
+        try:
+            entry = json.loads((self._scored_folder() / f"{key}.json").read_text())
+            output = Path(entry["output"])
+            with output.open("rb") as source:
+                found = os.fstat(source.fileno())
+                if (found.st_size, found.st_mtime_ns) != (entry["output_size"], entry["output_mtime_ns"]):
+                    return None
+                with part.open("wb") as target:
+                    copied = os.sendfile(target.fileno(), source.fileno(), entry["offset"], entry["size"])
+            if copied != entry["size"]:
+                return None
+            result = MiniBatchResult(
+                index=batch.index, rows_in=entry["rows_in"], rows_out=entry["rows_out"], part=part, reused=True
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        with self._lock:
+            self._keys[str(part)] = key
+        return result
+
+    def _remember(self, results: list[MiniBatchResult], columns: list[str], out: Path) -> int:
+        """Assemble, and record where each scored mini-batch now lies in `out` (a workspace that cannot write the
+        record scores again next time)."""
+        with self._lock:
+            keys = [self._keys.pop(str(r.part), None) for r in results]
+        spans = [(r, key, r.part.stat().st_size) for r, key in zip(results, keys, strict=True)]
+        size = batching.assemble(results, columns, out)
+        written = out.stat()
+        offset = len(batching.header(columns))
+        folder = self._scored_folder()
+        for result, key, length in sorted(spans, key=lambda span: span[0].index):
+            if key is not None:
+                entry = {
+                    "output": str(out.resolve()),
+                    "output_size": written.st_size,
+                    "output_mtime_ns": written.st_mtime_ns,
+                    "offset": offset,
+                    "size": length,
+                    "rows_in": result.rows_in,
+                    "rows_out": result.rows_out,
+                }
+                with contextlib.suppress(OSError):
+                    folder.mkdir(parents=True, exist_ok=True)
+                    staging = folder / f".{key}.{os.getpid()}.tmp"
+                    staging.write_text(json.dumps(entry))
+                    staging.replace(folder / f"{key}.json")
+            offset += length
+        return size
+
+    def _scored_folder(self) -> Path:
+        if self._scored is None:
+            raise RuntimeError("scores are not remembered here")
+        return self._scored
 
     def _script(self, model: ModelVersion) -> ModuleType:
         with self._lock:

@@ -34,3 +34,8 @@ class BatchSettings(Section):
         default_factory=derived(lambda package: f"{package.name}_scoring_ds"),
         description="Scoring data asset name on Azure ML (SCORING_DATASET_NAME). Unset: <package>_scoring_ds.",
     )
+    batch_reuse_scored: bool = Field(
+        True,
+        description="Local batch scoring: a mini-batch whose bytes, model and scoring files were scored before in "
+        "this workspace takes that earlier part file instead of being scored again. false: always score.",
+    )

@@ -63,9 +63,11 @@ def test_a_run_that_deploys_nothing_leaves_no_endpoint_running(prefect_server: s
     assert result.returncode == 1
     assert "bad.csv fails the data checks" in result.stderr
     assert (tmp_path / "ws" / "endpoints" / "diabetes-endpoint" / "keys.json").is_file()  # it was started
-    status = json.loads(_mlops("endpoint", "status", "--json", api_url=prefect_server, home=tmp_path / "ws", port=port).stdout)
+    status = json.loads(
+        _mlops("endpoint", "status", "--json", api_url=prefect_server, home=tmp_path / "ws", port=port).stdout
+    )
     assert (status["running"], status["deployments"]) == (False, {})
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 

@@ -65,6 +65,19 @@ class TestDefaultInput:
             _model_dir(workspace, 1), scored[list(FEATURES)].to_numpy().tolist()
         )
 
+    def test_the_same_input_and_model_again_take_the_earlier_scores(
+        self, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An unchanged re-run (`mlops run` twice) scores nothing again: same bytes, model and scoring files."""
+        path = write_sample_csv(tmp_path / "input.csv", for_scoring=True)
+        first = _run(input=str(path), mini_batch_size=200).result()
+        second = _run(input=str(path), mini_batch_size=200).result()
+        assert (first.rows_reused, second.rows_reused, second.rows_out) == (0, 442, 442)
+        assert Path(second.scored).read_bytes() == Path(first.scored).read_bytes()
+        assert Path(second.scored).parent != Path(first.scored).parent  # a folder of its own, as every run
+        monkeypatch.setenv("MLOPS_BATCH_REUSE_SCORED", "false")
+        assert _run(input=str(path), mini_batch_size=200).result().rows_reused == 0
+
     def test_summary_and_progress_artifacts(self, workspace: Path) -> None:
         state = _run(mini_batch_size=100)
         artifacts = artifacts_of(state.state_details.flow_run_id)

@@ -35,3 +35,23 @@ def test_libraries_import_in_a_thread_of_their_own_and_a_missing_one_is_left_alo
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert (result.returncode, result.stdout.strip()) == (0, "True False"), result.stderr
+
+
+def test_libraries_named_for_later_import_only_once_the_process_waits() -> None:
+    code = (
+        "import sys, time\n"
+        "from model import environment\n"
+        "environment.import_when_waiting(['scikit-learn'])\n"
+        "time.sleep(0.5)\n"
+        "before = 'sklearn' in sys.modules\n"
+        "environment.waiting()\n"
+        "environment.waiting()  # a second wait starts nothing more\n"
+        "environment.join_imports()\n"
+        "print(before, 'sklearn' in sys.modules)\n"
+        "environment.import_when_waiting(['pandera'])\n"
+        "environment.join_imports()  # never started: forgotten, not imported\n"
+        "environment.waiting()\n"
+        "print('pandera' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert (result.returncode, result.stdout.split()) == (0, ["False", "True", "False"]), result.stderr

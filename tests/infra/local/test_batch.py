@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,10 @@ import pandas as pd
 import pytest
 
 from infra.local import LocalBackend
-from infra.local.batch import LocalBatch
+from infra.local.batch import SCORED_FOLDER, LocalBatch
 from infra.settings import load_settings
 from model.errors import DataValidationError
+from model.package import load_package
 from models.diabetes.data import FEATURES, write_sample_csv
 from models.diabetes.score import predict_locally
 from tests.support.helpers import MODEL, clone_home
@@ -136,3 +138,82 @@ class TestScore:
             batch.score(model, first, tmp_path / "work")
         assert "column 'bmi', row 3: 'abc' is not a number" in str(caught.value)
         assert "s.csv mini-batch 0" in str(caught.value)
+
+
+class TestReuse:
+    """A mini-batch scored before in the workspace (same bytes, model and scoring files) is not scored again."""
+
+    @staticmethod
+    def _run(batch: LocalBatch, model: object, path: Path, rows: int, work: Path) -> tuple[list, Path]:
+        batches = batch.plan([path], rows)
+        results = [batch.score(model, b, work) for b in batches]  # type: ignore[arg-type]
+        batch.assemble(results, batches[0].columns, work / "out.csv")
+        return results, work / "out.csv"
+
+    def test_the_same_bytes_with_the_same_model_take_the_earlier_scores(
+        self, model_and_backend: tuple, tmp_path: Path
+    ) -> None:
+        model, _ = model_and_backend
+        path = write_sample_csv(tmp_path / "s.csv", for_scoring=True)
+        scored = tmp_path / "scored"
+        first, first_out = self._run(LocalBatch(scored=scored), model, path, 100, tmp_path / "one")
+        assert len(first) == 5
+        assert not any(r.reused for r in first)
+
+        again = LocalBatch(scored=scored)  # a new process, as the next `mlops run`
+        second, second_out = self._run(again, model, path, 100, tmp_path / "two")
+        assert all(r.reused for r in second)
+        assert again._models == {}  # the model (and scikit-learn) was never loaded
+        assert [(r.rows_in, r.rows_out) for r in second] == [(r.rows_in, r.rows_out) for r in first]
+        assert second_out.read_bytes() == first_out.read_bytes()
+
+        first_out.unlink()  # the first run's folder cleaned up: the second run's output is the one recorded now
+        third, third_out = self._run(LocalBatch(scored=scored), model, path, 100, tmp_path / "three")
+        assert all(r.reused for r in third)
+        assert third_out.read_bytes() == second_out.read_bytes()
+
+    def test_other_bytes_a_changed_output_or_reuse_off_score_again(
+        self, model_and_backend: tuple, tmp_path: Path
+    ) -> None:
+        model, _ = model_and_backend
+        path = write_sample_csv(tmp_path / "s.csv", for_scoring=True)
+        scored = tmp_path / "scored"
+        _, out = self._run(LocalBatch(scored=scored), model, path, 1000, tmp_path / "one")
+
+        [off], _ = self._run(LocalBatch(), model, path, 1000, tmp_path / "off")  # no folder: never reused
+        assert not off.reused
+        out.write_bytes(out.read_bytes().replace(b"\n", b"\r\n", 1))  # the earlier output was edited
+        [edited], _ = self._run(LocalBatch(scored=scored), model, path, 1000, tmp_path / "two")
+        assert not edited.reused
+        [again], _ = self._run(LocalBatch(scored=scored), model, path, 1000, tmp_path / "three")
+        assert again.reused  # the new output is the one recorded
+
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join([lines[0], *lines[2:]]) + "\n")  # one row fewer
+        [changed], _ = self._run(LocalBatch(scored=scored), model, path, 1000, tmp_path / "four")
+        assert (changed.reused, changed.rows_out) == (False, 441)
+
+    def test_a_changed_batch_script_scores_again(self, model_and_backend: tuple, tmp_path: Path) -> None:
+        model, _ = model_and_backend
+        path = write_sample_csv(tmp_path / "s.csv", for_scoring=True)
+        scored = tmp_path / "scored"
+        package = LocalBatch().package
+        copy = tmp_path / "package"
+        shutil.copytree(package.root, copy)
+        runs = iter(range(3))
+
+        def reused() -> bool:
+            [result], _ = self._run(
+                LocalBatch(load_package(copy), scored=scored), model, path, 1000, tmp_path / f"run-{next(runs)}"
+            )
+            return bool(result.reused)
+
+        assert (reused(), reused()) == (False, True)
+        script = copy / package.batch_script.relative_to(package.root)
+        script.write_text(script.read_text() + "\n# changed\n")
+        assert not reused()
+
+    def test_the_workspace_setting_turns_it_off(self, seeded_template: Path, tmp_path: Path) -> None:
+        home = clone_home(seeded_template, tmp_path / "home")
+        assert LocalBackend(load_settings(home=home)).batch._scored == home / "batch" / SCORED_FOLDER
+        assert LocalBackend(load_settings(home=home, batch_reuse_scored=False)).batch._scored is None
