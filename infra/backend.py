@@ -2,10 +2,9 @@
 
 A `Backend` groups operations the way Azure ML's `MLClient` does: `jobs` (training runs),
 `registry` (model versions and aliases), `bundles` (what is deployed) and `endpoints` (online
-endpoints with deployments and traffic); batch scoring, storage and provisioning join it as the
-pipeline grows. The adapters (`infra.local`, `infra.azureml`) import this module and nothing here
-imports them back: `infra.factory.open_backend(settings)` is the only place that picks one.
-"""
+endpoints with deployments and traffic); batch scoring, storage and provisioning join it as the pipeline grows.
+The adapters (`infra.local`, `infra.azureml`) import this module, never the reverse; `infra.factory.open_backend`
+picks one."""
 
 from __future__ import annotations
 
@@ -191,14 +190,13 @@ class MiniBatch(_Value):
 
 
 class MiniBatchResult(_Value):
-    """A scored mini-batch: its rows (input lines) and the part file holding them with their scores; `reused`
-    when the part is an earlier run's scoring of the same bytes with the same model (local batch scoring)."""
+    """A scored mini-batch: its rows (input lines) and the part file holding them with their scores."""
 
     index: int
     rows_in: int
     rows_out: int
     part: Path
-    reused: bool = False
+    reused: bool = False  # an earlier run's scores of the same bytes and model (local batch scoring)
 
 
 class Jobs(Protocol):
