@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -14,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from cli.pipeline import endpoint_started_early
+from infra.endpoint_server import LocalEndpoints
+from infra.endpoint_server.config import EndpointConfig
+from infra.settings import load_settings
 from tests.support.cli import run_mlops
 from tests.support.helpers import free_port
 
@@ -52,23 +57,21 @@ def test_failed_flow_exits_1_with_the_reason(prefect_server: str, tmp_path: Path
     assert "column 'bmi': is missing from the file" in result.stderr
 
 
-def test_a_run_that_deploys_nothing_leaves_no_endpoint_running(prefect_server: str, tmp_path: Path) -> None:
-    """`mlops run` starts its endpoint as it begins (cli/pipeline.py, endpoint_started_early); a run that fails
-    before deploying stops the endpoint it started, which serves nothing."""
-    bad = tmp_path / "bad.csv"
-    bad.write_text("age,sex\n1,2\n")
-    port = free_port()
-    env = {"MLOPS_HOME": str(tmp_path / "ws"), "MLOPS_ENDPOINT_PORT": str(port), "MLOPS_DATA_FILE": str(bad)}
-    result = run_mlops("run", env=env, api_url=prefect_server)
-    assert result.returncode == 1
-    assert "bad.csv fails the data checks" in result.stderr
-    assert (tmp_path / "ws" / "endpoints" / "diabetes-endpoint" / "keys.json").is_file()  # it was started
-    status = json.loads(
-        _mlops("endpoint", "status", "--json", api_url=prefect_server, home=tmp_path / "ws", port=port).stdout
-    )
-    assert (status["running"], status["deployments"]) == (False, {})
+def test_the_endpoint_started_early_is_stopped_when_the_run_deploys_nothing(tmp_path: Path) -> None:
+    """`mlops run` starts its endpoint as it begins (`endpoint_started_early`, entered before Prefect is reached); a
+    run that ends without deploying (a failed data check, a gate that says no) stops the endpoint it started."""
+    settings = load_settings(home=tmp_path / "ws", endpoint_port=free_port())
+    endpoints = LocalEndpoints(settings.home / "endpoints", EndpointConfig.from_settings(settings))
+    with endpoint_started_early(settings, argparse.Namespace()):
+        deadline = time.monotonic() + 60  # the start runs in a thread beside the command
+        while not endpoints.process(settings.endpoint_name).running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert endpoints.process(settings.endpoint_name).running()
+    state = endpoints.get(settings.endpoint_name)
+    assert state is not None
+    assert (state.running, state.deployments) == (False, {})
     with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        socket.create_connection(("127.0.0.1", settings.endpoint_port), timeout=1).close()
 
 
 def test_run_ends_with_the_scoring_url_and_a_working_curl(prefect_server: str, tmp_path: Path) -> None:
