@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from azureml_emulator.process import EmulatorProcess
+from azureml_emulator import emulator_process
 from cli.command import Command, Subparsers, add, group, json_argument
 from infra.settings import Settings
 
 
 def up(settings: Settings, args: argparse.Namespace) -> int:
-    process = EmulatorProcess.from_settings(settings)
+    process = emulator_process(settings)
     running = process.pid() is not None
     url = process.start()
     if args.json:
@@ -26,7 +26,7 @@ def up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def down(settings: Settings, args: argparse.Namespace) -> int:
-    stopped = EmulatorProcess.from_settings(settings).stop()
+    stopped = emulator_process(settings).stop()
     if args.json:
         print(json.dumps({"stopped": stopped}))
     else:
@@ -35,7 +35,7 @@ def down(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
-    process = EmulatorProcess.from_settings(settings)
+    process = emulator_process(settings)
     report = process.describe()
     if report["running"]:
         calls = process.requests()

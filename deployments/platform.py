@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from azureml_emulator.process import EmulatorProcess
+from azureml_emulator import emulator_process
 from deployments.prefect_database import NewDatabase, configured_sqlite_file
 from deployments.watchdog import Watchdog
 from infra import environments
@@ -157,7 +157,7 @@ class Platform:
                 f"Azurite blob storage: {'running' if running else 'started'} on 127.0.0.1:{self.settings.azurite_port}"
             )
         if self.settings.local_emulator:
-            emulator = EmulatorProcess.from_settings(self.settings)
+            emulator = emulator_process(self.settings)
             running = emulator.pid() is not None
             emulator.start()
             report.append(f"Azure ML emulator: {'running' if running else 'started'} at {emulator.url}")
@@ -318,7 +318,7 @@ class Platform:
             report.append("stopped PostgreSQL")
         if self.azurite().stop():
             report.append("stopped Azurite")
-        if self.settings.local_emulator and EmulatorProcess.from_settings(self.settings).stop():
+        if self.settings.local_emulator and emulator_process(self.settings).stop():
             report.append("stopped the Azure ML emulator")
         if self.endpoints().stop(self.settings.endpoint_name):
             report.append(f"stopped endpoint {self.settings.endpoint_name}")
@@ -358,7 +358,7 @@ class Platform:
         if self.settings.blob_emulator == "azurite":
             processes["azurite"] = self.azurite().health()
         if self.settings.local_emulator:
-            processes["emulator"] = EmulatorProcess.from_settings(self.settings).health()
+            processes["emulator"] = emulator_process(self.settings).health()
         return processes
 
 
