@@ -10,18 +10,3 @@ with `MLOPS_BACKEND=azureml MLOPS_AZUREML_EMULATOR=1`. See `server.py` for the r
     runner.py    the job runner (jobs really run); batch_driver.py a batch job's command
     tls.py       its certificates; process.py starts and stops the server (blob storage: core/blobs.py)
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from azureml_emulator.process import EmulatorProcess
-
-
-def emulator_process(settings: Any) -> EmulatorProcess:
-    """The emulator's process for the settings (`EmulatorProcess.from_settings`), its module imported only when
-    asked for: it imports cryptography, ~50 ms of every `mlops` command's start otherwise (issue 27)."""
-    from azureml_emulator.process import EmulatorProcess
-
-    return EmulatorProcess.from_settings(settings)

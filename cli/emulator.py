@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from azureml_emulator import emulator_process
 from cli.command import Command, Subparsers, add, group, json_argument
+from deployments.emulator import emulator_process
 from infra.settings import Settings
 
 

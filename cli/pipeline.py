@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -159,7 +160,8 @@ def endpoint_started_early(settings: Settings, args: argparse.Namespace) -> Iter
     from infra.endpoint_server import LocalEndpoints
     from infra.endpoint_server.config import EndpointConfig
 
-    endpoints = LocalEndpoints(settings.home / "endpoints", EndpointConfig.from_settings(settings))
+    config = dataclasses.replace(EndpointConfig.from_settings(settings), preload=settings.package.libraries)
+    endpoints = LocalEndpoints(settings.home / "endpoints", config)
     started: list[bool] = []
 
     def start() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from azureml_emulator import emulator_process
+from deployments.emulator import emulator_process
 from deployments.prefect_database import NewDatabase, configured_sqlite_file
 from deployments.watchdog import Watchdog
 from infra import environments

@@ -17,7 +17,8 @@ class EndpointConfig:
     as files (default: MLOPS_HOME/telemetry of its environment); `port_variable` is named when the port is taken;
     `batching`, `batch_max_rows` and `max_queue` are the scoring queue's (`infra.endpoint_server.batching`); the
     `collect_*` and `telemetry_*` caps bound what it keeps on disk (MiB and hours); `preload` names the libraries
-    (distributions) the server imports in the background as it starts, before any deployment asks for them."""
+    (distributions) the server imports in the background as it starts, before any deployment asks for them (set
+    by `mlops run`, which starts its endpoint long before it deploys; elsewhere a deployment follows the start)."""
 
     port: int
     max_body_bytes: int = 1 << 20
@@ -53,7 +54,6 @@ class EndpointConfig:
             collect_max_age_hours=settings.endpoint_collect_max_age_hours,
             telemetry_max_mb=settings.telemetry_max_mb,
             telemetry_max_age_hours=settings.telemetry_max_age_hours,
-            preload=settings.package.libraries,
         )
 
     @property
