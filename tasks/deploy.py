@@ -7,7 +7,6 @@ the live deployment keeps serving throughout.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import statistics
 import tomllib
@@ -94,21 +93,12 @@ def stage_deployment(backend: Backend, endpoint: EndpointState, bundle: Bundle) 
         name, _, version = live_model.rpartition(":")
         bundles[live] = backend.bundles.build(backend.registry.get(name, int(version)))
     previous = endpoint.traffic()
-    # The answers the bundles' score.py give here (in this process, which imports the scoring libraries anyway) are
-    # computed while the endpoint loads the new deployment: one wait, not two. A bundle whose score.py fails here
-    # is not left deployed.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        answers = pool.submit(expected_results, bundles, request)
-        try:
-            backend.endpoints.add_deployment(endpoint.name, new, bundle)
-        except BaseException:
-            concurrent.futures.wait([answers])
-            raise
-        try:
-            expected = answers.result()
-        except SmokeTestError:
-            backend.endpoints.remove_deployment(endpoint.name, new)
-            raise
+    # The answers the bundles' score.py give, computed in this process (which imports the scoring libraries anyway)
+    # before the deployment is added: a bundle whose score.py fails here is never deployed. Not beside the add, in a
+    # thread: loading a script sets AZUREML_MODEL_DIR in this process's environment, and the add's HTTP client reads
+    # the environment (proxy variables) as it sends; a key that vanishes while it reads is a KeyError.
+    expected = expected_results(bundles, request)
+    backend.endpoints.add_deployment(endpoint.name, new, bundle)
     expected[new] = expected[new][: len(expected[new]) - len(trained)] + trained
     plan = RolloutPlan(
         endpoint=endpoint.name,
