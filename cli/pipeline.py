@@ -10,19 +10,16 @@ Long because: eight commands, each with its arguments and its summary, which rea
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
 import json
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cli.command import Command, Subparsers, add, renamed_flag
-from infra.errors import BackendError
+from cli.early import started_early
 from infra.factory import open_backend
 from infra.settings import Settings
 
@@ -144,43 +141,6 @@ def _summarize_batch(summary: Any) -> None:
             f"  failed mini-batch {failure.index} ({failure.file}, data rows {failure.first_row}-{failure.first_row + failure.rows - 1}): {failure.error}"
         )
     SUMMARY.add(f"scores: {summary.output}")
-
-
-@contextmanager
-def endpoint_started_early(settings: Settings, args: argparse.Namespace) -> Iterator[None]:  # noqa: ARG001
-    """`mlops run` on the local backend: the endpoint it deploys to starts now, in a thread, while this process
-    imports Prefect and trains; the deploy step's `ensure-endpoint` then finds it up (or waits for this start,
-    serialised by the endpoint's start lock) and its first deployment loads without importing the model's
-    libraries, which the server imported as it started (`EndpointConfig.preload`). Issue 27: ~2 s of a new
-    workspace's run. A start that fails here is left for the deploy step to try again and report; a run that ends
-    without deploying stops the endpoint this started when it serves nothing."""
-    if settings.backend != "local":
-        yield
-        return
-    from infra.endpoint_server import LocalEndpoints
-    from infra.endpoint_server.config import EndpointConfig
-
-    config = dataclasses.replace(EndpointConfig.from_settings(settings), preload=settings.package.libraries)
-    endpoints = LocalEndpoints(settings.home / "endpoints", config)
-    started: list[bool] = []
-
-    def start() -> None:
-        process = endpoints.process(settings.endpoint_name)
-        if process.running():
-            return
-        with contextlib.suppress(BackendError):
-            process.start(endpoints.config.start_timeout)
-            started.append(True)
-
-    thread = threading.Thread(target=start, name="mlops-endpoint-start", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
-        state = endpoints.get(settings.endpoint_name) if started else None
-        if state is not None and not state.deployments:
-            endpoints.stop(settings.endpoint_name)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -369,7 +329,7 @@ def register(commands: Subparsers) -> None:
     add(
         commands,
         "run",
-        Command("run", run, runs_flows=True, prepare=endpoint_started_early),
+        Command("run", run, runs_flows=True, prepare=started_early),
         help="the whole pipeline: train, gate, register, package, deploy, smoke test",
         arguments=_run_arguments,
     )

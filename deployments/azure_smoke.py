@@ -49,6 +49,7 @@ from infra.azureml.endpoints import AzureMLBundles
 from infra.azureml.entities import cluster_settings
 from infra.backend import ModelVersion, TrainSpec
 from infra.common.hashing import folder_sha256
+from infra.common.train_inputs import write_sample_data
 from infra.errors import BackendError, ConfigError, MLOpsError, TransientBackendError
 from infra.factory import open_backend
 from infra.settings import Settings, load_settings, regional_endpoint_name
@@ -141,8 +142,6 @@ def deleted_after(what: str, delete: Callable[[], Any], command: str) -> Iterato
 def train(backend: AzureMLBackend, settings: Settings, steps: Steps) -> tuple[Path, str, dict[str, float]]:
     data = settings.default_data_file
     if not data.is_file():
-        from tasks.train import write_sample_data  # imported here: Prefect costs a second to import
-
         write_sample_data(settings.package, data)  # the package's own sample-data command, as train-register runs it
     job = f"smoke-{time.strftime('%Y%m%d-%H%M%S')}"
     steps.start(f"training job {job}", cluster_cost(settings, scoring=False))
@@ -190,8 +189,6 @@ def batch_job(batch: AzureMLBatch, model: ModelVersion, steps: Steps) -> None:
         "endpoint and deployment themselves bill nothing between jobs",
     )
     work = settings.home / "azure-smoke" / time.strftime("%Y%m%d-%H%M%S")
-    from tasks.train import write_sample_data  # imported here: Prefect costs a second to import
-
     scoring = write_sample_data(settings.package, work / "scoring-full.csv", for_scoring=True)
     sample = _batch_sample(scoring, work / "input.csv")
     command = (

@@ -18,13 +18,13 @@ from prefect.futures import PrefectConcurrentFuture
 from pydantic import BaseModel, ConfigDict
 
 from infra.backend import Backend, MiniBatch, MiniBatchResult, ModelVersion, Scored
+from infra.common.train_inputs import write_sample_data
 from infra.errors import MissingResourceError, MLOpsError, TransientBackendError
 from infra.settings import Settings
 from infra.storage import BlobLocation, parse_location
 from tasks._events import chain_label
 from tasks._retry import retry_if_transient
 from tasks.evaluate import CHAMPION_ALIAS, serving_version
-from tasks.train import write_sample_data
 
 OUTPUT_FILE = "parallel_run_step.txt"  # MLOpsPython's ParallelRunStep output name
 RECORD_FILE = "batch.json"  # beside it: the run's summary, with the model that scored (labels join on it)

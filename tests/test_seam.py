@@ -44,7 +44,7 @@ def _branches_on_the_backend(source: str) -> list[str]:
 
 
 def test_no_flow_or_task_branches_on_the_backends_name() -> None:
-    """Recording which backend trained is data (tasks/train.py's cache key); choosing what to do by it is not."""
+    """Recording which backend trained is data (the training cache key, infra/common/train_inputs.py); choosing what to do by it is not."""
     sources = [p for folder in ("flows", "tasks") for p in sorted((ROOT / folder).rglob("*.py"))]
     assert len(sources) > 10
     offenders = {str(p.relative_to(ROOT)): found for p in sources if (found := _branches_on_the_backend(p.read_text()))}

@@ -16,6 +16,8 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from infra.backend import TrainOutput, TrainSpec
@@ -26,6 +28,14 @@ from model.package import ContractError, complete_outputs
 from model.paths import command_environment
 
 FAILED_FILE = "failed.txt"  # an attempt that ended without outputs: the next one gets a name of its own
+_LOCKS: dict[Path, threading.Lock] = {}  # by job folder (base name): one run of a job at a time in this process
+_LOCKS_GUARD = threading.Lock()
+_TRAINED_AHEAD: set[Path] = set()  # job folders this process trained ahead of their flow (`LocalJobs.train_ahead`)
+
+
+def _job_lock(job: Path) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(job, threading.Lock())
 
 
 class LocalJobs:
@@ -47,18 +57,54 @@ class LocalJobs:
         return {str(k): float(v) for k, v in document.items() if isinstance(v, int | float)}
 
     def train(self, spec: TrainSpec) -> TrainOutput:
-        name = self._attempt(spec.job_name)
-        job = self.root / name
+        """Run `spec`'s job, or re-attach to its outputs. Within this process one call at a time runs a job name:
+        a second waits, then re-attaches (or, after `train_ahead`, reports the job as trained by this run)."""
+        with _job_lock(self.root / spec.job_name):
+            name = self._attempt(spec.job_name)
+            job = self.root / name
+            if (job / "outputs" / layout.METRICS_FILE).is_file():
+                return _collect(name, job, reattached=job not in _TRAINED_AHEAD)
+            self._run_job(spec, name, job)
+            return _collect(name, job, reattached=False)
+
+    def tried(self, spec: TrainSpec) -> bool:
+        """Whether `spec`'s job has a folder here: trained, failed or interrupted before."""
+        return (self.root / spec.job_name).exists()
+
+    def train_ahead(self, spec: TrainSpec, keep: Callable[[], bool]) -> bool:
+        """Run `spec`'s job before the flow that will ask for it (`cli.early`), when it was never tried here, while
+        `keep()` decides in a thread beside it whether the job is wanted (the data checks): whether it trained and
+        was kept. A job not kept is stopped, or removed once done; one that fails leaves nothing either (no
+        `failed.txt`, so no `-r1`): the flow's own attempt runs it again and reports its failure."""
+        with _job_lock(self.root / spec.job_name):
+            name = self._attempt(spec.job_name)
+            job = self.root / name
+            if job.exists():  # the flow's call decides
+                return False
+            verdicts: list[bool] = []
+            judge = threading.Thread(target=lambda: verdicts.append(_kept(keep)), name="mlops-train-keep", daemon=True)
+            judge.start()
+            try:
+                self._run_job(spec, name, job, cancelled=lambda: verdicts == [False])
+                judge.join()
+                if verdicts != [True]:
+                    raise JobFailedError(f"training job {name} was started early and is not wanted")
+            except Exception:  # noqa: BLE001 - reported by the flow's own attempt
+                judge.join()
+                shutil.rmtree(job, ignore_errors=True)
+                return False
+            _TRAINED_AHEAD.add(job)
+            return True
+
+    def _run_job(self, spec: TrainSpec, name: str, job: Path, cancelled: Callable[[], bool] = lambda: False) -> None:
         outputs = job / "outputs"
-        if (outputs / layout.METRICS_FILE).is_file():
-            return _collect(name, job, reattached=True)
         (job / "inputs").mkdir(parents=True, exist_ok=True)
         (job / "user_logs").mkdir(exist_ok=True)
         params = job / "inputs" / "parameters.json"
         params.write_text(json.dumps({"training": spec.parameters}, indent=2, sort_keys=True) + "\n")
         staging = Path(tempfile.mkdtemp(prefix=".outputs-", dir=job))
         try:
-            self._run(spec, name, params, staging, job / "user_logs" / "std_log.txt")
+            self._run(spec, name, params, staging, job / "user_logs" / "std_log.txt", cancelled)
             try:
                 os.rename(staging, outputs)
             except OSError:
@@ -70,7 +116,6 @@ class LocalJobs:
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return _collect(name, job, reattached=False)
 
     def _attempt(self, base: str) -> str:
         """The job folder to use, by Azure ML's rule (`infra.azureml.jobs`): a job name is never run twice, so
@@ -82,7 +127,9 @@ class LocalJobs:
         msg = f"training job {base}: {MAX_ATTEMPTS} attempts failed; change the data, code or parameters"
         raise JobFailedError(msg)
 
-    def _run(self, spec: TrainSpec, name: str, params: Path, out: Path, log: Path) -> None:
+    def _run(
+        self, spec: TrainSpec, name: str, params: Path, out: Path, log: Path, cancelled: Callable[[], bool]
+    ) -> None:
         package = spec.model_package()
         command = package.command(
             package.train_command,
@@ -94,7 +141,12 @@ class LocalJobs:
         )
         try:
             returncode = run_logged(
-                command, env=command_environment(), log=log, timeout=spec.timeout_seconds, cwd=log.parents[1]
+                command,
+                env=command_environment(),
+                log=log,
+                timeout=spec.timeout_seconds,
+                cwd=log.parents[1],
+                cancelled=cancelled,
             )
         except FileNotFoundError:
             raise JobFailedError(f"training job {name}: {command[0]} is not installed here") from None
@@ -111,6 +163,13 @@ class LocalJobs:
             complete_outputs(package, out, data=spec.data, parameters=spec.parameters)
         except ContractError as exc:
             raise JobFailedError(f"training job {name} of package {package.name}: {exc}") from None
+
+
+def _kept(keep: Callable[[], bool]) -> bool:
+    try:
+        return bool(keep())
+    except Exception:  # noqa: BLE001 - not known to be wanted: not kept
+        return False
 
 
 def _collect(job_name: str, job: Path, *, reattached: bool) -> TrainOutput:

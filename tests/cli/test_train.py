@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from cli.pipeline import endpoint_started_early
+from cli.early import endpoint_started_early, training_started_early
+from infra.common.train_inputs import training_request
 from infra.endpoint_server import LocalEndpoints
 from infra.endpoint_server.config import EndpointConfig
+from infra.local.backend import LocalBackend
 from infra.settings import load_settings
 from tests.support.cli import run_mlops
 from tests.support.helpers import free_port
@@ -72,6 +74,31 @@ def test_the_endpoint_started_early_is_stopped_when_the_run_deploys_nothing(tmp_
     assert (state.running, state.deployments) == (False, {})
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", settings.endpoint_port), timeout=1).close()
+
+
+def test_the_training_started_early_is_the_flow_s_job_and_bad_data_starts_none(tmp_path: Path) -> None:
+    """`mlops run` starts its training job before Prefect is imported (`training_started_early`): the job the
+    train-register flow's `resolve-training-inputs` names (the same `training_request`, with the backend's own
+    name), found trained by the flow's call; data that fails the package's checks (run beside the job) leaves no
+    job."""
+    settings = load_settings(home=tmp_path / "ws")
+    with training_started_early(settings, argparse.Namespace(alpha=0.3)) as over:
+        assert over.wait(60)
+    backend = LocalBackend(settings)
+    request = training_request(settings, backend.name, None, 0.3)
+    assert sorted(p.name for p in (settings.home / "jobs").iterdir()) == [request.spec.job_name]
+    log = settings.home / "jobs" / request.spec.job_name / "user_logs" / "std_log.txt"
+    written = log.stat().st_mtime_ns
+    output = backend.jobs.train(request.spec)
+    assert (output.job_name, output.reattached) == (request.spec.job_name, False)
+    assert log.stat().st_mtime_ns == written  # not run again
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("age,sex\n1,2\n")
+    checked = load_settings(home=tmp_path / "bad-ws", data_file=bad)
+    with training_started_early(checked, argparse.Namespace(alpha=None)) as over:
+        assert over.wait(60)
+    assert not any((checked.home / "jobs").glob("train-*"))
 
 
 def test_run_ends_with_the_scoring_url_and_a_working_curl(prefect_server: str, tmp_path: Path) -> None:

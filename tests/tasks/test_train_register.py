@@ -126,7 +126,7 @@ def test_the_sample_command_runs_once_per_package_and_the_scoring_copy_drops_the
     import dataclasses
     import sys
 
-    from tasks.train import write_sample_data
+    from infra.common.train_inputs import write_sample_data
 
     runs = tmp_path / "runs.txt"
     writer = (

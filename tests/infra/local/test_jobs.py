@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -62,6 +65,45 @@ class TestTrain:
         assert (failed / "failed.txt").is_file()  # the failed attempt is kept, as Azure keeps a failed job
         again = jobs.train(_spec(data))
         assert (again.job_name, again.reattached) == ("train-test-r1", True)
+
+    def test_a_job_trained_ahead_is_the_flow_s_and_a_failed_one_leaves_nothing(
+        self, tmp_path: Path, data: Path
+    ) -> None:
+        """`mlops run` trains before its flow asks (`train_ahead`, issue 27): the flow's call finds the job, trained
+        by this run (not re-attached, not run twice); an early attempt that fails, or that `keep` (the data checks,
+        beside the job) does not want, leaves no folder, so the flow's own attempt keeps the job's name."""
+        runs: list[str] = []
+
+        class Counted(LocalJobs):
+            def _run_job(self, spec: TrainSpec, name: str, job: Path, cancelled: Callable[[], bool] = bool) -> None:
+                runs.append(name)
+                super()._run_job(spec, name, job, cancelled)
+
+        jobs = Counted(tmp_path / "jobs")
+        with ThreadPoolExecutor(1) as pool:  # the flow's call comes while the early one runs: it waits for it
+            ahead = pool.submit(jobs.train_ahead, _spec(data), lambda: True)
+            deadline = time.monotonic() + 30
+            while not (tmp_path / "jobs" / "train-test").exists() and time.monotonic() < deadline:
+                time.sleep(0.01)  # its folder is made once it holds the job's lock
+            output = jobs.train(_spec(data))
+        assert ahead.result() is True
+        assert (output.job_name, output.reattached) == ("train-test", False)
+        assert runs == ["train-test"]  # one run of the command
+        assert jobs.train_ahead(_spec(data), lambda: True) is False  # done before: nothing runs
+
+        slow = _spec(data, name="train-slow").model_copy(update={"timeout_seconds": 0.01})
+        assert jobs.train_ahead(slow, lambda: True) is False
+        assert not (tmp_path / "jobs" / "train-slow").exists()
+        with pytest.raises(JobFailedError, match=r"training job train-slow stopped after 0.01 s"):
+            jobs.train(slow)
+
+        unwanted = _spec(data, name="train-unwanted")
+        assert jobs.train_ahead(unwanted, lambda: False) is False  # stopped as soon as judged
+        assert not (tmp_path / "jobs" / "train-unwanted").exists()
+        assert runs[-1] == "train-unwanted"
+        late = _spec(data, name="train-late")
+        assert jobs.train_ahead(late, lambda: time.sleep(3) or False) is False  # judged after the job's end
+        assert not (tmp_path / "jobs" / "train-late").exists()
 
 
 class TestFailures:
