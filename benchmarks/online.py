@@ -384,7 +384,14 @@ def batching_checks(
 
     alone = {p: paired_mean(ours, p) / paired_mean(unbatched, p) for p in ("1 row", "100 rows")}
     floor = {p: min(0.95, 1 - noise(p)) for p in alone}  # no slower, within noise: 5 %, or the runs' own spread
-    tail = {p: median(ours, "p99", p, 1) / median(ours, "p50", p, 1) for p in ("1 row", "100 rows")}
+
+    def alone_runs(payload: str) -> list[dict[str, float]]:  # every run at one connection, the paired ones too
+        return [*all_results[ours][(payload, 1)], *all_results[ours].get((payload, PAIRED), [])]
+
+    tail = {
+        p: statistics.median(r["p99"] for r in alone_runs(p)) / statistics.median(r["p50"] for r in alone_runs(p))
+        for p in ("1 row", "100 rows")
+    }
     return [
         (
             "≥ 4x Azure ML's server at 100 rows",
@@ -400,7 +407,9 @@ def batching_checks(
         ),
         (
             "p99 ≤ 3x p50 alone",
-            "p99 / p50 at concurrency 1: " + ", ".join(f"{p} {tail[p]:.1f}×" for p in tail) + " (goal ≤ 3×)",
+            "p99 / p50 at concurrency 1 (medians over its runs, the paired ones too): "
+            + ", ".join(f"{p} {tail[p]:.1f}×" for p in tail)
+            + " (goal ≤ 3×)",
             max(tail.values()) <= 3,
         ),
     ]
