@@ -2,8 +2,8 @@
 
 Prefect starts one itself when a flow runs with no API (its `SubprocessASGIServer`), but that
 process outlives a `kill -9` of the command that started it: a uvicorn on a random port, until
-someone kills it by hand. This starts the same server (the same uvicorn command and environment)
-with the parent-death signal set (`infra/services/deathsig.py`), so it stops with the command however the command ends, and
+someone kills it by hand. This starts the same server (the same uvicorn command and environment, but for
+the application's SQLite writes, `deployments/prefect_app.py`) with the parent-death signal set (`infra/services/deathsig.py`), so it stops with the command however the command ends, and
 points the command's flows at it (Prefect's own settings context, not the process environment).
 """
 
@@ -32,6 +32,21 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# What Prefect's own temporary server sets (`SubprocessASGIServer`): no UI, the ephemeral server's services
+SERVER_ENVIRONMENT = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+
+
+def server_command(port: int) -> list[str]:
+    """The uvicorn command of a temporary server on `port`: Prefect's own, but for the application, whose SQLite
+    writes begin IMMEDIATE (`deployments/prefect_app.py`: no 503 and 2 s retry when the server's own writers commit
+    between a transaction's read and its write)."""
+    import prefect
+
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent)]
+    command += ["--factory", "deployments.prefect_app:create_app", "--host", "127.0.0.1"]
+    return [*command, "--port", str(port), "--log-level", "error", "--lifespan", "on"]
+
+
 class TemporaryServer:
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
@@ -48,16 +63,10 @@ class TemporaryServer:
         return url
 
     def _start(self, timeout: float) -> str:
-        import prefect
-
         for _ in range(_ATTEMPTS):
             port = _free_port()
-            command = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent)]
-            command += ["--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1"]
-            command += ["--port", str(port), "--log-level", "error", "--lifespan", "on"]
-            command = deathsig.command(command)  # the parent-death signal, set with no window (see there)
-            env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1"}
-            env["PREFECT__SERVER_FINAL"] = "1"
+            command = deathsig.command(server_command(port))  # the parent-death signal, set with no window (see there)
+            env = {**os.environ, **SERVER_ENVIRONMENT}
             print(f"mlops: starting a temporary Prefect server on http://127.0.0.1:{port}", file=sys.stderr)  # noqa: T201
             self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
             self.url = f"http://127.0.0.1:{port}/api"

@@ -19,6 +19,7 @@ import atexit
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
@@ -182,10 +183,18 @@ def prefect_server(mlops_cache: Path) -> Iterator[str]:
     """
     from unittest import mock
 
-    from prefect.settings import PREFECT_API_URL
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, get_current_settings
     from prefect.testing.utilities import prefect_test_harness
 
     from deployments.prefect_database import NewDatabase
+    from deployments.temporary_server import SERVER_ENVIRONMENT, server_command
+
+    def our_app(server: SubprocessASGIServer) -> subprocess.Popen[bytes]:
+        """The harness's server process, running the application `mlops`'s temporary server runs (its SQLite
+        writes begun IMMEDIATE: deployments/prefect_app.py), with the harness's settings (its database)."""
+        settings = get_current_settings().to_environment_variables(exclude_unset=True)
+        return subprocess.Popen(server_command(server.port), env={**os.environ, **SERVER_ENVIRONMENT, **settings})
 
     # Prefect's harness makes a folder for its database with `mkdtemp`; it gets one whose database is a copy of
     # the run's empty migrated one (deployments/prefect_database.py), as `mlops run`'s temporary server does.
@@ -193,6 +202,7 @@ def prefect_server(mlops_cache: Path) -> Iterator[str]:
     with (
         NewDatabase(folder / "prefect-test.db") as database,
         mock.patch("prefect.testing.utilities.mkdtemp", return_value=str(folder)),
+        mock.patch.object(SubprocessASGIServer, "_run_uvicorn_command", our_app),
         prefect_test_harness(server_startup_timeout=120),
     ):
         database.started()
