@@ -5,7 +5,7 @@ machine's other core idles. Two things the pipeline will certainly need start th
 
 - the training job (`training_started_early`): its inputs resolved as the train-register flow resolves them
   (`infra.common.train_inputs`), so it is the same job, and the flow's `train-model` task finds it running or
-  done (`LocalJobs.train_ahead`). The package's data checks run beside it: data that fails them stops the job
+  done (`infra.factory.train_ahead`). The package's data checks run beside it: data that fails them stops the job
   and leaves none, as the flow would have started none;
 - the endpoint the deploy step deploys to (`endpoint_started_early`).
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from infra.common.train_inputs import training_request
 from infra.errors import BackendError
-from infra.local.jobs import LocalJobs
+from infra.factory import train_ahead
 from infra.settings import Settings
 from model.package import ModelPackage
 
@@ -67,9 +67,8 @@ def training_started_early(settings: Settings, args: argparse.Namespace) -> Iter
 def _train_ahead(settings: Settings, alpha: float | None, done: threading.Event) -> None:
     try:
         request = training_request(settings, settings.backend, None, alpha)  # "local": LocalBackend.name
-        jobs = LocalJobs(settings.home / "jobs")
-        if not jobs.tried(request.spec):  # an unchanged re-run: nothing to start, nothing to check
-            jobs.train_ahead(request.spec, keep=lambda: _passes_checks(settings.package, request.spec.data))
+        # an unchanged re-run finds its job there: nothing starts, nothing is checked
+        train_ahead(settings, request.spec, keep=lambda: _passes_checks(settings.package, request.spec.data))
     except Exception:  # noqa: BLE001 - the flow resolves, checks and trains again, and reports what fails
         _log.debug("the early training start failed; the flow trains", exc_info=True)
     finally:

@@ -6,7 +6,9 @@ protocol and nothing imports an adapter back.
 
 from __future__ import annotations
 
-from infra.backend import Backend, Registry
+from collections.abc import Callable
+
+from infra.backend import Backend, Registry, TrainSpec
 from infra.settings import Settings
 
 
@@ -21,6 +23,17 @@ def open_backend(settings: Settings) -> Backend:
             from infra.azureml import AzureMLBackend
 
             return AzureMLBackend(settings)
+
+
+def train_ahead(settings: Settings, spec: TrainSpec, keep: Callable[[], bool]) -> bool:
+    """Run `spec`'s training job before the flow that will ask for it, while `keep()` decides beside it whether
+    the job is wanted; whether it trained and was kept. Only where jobs run on this machine (`local`:
+    `LocalJobs.train_ahead`, without building the whole backend); on Azure ML a job is the flow's to submit."""
+    if settings.backend != "local":
+        return False
+    from infra.local import workspace_jobs
+
+    return workspace_jobs(settings).train_ahead(spec, keep)
 
 
 def open_shared_registry(target: Settings | None = None) -> Registry:

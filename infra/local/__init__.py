@@ -15,10 +15,10 @@ if TYPE_CHECKING:
     from infra.endpoint_server import LocalEndpoints
     from infra.local.backend import LocalBackend
     from infra.local.batch import LocalBatch
-    from infra.local.jobs import LocalJobs
+    from infra.local.jobs import LocalJobs, workspace_jobs
     from infra.local.registry import LocalRegistry
 
-__all__ = ["LocalBackend", "LocalBatch", "LocalEndpoints", "LocalJobs", "LocalRegistry"]
+__all__ = ["LocalBackend", "LocalBatch", "LocalEndpoints", "LocalJobs", "LocalRegistry", "workspace_jobs"]
 
 _MODULES = {
     "LocalBackend": "infra.local.backend",
@@ -26,6 +26,7 @@ _MODULES = {
     "LocalEndpoints": "infra.endpoint_server",
     "LocalJobs": "infra.local.jobs",
     "LocalRegistry": "infra.local.registry",
+    "workspace_jobs": "infra.local.jobs",
 }
 
 

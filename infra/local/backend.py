@@ -6,7 +6,7 @@ from infra.backend import ModelVersion
 from infra.common.bundles import BundleBuilder
 from infra.endpoint_server import EndpointConfig, LocalEndpoints
 from infra.local.batch import SCORED_FOLDER, LocalBatch
-from infra.local.jobs import LocalJobs
+from infra.local.jobs import workspace_jobs
 from infra.local.registry import LocalRegistry
 from infra.local.workspace import LocalWorkspace
 from infra.settings import Settings
@@ -28,7 +28,7 @@ class LocalBackend:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.jobs = LocalJobs(settings.home / "jobs")
+        self.jobs = workspace_jobs(settings)
         self.registry = LocalRegistry(settings.registry_path)
         self.bundles = BundleBuilder(settings.home / "packages", settings.package)
         self.endpoints = LocalEndpoints(settings.home / "endpoints", EndpointConfig.from_settings(settings))

@@ -23,6 +23,7 @@ from pathlib import Path
 from infra.backend import TrainOutput, TrainSpec
 from infra.common.training import MAX_ATTEMPTS, attempt_name, collect_outputs, job_error, run_logged
 from infra.errors import JobFailedError, TransientBackendError
+from infra.settings import Settings
 from model import layout
 from model.package import ContractError, complete_outputs
 from model.paths import command_environment
@@ -36,6 +37,11 @@ _TRAINED_AHEAD: set[Path] = set()  # job folders this process trained ahead of t
 def _job_lock(job: Path) -> threading.Lock:
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(job, threading.Lock())
+
+
+def workspace_jobs(settings: Settings) -> LocalJobs:
+    """The jobs of the workspace `settings` names (`<home>/jobs`): the local backend's, and `mlops run`'s early start's."""
+    return LocalJobs(settings.home / "jobs")
 
 
 class LocalJobs:
@@ -66,10 +72,6 @@ class LocalJobs:
                 return _collect(name, job, reattached=job not in _TRAINED_AHEAD)
             self._run_job(spec, name, job)
             return _collect(name, job, reattached=False)
-
-    def tried(self, spec: TrainSpec) -> bool:
-        """Whether `spec`'s job has a folder here: trained, failed or interrupted before."""
-        return (self.root / spec.job_name).exists()
 
     def train_ahead(self, spec: TrainSpec, keep: Callable[[], bool]) -> bool:
         """Run `spec`'s job before the flow that will ask for it (`cli.early`), when it was never tried here, while
