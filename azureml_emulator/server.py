@@ -137,8 +137,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if first.endswith(f".blob.{STORAGE_SUFFIX}"):
             _, container, blob = [*path.lstrip("/").split("/", 2), "", ""][:3]
             answer = emulator.blobs.handle(method, container, blob, parts.query, headers, body)
-            self._answer(answer.status, answer.body, answer.headers, method)
             emulator.store.log_request(method, path, api_version, answer.status, headers.get("user-agent", ""))
+            self._answer(answer.status, answer.body, answer.headers, method)
             return
         status, payload, extra = self._dispatch(method, path, query, headers, body)
         data = b"" if payload is None else json.dumps(payload).encode()
@@ -146,10 +146,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         response_headers["x-ms-correlation-request-id"] = response_headers["x-ms-request-id"]
         if status >= 400:
             response_headers["x-ms-response-type"] = "error"
-        self._answer(status, data, {**response_headers, **extra}, method)
-        if not path.startswith("/emulator/"):
+        if not path.startswith(
+            "/emulator/"
+        ):  # logged before it is answered: a client holding an answer finds it logged
             logged = _json_text(body) if "json" in headers.get("content-type", "") else None
             emulator.store.log_request(method, path, api_version, status, headers.get("user-agent", ""), logged)
+        self._answer(status, data, {**response_headers, **extra}, method)
 
     def _dispatch(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
