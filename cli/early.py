@@ -54,21 +54,28 @@ def training_started_early(settings: Settings, args: argparse.Namespace) -> Iter
         done.set()
         yield done
         return
+    stop = threading.Event()
     thread = threading.Thread(
-        target=_train_ahead, args=(settings, getattr(args, "alpha", None), done), name="mlops-train-early", daemon=True
+        target=_train_ahead,
+        args=(settings, getattr(args, "alpha", None), done, stop),
+        name="mlops-train-early",
+        daemon=True,
     )
     thread.start()
     try:
         yield done
+    except BaseException:  # the run ends before its flow took the job (Ctrl-C, an error): a running job stops
+        stop.set()
+        raise
     finally:
         thread.join()
 
 
-def _train_ahead(settings: Settings, alpha: float | None, done: threading.Event) -> None:
+def _train_ahead(settings: Settings, alpha: float | None, done: threading.Event, stop: threading.Event) -> None:
     try:
         request = training_request(settings, settings.backend, None, alpha)  # "local": LocalBackend.name
         # an unchanged re-run finds its job there: nothing starts, nothing is checked
-        train_ahead(settings, request.spec, keep=lambda: _passes_checks(settings.package, request.spec.data))
+        train_ahead(settings, request.spec, lambda: _passes_checks(settings.package, request.spec.data), stop)
     except Exception:  # noqa: BLE001 - the flow resolves, checks and trains again, and reports what fails
         _log.debug("the early training start failed; the flow trains", exc_info=True)
     finally:

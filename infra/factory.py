@@ -6,6 +6,7 @@ protocol and nothing imports an adapter back.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from infra.backend import Backend, Registry, TrainSpec
@@ -25,15 +26,16 @@ def open_backend(settings: Settings) -> Backend:
             return AzureMLBackend(settings)
 
 
-def train_ahead(settings: Settings, spec: TrainSpec, keep: Callable[[], bool]) -> bool:
+def train_ahead(settings: Settings, spec: TrainSpec, keep: Callable[[], bool], stop: threading.Event) -> bool:
     """Run `spec`'s training job before the flow that will ask for it, while `keep()` decides beside it whether
-    the job is wanted; whether it trained and was kept. Only where jobs run on this machine (`local`:
-    `LocalJobs.train_ahead`, without building the whole backend); on Azure ML a job is the flow's to submit."""
+    the job is wanted (and stopping it once `stop` is set); whether it trained and was kept. Only where jobs run on
+    this machine (`local`: `LocalJobs.train_ahead`, without building the whole backend); on Azure ML a job is the
+    flow's to submit."""
     if settings.backend != "local":
         return False
     from infra.local import workspace_jobs
 
-    return workspace_jobs(settings).train_ahead(spec, keep)
+    return workspace_jobs(settings).train_ahead(spec, keep, stop)
 
 
 def open_shared_registry(target: Settings | None = None) -> Registry:

@@ -73,11 +73,12 @@ class LocalJobs:
             self._run_job(spec, name, job)
             return _collect(name, job, reattached=False)
 
-    def train_ahead(self, spec: TrainSpec, keep: Callable[[], bool]) -> bool:
+    def train_ahead(self, spec: TrainSpec, keep: Callable[[], bool], stop: threading.Event | None = None) -> bool:
         """Run `spec`'s job before the flow that will ask for it (`cli.early`), when it was never tried here, while
         `keep()` decides in a thread beside it whether the job is wanted (the data checks): whether it trained and
-        was kept. A job not kept is stopped, or removed once done; one that fails leaves nothing either (no
-        `failed.txt`, so no `-r1`): the flow's own attempt runs it again and reports its failure."""
+        was kept. A job not kept, or still running when `stop` is set, is stopped, or removed once done; one that
+        fails leaves nothing either (no `failed.txt`, so no `-r1`): the flow's own attempt runs it again and reports
+        its failure."""
         with _job_lock(self.root / spec.job_name):
             name = self._attempt(spec.job_name)
             job = self.root / name
@@ -87,7 +88,8 @@ class LocalJobs:
             judge = threading.Thread(target=lambda: verdicts.append(_kept(keep)), name="mlops-train-keep", daemon=True)
             judge.start()
             try:
-                self._run_job(spec, name, job, cancelled=lambda: verdicts == [False])
+                stopped = stop or threading.Event()
+                self._run_job(spec, name, job, cancelled=lambda: verdicts == [False] or stopped.is_set())
                 judge.join()
                 if verdicts != [True]:
                     raise JobFailedError(f"training job {name} was started early and is not wanted")

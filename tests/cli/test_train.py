@@ -80,7 +80,7 @@ def test_the_training_started_early_is_the_flow_s_job_and_bad_data_starts_none(t
     """`mlops run` starts its training job before Prefect is imported (`training_started_early`): the job the
     train-register flow's `resolve-training-inputs` names (the same `training_request`, with the backend's own
     name), found trained by the flow's call; data that fails the package's checks (run beside the job) leaves no
-    job."""
+    job, nor does a run that ends before its flow takes the job."""
     settings = load_settings(home=tmp_path / "ws")
     with training_started_early(settings, argparse.Namespace(alpha=0.3)) as over:
         assert over.wait(60)
@@ -99,6 +99,11 @@ def test_the_training_started_early_is_the_flow_s_job_and_bad_data_starts_none(t
     with training_started_early(checked, argparse.Namespace(alpha=None)) as over:
         assert over.wait(60)
     assert not any((checked.home / "jobs").glob("train-*"))
+
+    interrupted = load_settings(home=tmp_path / "interrupted-ws")
+    with pytest.raises(KeyboardInterrupt), training_started_early(interrupted, argparse.Namespace(alpha=None)):
+        raise KeyboardInterrupt  # Ctrl-C as the run starts: the job started early stops, and is not waited for
+    assert not any((interrupted.home / "jobs").glob("train-*"))
 
 
 def test_run_ends_with_the_scoring_url_and_a_working_curl(prefect_server: str, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -104,6 +105,10 @@ class TestTrain:
         late = _spec(data, name="train-late")
         assert jobs.train_ahead(late, lambda: time.sleep(3) or False) is False  # judged after the job's end
         assert not (tmp_path / "jobs" / "train-late").exists()
+        stop = threading.Event()
+        stop.set()  # the run ended before its flow took the job (Ctrl-C, an error)
+        assert jobs.train_ahead(_spec(data, name="train-stopped"), lambda: True, stop) is False
+        assert not (tmp_path / "jobs" / "train-stopped").exists()
 
 
 class TestFailures:
