@@ -146,9 +146,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         response_headers["x-ms-correlation-request-id"] = response_headers["x-ms-request-id"]
         if status >= 400:
             response_headers["x-ms-response-type"] = "error"
-        if not path.startswith(
-            "/emulator/"
-        ):  # logged before it is answered: a client holding an answer finds it logged
+        # Logged before it is answered, so a client holding an answer finds it in the log. The log is the emulator's
+        # own (GET /emulator/requests, for `mlops emulator status` and the tests), not something Azure serves.
+        if not path.startswith("/emulator/"):
             logged = _json_text(body) if "json" in headers.get("content-type", "") else None
             emulator.store.log_request(method, path, api_version, status, headers.get("user-agent", ""), logged)
         self._answer(status, data, {**response_headers, **extra}, method)

@@ -43,27 +43,24 @@ def started_early(settings: Settings, args: argparse.Namespace) -> Iterator[None
 
 
 @contextmanager
-def training_started_early(settings: Settings, args: argparse.Namespace) -> Iterator[threading.Event]:
+def training_started_early(settings: Settings, args: argparse.Namespace) -> Iterator[None]:
     """Start the run's training job now, in a thread; the flow's `train-model` waits for it (one run of a job name
     at a time in a process) and finds its outputs. The package's data checks run beside the job: data that fails
-    them stops it, and no job is left (the flow's `check-training-data` then stops the run before any job). Yields
-    an event set once the early training is over. Issue 27: the job's 1.5 s ran after Prefect's start; now beside
-    it."""
-    done = threading.Event()
+    them stops it, and no job is left (the flow's `check-training-data` then stops the run before any job). The
+    early training is over when the block ends. Issue 27: the job's 1.5 s ran after Prefect's start; now beside it."""
     if settings.backend != "local":
-        done.set()
-        yield done
+        yield
         return
     stop = threading.Event()
     thread = threading.Thread(
         target=_train_ahead,
-        args=(settings, getattr(args, "alpha", None), done, stop),
+        args=(settings, getattr(args, "alpha", None), stop),
         name="mlops-train-early",
         daemon=True,
     )
     thread.start()
     try:
-        yield done
+        yield
     except BaseException:  # the run ends before its flow took the job (Ctrl-C, an error): a running job stops
         stop.set()
         raise
@@ -71,15 +68,13 @@ def training_started_early(settings: Settings, args: argparse.Namespace) -> Iter
         thread.join()
 
 
-def _train_ahead(settings: Settings, alpha: float | None, done: threading.Event, stop: threading.Event) -> None:
+def _train_ahead(settings: Settings, alpha: float | None, stop: threading.Event) -> None:
     try:
         request = training_request(settings, settings.backend, None, alpha)  # "local": LocalBackend.name
         # an unchanged re-run finds its job there: nothing starts, nothing is checked
         train_ahead(settings, request.spec, lambda: _passes_checks(settings.package, request.spec.data), stop)
     except Exception:  # noqa: BLE001 - the flow resolves, checks and trains again, and reports what fails
         _log.debug("the early training start failed; the flow trains", exc_info=True)
-    finally:
-        done.set()
 
 
 def _passes_checks(package: ModelPackage, data: Path) -> bool:

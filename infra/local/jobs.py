@@ -87,14 +87,13 @@ class LocalJobs:
             verdicts: list[bool] = []
             judge = threading.Thread(target=lambda: verdicts.append(_kept(keep)), name="mlops-train-keep", daemon=True)
             judge.start()
+            stopped = stop or threading.Event()
             try:
-                stopped = stop or threading.Event()
                 self._run_job(spec, name, job, cancelled=lambda: verdicts == [False] or stopped.is_set())
-                judge.join()
-                if verdicts != [True]:
-                    raise JobFailedError(f"training job {name} was started early and is not wanted")
-            except Exception:  # noqa: BLE001 - reported by the flow's own attempt
-                judge.join()
+            except Exception:  # noqa: BLE001 - failed, stopped or not wanted: the flow's own attempt reports it
+                verdicts.append(False)
+            judge.join()
+            if verdicts != [True]:
                 shutil.rmtree(job, ignore_errors=True)
                 return False
             _TRAINED_AHEAD.add(job)
