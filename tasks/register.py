@@ -10,13 +10,13 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from infra.backend import Backend, ModelVersion, Registration, TrainOutput
+from infra.common.train_inputs import TrainRequest
 from infra.provenance import git_sha
 from infra.settings import Settings
 from model.gate import Decision
 from tasks._events import chain_label
 from tasks._retry import retry_if_transient
 from tasks.evaluate import CHAMPION_ALIAS
-from tasks.train import TrainRequest
 
 REGISTERED_EVENT = "mlops.model.registered"
 

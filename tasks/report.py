@@ -11,9 +11,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from infra.backend import ModelVersion, TrainOutput
+from infra.common.train_inputs import TrainRequest
 from model.gate import Decision
 from tasks.evaluate import Champion
-from tasks.train import TrainRequest
 
 
 @task(name="publish-evaluation", cache_policy=NO_CACHE)
