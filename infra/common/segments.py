@@ -32,18 +32,6 @@ RETENTION_SUFFIX = "retention.json"
 # took 1.2-11.6 ms of CPU for 6 MB (20 KB records) on this 2-core VM, depending on the page cache's state, and in
 # 260 KB pieces 1.6-1.9 ms: the writer thread, on the CPU of a server's event loop, takes it in short, steady turns.
 WRITE_PIECE_BYTES = 256 * 1024
-# Every SETTLE_BYTES written to a segment, the writer waits for them to reach the disk (`fdatasync`) and drops them
-# from the page cache (`posix_fadvise(DONTNEED)`): records written once and read rarely do not grow the page cache,
-# and the next writes reuse the pages just freed. On a VM whose host reclaims guest memory left idle (this one:
-# DAMON pages out what was not touched for a minute, and free pages go back to the host), a page the guest has not
-# used lately costs a host fault on first touch: 20 GB first touched took 49 s of system time here (2.4 ms a MB),
-# touched again 0.13 ms a MB. An endpoint collecting 100-row requests at one connection writes ~75 MB/s (25 KB a
-# record); growing the page cache with it cost the writer ~1.9 ms of CPU every 10 ms flush, on the event loop's CPU.
-# Side by side (server pinned to one CPU, 3 runs of 5 s each, 100 rows, one connection), p99/p50 was 6.4-7.8x without
-# settling and 2.7-3.2x settling every flush; with the writer at SCHED_IDLE (`endpoint_server.priority`), 3.9x (runs
-# 2.9-8.4x) without and 3.2x (3.1-3.8x) every 512 KiB, the req/s at 16 connections within 2 % (issue 25). The wait
-# is the writer thread's (the GIL released), never a request's.
-SETTLE_BYTES = 512 * 1024
 
 
 @dataclass
@@ -78,7 +66,6 @@ class SegmentedLog:
         self.dropped_bytes = 0
         self.dropped_segments = 0
         self.dropped_before = 0.0  # the newest last-write time of anything dropped
-        self._unsettled = 0  # bytes written to the current segment since they last went to disk (SETTLE_BYTES)
 
     @property
     def held_bytes(self) -> int:
@@ -105,14 +92,10 @@ class SegmentedLog:
             descriptor = os.open(self._current.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 write_all(descriptor, chunks, WRITE_PIECE_BYTES)
-                self._current.size += size
-                self._current.last_write = now
-                self._unsettled += size
-                if self._unsettled >= SETTLE_BYTES:
-                    self._unsettled = 0
-                    settle(descriptor)
             finally:
                 os.close(descriptor)
+            self._current.size += size
+            self._current.last_write = now
         self.expire(now)
 
     def expire(self, now: float | None = None) -> None:
@@ -186,14 +169,6 @@ def write_all(descriptor: int, chunks: Sequence[bytes], piece_bytes: int = 0) ->
         while rest:  # a short write (a pipe, a signal): the remainder, as one buffer
             rest = rest[os.write(descriptor, rest) :]
         start = end
-
-
-def settle(descriptor: int) -> None:
-    """Wait for the file's written pages to reach the disk, then drop them from the page cache (SETTLE_BYTES).
-    Raises OSError (a failed `fdatasync` is a failed write); where `posix_fadvise` is missing (macOS), only waits."""
-    getattr(os, "fdatasync", os.fsync)(descriptor)
-    if hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def held_bytes(folder: Path, prefix: str) -> int:

@@ -25,7 +25,6 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from infra.common.segments import SegmentedLog, write_all
 from infra.endpoint_server.config import Retention
-from infra.endpoint_server.priority import WriterPriority
 from infra.telemetry import (
     SpanLog,
     new_span_id,
@@ -74,7 +73,7 @@ class Recorder:
 
     The event loop only appends each request's lines to lists; every 10 ms while requests come (every 0.2 s when
     idle) the lists are handed, whole, to one writer thread, which writes them as they are (`writev`: no joined
-    copy, the GIL released), at SCHED_IDLE while it keeps up (`priority`): the log to
+    copy, the GIL released): the log to
     stdout (a pipe to the supervisor, which may block), the collected data and spans to their segments, keeping
     the caps (`retention`).
     """
@@ -103,10 +102,7 @@ class Recorder:
             max_bytes=self.retention.collect_bytes,
             max_age_seconds=self.retention.collect_age_seconds,
         )
-        self.priority = WriterPriority()  # SCHED_IDLE while the writer keeps up (priority.py)
-        self._writer = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="endpoint-writer", initializer=self.priority.enter
-        )
+        self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-writer")
         self._submitted = 0  # batches handed to the writer (counted by the event loop) ...
         self._written = 0  # ... and written (counted by the writer)
         self._expired_at = time.monotonic()
@@ -141,9 +137,7 @@ class Recorder:
         the bodies (a fifth of a second's collected bodies at 100 rows a request is megabytes: 1.5 ms of the loop's
         CPU measured)."""
         taken = self._take()
-        backlog = self._submitted - self._written
-        self.priority.adjust(backlog)
-        if backlog > WRITER_BACKLOG:  # the disk cannot keep up: keep the log only
+        if self._submitted - self._written > WRITER_BACKLOG:  # the disk cannot keep up: keep the log only
             self.shed += len(taken[1]) + len(taken[2])
             taken = (taken[0], [], [])
         busy, now = any(taken), time.monotonic()

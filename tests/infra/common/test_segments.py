@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
-from infra.common.segments import SETTLE_BYTES, SegmentedLog, held_bytes, retention, write_all
+from infra.common.segments import SegmentedLog, held_bytes, retention, write_all
 
 
 def _lines(count: int, start: int = 0, width: int = 100) -> bytes:
@@ -108,27 +107,3 @@ def test_a_write_in_pieces_keeps_every_chunk_in_order(tmp_path: Path) -> None:
         os.close(descriptor)
     assert (tmp_path / "out.jsonl").read_bytes() == b"".join(chunks)
     assert _records(tmp_path) == list(range(3000))
-
-
-def _cached_bytes(path: Path) -> int:
-    """The bytes of `path` in the page cache now (util-linux's `fincore`)."""
-    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)], capture_output=True)
-    assert out.returncode == 0, out.stderr
-    return int(out.stdout)
-
-
-def test_written_records_leave_the_page_cache_every_settle_bytes(tmp_path: Path) -> None:
-    """What a segment was written leaves the page cache once on disk: at most SETTLE_BYTES of it stays cached,
-    where a file written the same way without settling keeps all of it."""
-    log = SegmentedLog(tmp_path / "settled", "", max_bytes=1 << 30, max_age_seconds=3600)
-    plain = tmp_path / "plain.jsonl"
-    batch = _lines(160, width=400)  # ~66 KB a write, ~4 MB in all
-    with plain.open("ab") as handle:
-        for step in range(64):
-            log.write(batch, now=1000.0 + step)
-            handle.write(batch)
-    (segment,) = (tmp_path / "settled").glob("*.jsonl")
-    assert segment.stat().st_size == plain.stat().st_size == 64 * len(batch)
-    assert _cached_bytes(plain) >= 60 * len(batch)
-    assert _cached_bytes(segment) < SETTLE_BYTES + len(batch)
-    assert segment.read_bytes() == plain.read_bytes()
