@@ -233,6 +233,9 @@ class SpanLog:
     def flush(self) -> None:
         self.write(self.take())
 
+    def close(self) -> None:
+        self._segments.close()
+
 
 class JsonLinesSpanExporter(SpanExporter):
     """One JSON object per span, appended to `<folder>/spans-<service>-<pid>.jsonl` (one file per process)."""

@@ -25,13 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.common.direct import Appender
+
 SUFFIX = ".jsonl"
-_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 RETENTION_SUFFIX = "retention.json"
-# A segment write is cut into `writev`s of about this many bytes (see `write_all`): a write of megabytes in one call
-# took 1.2-11.6 ms of CPU for 6 MB (20 KB records) on this 2-core VM, depending on the page cache's state, and in
-# 260 KB pieces 1.6-1.9 ms: the writer thread, on the CPU of a server's event loop, takes it in short, steady turns.
-WRITE_PIECE_BYTES = 256 * 1024
 
 
 @dataclass
@@ -53,6 +50,7 @@ class SegmentedLog:
         max_age_seconds: float,
         segments: int = 8,
         legacy: re.Pattern[str] | None = None,
+        direct: bool = True,
     ) -> None:
         self.folder = folder
         self.prefix = prefix
@@ -62,6 +60,7 @@ class SegmentedLog:
         self.segment_bytes = max(self.max_bytes // max(segments, 1), 1)
         self._held: deque[_Segment] | None = None  # oldest first; the last is written to
         self._current: _Segment | None = None
+        self._appender = Appender(direct=direct)  # the current segment, open; whole blocks O_DIRECT (`direct`)
         self._numbers = itertools.count(1)
         self.dropped_bytes = 0
         self.dropped_segments = 0
@@ -73,7 +72,7 @@ class SegmentedLog:
 
     def write(self, data: bytes | Sequence[bytes], now: float | None = None) -> None:
         """Append whole lines (`data`, or each of its chunks, ends with a newline); keep the cap and the age.
-        Chunks are written as they are, with one `writev` (no copy into one buffer). Raises OSError."""
+        Raises OSError."""
         now = time.time() if now is None else now
         held = self._segments()
         chunks = [data] if isinstance(data, bytes) else list(data)
@@ -87,16 +86,18 @@ class SegmentedLog:
             if self._current is None or self._current.size + size > self.segment_bytes:
                 self._current = _Segment(self._new_path(now), 0, now)
                 held.append(self._current)
+                self._appender.open(self._current.path)
             while held[0] is not self._current and self.held_bytes + size > self.max_bytes:
                 self._drop(held.popleft())
-            descriptor = os.open(self._current.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                write_all(descriptor, chunks, WRITE_PIECE_BYTES)
-            finally:
-                os.close(descriptor)
+            self._appender.write(chunks)
             self._current.size += size
             self._current.last_write = now
         self.expire(now)
+
+    def close(self) -> None:
+        """Close the segment written to (every byte written is in it); a later `write` opens a new one."""
+        self._appender.close()
+        self._current = None
 
     def expire(self, now: float | None = None) -> None:
         """Delete the segments whose last write is older than the age (the writer calls this when idle too)."""
@@ -106,6 +107,7 @@ class SegmentedLog:
             segment = held.popleft()
             if segment is self._current:
                 self._current = None
+                self._appender.close()
             self._drop(segment)
 
     def _segments(self) -> deque[_Segment]:
@@ -151,24 +153,6 @@ class SegmentedLog:
         temporary = marker.with_name(f".{marker.name}.{os.getpid()}")
         temporary.write_text(json.dumps(record) + "\n")
         os.replace(temporary, marker)
-
-
-def write_all(descriptor: int, chunks: Sequence[bytes], piece_bytes: int = 0) -> None:
-    """Write every chunk to `descriptor` in order: `writev` (the GIL released, no joined copy), IOV_MAX at a time.
-
-    With `piece_bytes`, each `writev` takes whole chunks up to about that many bytes (`WRITE_PIECE_BYTES`)."""
-    start = 0
-    while start < len(chunks):
-        end, size = start, 0
-        while end < len(chunks) and end - start < _IOV_MAX and (not piece_bytes or not size or size < piece_bytes):
-            size += len(chunks[end])
-            end += 1
-        batch = chunks[start:end]
-        written = os.writev(descriptor, batch)
-        rest = b"".join(batch)[written:] if written < size else b""
-        while rest:  # a short write (a pipe, a signal): the remainder, as one buffer
-            rest = rest[os.write(descriptor, rest) :]
-        start = end
 
 
 def held_bytes(folder: Path, prefix: str) -> int:

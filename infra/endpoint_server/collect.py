@@ -23,7 +23,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from infra.common.segments import SegmentedLog, write_all
+from infra.common.direct import write_all
+from infra.common.segments import SegmentedLog
 from infra.endpoint_server.config import Retention
 from infra.telemetry import (
     SpanLog,
@@ -128,6 +129,9 @@ class Recorder:
         """At shutdown: write what is buffered, wait for the writer, flush the log, end tracing."""
         self._writer.submit(self._write, *self._take())
         self._writer.shutdown(wait=True)
+        self._collected_segments.close()
+        if self._spans is not None:
+            self._spans.close()
         self.out.flush()
         shutdown_tracing()
 

@@ -7,7 +7,8 @@ import os
 import re
 from pathlib import Path
 
-from infra.common.segments import SegmentedLog, held_bytes, retention, write_all
+from infra.common.direct import write_all
+from infra.common.segments import SegmentedLog, held_bytes, retention
 
 
 def _lines(count: int, start: int = 0, width: int = 100) -> bytes:
