@@ -43,7 +43,7 @@ class Appender:
     """Appends to one file at a time (`open`, `write`, `close`); `direct=False` goes through the page cache."""
 
     def __init__(self, *, direct: bool = True, capacity: int = 1 << 20) -> None:
-        self.direct_wanted = direct
+        self._direct_wanted = direct
         self._buffer = mmap.mmap(-1, _blocks(capacity))  # page-aligned; reused from file to file
         self._appending = -1  # the file through the page cache (O_APPEND)
         self._direct: int | None = None  # the same file, O_DIRECT
@@ -61,7 +61,7 @@ class Appender:
         self._path = path
         self._appending = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         flag = getattr(os, "O_DIRECT", 0)  # Linux
-        if self.direct_wanted and flag:
+        if self._direct_wanted and flag:
             with contextlib.suppress(OSError):  # refused by the file system: the page cache
                 self._direct = os.open(path, os.O_WRONLY | flag)
 

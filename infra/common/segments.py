@@ -50,7 +50,6 @@ class SegmentedLog:
         max_age_seconds: float,
         segments: int = 8,
         legacy: re.Pattern[str] | None = None,
-        direct: bool = True,
     ) -> None:
         self.folder = folder
         self.prefix = prefix
@@ -60,7 +59,7 @@ class SegmentedLog:
         self.segment_bytes = max(self.max_bytes // max(segments, 1), 1)
         self._held: deque[_Segment] | None = None  # oldest first; the last is written to
         self._current: _Segment | None = None
-        self._appender = Appender(direct=direct)  # the current segment, open; whole blocks O_DIRECT (`direct`)
+        self._appender = Appender()  # the current segment, open; large writes around the page cache
         self._numbers = itertools.count(1)
         self.dropped_bytes = 0
         self.dropped_segments = 0
