@@ -60,22 +60,25 @@ class RotatingLog:
         self._handle = path.open("ab", buffering=0)
         self._size = self._handle.tell()
 
-    def write(self, data: bytes) -> None:
-        """Write `data` (whole lines); a rotation only ever happens between two lines."""
+    def write(self, data: bytes | bytearray, end: int | None = None) -> None:
+        """Write `data[:end]` (whole lines; all of `data` without `end`) from where it lies, no copy; a rotation
+        only ever happens between two lines."""
+        start, end = 0, len(data) if end is None else end
+        view = memoryview(data)
         with self._lock:
-            while data:
+            while start < end:
                 room = self.max_bytes - self._size
-                if len(data) <= room:
-                    chunk, data = data, b""
+                if end - start <= room:
+                    cut = end
                 else:
-                    cut = data.rfind(b"\n", 0, max(room, 0)) + 1
+                    cut = data.rfind(b"\n", start, start + max(room, 0)) + 1  # 0: no line ends in the room
                     if cut == 0 and self._size == 0:  # one line longer than a whole file: it goes in whole
-                        cut = data.find(b"\n") + 1 or len(data)
-                    chunk, data = data[:cut], data[cut:]
-                if chunk:
-                    self._handle.write(chunk)
-                    self._size += len(chunk)
-                if data:
+                        cut = data.find(b"\n", start, end) + 1 or end
+                if cut > start:
+                    self._handle.write(view[start:cut])
+                    self._size += cut - start
+                    start = cut
+                if start < end:
                     self._rotate()
 
     def line(self, text: str) -> None:
@@ -150,19 +153,25 @@ class Supervisor:
 
     # ---- the output ----
     def _copy_output(self) -> None:
-        pending = b""
+        """Copy the child's output to the log, whole lines, through one buffer read into again and again: a
+        fresh buffer each read took fresh memory, page faults that on some machines cost more than the copy."""
+        buffer = bytearray(_READ_BYTES)
+        view = memoryview(buffer)
+        kept = 0  # the bytes of an unfinished line, at the buffer's start
         while True:
-            data = os.read(self.read_end, _READ_BYTES)
-            if not data:
+            count = os.readv(self.read_end, [view[kept:]])
+            if not count:
                 break
             time.sleep(_READ_PAUSE_SECONDS)  # let the next writes gather in the pipe
-            pending += data
-            end = pending.rfind(b"\n") + 1
+            filled = kept + count
+            # whole lines; a line longer than the whole buffer goes out in pieces
+            end = buffer.rfind(b"\n", 0, filled) + 1 or (filled if filled == len(buffer) else 0)
             if end:
-                self.log.write(pending[:end])
-                pending = pending[end:]
-        if pending:
-            self.log.write(pending + b"\n")
+                self.log.write(buffer, end)
+                view[: filled - end] = bytes(view[end:filled])
+            kept = filled - end
+        if kept:
+            self.log.write(bytes(view[:kept]) + b"\n")
 
     # ---- the process ----
     def _start(self) -> subprocess.Popen[bytes]:

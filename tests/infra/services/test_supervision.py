@@ -4,11 +4,14 @@ and an endpoint whose supervisor was killed is reported down and started again w
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ import httpx
 import pytest
 
 from infra.local import LocalBackend
+from infra.services import supervisor
 from infra.services.processes import (
     boot_time,
     health,
@@ -73,6 +77,51 @@ class TestRotatingLog:
         log.close()
         assert (tmp_path / "x.log.1").read_bytes() == b"a" * 3000 + b"\n"
         assert (tmp_path / "x.log").read_bytes() == b"short\n"
+
+    def test_a_write_takes_only_the_given_end_of_a_buffer(self, tmp_path: Path) -> None:
+        log = RotatingLog(tmp_path / "x.log", max_bytes=1024, files=2)
+        buffer = bytearray(b"one\ntwo\nthr")
+        log.write(buffer, 8)
+        log.write(bytearray(b"ee\n" * 400), 1200)  # past the file's bound: rotated between two lines
+        log.close()
+        assert (tmp_path / "x.log.1").read_bytes() + (tmp_path / "x.log").read_bytes() == b"one\ntwo\n" + b"ee\n" * 400
+
+
+def test_the_output_is_copied_byte_for_byte_through_a_reused_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines shorter and longer than the read buffer, sent in uneven pieces, and an unfinished last line: the
+    log holds every byte in order (the unfinished line ended), whatever the reads' boundaries."""
+    monkeypatch.setattr(supervisor, "_READ_BYTES", 64)
+    monkeypatch.setattr(supervisor, "_READ_PAUSE_SECONDS", 0)
+    args = argparse.Namespace(
+        command=["true"],
+        pid_file=str(tmp_path / "x.pid"),
+        status=str(tmp_path / "x.status"),
+        stop_signal="TERM",
+        stable_seconds=1.0,
+        log=str(tmp_path / "out.log"),
+        max_bytes=1 << 20,
+        files=2,
+    )
+    copier = supervisor.Supervisor(args)
+    rng = random.Random(7)
+    data = b"".join(b"%d:" % i + b"x" * rng.randrange(0, 200) + b"\n" for i in range(300)) + b"unfinished"
+
+    def send() -> None:
+        at = 0
+        while at < len(data):
+            piece = rng.randrange(1, 150)
+            os.write(copier.write_end, data[at : at + piece])
+            at += piece
+        os.close(copier.write_end)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    copier._copy_output()
+    sender.join()
+    copier.log.close()
+    assert (tmp_path / "out.log").read_bytes() == data + b"\n"
 
 
 class TestSupervisor:
