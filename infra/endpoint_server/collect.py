@@ -37,14 +37,14 @@ from infra.telemetry import (
     telemetry_folder,
 )
 
-# What the requests recorded goes to the writer every LOG_FLUSH_SECONDS while requests come, and IDLE_FLUSH_SECONDS
-# after a hand-over that found nothing. Small hand-overs keep the tail short: the writer's page-cache work (~40 MB/s
-# of collected data at 100 rows and one connection) shares a CPU with the event loop, and delays the requests it
-# overlaps by about its length. Side by side (benchmarks/online.py, server pinned to one CPU, 3 runs each), p99/p50
-# at 100 rows and one connection was 7.4-8.9x flushing every 0.2 s, 4.8-5.1x every 0.05 s, 3.0-3.5x every 0.02 s and
-# 2.5-2.7x every 0.01 s, with the same req/s (issue 25).
+# What the requests recorded goes to the writer every LOG_FLUSH_SECONDS while requests come; an idle endpoint has no
+# timer (the first record arms the next hand-over), only the expiry once a minute. Small hand-overs keep the tail
+# short: the writer's page-cache work (~40 MB/s of collected data at 100 rows and one connection) shares a CPU with
+# the event loop, and delays the requests it overlaps by about its length. Side by side (benchmarks/online.py, server
+# pinned to one CPU, 3 runs each), p99/p50 at 100 rows and one connection was 7.4-8.9x flushing every 0.2 s,
+# 4.8-5.1x every 0.05 s, 3.0-3.5x every 0.02 s and 2.5-2.7x every 0.01 s, with the same req/s (issue 25). Idle
+# endpoints' timers woke on the busy one's CPU (5 a second each, before).
 LOG_FLUSH_SECONDS = 0.01
-IDLE_FLUSH_SECONDS = 0.2
 WRITER_BACKLOG = round(5 / LOG_FLUSH_SECONDS)  # batches (5 s of them) the writer may be behind before shedding
 EXPIRE_SECONDS = 60.0  # the writer also drops aged segments of an idle endpoint, once a minute
 COLLECTED_FOLDER = "collected"
@@ -72,11 +72,10 @@ class RequestTrace:
 class Recorder:
     """The request log, the collected data and the spans of the endpoint `name`, whose folder is `state_dir`.
 
-    The event loop only appends each request's lines to lists; every 10 ms while requests come (every 0.2 s when
-    idle) the lists are handed, whole, to one writer thread, which writes them as they are (`writev`: no joined
-    copy, the GIL released): the log to
-    stdout (a pipe to the supervisor, which may block), the collected data and spans to their segments, keeping
-    the caps (`retention`).
+    The event loop only appends each request's lines to lists; every 10 ms while requests come (no timer when
+    idle: the first record arms it) the lists are handed, whole, to one writer thread, which writes them as they
+    are (`writev`: no joined copy, the GIL released): the log to stdout (a pipe to the supervisor, which may block),
+    the collected data and spans to their segments, keeping the caps (`retention`).
     """
 
     def __init__(
@@ -106,7 +105,8 @@ class Recorder:
         self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-writer")
         self._submitted = 0  # batches handed to the writer (counted by the event loop) ...
         self._written = 0  # ... and written (counted by the writer)
-        self._expired_at = time.monotonic()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the event loop's, from `start`
+        self._armed = False  # a hand-over is scheduled
         self.shed = 0  # collected records and spans dropped because the writer was WRITER_BACKLOG batches behind
         self.out = sys.stdout
 
@@ -123,7 +123,8 @@ class Recorder:
             )
         elif mode == "sdk" and setup_tracing(service, self.telemetry_dir, batch=True):
             self._tracer = trace.get_tracer("mlops.endpoint")
-        self._schedule_flush()
+        self._loop = asyncio.get_running_loop()
+        self._loop.call_later(EXPIRE_SECONDS, self._expire)
 
     def stop(self) -> None:
         """At shutdown: write what is buffered, wait for the writer, flush the log, end tracing."""
@@ -135,23 +136,33 @@ class Recorder:
         self.out.flush()
         shutdown_tracing()
 
-    def _schedule_flush(self) -> None:
+    def _arm(self) -> None:
+        """A record was buffered: the next hand-over within LOG_FLUSH_SECONDS, unless one is scheduled."""
+        if not self._armed and self._loop is not None:
+            self._armed = True
+            self._loop.call_later(LOG_FLUSH_SECONDS, self._flush)
+
+    def _flush(self) -> None:
         """Hand what the requests recorded to the writer, every LOG_FLUSH_SECONDS while requests come: the event
         loop never writes to a file or a pipe (a pipe write blocks while the supervisor's reader sleeps) nor joins
         the bodies (a fifth of a second's collected bodies at 100 rows a request is megabytes: 1.5 ms of the loop's
-        CPU measured)."""
+        CPU measured). A hand-over that finds nothing ends the rhythm until the next record."""
         taken = self._take()
         if self._submitted - self._written > WRITER_BACKLOG:  # the disk cannot keep up: keep the log only
             self.shed += len(taken[1]) + len(taken[2])
             taken = (taken[0], [], [])
-        busy, now = any(taken), time.monotonic()
-        expire = now - self._expired_at >= EXPIRE_SECONDS
-        if busy or expire:
-            self._submitted += 1
-            self._writer.submit(self._write, *taken)
-            if expire:
-                self._expired_at = now
-        asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS if busy else IDLE_FLUSH_SECONDS, self._schedule_flush)
+        if not any(taken):
+            self._armed = False
+            return
+        self._submitted += 1
+        self._writer.submit(self._write, *taken)
+        asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._flush)
+
+    def _expire(self) -> None:
+        """Once a minute the writer drops the segments past their age, an idle endpoint's too."""
+        self._submitted += 1
+        self._writer.submit(self._write, [], [], [])
+        asyncio.get_running_loop().call_later(EXPIRE_SECONDS, self._expire)
 
     def _take(self) -> tuple[list[bytes], list[bytes], list[bytes]]:
         """The log lines, collected records and span records buffered since the last flush."""
@@ -244,6 +255,7 @@ class Recorder:
                     "attributes": attributes,
                 }
             )
+            self._arm()
 
     def log(
         self,
@@ -282,6 +294,7 @@ class Recorder:
         if scope.get("mirror"):
             line["mirror"] = True
         self._log.append(orjson.dumps(line) + b"\n")  # written by the writer thread
+        self._arm()
 
     @staticmethod
     def caller_trace_id(headers: dict[bytes, bytes]) -> str:
@@ -305,3 +318,4 @@ class Recorder:
             raw.replace(b"\n", b" ").replace(b"\r", b" ") if raw[:1] in (b"{", b"[") else orjson.dumps(request.decode())
         )
         self._collected.append(head[:-1] + b',"request":' + embedded + b',"response":' + answer + b"}\n")
+        self._arm()

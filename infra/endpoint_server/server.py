@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     ~0.1 s instead of paying them (issue 27: the deploy step of a new workspace's `mlops run`)."""
     import uvicorn
 
+    from infra.endpoint_server.ticks import QuietServer
     from model.environment import import_in_background
 
     args = _parser().parse_args(argv)
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         ssl_certfile=args.tls_cert,
         ssl_keyfile=args.tls_key,
     )
-    uvicorn.Server(config).run()
+    QuietServer(config).run()
     importing.join()  # not left half-way through an import at the interpreter's exit
 
 
