@@ -488,7 +488,8 @@ def main() -> None:
             f"Online scoring, {time.strftime('%Y-%m-%d %H:%M')}, wrk -t1 on CPU {LOAD_CPU}, servers on CPU {SERVER_CPU}, loopback.",
             table(all_results, args.reps, args.duration),
             f"Concurrency `{PAIRED}`: this endpoint with micro-batching on and off only, measured after the rest in pairs"
-            f" (on, off, off, on: two runs each per repetition; the goal compares their means).",
+            f" (on, off, off, on: two runs each per repetition; the goal compares their means)."
+            f" Each run's figures: `{args.out.stem}-runs.json` beside this file.",
             goals(all_results)
             if len(all_results) == len(servers)
             else "(not every server was measured: no goal check)",
@@ -508,6 +509,8 @@ def main() -> None:
         figures["this endpoint 100 rows"] = f"{hundred:,.0f} req/s"
     verdicts = [(name, ok) for name, _, ok in goal_checks(all_results)] if complete else []
     history.write(args.out, report, args.reps, figures, verdicts)
+    runs = {name: {f"{p}, concurrency {c}": r for (p, c), r in by.items()} for name, by in all_results.items()}
+    args.out.with_name(f"{args.out.stem}-runs.json").write_text(json.dumps(runs, indent=1) + "\n")  # each run's figures
     print(report)
 
 
