@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "batch.md")
     args = parser.parse_args()
+    history.unwind_on_sigterm()
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as scratch:
         work = Path(scratch)
         os.environ.update({"MLOPS_HOME": str(work / "home"), "MLOPS_ENV_FILE": ""})

@@ -3,12 +3,14 @@
 A row holds the date, the commit measured (`+changes` when the checkout had uncommitted changes), the
 repetitions, the run's key figures and its goal verdicts, so a regression shows as a row that differs
 from the ones above it. The rows are kept from the file's previous `## History` section; a file without
-one starts its history with this run.
+one starts its history with this run. (And `unwind_on_sigterm`, which every benchmark calls first.)
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -64,3 +66,9 @@ def write(path: Path, report: str, reps: int, figures: dict[str, str], verdicts:
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report.rstrip("\n") + "\n" + "\n".join(history) + "\n")
+
+
+def unwind_on_sigterm() -> None:
+    """A benchmark stopped by SIGTERM (a kill, CI's timeout) unwinds as from an exception: every server it started
+    is stopped and its scratch folder removed, instead of left running."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))

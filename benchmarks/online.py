@@ -23,7 +23,6 @@ import http.server
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -453,8 +452,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
     os.environ["MLOPS_LOG_MAX_BYTES"] = str(ROTATE_BYTES)  # the supervised endpoints rotate their logs in the runs
-    # stopped (kill, CI's timeout): unwind, so that every server started is stopped and the scratch folder removed
-    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    history.unwind_on_sigterm()
     with tempfile.TemporaryDirectory(prefix="bench-online-") as scratch:
         work = Path(scratch)
         backend, bundle, rows = prepare(work)

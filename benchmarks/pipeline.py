@@ -201,6 +201,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pipeline.md")
     args = parser.parse_args()
+    history.unwind_on_sigterm()
     times: dict[str, list[float]] = {mode: [] for mode in MODES}
     phases: dict[str, list[dict[str, float]]] = {"pg": [], "pg-rerun": []}
 
