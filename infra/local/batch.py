@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import threading
@@ -41,6 +40,7 @@ from model.package import SCORE_COLUMN, ModelPackage, load_package
 from model.scripts import load_script
 
 _BINARY = pa.large_binary()
+_PIECE_BYTES = 1 << 20  # the line-end search's piece
 SCORED_FOLDER = ".scored"  # under <home>/batch: one small JSON file per mini-batch scored (its key)
 
 
@@ -61,22 +61,16 @@ class LocalBatch:
         return batching.plan(files, rows_per_batch, self.package.features)
 
     def score(self, model: ModelVersion, batch: MiniBatch, work: Path) -> MiniBatchResult:
-        data = batching.read(batch)
         work.mkdir(parents=True, exist_ok=True)
         part = work / f"part-{batch.index:06d}.csv"
-        key = self._key(model, data) if self._scored is not None else None
-        if key is not None and (reused := self._reuse(key, batch, part)) is not None:
-            return reused
-        try:
-            frame = pd.read_csv(io.BytesIO(data), header=None, names=batch.columns, skip_blank_lines=False)
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            hint = ""
-            if "inside string" in str(exc):
-                hint = "; a quoted field spans lines, and mini-batches are cut at line ends: use a mini_batch_size of at least the file's rows"
-            raise DataValidationError(f"{batch.describe()}: not a readable CSV ({exc}){hint}") from None
-        _check_rows(self._limits, frame, batch)
-        scored = self._score(model, frame, batch)
-        rows_out = _write_part(data, scored, part)
+        with batching.lines(batch) as data:
+            key = self._key(model, data) if self._scored is not None else None
+            if key is not None and (reused := self._reuse(key, batch, part)) is not None:
+                return reused
+            frame = _parse(data, batch)
+            _check_rows(self._limits, frame, batch)
+            scored = self._score(model, frame, batch)
+            rows_out = _write_part(data, scored, part)
         if key is not None:
             with self._lock:
                 self._keys[str(part)] = key  # recorded once the part is assembled (`assemble`)
@@ -118,7 +112,7 @@ class LocalBatch:
             )
         return scored
 
-    def _key(self, model: ModelVersion, data: bytes) -> str:
+    def _key(self, model: ModelVersion, data: bytes | memoryview) -> str:
         """What decides a mini-batch's scores: the model version and its folder, the package's manifest (its data
         checks) and batch script, and the mini-batch's bytes."""
         with self._lock:
@@ -217,15 +211,37 @@ def _check_rows(limits: RowLimits, frame: pd.DataFrame, batch: MiniBatch) -> Non
         raise DataValidationError(f"{batch.describe()}: the data checks fail: {limits.explain(values, bad)}")
 
 
-def _write_part(data: bytes, scored: pd.DataFrame, part: Path) -> int:
+def _parse(data: memoryview, batch: MiniBatch) -> pd.DataFrame:
+    try:
+        return pd.read_csv(batching.ViewStream(data), header=None, names=batch.columns, skip_blank_lines=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        hint = ""
+        if "inside string" in str(exc):
+            hint = "; a quoted field spans lines, and mini-batches are cut at line ends: use a mini_batch_size of at least the file's rows"
+        raise DataValidationError(f"{batch.describe()}: not a readable CSV ({exc}){hint}") from None
+
+
+def _line_ends(data: memoryview) -> tuple[np.ndarray, bool]:
+    """The offset past each newline, and whether any CR is there, a MiB at a time (a mask of the whole mini-batch
+    was tens of MB of new memory each time)."""
+    values = np.frombuffer(data, dtype=np.uint8)
+    ends, carriage_return = [], False
+    for at in range(0, len(values), _PIECE_BYTES):
+        piece = values[at : at + _PIECE_BYTES]
+        ends.append(np.flatnonzero(piece == ord("\n")) + (at + 1))
+        carriage_return = carriage_return or bool((piece == ord("\r")).any())
+    return (np.concatenate(ends) if ends else np.empty(0, np.int64)), carriage_return
+
+
+def _write_part(data: memoryview, scored: pd.DataFrame, part: Path) -> int:
     """Write each input line followed by `,<score>`; return the lines written.
 
     The input text is kept as it is. When lines and rows disagree (a quoted field holding a
     newline) or lines end in CR LF, the rows are written out by pyarrow instead.
     """
     scores = scored[SCORE_COLUMN].to_numpy()
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")) + 1
-    if len(ends) != len(scores) or b"\r" in data:
+    ends, carriage_return = _line_ends(data)
+    if len(ends) != len(scores) or carriage_return:
         table = pa.Table.from_pandas(scored, preserve_index=False)
         pa_csv.write_csv(table, str(part), write_options=pa_csv.WriteOptions(include_header=False))
         return len(scored)

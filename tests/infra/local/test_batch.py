@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from infra.local import LocalBackend
+from infra.local import batch as local_batch
 from infra.local.batch import SCORED_FOLDER, LocalBatch
 from infra.settings import load_settings
 from model.errors import DataValidationError
@@ -217,3 +218,17 @@ class TestReuse:
         home = clone_home(seeded_template, tmp_path / "home")
         assert LocalBackend(load_settings(home=home)).batch._scored == home / "batch" / SCORED_FOLDER
         assert LocalBackend(load_settings(home=home, batch_reuse_scored=False)).batch._scored is None
+
+
+@pytest.mark.parametrize("carriage_return_at", [None, 0, 15, 16, 17, 99])
+def test_line_ends_by_pieces_are_those_of_the_whole(
+    monkeypatch: pytest.MonkeyPatch, carriage_return_at: int | None
+) -> None:
+    """The line ends and the CR check, a piece at a time (16-byte pieces here), agree with the whole buffer's."""
+    monkeypatch.setattr(local_batch, "_PIECE_BYTES", 16)
+    data = bytearray(b"".join(b"%d,%d\n" % (i, i * 7) for i in range(20)))
+    if carriage_return_at is not None:
+        data[carriage_return_at] = ord("\r")
+    ends, carriage_return = local_batch._line_ends(memoryview(data))
+    assert ends.tolist() == [i + 1 for i, byte in enumerate(data) if byte == ord("\n")]
+    assert carriage_return == (b"\r" in data)
