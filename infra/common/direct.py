@@ -23,6 +23,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from infra.common.yielding import give_way
+
 BLOCK = 4096  # the alignment of an O_DIRECT write's offset, length and buffer (a page; a multiple of any sector)
 _REFUSED = (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP)
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
@@ -37,10 +39,10 @@ WRITE_PIECE_BYTES = 256 * 1024
 # 3.11x with writes from 16 KiB direct against 2.46x from 256 KiB (server CPU 224 against 205 us a request); 100 rows
 # alike (2.81x, 2.77x). A first version wrote every write direct, rewriting the partial last block: 3.4x at 1 row.
 DIRECT_BYTES = 256 * 1024
-# A direct write goes in system calls of at most this many bytes (whole blocks): a thread at SCHED_IDLE
-# (`infra.common.yielding`) is preempted between calls, not within one; each call also waits for its I/O. CPU of
-# one call on this VM: 64 KiB 60 us, 256 KiB 66 us, 720 KiB 66-195 us. In 256 KiB pieces the writer, waiting three
-# times a batch at 100 rows, fell behind more often at SCHED_IDLE (p99/p50 at 100 rows 2.42x against 2.26x).
+# A direct write goes in system calls of at most this many bytes (whole blocks), the writer giving way between them
+# (`infra.common.yielding`): a request waits for the system call under way, not for the whole write. CPU of one
+# call on this VM: 64 KiB 60 us, 256 KiB 66 us, 720 KiB 66-195 us. In 256 KiB pieces (three waits for the disk a
+# batch at 100 rows) the writer fell behind in the flood test: +108 MB against +23-36 MB.
 DIRECT_PIECE_BYTES = 1024 * 1024
 
 
@@ -89,6 +91,7 @@ class Appender:
                 self._take(memoryview(chunk)[len(head[-1]) :])
             else:
                 self._take(chunk)
+        give_way()  # the copy done (the GIL held), before the system calls
         if head:
             write_all(self._appending, head)
         whole = self._fill - self._fill % BLOCK  # from a block's start: whole blocks around the page cache
@@ -121,7 +124,9 @@ class Appender:
         assert self._direct is not None
         done = 0
         try:
-            while done < whole:  # in pieces: a request waits for the system call under way (`infra.common.yielding`)
+            while done < whole:  # in pieces, giving way between them (`infra.common.yielding`)
+                if done:
+                    give_way()
                 end = min(whole, done + DIRECT_PIECE_BYTES)
                 done += os.pwrite(self._direct, memoryview(self._buffer)[done:end], base + done)
         except OSError as error:

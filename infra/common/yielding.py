@@ -1,86 +1,52 @@
-"""A background thread that gives its CPU up at once to the threads serving requests, while it keeps up.
+"""A background thread that gives its CPU up to the threads serving requests: `background` on the thread, then
+`give_way` between the steps of its work (`polite(False)` while work waits for it).
 
-Why (issue 25): the endpoint's writer thread shares a CPU with the event loop. At normal priority the scheduler
-lets it finish its turn (0.2-0.4 ms of CPU every 10 ms at one connection: the log, the collected data, the spans)
-while a request that arrived meanwhile waits, and those turns set the p99 at one connection: traced request by
-request (a ping-pong client, `perf sched` on the server's CPU), the writer ran inside 83-98 % of the requests at
-the p99, 190-320 us of each. Made SCHED_IDLE, it is preempted as soon as a request wakes the event loop (at the end
-of the system call under way: Linux's `check_preempt_wakeup_fair` preempts an idle-policy task always), so it runs
-in the gaps between requests: the same trace gave p99/p50 1.7x and 2.0x (1 and 100 rows) against 2.4-2.8x.
+Why (issue 25): the endpoint's writer thread shares a CPU with the event loop. Woken for a batch (every 10 ms while
+requests come), it preempted the event loop (a long sleep gives it credit with the scheduler) and then finished its
+whole turn, 0.2-0.4 ms of CPU (the log, the collected data's copy and direct write, the spans), while the next
+request waited, runnable. Traced request by request (a ping-pong client, `perf sched` on the server's CPU), the
+writer ran inside 83-98 % of the requests at the p99, 190-320 us of each. SCHED_BATCH keeps a waking thread from
+preempting the running one (Linux's `check_preempt_wakeup_fair` skips it) and `sched_yield` between steps lets a
+request that arrived meanwhile run first; neither needs privilege. Same trace: p99/p50 at one connection 2.0x and
+2.1x (1 and 100 rows) against 2.3x and 2.4x, the writer's part of a p99 request 69 us at 1 row (190 us at 100
+rows: one direct write of ~750 KB, a system call it cannot leave).
 
-A SCHED_IDLE thread gets almost no CPU while the server is saturated, so `keep_up` brings it back to normal
-priority while batches wait for it, and makes it idle again once it has caught up. Coming back from SCHED_IDLE
-needs RLIMIT_NICE 20 or CAP_SYS_NICE (root): `may_yield` tries the round trip on a throwaway thread first, and
-where it fails the writer keeps normal priority (and the wider tail).
+SCHED_IDLE did as much for the tail, and was dropped: an idle thread holding the GIL is starved by any busy process
+on its CPU while the event loop waits for the GIL (a training run beside the endpoint), and coming back from it
+needs root.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-import time
 
-BEHIND = 20  # batches waiting for the thread: back to normal priority from this many, idle again at none ...
-NORMAL_SECONDS = 1.0  # ... once it has been normal this long
+_thread = threading.local()  # `polite`: this thread gives way (a background thread not behind)
 
 
-def _policy(thread_id: int, *, idle: bool) -> None:
-    os.sched_setscheduler(thread_id, os.SCHED_IDLE if idle else os.SCHED_OTHER, os.sched_param(0))
+def _policy(batch: bool) -> None:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux: as it was
+        os.sched_setscheduler(0, os.SCHED_BATCH if batch else os.SCHED_OTHER, os.sched_param(0))
 
 
-def may_yield() -> bool:
-    """Whether a thread of this process may go SCHED_IDLE and come back (tried on a thread that then ends, since
-    a thread that may not come back would stay idle)."""
-    if not hasattr(os, "SCHED_IDLE"):  # not Linux
-        return False
-    result: list[bool] = []
-
-    def round_trip() -> None:
-        try:
-            _policy(0, idle=True)
-            _policy(0, idle=False)
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    probe = threading.Thread(target=round_trip, name="yield-probe")
-    probe.start()
-    probe.join()
-    return result == [True]
+def background() -> None:
+    """Called on a thread that does background work: from now on it gives way (`polite`)."""
+    _thread.polite = False
+    polite(True)
 
 
-class Yielding:
-    """The priority of one thread (`attach`, called on it), set by `keep_up` from that thread or another: the
-    writer calls it before each batch, the event loop after handing one over (a starved writer would not)."""
+def polite(on: bool) -> None:
+    """Whether this background thread gives way: SCHED_BATCH and `sched_yield` at `give_way`. Not while work waits
+    for it: under saturation it must be woken at once when its writes complete and never wait a turn of the busy
+    threads, or it falls behind (the flood test grew 380 MB)."""
+    if on != getattr(_thread, "polite", None):
+        _policy(batch=on)
+        _thread.polite = on
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.idle = False
-        self.thread_id = 0  # 0 until `attach`: the calling thread
-        self._normal_until = 0.0  # once behind, normal priority at least until then (monotonic)
 
-    def attach(self) -> None:
-        """Called on the thread whose priority this is."""
-        self.thread_id = threading.get_native_id()
-
-    def keep_up(self, waiting: int) -> None:
-        """SCHED_IDLE when no batch waits for the thread, normal priority from BEHIND waiting (and for
-        NORMAL_SECONDS at least: a saturated server would starve it again at once, and each catching up delays
-        the requests it overlaps)."""
-        if not self.enabled or not self.thread_id:
-            return
-        if waiting >= BEHIND:
-            self._normal_until = time.monotonic() + NORMAL_SECONDS
-            self._set(idle=False)
-        elif waiting == 0 and time.monotonic() >= self._normal_until:
-            self._set(idle=True)
-
-    def _set(self, *, idle: bool) -> None:
-        if idle == self.idle:
-            return
-        try:
-            _policy(self.thread_id, idle=idle)
-        except OSError:  # refused after all (or the thread is gone): leave it as it is
-            self.enabled = False
-            return
-        self.idle = idle
+def give_way() -> None:
+    """Between steps of background work: let a runnable thread of the same CPU (a request) run first. Nothing on
+    other threads, or while this one is behind."""
+    if getattr(_thread, "polite", False):
+        os.sched_yield()

@@ -25,7 +25,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from infra.common.direct import write_all
 from infra.common.segments import SegmentedLog
-from infra.common.yielding import Yielding, may_yield
+from infra.common.yielding import background, give_way, polite
 from infra.endpoint_server.config import Retention
 from infra.telemetry import (
     SpanLog,
@@ -76,8 +76,8 @@ class Recorder:
     The event loop only appends each request's lines to lists; every 10 ms while requests come (no timer when
     idle: the first record arms it) the lists are handed, whole, to one writer thread, which writes them as they
     are (`writev`: no joined copy, the GIL released): the log to stdout (a pipe to the supervisor, which may block),
-    the collected data and spans to their segments, keeping the caps (`retention`). The writer runs SCHED_IDLE
-    while it keeps up, so a request preempts it (`infra.common.yielding`).
+    the collected data and spans to their segments, keeping the caps (`retention`). The writer gives way to
+    requests: it does not preempt the event loop when woken, and yields between its steps (`infra.common.yielding`).
     """
 
     def __init__(
@@ -104,9 +104,8 @@ class Recorder:
             max_bytes=self.retention.collect_bytes,
             max_age_seconds=self.retention.collect_age_seconds,
         )
-        self._yielding = Yielding(may_yield())  # the writer gives its CPU up to requests while it keeps up
-        self._writer = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="endpoint-writer", initializer=self._yielding.attach
+        self._writer = concurrent.futures.ThreadPoolExecutor(  # gives way to requests (`infra.common.yielding`)
+            max_workers=1, thread_name_prefix="endpoint-writer", initializer=background
         )
         self._submitted = 0  # batches handed to the writer (counted by the event loop) ...
         self._written = 0  # ... and written (counted by the writer)
@@ -161,7 +160,6 @@ class Recorder:
             return
         self._submitted += 1
         self._writer.submit(self._write, *taken)
-        self._yielding.keep_up(self._submitted - self._written - 1)  # a starved writer gets its priority back
         asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._flush)
 
     def _expire(self) -> None:
@@ -178,12 +176,14 @@ class Recorder:
         return log, collected, spans
 
     def _write(self, log: list[bytes], collected: list[bytes], spans: list[bytes]) -> None:
-        self._yielding.keep_up(self._submitted - self._written - 1)  # batches waiting after this one
+        polite(self._submitted - self._written <= 1)  # gives way to requests unless batches wait after this one
         try:
             if log:
                 self.out.flush()  # anything printed
                 write_all(self.out.fileno(), log)
+            give_way()
             self._collected_segments.write(collected)
+            give_way()
             if self._spans is not None:
                 self._spans.write(spans)
         except OSError:  # a full disk loses these records, never a request
