@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 
-from infra.common.yielding import background, give_way
+from infra.common.yielding import background, give_way, polite
 
 
 def test_a_background_thread_is_sched_batch_and_the_others_keep_their_policy() -> None:
@@ -32,3 +32,22 @@ def test_a_background_thread_is_sched_batch_and_the_others_keep_their_policy() -
     finally:
         proceed.set()
         thread.join()
+
+
+def test_a_background_thread_behind_its_work_takes_normal_priority_and_back() -> None:
+    """While work waits for it, the writer neither yields nor waits for the busy threads' turns (under saturation
+    it fell behind otherwise); caught up, it gives way again."""
+    policies: list[int] = []
+
+    def work() -> None:
+        background()
+        policies.append(os.sched_getscheduler(0))
+        polite(False)
+        policies.append(os.sched_getscheduler(0))
+        polite(True)
+        policies.append(os.sched_getscheduler(0))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert policies == [os.SCHED_BATCH, os.SCHED_OTHER, os.SCHED_BATCH]
