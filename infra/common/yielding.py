@@ -32,7 +32,6 @@ def _policy(batch: bool) -> None:
 
 def background() -> None:
     """Called on a thread that does background work: from now on it gives way (`polite`)."""
-    _thread.polite = False
     polite(True)
 
 

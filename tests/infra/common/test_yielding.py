@@ -11,7 +11,7 @@ from infra.common.yielding import background, give_way, polite
 
 def test_a_background_thread_is_sched_batch_and_the_others_keep_their_policy() -> None:
     seen: dict[str, int] = {}
-    proceed = threading.Event()
+    ready, proceed = threading.Event(), threading.Event()
 
     def work() -> None:
         background()
@@ -19,13 +19,13 @@ def test_a_background_thread_is_sched_batch_and_the_others_keep_their_policy() -
         seen["tid"] = threading.get_native_id()
         for _ in range(3):
             give_way()  # returns at once when nothing else waits
+        ready.set()
         proceed.wait(10)
 
     thread = threading.Thread(target=work)
     thread.start()
     try:
-        while "tid" not in seen:
-            give_way()
+        assert ready.wait(10)
         assert seen["background"] == os.SCHED_BATCH  # does not preempt the running thread when it wakes
         assert os.sched_getscheduler(seen["tid"]) == os.SCHED_BATCH
         assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller (an event loop) untouched
