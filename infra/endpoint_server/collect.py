@@ -47,6 +47,7 @@ from infra.telemetry import (
 # endpoints' timers woke on the busy one's CPU (5 a second each, before).
 LOG_FLUSH_SECONDS = 0.01
 WRITER_BACKLOG = round(5 / LOG_FLUSH_SECONDS)  # batches (5 s of them) the writer may be behind before shedding
+SHED_REPORT_SECONDS = 1.0  # records shed are counted in a log line at most once a second (and at stop)
 EXPIRE_SECONDS = 60.0  # the writer also drops aged segments of an idle endpoint, once a minute
 COLLECTED_FOLDER = "collected"
 CHECK_HEADER = b"x-mlops-check"  # synthetic traffic (smoke test, rollout checks): traced, not collected
@@ -112,6 +113,8 @@ class Recorder:
         self._loop: asyncio.AbstractEventLoop | None = None  # the event loop's, from `start`
         self._armed = False  # a hand-over is scheduled
         self.shed = 0  # collected records and spans dropped because the writer was WRITER_BACKLOG batches behind
+        self._unreported = 0  # ... of which no log line has told yet
+        self._reported_at = 0.0  # time.monotonic() of that line
         self.out = sys.stdout
 
     def start(self) -> None:
@@ -132,7 +135,10 @@ class Recorder:
 
     def stop(self) -> None:
         """At shutdown: write what is buffered, wait for the writer, flush the log, end tracing."""
-        self._writer.submit(self._write, *self._take())
+        log, collected, spans = self._take()
+        if self._unreported:
+            log.append(self._shed_line())
+        self._writer.submit(self._write, log, collected, spans)
         self._writer.shutdown(wait=True)
         self._collected_segments.close()
         if self._spans is not None:
@@ -150,17 +156,36 @@ class Recorder:
         """Hand what the requests recorded to the writer, every LOG_FLUSH_SECONDS while requests come: the event
         loop never writes to a file or a pipe (a pipe write blocks while the supervisor's reader sleeps) nor joins
         the bodies (a fifth of a second's collected bodies at 100 rows a request is megabytes: 1.5 ms of the loop's
-        CPU measured). A hand-over that finds nothing ends the rhythm until the next record."""
+        CPU measured). A hand-over that finds nothing ends the rhythm until the next record (once records shed are
+        told: a log line says how many, when shedding starts and at most once a second after)."""
         taken = self._take()
         if self._submitted - self._written > WRITER_BACKLOG:  # the disk cannot keep up: keep the log only
             self.shed += len(taken[1]) + len(taken[2])
+            self._unreported += len(taken[1]) + len(taken[2])
             taken = (taken[0], [], [])
+        if self._unreported and time.monotonic() - self._reported_at >= SHED_REPORT_SECONDS:
+            taken[0].append(self._shed_line())
         if not any(taken):
-            self._armed = False
+            self._armed = bool(self._unreported)  # records shed and not told yet: their line within a second
+            if self._armed:
+                asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._flush)
             return
         self._submitted += 1
         self._writer.submit(self._write, *taken)
         asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._flush)
+
+    def _shed_line(self) -> bytes:
+        """A line of the request log telling how many collected records and spans were dropped since the last one."""
+        line = {
+            "time": time.time(),
+            "event": "shed",
+            "shed": self._unreported,
+            "shed_since_start": self.shed,
+            "reason": f"the writer was over {WRITER_BACKLOG} hand-overs ({WRITER_BACKLOG * LOG_FLUSH_SECONDS:g} s) behind:"
+            " collected requests and spans dropped, every request still logged",
+        }
+        self._unreported, self._reported_at = 0, time.monotonic()
+        return orjson.dumps(line) + b"\n"
 
     def _expire(self) -> None:
         """Once a minute the writer drops the segments past their age, an idle endpoint's too."""
