@@ -287,7 +287,7 @@ def family(pid: int) -> list[int]:
 def alone(server: Server, servers: list[Server]) -> Iterator[None]:
     """The other servers stopped (SIGSTOP) while `server` is measured, and continued after: idle servers wake
     (gunicorn's arbiter once a second, uvicorn's tick ten times, the OpenTelemetry SDK's exporter five), on the
-    servers' CPU, into the requests of the one measured (25 wake-ups a second in all, counted with `perf`)."""
+    servers' CPU, into the requests of the one measured (21 wake-ups a second in all, counted with `perf`)."""
     others = (pid for other in servers if other is not server for root in other.roots for pid in family(root))
     stopped: list[int] = []
     try:
