@@ -40,9 +40,10 @@ WRITE_PIECE_BYTES = 256 * 1024
 # alike (2.81x, 2.77x). A first version wrote every write direct, rewriting the partial last block: 3.4x at 1 row.
 DIRECT_BYTES = 256 * 1024
 # A direct write goes in system calls of at most this many bytes (whole blocks), the writer giving way between them
-# (`infra.common.yielding`): a request waits for the system call under way, not for the whole write. CPU of one
-# call on this VM: 64 KiB 60 us, 256 KiB 66 us, 720 KiB 66-195 us. In 256 KiB pieces (three waits for the disk a
-# batch at 100 rows) the writer fell behind in the flood test: +108 MB against +23-36 MB.
+# (`infra.common.yielding`): a request waits for the system call under way, not for the whole write (a batch at 100
+# rows and one connection, ~750 KB, is one call). Smaller pieces did not help: after the writer's 10 ms pause the
+# first call is the dear one (720 KB whole: longest call 195-267 us of CPU; in 128-256 KiB pieces 157-223 us, the
+# total doubled), and in 256 KiB pieces the writer fell behind in the flood test (+108 MB against +23-36 MB).
 DIRECT_PIECE_BYTES = 1024 * 1024
 
 

@@ -160,18 +160,18 @@ class Recorder:
         told: a log line says how many, when shedding starts and at most once a second after)."""
         taken = self._take()
         if self._submitted - self._written > WRITER_BACKLOG:  # the disk cannot keep up: keep the log only
-            self.shed += len(taken[1]) + len(taken[2])
-            self._unreported += len(taken[1]) + len(taken[2])
+            dropped = len(taken[1]) + len(taken[2])
+            self.shed += dropped
+            self._unreported += dropped
             taken = (taken[0], [], [])
         if self._unreported and time.monotonic() - self._reported_at >= SHED_REPORT_SECONDS:
             taken[0].append(self._shed_line())
-        if not any(taken):
-            self._armed = bool(self._unreported)  # records shed and not told yet: their line within a second
-            if self._armed:
-                asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._flush)
+        if any(taken):
+            self._submitted += 1
+            self._writer.submit(self._write, *taken)
+        elif not self._unreported:  # records shed and not told yet keep the rhythm: their line within a second
+            self._armed = False
             return
-        self._submitted += 1
-        self._writer.submit(self._write, *taken)
         asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._flush)
 
     def _shed_line(self) -> bytes:
